@@ -1,0 +1,56 @@
+"""POST /v1/calls: a thin skin over ``ingest.accept``."""
+
+from __future__ import annotations
+
+from django.http.request import RawPostDataException
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.throttling import IngestRateThrottle
+from ingest.accept import IngestError, accept, decode_body
+from tenancy.authentication import ApiKeyAuthentication, CanIngest, KeyPrincipal
+
+
+class CallsView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [CanIngest]
+    throttle_classes = [IngestRateThrottle]
+    parser_classes: list[type] = []  # the body is read raw and decoded by msgspec
+
+    @extend_schema(
+        operation_id="ingest_calls",
+        summary="Send a batch of LLM call records",
+        request={"application/json": {"$ref": "#/components/schemas/CallBatch"}},
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={
+            202: OpenApiResponse(description="Accepted: valid records are durable; rejected ones are listed"),
+            400: OpenApiResponse(description="The body is not a JSON object with a calls list"),
+            413: OpenApiResponse(description="Too many records or too many bytes"),
+            415: OpenApiResponse(description="Not application/json, or an unsupported Content-Encoding"),
+            429: OpenApiResponse(description="Rate limited; see Retry-After"),
+            503: OpenApiResponse(description="The outbox cannot be written; see Retry-After"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            media_type = (request.content_type or "").split(";")[0].strip().lower()
+            if media_type != "application/json":
+                raise IngestError(415, f"Content-Type must be application/json, not {media_type or 'missing'!r}")
+            try:
+                raw = request._request.body
+            except (RequestDataTooBig, RawPostDataException):
+                raise IngestError(413, "body is too large") from None
+            body = decode_body(raw, request.headers.get("Content-Encoding", ""))
+            assert isinstance(request.user, KeyPrincipal)
+            answer = accept(request.user.project, body, request.headers.get("Idempotency-Key"))
+        except IngestError as exc:
+            return Response({"detail": exc.message}, status=exc.status, headers=exc.headers)
+        response = Response(answer.body, status=answer.status)
+        if answer.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response

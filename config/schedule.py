@@ -1,0 +1,32 @@
+"""The one periodic schedule: Celery beat in production, the ``serve`` loop in embedded mode.
+
+Short intervals with an ``expires`` so a backlog after downtime never piles up duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    task: str
+    every_seconds: float
+    queue: str
+
+
+PERIODIC: tuple[Periodic, ...] = (
+    Periodic("sweep-outbox", "ingest.tasks.sweep_outbox", 15.0, "ingest"),
+)
+
+
+def beat_schedule() -> dict[str, dict[str, object]]:
+    return {
+        p.name: {
+            "task": p.task,
+            "schedule": p.every_seconds,
+            "options": {"queue": p.queue, "expires": p.every_seconds},
+        }
+        for p in PERIODIC
+    }

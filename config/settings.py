@@ -1,0 +1,192 @@
+"""Meterline settings: 12-factor, read from the environment.
+
+Embedded defaults (``make run``): SQLite under ``var/``, chDB under ``var/clickhouse``, no broker
+(tasks run in-process). Production (docker compose): PostgreSQL, a ClickHouse server, Redis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_int, env_list, env_optional, env_str, env_url
+
+# Lets admin and queryset generics (ModelAdmin[Model]) be written at runtime for the type checker.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("METERLINE_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_optional("SECRET_KEY") or ""
+if not SECRET_KEY:
+    if not DEBUG and env_bool("METERLINE_REQUIRE_SECRET_KEY", False):
+        raise ImproperlyConfigured("SECRET_KEY is not set")
+    # Embedded mode: a stable per-checkout key kept under var/, never committed.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _key_file = VAR_DIR / "secret_key"
+    if not _key_file.exists():
+        import secrets
+
+        _key_file.write_text(secrets.token_urlsafe(50))
+        _key_file.chmod(0o600)
+    SECRET_KEY = _key_file.read_text().strip()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "tenancy",
+    "ledger",
+    "ingest",
+    "alerts",
+    "dashboards",
+    "ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database_url = env_url(
+    "DATABASE_URL",
+    f"sqlite:///{VAR_DIR / 'meterline.sqlite3'}",
+    schemes=("sqlite", "postgres", "postgresql", "pgsql"),
+)
+assert _database_url is not None
+DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # WAL + a busy timeout: the embedded server writes the outbox from request threads while the
+    # in-process drain reads it.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CLICKHOUSE_URL = env_url(
+    "CLICKHOUSE_URL", f"chdb://{VAR_DIR / 'clickhouse'}", schemes=("chdb", "http", "https", "clickhouse")
+)
+CLICKHOUSE_DATABASE = env_str("CLICKHOUSE_DATABASE", "meterline")
+CLICKHOUSE_CLUSTER = env_optional("CLICKHOUSE_CLUSTER")
+CLICKHOUSE_RAW_TTL_DAYS = env_int("CLICKHOUSE_RAW_TTL_DAYS", 400, minimum=1)
+
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", None, schemes=("redis", "rediss", "amqp", "amqps"))
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ROUTES = {
+    "ingest.tasks.*": {"queue": "ingest"},
+    "ledger.tasks.*": {"queue": "rollup"},
+    "alerts.tasks.*": {"queue": "alerts"},
+}
+# No broker: run tasks in-process. `serve` also drives the periodic schedule itself.
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+
+# Ingest limits (per request).
+INGEST_MAX_RECORDS = env_int("INGEST_MAX_RECORDS", 1000, minimum=1)
+INGEST_MAX_BYTES = env_int("INGEST_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 86400, minimum=0)
+INGEST_RATE_LIMIT = env_optional("INGEST_RATE_LIMIT")  # e.g. "600/min" per API key; unset = unlimited
+# A gzip body may not exceed the decoded limit either; Django refuses larger bodies before reading.
+DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BYTES
+
+_cache_url = env_url("CACHE_URL", None, schemes=("redis", "rediss"))
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Outbox drain: how long a claimed batch is leased, how often a failing one is retried, and how
+# many non-connection failures send it to the dead-letter state.
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 300, minimum=5)
+OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5, minimum=1)
+OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 600, minimum=1)
+OUTBOX_MAX_DATA_ATTEMPTS = env_int("OUTBOX_MAX_DATA_ATTEMPTS", 5, minimum=1)
+OUTBOX_DRAIN_BATCHES = env_int("OUTBOX_DRAIN_BATCHES", 40, minimum=1)  # batches per ClickHouse insert
+OUTBOX_KEEP_DONE_HOURS = env_int("OUTBOX_KEEP_DONE_HOURS", 24, minimum=1)  # also the Idempotency-Key window
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Meterline API",
+    "DESCRIPTION": "The fuel ledger for LLM calls: ingest, usage, budgets and alerts.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["api.schema.add_call_record_schema"],
+}
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} is not a logging level")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "clickhouse_connect": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+    },
+}

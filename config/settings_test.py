@@ -1,0 +1,19 @@
+"""Test settings: real PostgreSQL and Redis on localhost (overridable), chDB in a fresh directory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+os.environ.setdefault("DATABASE_URL", os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/meterline"))
+os.environ.setdefault("METERLINE_VAR_DIR", tempfile.mkdtemp(prefix=f"meterline-test-{_worker}-"))
+os.environ.setdefault("CLICKHOUSE_URL", f"chdb://{os.environ['METERLINE_VAR_DIR']}/clickhouse")
+# Ten years of raw retention so the price-history cases (2025 prices) are kept.
+os.environ.setdefault("CLICKHOUSE_RAW_TTL_DAYS", "3650")
+os.environ.setdefault("CACHE_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+
+from config.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user fixtures

@@ -1,0 +1,233 @@
+"""The CallRecord contract (DESIGN.md) and its validation on the ingest hot path.
+
+A batch is decoded once into raw JSON fragments; each fragment is decoded by msgspec straight into
+a typed struct (the fast path, a few microseconds a record). Only a record that fails goes through
+the slow path, which checks every field on its own so the client sees all of its mistakes at once.
+Accepted records are packed as tuples in ``FIELDS`` order for the outbox.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from ledger.pricing import usd_to_pusd
+
+Text = Annotated[str, Meta(max_length=200)]
+Id = Annotated[str, Meta(max_length=128)]
+Tokens = Annotated[int, Meta(ge=0, le=10**12)]
+Millis = Annotated[float, Meta(ge=0, le=86_400_000)]
+TagKey = Annotated[str, Meta(min_length=1, max_length=64)]
+TagValue = Annotated[str, Meta(max_length=256)]
+MAX_TAGS = 32
+MAX_COST_USD = Decimal(1_000_000)
+# Epoch values below this are seconds, not milliseconds (this is 1973 in ms, 5138 AD in s).
+MIN_EPOCH_MS = 100_000_000_000
+
+
+class CallRecord(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One LLM call. Token fields follow OpenTelemetry: input includes cache reads and writes,
+    output includes reasoning."""
+
+    provider: Annotated[str, Meta(min_length=1, max_length=100)]
+    model: Annotated[str, Meta(min_length=1, max_length=200)]
+    event_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    timestamp: datetime | int | float | None = None
+    response_model: Text = ""
+    feature: Text = ""
+    customer_id: Text = ""
+    user_id: Text = ""
+    route_version: Text = ""
+    route: Text = ""
+    environment: Text = ""
+    input_tokens: Tokens = 0
+    cache_read_tokens: Tokens = 0
+    cache_write_tokens: Tokens = 0
+    output_tokens: Tokens = 0
+    reasoning_tokens: Tokens = 0
+    ttft_ms: Millis | None = None
+    latency_ms: Millis | None = None
+    status: Literal["ok", "error", "timeout", "cancelled"] = "ok"
+    error_type: Text = ""
+    attempt: Annotated[int, Meta(ge=1, le=1000)] = 1
+    traffic: Literal["live", "eval", "shadow"] = "live"
+    cache_hit: bool = False
+    service_tier: Literal["default", "batch", "flex", "priority"] = "default"
+    streamed: bool = False
+    tool_calls: Annotated[int, Meta(ge=0, le=100_000)] = 0
+    max_tokens: Annotated[int, Meta(ge=1, le=2**32 - 1)] | None = None
+    cost_usd: Decimal | None = None
+    trace_id: Id = ""
+    session_id: Id = ""
+    request_id: Id = ""
+    tags: Annotated[dict[TagKey, TagValue], Meta(max_length=MAX_TAGS)] = {}
+
+
+# The outbox row layout: one tuple per accepted record, in this order.
+FIELDS = (
+    "event_id", "ts_ms", "provider", "model", "response_model", "feature", "customer_id", "user_id",
+    "route_version", "route", "environment", "input_tokens", "cache_read_tokens", "cache_write_tokens",
+    "output_tokens", "reasoning_tokens", "ttft_ms", "latency_ms", "status", "error_type", "attempt",
+    "traffic", "cache_hit", "service_tier", "streamed", "tool_calls", "max_tokens", "trace_id",
+    "session_id", "request_id", "tags", "reported_pusd",
+)  # fmt: skip
+Packed = tuple[Any, ...]
+Errors = dict[str, list[str]]
+
+
+class Envelope(msgspec.Struct, forbid_unknown_fields=True):
+    calls: list[msgspec.Raw]
+
+
+class EnvelopeError(ValueError):
+    """The body is not ``{"calls": [...]}``: the whole request is rejected (400)."""
+
+
+_envelope = msgspec.json.Decoder(Envelope)
+_record = msgspec.json.Decoder(CallRecord)
+_loose = msgspec.json.Decoder()
+_FIELD_TYPES: dict[str, Any] = {
+    f.name: f.type for f in msgspec.structs.fields(CallRecord)  # type: ignore[arg-type]
+}
+_REQUIRED = {f.name for f in msgspec.structs.fields(CallRecord) if f.required}  # type: ignore[arg-type]
+
+
+def decode_envelope(body: bytes) -> list[msgspec.Raw]:
+    try:
+        return _envelope.decode(body).calls
+    except msgspec.ValidationError as exc:
+        raise EnvelopeError(f"body must be a JSON object {{\"calls\": [...]}}: {_clean(exc)}") from None
+    except msgspec.DecodeError as exc:
+        raise EnvelopeError(f"body is not valid JSON: {exc}") from None
+
+
+def uuid7() -> str:
+    """A time-ordered UUIDv7 string (RFC 9562), as the SDK makes them."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass
+class Validated:
+    accepted: list[Packed]
+    rejected: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The accepted timestamp range: not past raw retention, not too far in the future."""
+
+    now_ms: int
+    oldest_ms: int
+    newest_ms: int
+    retention_days: int
+
+
+def validate(raws: list[msgspec.Raw], window: Window, new_id: Callable[[], str] = uuid7) -> Validated:
+    """Split a batch into packed accepted records and per-record errors."""
+    accepted: list[Packed] = []
+    rejected: list[dict[str, Any]] = []
+    for index, raw in enumerate(raws):
+        try:
+            record = _record.decode(raw)
+        except msgspec.ValidationError:
+            rejected.append({"index": index, "errors": _all_errors(raw)})
+            continue
+        except msgspec.DecodeError as exc:  # pragma: no cover - the envelope already parsed
+            rejected.append({"index": index, "errors": {"record": [str(exc)]}})
+            continue
+        packed, errors = _check(record, window, new_id)
+        if errors:
+            rejected.append({"index": index, "errors": errors})
+        else:
+            accepted.append(packed)
+    return Validated(accepted, rejected)
+
+
+def _check(r: CallRecord, window: Window, new_id: Callable[[], str]) -> tuple[Packed, Errors]:
+    """Cross-field rules the types cannot say; returns the packed record or the errors."""
+    errors: Errors = {}
+    now_ms = window.now_ms
+    ts = r.timestamp
+    if ts is None:
+        ts_ms = now_ms
+    elif isinstance(ts, datetime):
+        if ts.tzinfo is None:
+            errors["timestamp"] = ["needs a UTC offset (RFC 3339), e.g. 2026-11-20T10:00:00Z"]
+            ts_ms = now_ms
+        else:
+            ts_ms = int(ts.timestamp() * 1000)
+    else:
+        ts_ms = int(ts)
+        if ts_ms < MIN_EPOCH_MS:
+            errors["timestamp"] = ["epoch timestamps are milliseconds; this looks like seconds"]
+    if "timestamp" not in errors:
+        if ts_ms > window.newest_ms:
+            errors["timestamp"] = ["is too far in the future (more than 1 day ahead of the server clock)"]
+        elif ts_ms < window.oldest_ms:
+            errors["timestamp"] = [f"is older than the raw retention of {window.retention_days} days"]
+    if r.cache_read_tokens + r.cache_write_tokens > r.input_tokens:
+        errors["cache_read_tokens"] = [
+            "cache_read_tokens + cache_write_tokens may not exceed input_tokens (input_tokens is the total, "
+            "cached parts included)"
+        ]
+    if r.reasoning_tokens > r.output_tokens:
+        errors["reasoning_tokens"] = ["may not exceed output_tokens (output_tokens includes reasoning)"]
+    if r.ttft_ms is not None and r.latency_ms is not None and r.ttft_ms > r.latency_ms:
+        errors["ttft_ms"] = ["may not exceed latency_ms"]
+    reported = None
+    if r.cost_usd is not None:
+        if not r.cost_usd.is_finite() or r.cost_usd < 0:
+            errors["cost_usd"] = ["must be a finite number >= 0"]
+        elif r.cost_usd > MAX_COST_USD:
+            errors["cost_usd"] = [f"must be at most {MAX_COST_USD} USD for one call"]
+        else:
+            reported = usd_to_pusd(r.cost_usd)
+    if errors:
+        return (), errors
+    packed = (
+        r.event_id or new_id(), ts_ms, r.provider, r.model, r.response_model, r.feature, r.customer_id,
+        r.user_id, r.route_version, r.route, r.environment, r.input_tokens, r.cache_read_tokens,
+        r.cache_write_tokens, r.output_tokens, r.reasoning_tokens, r.ttft_ms, r.latency_ms, r.status,
+        r.error_type, r.attempt, r.traffic, r.cache_hit, r.service_tier, r.streamed, r.tool_calls,
+        r.max_tokens, r.trace_id, r.session_id, r.request_id, r.tags, reported,
+    )  # fmt: skip
+    return packed, {}
+
+
+def _clean(exc: Exception) -> str:
+    return str(exc).split(" - at `")[0]
+
+
+def _all_errors(raw: msgspec.Raw) -> Errors:
+    """The slow path: every field's problem, for a record the fast decoder refused."""
+    try:
+        data = _loose.decode(raw)
+    except msgspec.DecodeError as exc:  # pragma: no cover - the envelope already parsed
+        return {"record": [str(exc)]}
+    if not isinstance(data, dict):
+        return {"record": ["must be a JSON object"]}
+    errors: Errors = {}
+    for name in sorted(_REQUIRED - data.keys()):
+        errors[name] = ["is required"]
+    for name, value in data.items():
+        field_type = _FIELD_TYPES.get(name)
+        if field_type is None:
+            errors[str(name)] = ["unknown field (see /v1/schema/ for CallRecord)"]
+            continue
+        try:
+            msgspec.convert(value, field_type, strict=True)
+        except msgspec.ValidationError as exc:
+            errors[name] = [_clean(exc)]
+    return errors or {"record": ["is not a valid CallRecord"]}

@@ -1,0 +1,97 @@
+"""The one way into ClickHouse: a process-wide client, bound parameters, UTC-aware results.
+
+Embedded mode uses chDB (the ClickHouse engine in-process, locked to one process); production
+uses a ClickHouse server over HTTP. Both speak through the same clickhouse-connect ``Client``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.query import QueryResult
+from django.conf import settings
+
+_lock = threading.Lock()
+_clients: dict[tuple[str, str], ClickHouse] = {}
+
+
+class ClickHouse:
+    """A shared client. chDB calls are serialised (one engine handle per process)."""
+
+    def __init__(self, url: str, database: str) -> None:
+        self.url = url
+        self.database = database
+        self.embedded = url.startswith("chdb:")
+        self._serial = threading.RLock() if self.embedded else None
+        self._client: Client | None = None
+
+    def _connect(self, database: str | None) -> Client:
+        kwargs: dict[str, Any] = {"dsn": self.url}
+        if not self.embedded:
+            kwargs.update(autogenerate_session_id=False, connect_timeout=5, send_receive_timeout=300)
+        if database:
+            kwargs["database"] = database
+        return clickhouse_connect.get_client(**kwargs)
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = self._connect(self.database)
+        return self._client
+
+    def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._serial is None:
+            return fn(*args, **kwargs)
+        with self._serial:
+            return fn(*args, **kwargs)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None, **kwargs: Any) -> QueryResult:
+        return self._run(self.client.query, sql, parameters=parameters, **kwargs)  # type: ignore[no-any-return]
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return self._run(self.client.command, sql, parameters=parameters, **kwargs)
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[Sequence[Any]],
+        column_names: Sequence[str],
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        self._run(
+            self.client.insert,
+            table,
+            columns,
+            column_names=list(column_names),
+            column_oriented=True,
+            settings=settings,
+        )
+
+    def bootstrap(self) -> None:
+        """Create the database itself (needs a client not bound to it)."""
+        raw = self._connect(None)
+        self._run(raw.command, f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+
+    def ping(self) -> bool:
+        return bool(self._run(self.client.ping) if not self.embedded else self.command("SELECT 1") == 1)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._run(self._client.close)
+            self._client = None
+
+
+def get_clickhouse() -> ClickHouse:
+    """The process-wide client for the current ``CLICKHOUSE_URL`` and database."""
+    key = (str(settings.CLICKHOUSE_URL), settings.CLICKHOUSE_DATABASE)
+    ch = _clients.get(key)
+    if ch is None:
+        with _lock:
+            ch = _clients.get(key)
+            if ch is None:
+                ch = _clients[key] = ClickHouse(*key)
+    return ch

@@ -1,0 +1,73 @@
+"""Numbered ClickHouse migrations: ``migrations/NNNN_name.sql``, applied once each, in order.
+
+Applied versions are recorded in ``schema_migrations``. Statements are separated by a line that
+ends with ``;``. ``$name`` placeholders are filled from settings (``string.Template``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from django.conf import settings
+
+from ledger.clickhouse.client import ClickHouse, get_clickhouse
+
+log = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    def statements(self) -> list[str]:
+        text = Template(self.path.read_text()).substitute(raw_ttl_days=settings.CLICKHOUSE_RAW_TTL_DAYS)
+        body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+        return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
+
+
+def discover() -> list[Migration]:
+    found = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise ValueError(f"ClickHouse migration {path.name!r} is not named NNNN_name.sql")
+        found.append(Migration(int(match[1]), match[2], path))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError("two ClickHouse migrations share a number")
+    return found
+
+
+def applied(ch: ClickHouse) -> set[int]:
+    rows = ch.query("SELECT version FROM schema_migrations FINAL").result_rows
+    return {int(r[0]) for r in rows}
+
+
+def migrate(ch: ClickHouse | None = None) -> list[Migration]:
+    """Apply pending migrations and return them."""
+    ch = ch or get_clickhouse()
+    ch.bootstrap()
+    ch.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
+        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    done = applied(ch)
+    ran = []
+    for migration in discover():
+        if migration.version in done:
+            continue
+        log.info("applying ClickHouse migration %04d_%s", migration.version, migration.name)
+        for statement in migration.statements():
+            ch.command(statement)
+        ch.insert("schema_migrations", [[migration.version], [migration.name]], ["version", "name"])
+        ran.append(migration)
+    return ran

@@ -1,0 +1,83 @@
+"""Ledger state kept in the Django DB: price overrides, tier multipliers and dirty rollup buckets."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import ClassVar
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from tenancy.models import Project
+
+_PRICE = {"max_digits": 20, "decimal_places": 10, "validators": [MinValueValidator(Decimal(0))]}
+
+
+class ServiceTier(models.TextChoices):
+    DEFAULT = "default"
+    BATCH = "batch"
+    FLEX = "flex"
+    PRIORITY = "priority"
+
+
+class PriceOverride(models.Model):
+    """A project's own price for a model (self-hosted, negotiated), in force from ``effective_from``.
+
+    Prices are USD per million tokens. Cache and reasoning prices fall back to the input and output
+    prices when left empty, the same rule the catalogue follows.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="price_overrides")
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    effective_from = models.DateTimeField()
+    input_per_mtok = models.DecimalField(**_PRICE)
+    output_per_mtok = models.DecimalField(**_PRICE)
+    cache_read_per_mtok = models.DecimalField(null=True, blank=True, **_PRICE)
+    cache_write_per_mtok = models.DecimalField(null=True, blank=True, **_PRICE)
+    reasoning_per_mtok = models.DecimalField(null=True, blank=True, **_PRICE)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["project", "provider", "model", "effective_from"], name="one_override_per_instant"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+class TierMultiplier(models.Model):
+    """A project's multiplier for a service tier where the catalogue has no tier price of its own."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tier_multipliers")
+    service_tier = models.CharField(max_length=16, choices=ServiceTier.choices)
+    multiplier = models.DecimalField(max_digits=8, decimal_places=6, validators=[MinValueValidator(Decimal(0))])
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["project", "service_tier"], name="one_multiplier_per_tier"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_tier} × {self.multiplier}"
+
+
+class DirtyBucket(models.Model):
+    """An hour of one project whose raw rows changed since its rollups were last computed."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["project", "hour"], name="one_dirty_mark_per_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} {self.hour:%Y-%m-%d %H:00}"

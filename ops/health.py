@@ -1,0 +1,37 @@
+"""Readiness checks: the Django DB, the outbox backlog and ClickHouse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from django.db.models import Min
+from django.utils import timezone
+
+from ingest.models import Batch, BatchStatus
+from ledger.clickhouse.client import get_clickhouse
+
+
+def readiness() -> tuple[bool, dict[str, Any]]:
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+        oldest = Batch.objects.filter(status=BatchStatus.PENDING).aggregate(oldest=Min("received_at"))["oldest"]
+        checks["outbox"] = {
+            "pending": Batch.objects.filter(status=BatchStatus.PENDING).count(),
+            "dead": Batch.objects.filter(status=BatchStatus.DEAD).count(),
+            "oldest_pending_seconds": round((timezone.now() - oldest).total_seconds()) if oldest else 0,
+        }
+    except Exception as exc:
+        ok = False
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    try:
+        get_clickhouse().command("SELECT 1")
+        checks["clickhouse"] = "ok"
+    except Exception as exc:
+        ok = False
+        checks["clickhouse"] = f"unavailable: {type(exc).__name__}"
+    return ok, checks
