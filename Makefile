@@ -1,0 +1,42 @@
+# Meterline: `make run` (fresh machine → running with demo data) and `make test` (the whole suite).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in requirements.lock | sha1sum | cut -c1-12)
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install run test lint typecheck bench-ingest migrate clean
+
+$(STAMP): requirements.in requirements-dev.in requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (Meterline needs CPython 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.in -r requirements-dev.in -c requirements.lock
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py migrate_clickhouse
+
+run: migrate
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy .
+
+bench-ingest: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var

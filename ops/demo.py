@@ -1,0 +1,122 @@
+"""Realistic demo traffic: 30 days of an LLM product's calls, priced by the real drain code.
+
+Several features with their own token shapes and models, a long tail of customers, a business-hours
+rhythm, route version v2 rolling out over v1 (routing more traffic to small models), provider
+prompt caching, an app-side semantic cache, errors with retries, eval and shadow traffic, nightly
+Batch-API jobs and one self-hosted model the catalogue cannot price.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    weight: float
+    full: tuple[str, str]  # (provider, model) when the router picks "full"
+    mini: tuple[str, str]  # ... and "mini"
+    input_mu: float  # lognormal parameters of input tokens
+    output_mu: float
+    cached_share: float  # share of input served from the provider's prompt cache
+    streamed: bool
+
+
+FEATURES = (
+    Feature("chat-assistant", 0.34, ("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), 7.6, 5.6, 0.45, True),
+    Feature("support-triage", 0.20, ("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-haiku-4-5"), 7.0, 4.8, 0.55, False),
+    Feature("doc-extract", 0.14, ("google", "gemini-2.5-pro"), ("google", "gemini-2.5-flash"), 9.0, 6.2, 0.10, False),
+    Feature("code-review", 0.12, ("openai", "o3"), ("openai", "gpt-4o-mini"), 8.4, 6.6, 0.30, True),
+    Feature("search-rerank", 0.14, ("google", "gemini-2.5-flash"), ("google", "gemini-2.5-flash"), 6.8, 3.2, 0.0, False),
+    Feature("smart-compose", 0.06, ("selfhost", "llama-3.1-8b-ft"), ("selfhost", "llama-3.1-8b-ft"), 5.8, 4.0, 0.0, True),
+)  # fmt: skip
+CUSTOMERS = [
+    "acme-corp", "globex", "initech", "umbrella", "hooli", "stark-industries", "wayne-enterprises", "wonka",
+    "cyberdyne", "tyrell", "soylent", "massive-dynamic", "aperture", "black-mesa", "oscorp", "gringotts",
+    "monsters-inc", "pied-piper", "dunder-mifflin", "vandelay", "bluth-company", "prestige-worldwide",
+    "nakatomi", "weyland-yutani", "duff", "krusty-krab", "los-pollos", "sterling-cooper", "genco", "ollivanders",
+]  # fmt: skip
+TTFT_MS = {"gpt-4o": 450, "gpt-4o-mini": 300, "o3": 2500, "claude-sonnet-4-5": 600, "claude-haiku-4-5": 350,
+           "gemini-2.5-pro": 900, "gemini-2.5-flash": 320, "llama-3.1-8b-ft": 120}  # fmt: skip
+TOKENS_PER_S = {"gpt-4o": 90, "gpt-4o-mini": 140, "o3": 60, "claude-sonnet-4-5": 70, "claude-haiku-4-5": 150,
+                "gemini-2.5-pro": 80, "gemini-2.5-flash": 200, "llama-3.1-8b-ft": 250}  # fmt: skip
+
+
+def _hour_weight(hour_utc: int, weekday: int) -> float:
+    """Traffic rhythm: a US/EU business-day hump, quieter weekends."""
+    day = 0.35 + math.exp(-((hour_utc - 15) ** 2) / 18)
+    return day * (0.45 if weekday >= 5 else 1.0)
+
+
+def generate(total: int, end_ms: int, days: int = 30, seed: int = 7) -> Iterator[tuple[Any, ...]]:
+    """Yield ``total`` packed records (ingest.records.FIELDS order) over ``days`` before ``end_ms``."""
+    rng = random.Random(seed)
+    start_ms = end_ms - days * DAY_MS
+    hours = days * 24
+    start_hour = start_ms // 3_600_000
+    weights = [_hour_weight((start_hour + h) % 24, ((start_hour + h) // 24 + 3) % 7) for h in range(hours)]
+    hour_of = rng.choices(range(hours), weights=weights, k=total)
+    customer_weights = [1 / (i + 1) ** 1.1 for i in range(len(CUSTOMERS))]
+    feature_weights = [f.weight for f in FEATURES]
+    n = 0
+    for h in sorted(hour_of):
+        ts = start_ms + h * 3_600_000 + rng.randrange(3_600_000)
+        if ts > end_ms:
+            ts = end_ms - rng.randrange(60_000)
+        progress = (ts - start_ms) / (days * DAY_MS)
+        feature = rng.choices(FEATURES, weights=feature_weights)[0]
+        customer = rng.choices(CUSTOMERS, weights=customer_weights)[0]
+        # v2 of the routing config rolls out from 40 % of the month on and sends more to "mini".
+        v2 = progress > 0.4 and rng.random() < min(1.0, (progress - 0.4) * 2.5)
+        route = "mini" if rng.random() < (0.65 if v2 else 0.3) else "full"
+        provider, model = feature.mini if route == "mini" else feature.full
+        input_tokens = max(20, int(rng.lognormvariate(feature.input_mu, 0.6)))
+        output_tokens = max(1, int(rng.lognormvariate(feature.output_mu, 0.7)))
+        reasoning = int(output_tokens * rng.uniform(0.5, 0.85)) if model == "o3" else 0
+        output_tokens += reasoning
+        cache_read = int(input_tokens * feature.cached_share * rng.uniform(0.6, 1.0)) if rng.random() < 0.7 else 0
+        cache_write = int((input_tokens - cache_read) * 0.3) if provider == "anthropic" and rng.random() < 0.15 else 0
+        traffic = "live"
+        roll = rng.random()
+        if roll < 0.05:
+            traffic = "eval"
+        elif roll < 0.08:
+            traffic = "shadow"
+        tier = "batch" if feature.name == "doc-extract" and rng.random() < 0.5 else "default"
+        cache_hit = feature.name == "support-triage" and rng.random() < 0.12
+        ttft = rng.lognormvariate(math.log(TTFT_MS[model]), 0.35)
+        latency = ttft + output_tokens / TOKENS_PER_S[model] * 1000 * rng.uniform(0.8, 1.3)
+        status, error_type = "ok", ""
+        roll = rng.random()
+        if roll < 0.025:
+            status, error_type, output_tokens, reasoning = "error", rng.choice(["rate_limit", "server_error"]), 0, 0
+        elif roll < 0.032:
+            status, error_type, output_tokens, reasoning = "timeout", "timeout", 0, 0
+            latency = 30_000.0
+        if cache_hit:
+            ttft, latency = 15.0, 40.0
+        request_id = f"req-{seed}-{n}"
+        attempts = 2 if status != "ok" and rng.random() < 0.7 else 1
+        environment = "staging" if rng.random() < 0.05 else "production"
+        for attempt in range(1, attempts + 1):
+            final = attempt == attempts
+            yield (
+                f"demo-{seed}-{n}-{attempt}", ts + (attempt - 1) * 2_000, provider, model, "",
+                feature.name, customer, f"user-{rng.randrange(400)}", "v2" if v2 else "v1", route, environment,
+                input_tokens, cache_read, cache_write,
+                output_tokens if final or attempts == 1 else 0, reasoning if final or attempts == 1 else 0,
+                round(ttft, 1) if feature.streamed and status == "ok" else None,
+                round(latency, 1),
+                status if not final or attempts == 1 else "ok", error_type if not final or attempts == 1 else "",
+                attempt, traffic, cache_hit, tier, feature.streamed, 0, 4096, f"trace-{seed}-{n}", "",
+                request_id, {"team": "growth" if feature.name in ("chat-assistant", "smart-compose") else "platform"},
+                None,
+            )  # fmt: skip
+        n += 1
