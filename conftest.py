@@ -7,7 +7,6 @@ sees its own slice of ClickHouse without truncating anything.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,11 +20,11 @@ _names = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def ch(django_db_setup: Any, django_db_blocker: Any) -> Iterator[ClickHouse]:
+def ch(django_db_setup: Any, django_db_blocker: Any) -> ClickHouse:
     """The migrated ClickHouse engine (chDB) of this test run."""
     client = get_clickhouse()
     migrate(client)
-    yield client
+    return client
 
 
 @pytest.fixture

@@ -16,9 +16,7 @@ class Periodic:
     queue: str
 
 
-PERIODIC: tuple[Periodic, ...] = (
-    Periodic("sweep-outbox", "ingest.tasks.sweep_outbox", 15.0, "ingest"),
-)
+PERIODIC: tuple[Periodic, ...] = (Periodic("sweep-outbox", "ingest.tasks.sweep_outbox", 15.0, "ingest"),)
 
 
 def beat_schedule() -> dict[str, dict[str, object]]:

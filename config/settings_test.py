@@ -6,7 +6,9 @@ import os
 import tempfile
 
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-os.environ.setdefault("DATABASE_URL", os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/meterline"))
+os.environ.setdefault(
+    "DATABASE_URL", os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/meterline")
+)
 os.environ.setdefault("METERLINE_VAR_DIR", tempfile.mkdtemp(prefix=f"meterline-test-{_worker}-"))
 os.environ.setdefault("CLICKHOUSE_URL", f"chdb://{os.environ['METERLINE_VAR_DIR']}/clickhouse")
 # Ten years of raw retention so the price-history cases (2025 prices) are kept.

@@ -10,7 +10,8 @@ from tenancy.models import Project
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """Landing page: the projects this user can see and where to go next."""
-    projects = Project.objects.filter(organization__memberships__user=request.user).order_by("name")
-    if request.user.is_superuser:
-        projects = Project.objects.order_by("name")
+    user = request.user
+    projects = Project.objects.order_by("name")
+    if not user.is_superuser:
+        projects = projects.filter(organization__memberships__user_id=user.pk or 0)
     return render(request, "dashboards/home.html", {"projects": projects})

@@ -108,9 +108,7 @@ def build_rows(batches: Sequence[Batch], books: dict[int, PriceBook], version: i
             cost_columns[6].append(cost.cache_saving)
             cost_columns[7].append(cost.source)
             cost_columns[8].append(cost.ref)
-        hours.setdefault(project_id, set()).update(
-            datetime.fromtimestamp(h * 3600, tz=UTC) for h in seen_hours
-        )
+        hours.setdefault(project_id, set()).update(datetime.fromtimestamp(h * 3600, tz=UTC) for h in seen_hours)
     return Rows(columns, hours)
 
 

@@ -33,7 +33,8 @@ class Batch(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     done_at = models.DateTimeField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", when absent: the unique constraint below only applies to batches that have a key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     body_sha256 = models.CharField(max_length=64, blank=True)
     response = models.JSONField(null=True, blank=True)
 

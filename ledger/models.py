@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from tenancy.models import Project
 
-_PRICE = {"max_digits": 20, "decimal_places": 10, "validators": [MinValueValidator(Decimal(0))]}
+_PRICE_VALIDATORS = [MinValueValidator(Decimal(0))]
 
 
 class ServiceTier(models.TextChoices):
@@ -32,11 +32,17 @@ class PriceOverride(models.Model):
     provider = models.CharField(max_length=100)
     model = models.CharField(max_length=200)
     effective_from = models.DateTimeField()
-    input_per_mtok = models.DecimalField(**_PRICE)
-    output_per_mtok = models.DecimalField(**_PRICE)
-    cache_read_per_mtok = models.DecimalField(null=True, blank=True, **_PRICE)
-    cache_write_per_mtok = models.DecimalField(null=True, blank=True, **_PRICE)
-    reasoning_per_mtok = models.DecimalField(null=True, blank=True, **_PRICE)
+    input_per_mtok = models.DecimalField(max_digits=20, decimal_places=10, validators=_PRICE_VALIDATORS)
+    output_per_mtok = models.DecimalField(max_digits=20, decimal_places=10, validators=_PRICE_VALIDATORS)
+    cache_read_per_mtok = models.DecimalField(
+        max_digits=20, decimal_places=10, validators=_PRICE_VALIDATORS, null=True, blank=True
+    )
+    cache_write_per_mtok = models.DecimalField(
+        max_digits=20, decimal_places=10, validators=_PRICE_VALIDATORS, null=True, blank=True
+    )
+    reasoning_per_mtok = models.DecimalField(
+        max_digits=20, decimal_places=10, validators=_PRICE_VALIDATORS, null=True, blank=True
+    )
     note = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -23,7 +23,5 @@ def load_price_book(project_id: int) -> PriceBook:
         )
         for o in PriceOverride.objects.filter(project_id=project_id)
     ]
-    multipliers = {
-        m.service_tier: Fraction(m.multiplier) for m in TierMultiplier.objects.filter(project_id=project_id)
-    }
+    multipliers = {m.service_tier: Fraction(m.multiplier) for m in TierMultiplier.objects.filter(project_id=project_id)}
     return PriceBook(overrides, multipliers)

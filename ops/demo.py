@@ -29,13 +29,17 @@ class Feature:
     streamed: bool
 
 
+OPENAI_FULL, OPENAI_MINI = ("openai", "gpt-4o"), ("openai", "gpt-4o-mini")
+CLAUDE_FULL, CLAUDE_MINI = ("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-haiku-4-5")
+GEMINI_FULL, GEMINI_MINI = ("google", "gemini-2.5-pro"), ("google", "gemini-2.5-flash")
+SELF_HOSTED = ("selfhost", "llama-3.1-8b-ft")  # not in any catalogue: shows up as unpriced
 FEATURES = (
-    Feature("chat-assistant", 0.34, ("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), 7.6, 5.6, 0.45, True),
-    Feature("support-triage", 0.20, ("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-haiku-4-5"), 7.0, 4.8, 0.55, False),
-    Feature("doc-extract", 0.14, ("google", "gemini-2.5-pro"), ("google", "gemini-2.5-flash"), 9.0, 6.2, 0.10, False),
-    Feature("code-review", 0.12, ("openai", "o3"), ("openai", "gpt-4o-mini"), 8.4, 6.6, 0.30, True),
-    Feature("search-rerank", 0.14, ("google", "gemini-2.5-flash"), ("google", "gemini-2.5-flash"), 6.8, 3.2, 0.0, False),
-    Feature("smart-compose", 0.06, ("selfhost", "llama-3.1-8b-ft"), ("selfhost", "llama-3.1-8b-ft"), 5.8, 4.0, 0.0, True),
+    Feature("chat-assistant", 0.34, OPENAI_FULL, OPENAI_MINI, 7.6, 5.6, 0.45, True),
+    Feature("support-triage", 0.20, CLAUDE_FULL, CLAUDE_MINI, 7.0, 4.8, 0.55, False),
+    Feature("doc-extract", 0.14, GEMINI_FULL, GEMINI_MINI, 9.0, 6.2, 0.10, False),
+    Feature("code-review", 0.12, ("openai", "o3"), OPENAI_MINI, 8.4, 6.6, 0.30, True),
+    Feature("search-rerank", 0.14, GEMINI_MINI, GEMINI_MINI, 6.8, 3.2, 0.0, False),
+    Feature("smart-compose", 0.06, SELF_HOSTED, SELF_HOSTED, 5.8, 4.0, 0.0, True),
 )  # fmt: skip
 CUSTOMERS = [
     "acme-corp", "globex", "initech", "umbrella", "hooli", "stark-industries", "wayne-enterprises", "wonka",

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from config.celery import app as celery_app
 from config.schedule import PERIODIC
@@ -52,6 +52,7 @@ class EmbeddedRunner:
                 self.stopping.wait(self.idle_wait)
             finally:
                 close_old_connections()
+        connections.close_all()
 
     def _schedule_loop(self) -> None:
         next_run = {p.name: time.monotonic() for p in PERIODIC}
@@ -67,3 +68,4 @@ class EmbeddedRunner:
                     finally:
                         close_old_connections()
             self.stopping.wait(max(0.05, min(next_run.values(), default=now + 1.0) - time.monotonic()))
+        connections.close_all()

@@ -42,9 +42,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("API key is not valid.") from None
-        key = (
-            ApiKey.objects.active().select_related("project").filter(key_hash=hash_key(raw)).first()
-        )
+        key = ApiKey.objects.active().select_related("project").filter(key_hash=hash_key(raw)).first()
         if key is None:
             raise exceptions.AuthenticationFailed("API key is not valid or has been revoked.")
         key.touch()

@@ -59,7 +59,8 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ),
     (
         "a provider-reported cost wins over the computed one, exactly",
-        {"provider": "openai", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 0, "cost_usd": "0.123456789012"},
+        {"provider": "openai", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 0,
+         "cost_usd": "0.123456789012"},
         {"cost_input_pusd": usd("0.0025"), "cost_pusd": 123_456_789_012, "cost_source": "reported"},
     ),
     (

@@ -11,7 +11,7 @@ from ingest.outbox import replay_dead
 
 
 class Command(BaseCommand):
-    help = "Drain the outbox into ClickHouse now; --status shows the backlog, --replay-dead requeues dead batches."
+    help = "Drain the outbox into ClickHouse now; --status shows the backlog, --replay-dead requeues dead ones."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--status", action="store_true", help="show batches by state and stop")
@@ -23,7 +23,9 @@ class Command(BaseCommand):
             for row in Batch.objects.values("status").annotate(batches=Count("id"), records=Sum("record_count")):
                 self.stdout.write(f"{row['status']:<11} {row['batches']:>8} batches {row['records'] or 0:>10} records")
             for batch in Batch.objects.filter(status=BatchStatus.DEAD).order_by("received_at")[:20]:
-                self.stdout.write(f"dead {batch.id} project={batch.project_id} attempts={batch.attempts}: {batch.last_error}")
+                self.stdout.write(
+                    f"dead {batch.id} project={batch.project_id} attempts={batch.attempts}: {batch.last_error}"
+                )
             return
         if options["replay_dead"]:
             self.stdout.write(f"requeued {replay_dead()} dead batch(es)")

@@ -26,7 +26,9 @@ class Command(BaseCommand):
             self.stdout.write("embedded mode: drain and schedule run in this process")
         self.stdout.write(f"Meterline on http://{options['host']}:{options['port']}/")
         try:
-            serve(application, host=options["host"], port=options["port"], threads=options["threads"], ident="meterline")
+            serve(
+                application, host=options["host"], port=options["port"], threads=options["threads"], ident="meterline"
+            )
         finally:
             if runner is not None:
                 runner.stop()
