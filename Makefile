@@ -22,7 +22,7 @@ migrate: install
 
 run: migrate
 	$(BIN)/python manage.py collectstatic --noinput -v0
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)/
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 test: install

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -13,12 +14,23 @@ from tenancy.authentication import KeyPrincipal
 if TYPE_CHECKING:
     from rest_framework.views import APIView
 
+log = logging.getLogger(__name__)
+
 
 class IngestRateThrottle(SimpleRateThrottle):
     scope = "ingest"
 
     def get_rate(self) -> str | None:
         return settings.INGEST_RATE_LIMIT
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        # Fail open: a rate limit is protection, not a reason to refuse durable ingest when the
+        # shared cache (Redis) is briefly down.
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:
+            log.warning("rate limit check skipped: cache unavailable (%s)", type(exc).__name__)
+            return True
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         user = request.user

@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+_TRUE = {"true"}
+_FALSE = {"false"}
 
 
 def _raw(name: str) -> str | None:

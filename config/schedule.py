@@ -16,7 +16,11 @@ class Periodic:
     queue: str
 
 
-PERIODIC: tuple[Periodic, ...] = (Periodic("sweep-outbox", "ingest.tasks.sweep_outbox", 15.0, "ingest"),)
+PERIODIC: tuple[Periodic, ...] = (
+    # Drains batches whose nudge was lost and retries failed ones once their backoff is over.
+    Periodic("sweep-outbox", "ingest.tasks.drain_outbox", 15.0, "ingest"),
+    Periodic("purge-outbox", "ingest.tasks.purge_outbox", 3600.0, "ingest"),
+)
 
 
 def beat_schedule() -> dict[str, dict[str, object]]:

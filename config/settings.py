@@ -7,6 +7,7 @@ Embedded defaults (``make run``): SQLite under ``var/``, chDB under ``var/clickh
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
 import django_stubs_ext
@@ -102,10 +103,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CLICKHOUSE_URL = env_url(
-    "CLICKHOUSE_URL", f"chdb://{VAR_DIR / 'clickhouse'}", schemes=("chdb", "http", "https", "clickhouse")
-)
-CLICKHOUSE_DATABASE = env_str("CLICKHOUSE_DATABASE", "meterline")
+CLICKHOUSE_URL = env_url("CLICKHOUSE_URL", f"chdb://{VAR_DIR / 'clickhouse'}", schemes=("chdb", "http", "https"))
+# A server URL may name the database in its path (http://host:8123/meterline); the variable wins.
+_ch_path_db = "" if str(CLICKHOUSE_URL).startswith("chdb") else urlparse(str(CLICKHOUSE_URL)).path.strip("/")
+CLICKHOUSE_DATABASE = env_str("CLICKHOUSE_DATABASE", _ch_path_db or "meterline")
 CLICKHOUSE_CLUSTER = env_optional("CLICKHOUSE_CLUSTER")
 CLICKHOUSE_RAW_TTL_DAYS = env_int("CLICKHOUSE_RAW_TTL_DAYS", 400, minimum=1)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -30,12 +31,23 @@ class ClickHouse:
         self._client: Client | None = None
 
     def _connect(self, database: str | None) -> Client:
-        kwargs: dict[str, Any] = {"dsn": self.url}
-        if not self.embedded:
-            kwargs.update(autogenerate_session_id=False, connect_timeout=5, send_receive_timeout=300)
-        if database:
-            kwargs["database"] = database
-        return clickhouse_connect.get_client(**kwargs)
+        if self.embedded:
+            return clickhouse_connect.get_client(dsn=self.url, **({"database": database} if database else {}))
+        # Server: connect from the URL's parts, so the scheme (not the port) decides TLS and a
+        # database in the path never reaches the bootstrap connection that creates it.
+        url = urlparse(self.url)
+        secure = url.scheme == "https"
+        return clickhouse_connect.get_client(
+            interface="https" if secure else "http",
+            host=url.hostname,
+            port=url.port or (8443 if secure else 8123),
+            username=unquote(url.username) if url.username else None,
+            password=unquote(url.password) if url.password else "",
+            database=database or "default",
+            autogenerate_session_id=False,
+            connect_timeout=5,
+            send_receive_timeout=300,
+        )
 
     @property
     def client(self) -> Client:

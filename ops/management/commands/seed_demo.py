@@ -28,6 +28,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--calls", type=int, default=120_000)
         parser.add_argument("--project", default="demo")
+        parser.add_argument("--url", default="http://127.0.0.1:8000/", help="the address to print")
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
@@ -52,11 +53,7 @@ class Command(BaseCommand):
         else:
             self._seed(project, options["calls"])
         self.stdout.write(
-            "\n"
-            "  Meterline demo\n"
-            "  URL:      http://127.0.0.1:8000/\n"
-            f"  login:    admin / {password}\n"
-            f"  API key:  {raw_key}\n"
+            f"\n  Meterline demo\n  URL:      {options['url']}\n  login:    admin / {password}\n  API key:  {raw_key}\n"
         )
 
     def _seed(self, project: Project, total: int) -> None:
