@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.http.request import RawPostDataException
 from django.core.exceptions import RequestDataTooBig
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from django.http.request import RawPostDataException
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +13,23 @@ from rest_framework.views import APIView
 from api.throttling import IngestRateThrottle
 from ingest.accept import IngestError, accept, decode_body
 from tenancy.authentication import ApiKeyAuthentication, CanIngest, KeyPrincipal
+
+_ACCEPTED = inline_serializer(
+    "CallsAccepted",
+    {
+        "batch_id": serializers.UUIDField(),
+        "accepted": serializers.IntegerField(min_value=0),
+        "rejected": inline_serializer(
+            "RejectedCall",
+            {
+                "index": serializers.IntegerField(min_value=0),
+                "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+            },
+            many=True,
+        ),
+    },
+)
+_PROBLEM = inline_serializer("Problem", {"detail": serializers.CharField()})
 
 
 class CallsView(APIView):
@@ -25,15 +43,24 @@ class CallsView(APIView):
         summary="Send a batch of LLM call records",
         request={"application/json": {"$ref": "#/components/schemas/CallBatch"}},
         parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "minLength": 1, "maxLength": 255},
+                OpenApiParameter.HEADER,
+                required=False,
+            ),
+            OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, required=True, response=[429, 503]),
         ],
         responses={
-            202: OpenApiResponse(description="Accepted: valid records are durable; rejected ones are listed"),
-            400: OpenApiResponse(description="The body is not a JSON object with a calls list"),
-            413: OpenApiResponse(description="Too many records or too many bytes"),
-            415: OpenApiResponse(description="Not application/json, or an unsupported Content-Encoding"),
-            429: OpenApiResponse(description="Rate limited; see Retry-After"),
-            503: OpenApiResponse(description="The outbox cannot be written; see Retry-After"),
+            202: OpenApiResponse(_ACCEPTED, "Accepted: valid records are durable; rejected ones are listed"),
+            400: OpenApiResponse(_PROBLEM, "The body is not a JSON object with a calls list, or a bad header"),
+            401: OpenApiResponse(_PROBLEM, "The API key is missing, unknown or revoked"),
+            403: OpenApiResponse(_PROBLEM, "The API key lacks the ingest scope"),
+            413: OpenApiResponse(_PROBLEM, "Too many records or too many bytes"),
+            415: OpenApiResponse(_PROBLEM, "Not application/json, or an unsupported Content-Encoding"),
+            422: OpenApiResponse(_PROBLEM, "The Idempotency-Key was already used with a different body"),
+            429: OpenApiResponse(_PROBLEM, "Rate limited; see Retry-After"),
+            503: OpenApiResponse(_PROBLEM, "The outbox cannot be written; see Retry-After"),
         },
     )
     def post(self, request: Request) -> Response:

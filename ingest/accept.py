@@ -6,6 +6,7 @@ Nothing is acknowledged before it is durable: the 202 leaves only after the outb
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from ingest.records import EnvelopeError, Window, decode_envelope, validate
 from tenancy.models import Project
 
 RETRY_AFTER_SECONDS = 5
+# HTTP forbids control characters but tab in a field value; a NUL would also fail the PostgreSQL look-up.
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass
@@ -49,16 +52,22 @@ def decode_body(raw: bytes, content_encoding: str) -> bytes:
         return raw
     if encoding not in ("gzip", "x-gzip"):
         raise IngestError(415, f"Content-Encoding {content_encoding!r} is not supported; use gzip or none")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        body = inflater.decompress(raw, limit + 1)
-    except zlib.error as exc:
-        raise IngestError(400, f"body is not valid gzip: {exc}") from None
-    if len(body) > limit or inflater.unconsumed_tail:
-        raise IngestError(413, f"decompressed body is larger than {limit} bytes")
-    if not inflater.eof:
-        raise IngestError(400, "body is not valid gzip: the stream is truncated")
-    return body
+    body = bytearray()
+    rest = raw
+    # A gzip body may be several members in a row (RFC 1952); ignoring the later ones would drop records.
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            body += inflater.decompress(rest, limit + 1 - len(body))
+        except zlib.error as exc:
+            raise IngestError(400, f"body is not valid gzip: {exc}") from None
+        if len(body) > limit or inflater.unconsumed_tail:
+            raise IngestError(413, f"decompressed body is larger than {limit} bytes")
+        if not inflater.eof:
+            raise IngestError(400, "body is not valid gzip: the stream is truncated")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(body)
 
 
 def current_window() -> Window:
@@ -75,8 +84,10 @@ def current_window() -> Window:
 
 def accept(project: Project, body: bytes, idempotency_key: str | None) -> Answer:
     """Validate ``body`` and commit the accepted records to the outbox."""
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-        raise IngestError(400, "Idempotency-Key must be 1 to 255 characters")
+    if idempotency_key is not None and (
+        not 1 <= len(idempotency_key) <= 255 or _HEADER_CONTROL.search(idempotency_key)
+    ):
+        raise IngestError(400, "Idempotency-Key must be 1 to 255 characters, with no control characters but tab")
     digest = hashlib.sha256(body).hexdigest() if idempotency_key else ""
     if idempotency_key:
         previous = _previous(project, idempotency_key)

@@ -23,7 +23,9 @@ from ledger.pricing import usd_to_pusd
 
 Text = Annotated[str, Meta(max_length=200)]
 Id = Annotated[str, Meta(max_length=128)]
-Tokens = Annotated[int, Meta(ge=0, le=10**12)]
+# A billion tokens is 100x any context window, and keeps every computed cost part inside the Int64
+# pico-USD columns even at the dearest catalogue price (600 USD/Mtok): larger would dead-letter a batch.
+Tokens = Annotated[int, Meta(ge=0, le=10**9)]
 Millis = Annotated[float, Meta(ge=0, le=86_400_000)]
 TagKey = Annotated[str, Meta(min_length=1, max_length=64)]
 TagValue = Annotated[str, Meta(max_length=256)]
@@ -93,9 +95,10 @@ class EnvelopeError(ValueError):
 
 _envelope = msgspec.json.Decoder(Envelope)
 _record = msgspec.json.Decoder(CallRecord)
-_loose = msgspec.json.Decoder()
-_FIELD_TYPES: dict[str, Any] = {
-    f.name: f.type for f in msgspec.structs.fields(CallRecord)  # type: ignore[arg-type]
+_members = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_FIELD_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    f.name: msgspec.json.Decoder(f.type)
+    for f in msgspec.structs.fields(CallRecord)  # type: ignore[arg-type]
 }
 _REQUIRED = {f.name for f in msgspec.structs.fields(CallRecord) if f.required}  # type: ignore[arg-type]
 
@@ -104,9 +107,13 @@ def decode_envelope(body: bytes) -> list[msgspec.Raw]:
     try:
         return _envelope.decode(body).calls
     except msgspec.ValidationError as exc:
-        raise EnvelopeError(f"body must be a JSON object {{\"calls\": [...]}}: {_clean(exc)}") from None
+        raise EnvelopeError(f'body must be a JSON object {{"calls": [...]}}: {_clean(exc)}') from None
     except msgspec.DecodeError as exc:
         raise EnvelopeError(f"body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise EnvelopeError("body is not valid JSON: it is not UTF-8") from None
+    except RecursionError:
+        raise EnvelopeError("body is nested too deeply to decode") from None
 
 
 def uuid7() -> str:
@@ -141,11 +148,10 @@ def validate(raws: list[msgspec.Raw], window: Window, new_id: Callable[[], str] 
     for index, raw in enumerate(raws):
         try:
             record = _record.decode(raw)
-        except msgspec.ValidationError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            # The envelope checked only the record's JSON structure, not its strings' UTF-8, its
+            # numbers' ranges nor its depth; the slow path names the field at fault.
             rejected.append({"index": index, "errors": _all_errors(raw)})
-            continue
-        except msgspec.DecodeError as exc:  # pragma: no cover - the envelope already parsed
-            rejected.append({"index": index, "errors": {"record": [str(exc)]}})
             continue
         packed, errors = _check(record, window, new_id)
         if errors:
@@ -170,7 +176,7 @@ def _check(r: CallRecord, window: Window, new_id: Callable[[], str]) -> tuple[Pa
             ts_ms = int(ts.timestamp() * 1000)
     else:
         ts_ms = int(ts)
-        if ts_ms < MIN_EPOCH_MS:
+        if 0 <= ts_ms < MIN_EPOCH_MS:
             errors["timestamp"] = ["epoch timestamps are milliseconds; this looks like seconds"]
     if "timestamp" not in errors:
         if ts_ms > window.newest_ms:
@@ -206,28 +212,45 @@ def _check(r: CallRecord, window: Window, new_id: Callable[[], str]) -> tuple[Pa
     return packed, {}
 
 
-def _clean(exc: Exception) -> str:
-    return str(exc).split(" - at `")[0]
+def _clean(exc: Exception, field: str = "") -> str:
+    """msgspec's message without its ``$`` path, or with the path inside ``field`` (e.g. a tag key)."""
+    message, _, where = str(exc).partition(" - at `")
+    if not field or not where or where == "$`":
+        return message
+    return f"{message} (at `{where.replace('$', field, 1)})"
+
+
+def _problem(exc: Exception, field: str = "") -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "is not valid UTF-8"
+    if isinstance(exc, RecursionError):
+        return "is nested too deeply"
+    return _clean(exc, field)
+
+
+def _storable(text: str) -> str:
+    # Errors echo client text, and the answer is kept in a jsonb column, which refuses U+0000.
+    return text.replace("\x00", "\ufffd")
 
 
 def _all_errors(raw: msgspec.Raw) -> Errors:
     """The slow path: every field's problem, for a record the fast decoder refused."""
     try:
-        data = _loose.decode(raw)
-    except msgspec.DecodeError as exc:  # pragma: no cover - the envelope already parsed
-        return {"record": [str(exc)]}
-    if not isinstance(data, dict):
+        members = _members.decode(raw)
+    except msgspec.ValidationError:
         return {"record": ["must be a JSON object"]}
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return {"record": [_problem(exc)]}
     errors: Errors = {}
-    for name in sorted(_REQUIRED - data.keys()):
+    for name in sorted(_REQUIRED - members.keys()):
         errors[name] = ["is required"]
-    for name, value in data.items():
-        field_type = _FIELD_TYPES.get(name)
-        if field_type is None:
-            errors[str(name)] = ["unknown field (see /v1/schema/ for CallRecord)"]
+    for name, value in members.items():
+        decoder = _FIELD_DECODERS.get(name)
+        if decoder is None:
+            errors[_storable(name)] = ["unknown field (see /v1/schema/ for CallRecord)"]
             continue
         try:
-            msgspec.convert(value, field_type, strict=True)
-        except msgspec.ValidationError as exc:
-            errors[name] = [_clean(exc)]
+            decoder.decode(value)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            errors[name] = [_storable(_problem(exc, name))]
     return errors or {"record": ["is not a valid CallRecord"]}
