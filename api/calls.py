@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api import schema as _schema  # noqa: F401 - registers the OpenAPI extensions
 from api.throttling import IngestRateThrottle
 from ingest.accept import IngestError, accept, decode_body
 from tenancy.authentication import ApiKeyAuthentication, CanIngest, KeyPrincipal

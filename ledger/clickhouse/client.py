@@ -32,7 +32,7 @@ class ClickHouse:
 
     def _connect(self, database: str | None) -> Client:
         if self.embedded:
-            return clickhouse_connect.get_client(dsn=self.url, **({"database": database} if database else {}))
+            return clickhouse_connect.get_client(dsn=self.url, database=database)
         # Server: connect from the URL's parts, so the scheme (not the port) decides TLS and a
         # database in the path never reaches the bootstrap connection that creates it.
         url = urlparse(self.url)
