@@ -7,6 +7,8 @@ sees its own slice of ClickHouse without truncating anything.
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 from typing import Any
 
 import pytest
@@ -17,6 +19,12 @@ from ledger.clickhouse.migrate import migrate
 from tenancy.models import ApiKey, Organization, Project
 
 _names = itertools.count()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the run's scratch directory (chDB data, SQLite-free var/) if the settings made it."""
+    if os.environ.get("METERLINE_TEST_OWNS_VAR_DIR") == "1":
+        shutil.rmtree(os.environ["METERLINE_VAR_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

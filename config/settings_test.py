@@ -9,7 +9,9 @@ _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
 os.environ.setdefault(
     "DATABASE_URL", os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/meterline")
 )
-os.environ.setdefault("METERLINE_VAR_DIR", tempfile.mkdtemp(prefix=f"meterline-test-{_worker}-"))
+if "METERLINE_VAR_DIR" not in os.environ:
+    os.environ["METERLINE_VAR_DIR"] = tempfile.mkdtemp(prefix=f"meterline-test-{_worker}-")
+    os.environ["METERLINE_TEST_OWNS_VAR_DIR"] = "1"  # conftest removes it at the end of the run
 os.environ.setdefault("CLICKHOUSE_URL", f"chdb://{os.environ['METERLINE_VAR_DIR']}/clickhouse")
 # Ten years of raw retention so the price-history cases (2025 prices) are kept.
 os.environ.setdefault("CLICKHOUSE_RAW_TTL_DAYS", "3650")
