@@ -20,6 +20,8 @@ PERIODIC: tuple[Periodic, ...] = (
     # Drains batches whose nudge was lost and retries failed ones once their backoff is over.
     Periodic("sweep-outbox", "ingest.tasks.drain_outbox", 15.0, "ingest"),
     Periodic("purge-outbox", "ingest.tasks.purge_outbox", 3600.0, "ingest"),
+    # Recomputes hours marked dirty by drains, feedback and reprices (a drain also enqueues it).
+    Periodic("rollup-dirty", "ledger.tasks.rollup_dirty", 10.0, "rollup"),
 )
 
 

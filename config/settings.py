@@ -109,6 +109,8 @@ _ch_path_db = "" if str(CLICKHOUSE_URL).startswith("chdb") else urlparse(str(CLI
 CLICKHOUSE_DATABASE = env_str("CLICKHOUSE_DATABASE", _ch_path_db or "meterline")
 CLICKHOUSE_CLUSTER = env_optional("CLICKHOUSE_CLUSTER")
 CLICKHOUSE_RAW_TTL_DAYS = env_int("CLICKHOUSE_RAW_TTL_DAYS", 400, minimum=1)
+CLICKHOUSE_MINUTE_TTL_DAYS = env_int("CLICKHOUSE_MINUTE_TTL_DAYS", 14, minimum=1)
+CLICKHOUSE_HOUR_TTL_DAYS = env_int("CLICKHOUSE_HOUR_TTL_DAYS", 730, minimum=1)
 
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", None, schemes=("redis", "rediss", "amqp", "amqps"))
 CELERY_RESULT_BACKEND = None

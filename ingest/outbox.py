@@ -13,7 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from ingest.models import Batch, BatchStatus
-from ledger.models import DirtyBucket
+from ledger.dirty import mark_dirty
 
 
 def due(now: datetime) -> Q:
@@ -52,21 +52,6 @@ def complete(batches: Iterable[Batch], hours_by_project: dict[int, set[datetime]
         )
         mark_dirty(hours_by_project, now)
     return done
-
-
-def mark_dirty(hours_by_project: dict[int, set[datetime]], now: datetime | None = None) -> None:
-    """Record hours whose rollups must be recomputed (an upsert: marking twice is one mark)."""
-    now = now or timezone.now()
-    DirtyBucket.objects.bulk_create(
-        [
-            DirtyBucket(project_id=project_id, hour=hour, marked_at=now)
-            for project_id, hours in hours_by_project.items()
-            for hour in sorted(hours)
-        ],
-        update_conflicts=True,
-        unique_fields=["project", "hour"],
-        update_fields=["marked_at"],
-    )
 
 
 def release(batch: Batch, error: str, *, data_error: bool) -> BatchStatus:

@@ -16,8 +16,13 @@ from ingest.drain import drain_until_empty
 def drain_outbox() -> dict[str, int | bool]:
     """Drain due batches for up to 30 s; re-enqueue itself while more are waiting."""
     result = drain_until_empty(deadline_seconds=30)
-    if result.has_more and settings.CELERY_BROKER_URL:
-        drain_outbox.apply_async(queue="ingest", expires=300)
+    if settings.CELERY_BROKER_URL:
+        if result.has_more:
+            drain_outbox.apply_async(queue="ingest", expires=300)
+        if result.records:  # keep rollups fresh: recompute the hours this drain touched now
+            from ledger.tasks import rollup_dirty_task
+
+            rollup_dirty_task.apply_async(queue="rollup", expires=300)
     return asdict(result)
 
 

@@ -16,6 +16,8 @@ from config.celery import app as celery_app
 from config.schedule import PERIODIC
 from ingest import dispatch
 from ingest.drain import drain_until_empty
+from ledger.models import DirtyBucket
+from ledger.rollups import rollup_dirty
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,10 @@ class EmbeddedRunner:
             self.wakeup.wait(self.idle_wait)
             self.wakeup.clear()
             try:
-                drain_until_empty(deadline_seconds=30)
+                if drain_until_empty(deadline_seconds=30).records or DirtyBucket.objects.exists():
+                    rollup_dirty()
             except Exception:
-                log.exception("embedded drain failed; retrying")
+                log.exception("embedded drain or rollup failed; retrying")
                 self.stopping.wait(self.idle_wait)
             finally:
                 close_old_connections()

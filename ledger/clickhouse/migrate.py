@@ -1,7 +1,8 @@
 """Numbered ClickHouse migrations: ``migrations/NNNN_name.sql``, applied once each, in order.
 
 Applied versions are recorded in ``schema_migrations``. Statements are separated by a line that
-ends with ``;``. ``$name`` placeholders are filled from settings (``string.Template``).
+ends with ``;``. ``$name`` placeholders are filled from settings (``string.Template``); ``$measures`` is the rollup
+measure column list (``measures_v1.sqlpart``), shared by every rollup table.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ class Migration:
     path: Path
 
     def statements(self) -> list[str]:
-        text = Template(self.path.read_text()).substitute(raw_ttl_days=settings.CLICKHOUSE_RAW_TTL_DAYS)
+        text = Template(self.path.read_text()).substitute(
+            raw_ttl_days=settings.CLICKHOUSE_RAW_TTL_DAYS,
+            minute_ttl_days=settings.CLICKHOUSE_MINUTE_TTL_DAYS,
+            hour_ttl_days=settings.CLICKHOUSE_HOUR_TTL_DAYS,
+            measures=(MIGRATIONS_DIR / "measures_v1.sqlpart").read_text().rstrip(),
+        )
         body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
         return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
 

@@ -13,8 +13,8 @@ from tqdm import tqdm
 
 from ingest.drain import build_rows, encode_records, insert_rows
 from ingest.models import Batch
-from ingest.outbox import mark_dirty
 from ledger.clickhouse.client import get_clickhouse
+from ledger.dirty import mark_dirty
 from ledger.pricebook import load_price_book
 from ops.demo import generate
 from tenancy.models import ApiKey, Membership, Organization, Project, Role

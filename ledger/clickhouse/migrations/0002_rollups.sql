@@ -1,0 +1,122 @@
+-- Rollups: sums and quantile sketches per bucket and dimension set, recomputed from llm_calls
+-- for each dirty hour (ledger/rollups.py). Every recompute writes complete rows with a higher
+-- `version`, and a zero row (a tombstone) for any dimension set that no longer has calls, so
+-- ReplacingMergeTree + FINAL always shows exactly what the raw table says: late data, duplicates
+-- and repricing included. No mutations.
+--
+-- Main tiers carry the low-cardinality dimensions. Customer and user are high-cardinality: they
+-- get their own tables (with feature and model) instead of multiplying the main ones.
+-- Money: Int128 pico-USD sums (the raw table's Int64 per call, with headroom).
+-- Sketches: quantileTDigest states of ttft and latency, merged across buckets and dimensions.
+
+CREATE TABLE IF NOT EXISTS rollup_minute
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    feature LowCardinality(String),
+    model LowCardinality(String),
+    provider LowCardinality(String),
+    route_version LowCardinality(String),
+    route LowCardinality(String),
+    environment LowCardinality(String),
+    traffic Enum8('live' = 1, 'eval' = 2, 'shadow' = 3),
+    status Enum8('ok' = 1, 'error' = 2, 'timeout' = 3, 'cancelled' = 4),
+    $measures
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMMDD(bucket)
+ORDER BY (project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status)
+TTL bucket + INTERVAL $minute_ttl_days DAY;
+
+CREATE TABLE IF NOT EXISTS rollup_hour
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    feature LowCardinality(String),
+    model LowCardinality(String),
+    provider LowCardinality(String),
+    route_version LowCardinality(String),
+    route LowCardinality(String),
+    environment LowCardinality(String),
+    traffic Enum8('live' = 1, 'eval' = 2, 'shadow' = 3),
+    status Enum8('ok' = 1, 'error' = 2, 'timeout' = 3, 'cancelled' = 4),
+    $measures
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status)
+TTL bucket + INTERVAL $hour_ttl_days DAY;
+
+-- Kept for good.
+CREATE TABLE IF NOT EXISTS rollup_day
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    feature LowCardinality(String),
+    model LowCardinality(String),
+    provider LowCardinality(String),
+    route_version LowCardinality(String),
+    route LowCardinality(String),
+    environment LowCardinality(String),
+    traffic Enum8('live' = 1, 'eval' = 2, 'shadow' = 3),
+    status Enum8('ok' = 1, 'error' = 2, 'timeout' = 3, 'cancelled' = 4),
+    $measures
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYear(bucket)
+ORDER BY (project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status);
+
+CREATE TABLE IF NOT EXISTS rollup_customer_hour
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    customer_id String,
+    feature LowCardinality(String),
+    model LowCardinality(String),
+    $measures
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (project_id, bucket, customer_id, feature, model)
+TTL bucket + INTERVAL $hour_ttl_days DAY;
+
+CREATE TABLE IF NOT EXISTS rollup_customer_day
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    customer_id String,
+    feature LowCardinality(String),
+    model LowCardinality(String),
+    $measures
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYear(bucket)
+ORDER BY (project_id, bucket, customer_id, feature, model);
+
+CREATE TABLE IF NOT EXISTS rollup_user_day
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    user_id String,
+    customer_id String,
+    feature LowCardinality(String),
+    model LowCardinality(String),
+    $measures
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYear(bucket)
+ORDER BY (project_id, bucket, user_id, customer_id, feature, model);
+
+-- Quality signals tied to a call; the newest score per event wins.
+CREATE TABLE IF NOT EXISTS feedback
+(
+    project_id UInt64,
+    event_id String,
+    score Float64,
+    created_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(created_at)
+ORDER BY (project_id, event_id);
+
+-- Feedback and drill-downs find a call by event_id without knowing its day.
+ALTER TABLE llm_calls ADD INDEX IF NOT EXISTS event_id_bloom event_id TYPE bloom_filter(0.01) GRANULARITY 4;

@@ -1,0 +1,206 @@
+"""Recompute rollups for dirty hours, exactly and idempotently.
+
+For each (project, UTC day) with dirty hours: the minute, hour and customer-hour rows of those
+hours are recomputed from ``llm_calls FINAL`` (joined with feedback); then the day, customer-day
+and user-day rows of the whole day (day tiers from the hour tiers, users from raw). Each statement
+writes complete rows under one new ``version`` and then a zero row for every dimension set that
+the recompute no longer produced, so FINAL reads equal what the raw table says.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+from operator import or_
+
+from django.db.models import Q
+
+from ledger.clickhouse.client import get_clickhouse
+from ledger.dirty import mark_dirty
+from ledger.models import DirtyBucket
+
+log = logging.getLogger(__name__)
+
+MAIN_DIMENSIONS = ("feature", "model", "provider", "route_version", "route", "environment", "traffic", "status")
+CUSTOMER_DIMENSIONS = ("customer_id", "feature", "model")
+USER_DIMENSIONS = ("user_id", "customer_id", "feature", "model")
+
+# Measures from raw calls (the table alias is `c`, feedback is `fb`).
+_RAW_MEASURES = """
+    count() AS calls,
+    countIf(c.status != 'ok') AS error_calls,
+    countIf(c.attempt > 1) AS retry_calls,
+    sumIf(c.input_tokens + c.output_tokens, c.attempt > 1) AS retry_tokens,
+    sumIf(toInt128(c.cost_pusd), c.attempt > 1) AS retry_cost_pusd,
+    countIf(c.cache_hit) AS cache_hits,
+    sum(toInt128(c.cache_saving_pusd)) AS cache_saving_pusd,
+    sum(c.input_tokens) AS input_tokens,
+    sum(c.input_tokens - c.cache_read_tokens - c.cache_write_tokens) AS uncached_input_tokens,
+    sum(c.cache_read_tokens) AS cache_read_tokens,
+    sum(c.cache_write_tokens) AS cache_write_tokens,
+    sum(c.output_tokens) AS output_tokens,
+    sum(c.reasoning_tokens) AS reasoning_tokens,
+    sum(toInt128(c.cost_input_pusd)) AS cost_input_pusd,
+    sum(toInt128(c.cost_cache_read_pusd)) AS cost_cache_read_pusd,
+    sum(toInt128(c.cost_cache_write_pusd)) AS cost_cache_write_pusd,
+    sum(toInt128(c.cost_output_pusd)) AS cost_output_pusd,
+    sum(toInt128(c.cost_reasoning_pusd)) AS cost_reasoning_pusd,
+    sum(toInt128(c.cost_pusd)) AS cost_pusd,
+    countIf(c.cost_source = 'unpriced') AS unpriced_calls,
+    countIf(c.streamed) AS streamed_calls,
+    sum(c.tool_calls) AS tool_calls,
+    countIf(isNotNull(c.latency_ms)) AS latency_calls,
+    sum(ifNull(c.latency_ms, 0)) AS latency_sum_ms,
+    quantileTDigestStateIf(assumeNotNull(c.ttft_ms), isNotNull(c.ttft_ms)) AS ttft_digest,
+    quantileTDigestStateIf(assumeNotNull(c.latency_ms), isNotNull(c.latency_ms)) AS latency_digest,
+    countIf(isNotNull(fb.score)) AS feedback_count,
+    sum(ifNull(fb.score, 0)) AS feedback_score_sum,
+    {version:UInt64} AS version"""
+
+_SUM_COLUMNS = (
+    "calls", "error_calls", "retry_calls", "retry_tokens", "retry_cost_pusd", "cache_hits", "cache_saving_pusd",
+    "input_tokens", "uncached_input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
+    "reasoning_tokens", "cost_input_pusd", "cost_cache_read_pusd", "cost_cache_write_pusd", "cost_output_pusd",
+    "cost_reasoning_pusd", "cost_pusd", "unpriced_calls", "streamed_calls", "tool_calls", "latency_calls",
+    "latency_sum_ms", "feedback_count", "feedback_score_sum",
+)  # fmt: skip
+# Measures merged from a finer rollup tier.
+_MERGED_MEASURES = ",\n".join(
+    [f"    sum({name}) AS {name}" for name in _SUM_COLUMNS]
+    + [
+        "    quantileTDigestMergeState(ttft_digest) AS ttft_digest",
+        "    quantileTDigestMergeState(latency_digest) AS latency_digest",
+        "    {version:UInt64} AS version",
+    ]
+)
+
+_RAW_SOURCE = """
+FROM (
+    SELECT * FROM llm_calls FINAL
+    WHERE project_id = {project:UInt64}
+      AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}
+      {hour_filter}
+) AS c
+LEFT JOIN (
+    SELECT event_id, argMax(score, created_at) AS score
+    FROM feedback WHERE project_id = {project:UInt64} GROUP BY event_id
+) AS fb ON fb.event_id = c.event_id"""
+
+
+@dataclass(frozen=True)
+class Tier:
+    table: str
+    dimensions: tuple[str, ...]
+    bucket_expr: str  # over the source rows
+    source: str  # "raw" or the finer table merged from
+    span: str  # "hours" (recompute the dirty hours only) or "day"
+
+
+TIERS = (
+    Tier("rollup_minute", MAIN_DIMENSIONS, "toStartOfMinute(c.timestamp)", "raw", "hours"),
+    Tier("rollup_hour", MAIN_DIMENSIONS, "toStartOfHour(c.timestamp)", "raw", "hours"),
+    Tier("rollup_customer_hour", CUSTOMER_DIMENSIONS, "toStartOfHour(c.timestamp)", "raw", "hours"),
+    Tier("rollup_day", MAIN_DIMENSIONS, "toStartOfDay(bucket)", "rollup_hour", "day"),
+    Tier("rollup_customer_day", CUSTOMER_DIMENSIONS, "toStartOfDay(bucket)", "rollup_customer_hour", "day"),
+    Tier("rollup_user_day", USER_DIMENSIONS, "toStartOfDay(c.timestamp)", "raw", "day"),
+)
+
+
+_RAW_MEASURE_NAMES = [line.rsplit(" AS ", 1)[1].rstrip(",") for line in _RAW_MEASURES.strip().splitlines()]
+_MERGED_MEASURE_NAMES = [line.rsplit(" AS ", 1)[1] for line in _MERGED_MEASURES.split(",\n")]
+
+
+def _insert_sql(tier: Tier) -> str:
+    dims = ", ".join(tier.dimensions)
+    names = _RAW_MEASURE_NAMES if tier.source == "raw" else _MERGED_MEASURE_NAMES
+    target = f"{tier.table} (project_id, bucket, {dims}, {', '.join(names)})"
+    if tier.source == "raw":
+        hour_filter = "AND toStartOfHour(timestamp) IN {hours:Array(DateTime('UTC'))}" if tier.span == "hours" else ""
+        select_dims = ", ".join(f"c.{d} AS {d}" for d in tier.dimensions)
+        return (
+            f"INSERT INTO {target} SELECT c.project_id AS project_id, {tier.bucket_expr} AS bucket, {select_dims},"
+            f"{_RAW_MEASURES}{_RAW_SOURCE.replace('{hour_filter}', hour_filter)}\n"
+            f"GROUP BY project_id, bucket, {dims} SETTINGS join_use_nulls = 1"
+        )
+    return (
+        f"INSERT INTO {target} SELECT project_id, {tier.bucket_expr} AS bucket, {dims},\n{_MERGED_MEASURES}\n"
+        f"FROM {tier.source} FINAL WHERE project_id = {{project:UInt64}}"
+        " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
+        f" GROUP BY project_id, bucket, {dims} HAVING calls > 0"
+    )
+
+
+def _tombstone_sql(tier: Tier) -> str:
+    """Zero rows, under the new version, for dimension sets the recompute did not produce."""
+    keys = f"project_id, bucket, {', '.join(tier.dimensions)}"
+    hour_filter = " AND toStartOfHour(bucket) IN {hours:Array(DateTime('UTC'))}" if tier.span == "hours" else ""
+    return (
+        f"INSERT INTO {tier.table} ({keys}, version) SELECT {keys}, {{version:UInt64}} FROM {tier.table} FINAL"
+        " WHERE project_id = {project:UInt64} AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
+        f"{hour_filter} AND version < {{version:UInt64}} AND calls > 0"
+    )
+
+
+_STATEMENTS = [(tier, _insert_sql(tier), _tombstone_sql(tier)) for tier in TIERS]
+
+
+def recompute_day(project_id: int, day: datetime, hours: Iterable[datetime]) -> None:
+    """Recompute the given dirty hours of one UTC day, then that day's day-level rows."""
+    ch = get_clickhouse()
+    version = time.time_ns() // 1000
+    hour_list = sorted({h.replace(minute=0, second=0, microsecond=0) for h in hours})
+    day_end = day + timedelta(days=1)
+    for tier, insert, tombstone in _STATEMENTS:
+        if tier.span == "hours":
+            start, end = hour_list[0], hour_list[-1] + timedelta(hours=1)
+        else:
+            start, end = day, day_end
+        params = {"project": project_id, "start": start, "end": end, "hours": hour_list, "version": version}
+        ch.command(insert, parameters=params)
+        ch.command(tombstone, parameters=params)
+
+
+@dataclass
+class RollupResult:
+    hours: int = 0
+    days: int = 0
+    has_more: bool = False
+
+
+def rollup_dirty(max_hours: int = 2000) -> RollupResult:
+    """Recompute the oldest dirty hours; a mark is cleared only if nobody re-marked it meanwhile."""
+    marks = list(DirtyBucket.objects.order_by("hour").values_list("pk", "project_id", "hour", "marked_at")[:max_hours])
+    if not marks:
+        return RollupResult()
+    days: dict[tuple[int, datetime], list[datetime]] = defaultdict(list)
+    for _, project_id, hour, _ in marks:
+        hour = hour.astimezone(UTC)
+        days[(project_id, hour.replace(hour=0))].append(hour)
+    for (project_id, day), hours in sorted(days.items()):
+        recompute_day(project_id, day, hours)
+    for i in range(0, len(marks), 200):  # bounded OR chains (SQLite caps expression depth)
+        chunk = marks[i : i + 200]
+        DirtyBucket.objects.filter(reduce(or_, (Q(pk=pk, marked_at=marked) for pk, _, _, marked in chunk))).delete()
+    return RollupResult(hours=len(marks), days=len(days), has_more=len(marks) == max_hours)
+
+
+def mark_range_dirty(start: datetime, end: datetime, project_id: int | None = None) -> int:
+    """Mark every hour with raw calls in [start, end) dirty (for ``rollup --from --to``)."""
+    sql = (
+        "SELECT DISTINCT project_id, toStartOfHour(timestamp) FROM llm_calls"
+        " WHERE timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}"
+    )
+    params: dict[str, object] = {"start": start, "end": end}
+    if project_id is not None:
+        sql += " AND project_id = {project:UInt64}"
+        params["project"] = project_id
+    hours: dict[int, set[datetime]] = defaultdict(set)
+    for pid, hour in get_clickhouse().query(sql, parameters=params).result_rows:
+        hours[int(pid)].add(hour.replace(tzinfo=UTC))
+    mark_dirty(hours)
+    return sum(len(h) for h in hours.values())
