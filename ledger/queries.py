@@ -1,0 +1,318 @@
+"""The one query entry point over the ledger: usage time series and breakdowns.
+
+Every reader (the API, dashboards, budgets) goes through :func:`usage`. The tier is chosen from the
+granularity, range and dimensions asked for: minute/hour/day rollups for the main dimensions,
+customer and user rollups for those, and the raw table (through the same measure definitions)
+only for combinations no rollup holds. Values are bound server-side; the project id is on every
+query. Money comes back as exact ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+from ledger.clickhouse.client import get_clickhouse
+from ledger.pricing import pusd_to_usd
+from ledger.rollups import _RAW_MEASURES, _RAW_SOURCE, CUSTOMER_DIMENSIONS, MAIN_DIMENSIONS, USER_DIMENSIONS
+
+DIMENSIONS = (*MAIN_DIMENSIONS, "customer_id", "user_id")
+GRANULARITIES = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+MAX_MINUTE_RANGE = timedelta(days=7)
+MAX_BUCKETS = 20_000
+MAX_LIMIT = 10_000
+
+
+class QueryError(ValueError):
+    """A bad query: the message says what is wrong and is safe to show."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    sql: str  # over the measure columns of a rollup row
+    kind: str  # "money" (pico-USD → Decimal), "int", "float"
+
+
+def _q(column: str, index: int) -> str:
+    return f"quantilesTDigestMerge(0.5, 0.95, 0.99)({column})[{index}]"
+
+
+def _ratio(num: str, den: str) -> str:
+    return f"if(sum({den}) = 0, nan, sum({num}) / sum({den}))"
+
+
+METRICS: dict[str, Metric] = {
+    "cost": Metric("sum(cost_pusd)", "money"),
+    "cost_input": Metric("sum(cost_input_pusd)", "money"),
+    "cost_cache_read": Metric("sum(cost_cache_read_pusd)", "money"),
+    "cost_cache_write": Metric("sum(cost_cache_write_pusd)", "money"),
+    "cost_output": Metric("sum(cost_output_pusd)", "money"),
+    "cost_reasoning": Metric("sum(cost_reasoning_pusd)", "money"),
+    "cost_per_call": Metric("if(sum(calls) = 0, toInt128(0), intDiv(sum(cost_pusd), sum(calls)))", "money"),
+    "calls": Metric("sum(calls)", "int"),
+    "errors": Metric("sum(error_calls)", "int"),
+    "error_rate": Metric(_ratio("error_calls", "calls"), "float"),
+    "retries": Metric("sum(retry_calls)", "int"),
+    "retry_rate": Metric(_ratio("retry_calls", "calls"), "float"),
+    "retry_tokens": Metric("sum(retry_tokens)", "int"),
+    "retry_cost": Metric("sum(retry_cost_pusd)", "money"),
+    "cache_hits": Metric("sum(cache_hits)", "int"),
+    "cache_hit_rate": Metric(_ratio("cache_hits", "calls"), "float"),
+    "cache_savings": Metric("sum(cache_saving_pusd)", "money"),
+    "cache_read_share": Metric(_ratio("cache_read_tokens", "input_tokens"), "float"),
+    "input_tokens": Metric("sum(input_tokens)", "int"),
+    "uncached_input_tokens": Metric("sum(uncached_input_tokens)", "int"),
+    "cache_read_tokens": Metric("sum(cache_read_tokens)", "int"),
+    "cache_write_tokens": Metric("sum(cache_write_tokens)", "int"),
+    "output_tokens": Metric("sum(output_tokens)", "int"),
+    "reasoning_tokens": Metric("sum(reasoning_tokens)", "int"),
+    "unpriced_calls": Metric("sum(unpriced_calls)", "int"),
+    "streamed_calls": Metric("sum(streamed_calls)", "int"),
+    "tool_calls": Metric("sum(tool_calls)", "int"),
+    "ttft_p50": Metric(_q("ttft_digest", 1), "float"),
+    "ttft_p95": Metric(_q("ttft_digest", 2), "float"),
+    "ttft_p99": Metric(_q("ttft_digest", 3), "float"),
+    "latency_p50": Metric(_q("latency_digest", 1), "float"),
+    "latency_p95": Metric(_q("latency_digest", 2), "float"),
+    "latency_p99": Metric(_q("latency_digest", 3), "float"),
+    "latency_avg": Metric(_ratio("latency_sum_ms", "latency_calls"), "float"),
+    "tokens_per_second": Metric(
+        "if(sum(latency_sum_ms) = 0, nan, sum(output_tokens) * 1000 / sum(latency_sum_ms))", "float"
+    ),
+    "feedback_count": Metric("sum(feedback_count)", "int"),
+    "feedback_score": Metric(_ratio("feedback_score_sum", "feedback_count"), "float"),
+}
+DEFAULT_METRICS = ("cost", "calls")
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    project_id: int
+    start: datetime
+    end: datetime
+    granularity: str | None = "day"  # None: one total per group
+    group_by: tuple[str, ...] = ()
+    filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    tz: str = "UTC"
+    limit: int = 100  # groups
+    order_by: str = "cost"  # the metric that ranks groups (descending)
+
+
+@dataclass
+class UsageResult:
+    rows: list[dict[str, Any]]
+    truncated: bool
+    source: str  # the table that answered, for operators and tests
+
+
+def validate(q: UsageQuery) -> ZoneInfo:
+    """Raise :class:`QueryError` with a clear message for any bad part; return the time zone."""
+    for name, value in (("from", q.start), ("to", q.end)):
+        if value.tzinfo is None:
+            raise QueryError(f"{name} needs a UTC offset")
+    if q.start >= q.end:
+        raise QueryError("from must be before to")
+    try:
+        tz = ZoneInfo(q.tz)
+    except Exception:
+        raise QueryError(f"unknown time zone {q.tz!r}") from None
+    if q.granularity is not None and q.granularity not in GRANULARITIES:
+        raise QueryError(f"granularity must be one of {', '.join(GRANULARITIES)}")
+    unknown = [d for d in (*q.group_by, *q.filters) if d not in DIMENSIONS]
+    if unknown:
+        raise QueryError(f"unknown dimension {unknown[0]!r}; known: {', '.join(DIMENSIONS)}")
+    if len(set(q.group_by)) != len(q.group_by):
+        raise QueryError("group_by names a dimension twice")
+    bad = [m for m in (*q.metrics, q.order_by) if m not in METRICS]
+    if bad:
+        raise QueryError(f"unknown metric {bad[0]!r}; known: {', '.join(METRICS)}")
+    if not q.metrics:
+        raise QueryError("metrics is empty")
+    if not 1 <= q.limit <= MAX_LIMIT:
+        raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
+    if q.granularity == "minute":
+        if q.end - q.start > MAX_MINUTE_RANGE:
+            raise QueryError("minute granularity covers at most 7 days; use hour or day")
+        oldest = datetime.now(UTC) - timedelta(days=settings.CLICKHOUSE_MINUTE_TTL_DAYS)
+        if q.start < oldest:
+            raise QueryError(f"minute data is kept {settings.CLICKHOUSE_MINUTE_TTL_DAYS} days; use hour or day")
+    if q.granularity is not None and (q.end - q.start) / GRANULARITIES[q.granularity] > MAX_BUCKETS:
+        raise QueryError(f"too many buckets (more than {MAX_BUCKETS}); use a coarser granularity")
+    return tz
+
+
+def _whole_hour_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> bool:
+    return all((point.astimezone(tz).utcoffset() or timedelta()).total_seconds() % 3600 == 0 for point in (start, end))
+
+
+def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
+    """(FROM clause, a name for it) for the query's needs."""
+    needed = set(q.group_by) | set(q.filters)
+    aligned_hours = q.start.minute == q.start.second == q.end.minute == q.end.second == 0
+    day_ok = q.granularity in ("day", None) and tz.key == "UTC" and q.start.hour == q.end.hour == 0 and aligned_hours
+    hour_ok = q.granularity != "minute" and aligned_hours and _whole_hour_offsets(tz, q.start, q.end)
+    if needed <= set(MAIN_DIMENSIONS):
+        if q.granularity == "minute":
+            return "rollup_minute FINAL", "rollup_minute"
+        if day_ok:
+            return "rollup_day FINAL", "rollup_day"
+        if hour_ok:
+            return "rollup_hour FINAL", "rollup_hour"
+    elif needed <= set(CUSTOMER_DIMENSIONS) and q.granularity != "minute":
+        if day_ok:
+            return "rollup_customer_day FINAL", "rollup_customer_day"
+        if hour_ok:
+            return "rollup_customer_hour FINAL", "rollup_customer_hour"
+    elif needed <= set(USER_DIMENSIONS) and day_ok:
+        return "rollup_user_day FINAL", "rollup_user_day"
+    # No rollup holds this combination: aggregate the raw calls with the same measure definitions.
+    dims = ", ".join(f"c.{d} AS {d}" for d in DIMENSIONS)
+    raw = (
+        f"(SELECT c.project_id AS project_id, toStartOfMinute(c.timestamp) AS bucket, {dims},{_RAW_MEASURES}"
+        + _RAW_SOURCE.replace("{hour_filter}", "").replace("{start:", "{raw_start:").replace("{end:", "{raw_end:")
+        + f"\nGROUP BY project_id, bucket, {', '.join(DIMENSIONS)} SETTINGS join_use_nulls = 1)"
+    )
+    return raw, "llm_calls"
+
+
+def _bucket_sql(granularity: str | None, column: str) -> str:
+    if granularity is None:
+        return "toInt64(0)"
+    unit = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}[granularity]
+    return f"toUnixTimestamp({unit}({column}, {{tz:String}}))"
+
+
+def usage(q: UsageQuery) -> UsageResult:
+    """Run a usage query: long-format rows, one per (bucket, group), empty buckets as zeros."""
+    tz = validate(q)
+    start, end = _align(q.start, q.granularity, tz), q.end
+    source, source_name = _source(q, tz)
+    bucket_col = "bucket"
+    params: dict[str, Any] = {
+        "project": q.project_id,
+        "start": start.astimezone(UTC),
+        "end": end.astimezone(UTC),
+        "raw_start": start,
+        "raw_end": end,
+        "tz": tz.key,
+        "version": 0,
+    }
+    where = [
+        "project_id = {project:UInt64}",
+        f"{bucket_col} >= {{start:DateTime('UTC')}}",
+        f"{bucket_col} < {{end:DateTime('UTC')}}",
+    ]
+    for i, (dim, values) in enumerate(sorted(q.filters.items())):
+        params[f"f{i}"] = list(values)
+        where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
+    group_cols = list(q.group_by)
+    metrics = list(dict.fromkeys(q.metrics))
+    # Aliases must not shadow the measure columns the metric expressions read (ClickHouse aliases
+    # are visible in the whole query), hence the m_ prefix.
+    select_metrics = ", ".join(f"{METRICS[m].sql} AS m_{m}" for m in metrics)
+    where_sql = " AND ".join(where)
+    group_select = "".join(f"toString({d}) AS g_{d}, " for d in group_cols)
+    truncated = False
+    if group_cols:
+        ranked = (
+            f"SELECT {', '.join(f'toString({d})' for d in group_cols)} FROM {source} WHERE {where_sql}"
+            f" GROUP BY {', '.join(group_cols)} ORDER BY {METRICS[q.order_by].sql} DESC,"
+            f" {', '.join(group_cols)} LIMIT {q.limit + 1}"
+        )
+        groups = get_clickhouse().query(ranked, parameters=params).result_rows
+        truncated = len(groups) > q.limit
+        if not groups:
+            return UsageResult([], False, source_name)
+        kept = [tuple(g) for g in groups[: q.limit]]
+        # The kept groups, each as one string joined by the unit separator (never in a dimension value
+        # we would group on meaningfully), bound as one array parameter.
+        params["groups"] = ["\x1f".join(g) for g in kept]
+        key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
+        where_sql += f" AND {key_sql} IN {{groups:Array(String)}}"
+    sql = (
+        f"SELECT {_bucket_sql(q.granularity, bucket_col)} AS b, {group_select}{select_metrics}"
+        f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_cols)}"
+    )
+    result = get_clickhouse().query(sql, parameters=params)
+    names = [c.removeprefix("m_").removeprefix("g_") for c in result.column_names]
+    rows = [dict(zip(names, r, strict=True)) for r in result.result_rows]
+    return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics), truncated, source_name)
+
+
+def _align(when: datetime, granularity: str | None, tz: ZoneInfo) -> datetime:
+    local = when.astimezone(tz)
+    if granularity == "minute":
+        local = local.replace(second=0, microsecond=0)
+    elif granularity == "hour":
+        local = local.replace(minute=0, second=0, microsecond=0)
+    elif granularity == "day":
+        local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return local.astimezone(UTC)
+
+
+def buckets(start: datetime, end: datetime, granularity: str, tz: ZoneInfo) -> Iterator[datetime]:
+    """Bucket starts in ``tz`` from ``start`` (aligned) to ``end``; day steps follow the wall clock (DST)."""
+    local = start.astimezone(tz)
+    while local.astimezone(UTC) < end:
+        yield local
+        if granularity == "day":
+            naive = (local.replace(tzinfo=None) + timedelta(days=1)).replace(hour=0, minute=0)
+            local = naive.replace(tzinfo=tz)
+        else:
+            local = (local.astimezone(UTC) + GRANULARITIES[granularity]).astimezone(tz)
+
+
+def _value(metric: str, raw: Any) -> Any:
+    kind = METRICS[metric].kind
+    if kind == "money":
+        return pusd_to_usd(int(raw or 0))
+    if kind == "int":
+        return int(raw or 0)
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        return None
+    return float(raw)
+
+
+def _zero(metric: str) -> Any:
+    kind = METRICS[metric].kind
+    return Decimal(0).scaleb(-12) if kind == "money" else 0 if kind == "int" else None
+
+
+def _shape(
+    rows: list[dict[str, Any]],
+    q: UsageQuery,
+    tz: ZoneInfo,
+    start: datetime,
+    end: datetime,
+    group_cols: Sequence[str],
+    metrics: Sequence[str],
+) -> list[dict[str, Any]]:
+    by_key = {(r["b"], *(r[d] for d in group_cols)): r for r in rows}
+    groups = sorted({tuple(r[d] for d in group_cols) for r in rows})
+    out: list[dict[str, Any]] = []
+    if q.granularity is None:
+        for r in sorted(rows, key=lambda r: _rank(r, q.order_by), reverse=True):
+            out.append({**{d: r[d] for d in group_cols}, **{m: _value(m, r[m]) for m in metrics}})
+        return out
+    for group in groups or [()]:
+        for bucket in buckets(start, end, q.granularity, tz):
+            found = by_key.get((int(bucket.timestamp()), *group))
+            row: dict[str, Any] = {"bucket": bucket}
+            row.update(zip(group_cols, group, strict=True))
+            for m in metrics:
+                row[m] = _value(m, found[m]) if found else _zero(m)
+            out.append(row)
+    return out
+
+
+def _rank(row: dict[str, Any], metric: str) -> Any:
+    value = row[metric]
+    return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value
