@@ -10,16 +10,18 @@ from django.conf import settings
 
 from ingest import outbox
 from ingest.drain import drain_until_empty
+from ledger.feedback import sync_feedback
 
 
 @shared_task(name="ingest.tasks.drain_outbox", acks_late=True, ignore_result=True)
 def drain_outbox() -> dict[str, int | bool]:
     """Drain due batches for up to 30 s; re-enqueue itself while more are waiting."""
     result = drain_until_empty(deadline_seconds=30)
+    synced = sync_feedback()
     if settings.CELERY_BROKER_URL:
         if result.has_more:
             drain_outbox.apply_async(queue="ingest", expires=300)
-        if result.records:  # keep rollups fresh: recompute the hours this drain touched now
+        if result.records or synced:  # keep rollups fresh: recompute the hours this drain touched now
             from ledger.tasks import rollup_dirty_task
 
             rollup_dirty_task.apply_async(queue="rollup", expires=300)

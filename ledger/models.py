@@ -87,3 +87,20 @@ class DirtyBucket(models.Model):
 
     def __str__(self) -> str:
         return f"project {self.project_id} {self.hour:%Y-%m-%d %H:00}"
+
+
+class Feedback(models.Model):
+    """A quality signal for one call (by event_id); the call may arrive before or after it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=64)
+    score = models.FloatField()
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    synced_at = models.DateTimeField(null=True, blank=True, help_text="When it was copied to ClickHouse.")
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["synced_at"], name="feedback_unsynced")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id}: {self.score}"

@@ -16,6 +16,7 @@ from config.celery import app as celery_app
 from config.schedule import PERIODIC
 from ingest import dispatch
 from ingest.drain import drain_until_empty
+from ledger.feedback import sync_feedback
 from ledger.models import DirtyBucket
 from ledger.rollups import rollup_dirty
 
@@ -48,7 +49,8 @@ class EmbeddedRunner:
             self.wakeup.wait(self.idle_wait)
             self.wakeup.clear()
             try:
-                if drain_until_empty(deadline_seconds=30).records or DirtyBucket.objects.exists():
+                drained = drain_until_empty(deadline_seconds=30).records
+                if sync_feedback() or drained or DirtyBucket.objects.exists():
                     rollup_dirty()
             except Exception:
                 log.exception("embedded drain or rollup failed; retrying")

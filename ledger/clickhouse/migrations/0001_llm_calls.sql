@@ -7,9 +7,12 @@
 -- partition). Retried inserts of one outbox batch are also dropped at insert time through
 -- insert_deduplication_token, which plain MergeTree only honours with a deduplication window.
 --
--- ORDER BY (project_id, toDate(timestamp), event_id): project first because every query is for
--- one project; the day next so time ranges prune granules; event_id last so duplicates share a
--- sort key. Monthly partitions keep parts few and make TTL drop whole months cheaply.
+-- ORDER BY (project_id, toStartOfHour(timestamp), event_id): project first because every query is
+-- for one project; the hour next so time ranges prune granules; event_id last so duplicates share
+-- a sort key. The hour is part of a call's identity on purpose: rollups are recomputed per hour,
+-- and a row can only replace another within the hour being recomputed, so rollups always equal
+-- the raw table (a client that re-sends an event_id with a timestamp in another hour gets two
+-- calls, not a silently moved one). Monthly partitions keep parts few; TTL drops whole months.
 --
 -- Money: integer pico-USD (1e-12 USD) in Int64, exact; one row is capped near 9.2 million USD.
 -- Sums go through toInt128/Decimal128 in rollups for headroom.
@@ -67,6 +70,6 @@ CREATE TABLE IF NOT EXISTS llm_calls
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(timestamp)
-ORDER BY (project_id, toDate(timestamp), event_id)
+ORDER BY (project_id, toStartOfHour(timestamp), event_id)
 TTL toDateTime(timestamp) + INTERVAL $raw_ttl_days DAY
 SETTINGS non_replicated_deduplication_window = 10000;

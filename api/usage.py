@@ -1,0 +1,105 @@
+"""GET /v1/usage: a thin skin over ``ledger.queries.usage``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.access import project_for_read
+from ledger.queries import DEFAULT_METRICS, DIMENSIONS, METRICS, QueryError, UsageQuery, usage
+from tenancy.authentication import ApiKeyAuthentication
+
+_KNOWN = {"from", "to", "granularity", "group_by", "metrics", "tz", "limit", "order_by", "project", *DIMENSIONS}
+
+
+def _list(request: Request, name: str) -> list[str]:
+    return [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",") if v.strip()]
+
+
+def _when(name: str, value: str | None) -> datetime:
+    if not value:
+        raise QueryError(f"{name} is required (RFC 3339, e.g. 2026-11-01T00:00:00Z, or a date)")
+    parsed = parse_datetime(value)
+    if parsed is None:
+        day = parse_date(value)
+        if day is None:
+            raise QueryError(f"{name}={value!r} is not an RFC 3339 datetime or a date")
+        parsed = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if parsed.tzinfo is None:
+        raise QueryError(f"{name} needs a UTC offset, e.g. {value}Z")
+    return parsed
+
+
+def parse_query(request: Request, project_id: int) -> UsageQuery:
+    unknown = sorted(set(request.query_params) - _KNOWN)
+    if unknown:
+        raise QueryError(f"unknown parameter {unknown[0]!r}")
+    granularity = request.query_params.get("granularity", "day")
+    limit = request.query_params.get("limit", "100")
+    if not limit.isdigit():
+        raise QueryError("limit must be a positive integer")
+    return UsageQuery(
+        project_id=project_id,
+        start=_when("from", request.query_params.get("from")),
+        end=_when("to", request.query_params.get("to")),
+        granularity=None if granularity in ("total", "none") else granularity,
+        group_by=tuple(_list(request, "group_by")),
+        filters={d: tuple(_list(request, d)) for d in DIMENSIONS if _list(request, d)},
+        metrics=tuple(_list(request, "metrics")) or DEFAULT_METRICS,
+        tz=request.query_params.get("tz", "UTC"),
+        limit=int(limit),
+        order_by=request.query_params.get("order_by", "cost"),
+    )
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value:.12f}"
+    if isinstance(value, datetime):
+        text = value.isoformat()
+        return text.replace("+00:00", "Z") if value.utcoffset() is not None and not value.utcoffset() else text
+    return value
+
+
+class UsageView(APIView):
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="usage",
+        summary="Spend, tokens, latency and errors over time, broken down by any dimension",
+        parameters=[
+            OpenApiParameter("from", str, required=True, description="RFC 3339 or a date (inclusive)"),
+            OpenApiParameter("to", str, required=True, description="RFC 3339 or a date (exclusive)"),
+            OpenApiParameter("granularity", str, enum=["minute", "hour", "day", "total"]),
+            OpenApiParameter("group_by", str, description=f"comma-separated: {', '.join(DIMENSIONS)}"),
+            OpenApiParameter("metrics", str, description=f"comma-separated: {', '.join(METRICS)}"),
+            OpenApiParameter("tz", str, description="IANA time zone for buckets (default UTC)"),
+            OpenApiParameter("limit", int, description="at most this many groups (default 100)"),
+            OpenApiParameter("order_by", str, description="metric that ranks groups (default cost)"),
+            OpenApiParameter("project", str, description="project id or name (signed-in users only)"),
+            *[OpenApiParameter(d, str, description="filter: one or more values") for d in DIMENSIONS],
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        project = project_for_read(request)
+        try:
+            result = usage(parse_query(request, project.pk))
+        except QueryError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        return Response(
+            {
+                "data": [{k: _json(v) for k, v in row.items()} for row in result.rows],
+                "truncated": result.truncated,
+                "source": result.source,
+            }
+        )

@@ -1,0 +1,75 @@
+"""Reprice a time range after a price correction: recompute every call's cost from its stored
+token counts with today's price book (price in force at each call's timestamp), append the rows
+with a higher version (they replace the old ones), and mark the hours dirty for the rollups."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from ingest.drain import build_rows, encode_records, insert_rows
+from ingest.models import Batch
+from ingest.records import FIELDS
+from ledger.clickhouse.client import get_clickhouse
+from ledger.dirty import mark_dirty
+from ledger.pricebook import load_price_book
+
+# The outbox record layout, read back from the raw table.
+_SELECT = ", ".join(
+    {
+        "ts_ms": "toUnixTimestamp64Milli(timestamp)",
+        "reported_pusd": "if(cost_source = 'reported', cost_pusd, NULL)",
+        "status": "toString(status)",
+        "traffic": "toString(traffic)",
+        "service_tier": "toString(service_tier)",
+    }.get(name, name)
+    for name in FIELDS
+)
+
+
+def reprice(project_id: int, start: datetime, end: datetime, chunk: int = 50_000) -> int:
+    """Reprice one project's calls in [start, end); returns how many rows were rewritten."""
+    ch = get_clickhouse()
+    book = {project_id: load_price_book(project_id)}
+    version = time.time_ns() // 1000
+    result = ch.query(
+        f"SELECT batch_id, toUnixTimestamp64Milli(received_at), {_SELECT} FROM llm_calls FINAL"
+        " WHERE project_id = {p:UInt64} AND timestamp >= {start:DateTime64(3, 'UTC')}"
+        " AND timestamp < {end:DateTime64(3, 'UTC')} ORDER BY batch_id",
+        parameters={"p": project_id, "start": start, "end": end},
+    )
+    groups: dict[tuple[uuid.UUID, int], list[tuple[object, ...]]] = defaultdict(list)
+    for row in result.result_rows:
+        groups[(row[0], row[1])].append(tuple(row[2:]))
+    total = 0
+    hours: dict[int, set[datetime]] = defaultdict(set)
+    pending: list[Batch] = []
+    for (batch_id, received_ms), records in groups.items():
+        # Rows keep their batch and arrival time; only the pricing columns change.
+        pending.append(
+            Batch(
+                id=batch_id,
+                project_id=project_id,
+                received_at=datetime.fromtimestamp(received_ms / 1000, tz=UTC),
+                payload=encode_records(records),
+                record_count=len(records),
+            )
+        )
+        if sum(b.record_count for b in pending) >= chunk:
+            total += _write(pending, book, version, hours)
+            pending = []
+    if pending:
+        total += _write(pending, book, version, hours)
+    mark_dirty(hours)
+    return total
+
+
+def _write(batches: list[Batch], book: dict, version: int, hours: dict[int, set[datetime]]) -> int:  # type: ignore[type-arg]
+    rows = build_rows(batches, book, version)
+    # A fresh token: a reprice must never be dropped as a duplicate of the original insert.
+    insert_rows(rows, f"reprice-{version}-{batches[0].id}")
+    for project_id, touched in rows.hours.items():
+        hours[project_id].update(touched)
+    return rows.count
