@@ -28,12 +28,10 @@ def _list(request: Request, name: str) -> list[str]:
 def _when(name: str, value: str | None) -> datetime:
     if not value:
         raise QueryError(f"{name} is required (RFC 3339, e.g. 2026-11-01T00:00:00Z, or a date)")
-    parsed = parse_datetime(value)
+    day = parse_date(value) if len(value) == 10 else None
+    parsed = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else parse_datetime(value)
     if parsed is None:
-        day = parse_date(value)
-        if day is None:
-            raise QueryError(f"{name}={value!r} is not an RFC 3339 datetime or a date")
-        parsed = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        raise QueryError(f"{name}={value!r} is not an RFC 3339 datetime or a date (UTC)")
     if parsed.tzinfo is None:
         raise QueryError(f"{name} needs a UTC offset, e.g. {value}Z")
     return parsed

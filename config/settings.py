@@ -195,6 +195,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "clickhouse_connect": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},  # one line per periodic task run is noise
         "django.db.backends": {"level": "INFO"},
     },
 }

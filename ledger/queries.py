@@ -217,10 +217,11 @@ def usage(q: UsageQuery) -> UsageResult:
     metrics = list(dict.fromkeys(q.metrics))
     # Aliases must not shadow the measure columns the metric expressions read (ClickHouse aliases
     # are visible in the whole query), hence the m_ prefix.
-    select_metrics = ", ".join(f"{METRICS[m].sql} AS m_{m}" for m in metrics)
+    select_metrics = ", ".join(f"{METRICS[m].sql} AS m_{m}" for m in dict.fromkeys([*metrics, q.order_by]))
     where_sql = " AND ".join(where)
     group_select = "".join(f"toString({d}) AS g_{d}, " for d in group_cols)
     truncated = False
+    kept: list[tuple[str, ...]] = [()]
     if group_cols:
         ranked = (
             f"SELECT {', '.join(f'toString({d})' for d in group_cols)} FROM {source} WHERE {where_sql}"
@@ -244,7 +245,7 @@ def usage(q: UsageQuery) -> UsageResult:
     result = get_clickhouse().query(sql, parameters=params)
     names = [c.removeprefix("m_").removeprefix("g_") for c in result.column_names]
     rows = [dict(zip(names, r, strict=True)) for r in result.result_rows]
-    return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics), truncated, source_name)
+    return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, kept), truncated, source_name)
 
 
 def _align(when: datetime, granularity: str | None, tz: ZoneInfo) -> datetime:
@@ -294,15 +295,18 @@ def _shape(
     end: datetime,
     group_cols: Sequence[str],
     metrics: Sequence[str],
+    groups: Sequence[tuple[str, ...]],
 ) -> list[dict[str, Any]]:
+    """Rows in rank order of their group (biggest first), each group's buckets in time order."""
     by_key = {(r["b"], *(r[d] for d in group_cols)): r for r in rows}
-    groups = sorted({tuple(r[d] for d in group_cols) for r in rows})
     out: list[dict[str, Any]] = []
     if q.granularity is None:
+        if not group_cols and not rows:  # a total over nothing is zero, not absent
+            return [{m: _zero(m) for m in metrics}]
         for r in sorted(rows, key=lambda r: _rank(r, q.order_by), reverse=True):
             out.append({**{d: r[d] for d in group_cols}, **{m: _value(m, r[m]) for m in metrics}})
         return out
-    for group in groups or [()]:
+    for group in groups:
         for bucket in buckets(start, end, q.granularity, tz):
             found = by_key.get((int(bucket.timestamp()), *group))
             row: dict[str, Any] = {"bucket": bucket}

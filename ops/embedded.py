@@ -31,6 +31,7 @@ class EmbeddedRunner:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        celery_app.loader.import_default_modules()  # register every app's tasks before scheduling them
         dispatch.use_embedded_runner(self.wakeup)
         for target, name in ((self._drain_loop, "meterline-drain"), (self._schedule_loop, "meterline-schedule")):
             thread = threading.Thread(target=target, name=name, daemon=True)

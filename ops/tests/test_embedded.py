@@ -31,8 +31,40 @@ def wait_for(predicate: object, deadline_seconds: float) -> bool:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_accepted_batch_is_drained_in_process(runner: EmbeddedRunner, api: APIClient, project: Project) -> None:
+def test_accepted_batch_is_drained_in_process(
+    runner: EmbeddedRunner, api: APIClient, project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
     record = {"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 1}
     assert post_calls(api, [record, record]).status_code == 202
     # the accept path nudges the runner, so this does not wait for its 5 s idle poll
     assert wait_for(lambda: raw_count(project) == 2, deadline_seconds=4.5)
+    # and the periodic schedule ran its tasks (all registered) without an error
+    assert not [r for r in caplog.records if r.name == "ops.embedded" and r.levelname == "ERROR"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_accepted_record_is_visible_in_usage_within_ten_seconds(
+    runner: EmbeddedRunner, api: APIClient, project: Project
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tenancy.models import ApiKey
+
+    reader = APIClient()
+    reader.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiKey.issue(project, ['read'])[1]}")
+    now = datetime.now(UTC)
+    query = {
+        "from": (now - timedelta(hours=1)).isoformat(),
+        "to": (now + timedelta(hours=1)).isoformat(),
+        "granularity": "total",
+        "metrics": "calls",
+    }
+    accepted_at = time.monotonic()
+    record = {"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 1}
+    assert post_calls(api, [record]).status_code == 202
+
+    def visible() -> bool:
+        return reader.get("/v1/usage", query).json()["data"] == [{"calls": 1}]
+
+    assert wait_for(visible, deadline_seconds=10.0)
+    print(f"ingest-to-visible lag: {time.monotonic() - accepted_at:.2f}s")  # noqa: T201

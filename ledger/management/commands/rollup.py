@@ -11,7 +11,7 @@ from tenancy.models import Project
 
 
 def _when(value: str) -> datetime:
-    parsed = parse_datetime(value) or parse_datetime(f"{value}T00:00:00+00:00")
+    parsed = parse_datetime(f"{value}T00:00:00+00:00") if len(value) == 10 else parse_datetime(value)
     if parsed is None:
         raise CommandError(f"{value!r} is not a date or an ISO 8601 datetime")
     if parsed.tzinfo is None:
