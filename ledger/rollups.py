@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from functools import reduce
 from operator import or_
 
+from django.conf import settings
 from django.db.models import Q
 
 from ledger.clickhouse.client import get_clickhouse
@@ -149,13 +150,26 @@ def _tombstone_sql(tier: Tier) -> str:
 _STATEMENTS = [(tier, _insert_sql(tier), _tombstone_sql(tier)) for tier in TIERS]
 
 
+def _kept(table: str) -> timedelta | None:
+    """How long a tier keeps its rows (None: for good); older hours are not recomputed there."""
+    if table == "rollup_minute":
+        return timedelta(days=settings.CLICKHOUSE_MINUTE_TTL_DAYS)
+    if table in ("rollup_hour", "rollup_customer_hour"):
+        return timedelta(days=settings.CLICKHOUSE_HOUR_TTL_DAYS)
+    return None
+
+
 def recompute_day(project_id: int, day: datetime, hours: Iterable[datetime]) -> None:
     """Recompute the given dirty hours of one UTC day, then that day's day-level rows."""
     ch = get_clickhouse()
     version = time.time_ns() // 1000
     hour_list = sorted({h.replace(minute=0, second=0, microsecond=0) for h in hours})
     day_end = day + timedelta(days=1)
+    now = datetime.now(UTC)
     for tier, insert, tombstone in _STATEMENTS:
+        kept = _kept(tier.table)
+        if kept is not None and day_end < now - kept:
+            continue  # the tier's TTL would drop these rows anyway
         if tier.span == "hours":
             start, end = hour_list[0], hour_list[-1] + timedelta(hours=1)
         else:
