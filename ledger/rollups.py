@@ -121,7 +121,11 @@ def _insert_sql(tier: Tier) -> str:
     names = _RAW_MEASURE_NAMES if tier.source == "raw" else _MERGED_MEASURE_NAMES
     target = f"{tier.table} (project_id, bucket, {dims}, {', '.join(names)})"
     if tier.source == "raw":
-        hour_filter = "AND toStartOfHour(timestamp) IN {hours:Array(DateTime('UTC'))}" if tier.span == "hours" else ""
+        hour_filter = (
+            "AND toStartOfHour(timestamp) IN {hours:Array(DateTime('UTC'))}"
+            if tier.span == "hours"
+            else "AND toStartOfDay(timestamp) IN {days:Array(DateTime('UTC'))}"
+        )
         select_dims = ", ".join(f"c.{d} AS {d}" for d in tier.dimensions)
         return (
             f"INSERT INTO {target} SELECT c.project_id AS project_id, {tier.bucket_expr} AS bucket, {select_dims},"
@@ -132,6 +136,7 @@ def _insert_sql(tier: Tier) -> str:
         f"INSERT INTO {target} SELECT project_id, {tier.bucket_expr} AS bucket, {dims},\n{_MERGED_MEASURES}\n"
         f"FROM {tier.source} FINAL WHERE project_id = {{project:UInt64}}"
         " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
+        " AND toStartOfDay(bucket) IN {days:Array(DateTime('UTC'))}"
         f" GROUP BY project_id, bucket, {dims} HAVING calls > 0"
     )
 
@@ -139,7 +144,11 @@ def _insert_sql(tier: Tier) -> str:
 def _tombstone_sql(tier: Tier) -> str:
     """Zero rows, under the new version, for dimension sets the recompute did not produce."""
     keys = f"project_id, bucket, {', '.join(tier.dimensions)}"
-    hour_filter = " AND toStartOfHour(bucket) IN {hours:Array(DateTime('UTC'))}" if tier.span == "hours" else ""
+    hour_filter = (
+        " AND toStartOfHour(bucket) IN {hours:Array(DateTime('UTC'))}"
+        if tier.span == "hours"
+        else " AND bucket IN {days:Array(DateTime('UTC'))}"
+    )
     return (
         f"INSERT INTO {tier.table} ({keys}, version) SELECT {keys}, {{version:UInt64}} FROM {tier.table} FINAL"
         " WHERE project_id = {project:UInt64} AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
@@ -159,22 +168,29 @@ def _kept(table: str) -> timedelta | None:
     return None
 
 
-def recompute_day(project_id: int, day: datetime, hours: Iterable[datetime]) -> None:
-    """Recompute the given dirty hours of one UTC day, then that day's day-level rows."""
+def recompute(project_id: int, hours: Iterable[datetime]) -> None:
+    """Recompute one project's dirty hours, then the day-level rows of the days they fall in.
+
+    One statement per tier covers every dirty hour (or day) given, so a rebuild of months costs
+    a dozen statements, not a dozen per day."""
     ch = get_clickhouse()
     version = time.time_ns() // 1000
-    hour_list = sorted({h.replace(minute=0, second=0, microsecond=0) for h in hours})
-    day_end = day + timedelta(days=1)
+    hour_list = sorted({h.astimezone(UTC).replace(minute=0, second=0, microsecond=0) for h in hours})
+    day_list = sorted({h.replace(hour=0) for h in hour_list})
     now = datetime.now(UTC)
     for tier, insert, tombstone in _STATEMENTS:
         kept = _kept(tier.table)
-        if kept is not None and day_end < now - kept:
-            continue  # the tier's TTL would drop these rows anyway
         if tier.span == "hours":
-            start, end = hour_list[0], hour_list[-1] + timedelta(hours=1)
+            # the tier's TTL would drop older rows anyway: do not recompute them
+            wanted = [h for h in hour_list if kept is None or h + timedelta(hours=1) >= now - kept]
+            if not wanted:
+                continue
+            start, end = wanted[0], wanted[-1] + timedelta(hours=1)
         else:
-            start, end = day, day_end
-        params = {"project": project_id, "start": start, "end": end, "hours": hour_list, "version": version}
+            wanted, start, end = hour_list, day_list[0], day_list[-1] + timedelta(days=1)
+        params = {
+            "project": project_id, "start": start, "end": end, "hours": wanted, "days": day_list, "version": version,
+        }  # fmt: skip
         ch.command(insert, parameters=params)
         ch.command(tombstone, parameters=params)
 
@@ -182,7 +198,7 @@ def recompute_day(project_id: int, day: datetime, hours: Iterable[datetime]) -> 
 @dataclass
 class RollupResult:
     hours: int = 0
-    days: int = 0
+    projects: int = 0
     has_more: bool = False
 
 
@@ -191,16 +207,15 @@ def rollup_dirty(max_hours: int = 2000) -> RollupResult:
     marks = list(DirtyBucket.objects.order_by("hour").values_list("pk", "project_id", "hour", "marked_at")[:max_hours])
     if not marks:
         return RollupResult()
-    days: dict[tuple[int, datetime], list[datetime]] = defaultdict(list)
+    by_project: dict[int, list[datetime]] = defaultdict(list)
     for _, project_id, hour, _ in marks:
-        hour = hour.astimezone(UTC)
-        days[(project_id, hour.replace(hour=0))].append(hour)
-    for (project_id, day), hours in sorted(days.items()):
-        recompute_day(project_id, day, hours)
+        by_project[project_id].append(hour)
+    for project_id, hours in sorted(by_project.items()):
+        recompute(project_id, hours)
     for i in range(0, len(marks), 200):  # bounded OR chains (SQLite caps expression depth)
         chunk = marks[i : i + 200]
         DirtyBucket.objects.filter(reduce(or_, (Q(pk=pk, marked_at=marked) for pk, _, _, marked in chunk))).delete()
-    return RollupResult(hours=len(marks), days=len(days), has_more=len(marks) == max_hours)
+    return RollupResult(hours=len(marks), projects=len(by_project), has_more=len(marks) == max_hours)
 
 
 def mark_range_dirty(start: datetime, end: datetime, project_id: int | None = None) -> int:

@@ -41,10 +41,10 @@ class Command(BaseCommand):
                 except Project.DoesNotExist:
                     raise CommandError(f"no project named {options['project']!r}") from None
             self.stdout.write(f"marked {mark_range_dirty(start, end, project_id)} hour(s) dirty")
-        hours = days = 0
+        hours = projects = 0
         while True:
             result = rollup_dirty()
-            hours, days = hours + result.hours, days + result.days
+            hours, projects = hours + result.hours, projects + result.projects
             if not result.has_more:
                 break
-        self.stdout.write(f"recomputed {hours} hour(s) over {days} project-day(s)")
+        self.stdout.write(f"recomputed {hours} hour(s)")
