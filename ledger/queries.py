@@ -156,6 +156,8 @@ def _whole_hour_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> bool:
 def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
     """(FROM clause, a name for it) for the query's needs."""
     needed = set(q.group_by) | set(q.filters)
+    # Customer and user rollups hold no latency sketches: quantiles over those come from raw.
+    needs_sketch = any("_digest" in METRICS[m].sql for m in q.metrics)
     aligned_hours = q.start.minute == q.start.second == q.end.minute == q.end.second == 0
     day_ok = q.granularity in ("day", None) and tz.key == "UTC" and q.start.hour == q.end.hour == 0 and aligned_hours
     hour_ok = q.granularity != "minute" and aligned_hours and _whole_hour_offsets(tz, q.start, q.end)
@@ -166,12 +168,12 @@ def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
             return "rollup_day FINAL", "rollup_day"
         if hour_ok:
             return "rollup_hour FINAL", "rollup_hour"
-    elif needed <= set(CUSTOMER_DIMENSIONS) and q.granularity != "minute":
+    elif needed <= set(CUSTOMER_DIMENSIONS) and q.granularity != "minute" and not needs_sketch:
         if day_ok:
             return "rollup_customer_day FINAL", "rollup_customer_day"
         if hour_ok:
             return "rollup_customer_hour FINAL", "rollup_customer_hour"
-    elif needed <= set(USER_DIMENSIONS) and day_ok:
+    elif needed <= set(USER_DIMENSIONS) and day_ok and not needs_sketch:
         return "rollup_user_day FINAL", "rollup_user_day"
     # No rollup holds this combination: aggregate the raw calls with the same measure definitions.
     dims = ", ".join(f"c.{d} AS {d}" for d in DIMENSIONS)

@@ -82,7 +82,12 @@ _MERGED_MEASURES = ",\n".join(
 
 _RAW_SOURCE = """
 FROM (
-    SELECT * FROM llm_calls FINAL
+    SELECT project_id, event_id, timestamp, feature, model, provider, route_version, route, environment, traffic,
+           status, customer_id, user_id, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
+           reasoning_tokens, ttft_ms, latency_ms, attempt, cache_hit, streamed, tool_calls, cost_input_pusd,
+           cost_cache_read_pusd, cost_cache_write_pusd, cost_output_pusd, cost_reasoning_pusd, cost_pusd,
+           cache_saving_pusd, cost_source
+    FROM llm_calls FINAL
     WHERE project_id = {project:UInt64}
       AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}
       {hour_filter}
@@ -100,25 +105,29 @@ class Tier:
     bucket_expr: str  # over the source rows
     source: str  # "raw" or the finer table merged from
     span: str  # "hours" (recompute the dirty hours only) or "day"
+    sketches: bool = True  # customer and user tiers skip the latency sketches: they are about spend
 
 
 TIERS = (
     Tier("rollup_minute", MAIN_DIMENSIONS, "toStartOfMinute(c.timestamp)", "raw", "hours"),
     Tier("rollup_hour", MAIN_DIMENSIONS, "toStartOfHour(c.timestamp)", "raw", "hours"),
-    Tier("rollup_customer_hour", CUSTOMER_DIMENSIONS, "toStartOfHour(c.timestamp)", "raw", "hours"),
+    Tier("rollup_customer_hour", CUSTOMER_DIMENSIONS, "toStartOfHour(c.timestamp)", "raw", "hours", False),
     Tier("rollup_day", MAIN_DIMENSIONS, "toStartOfDay(bucket)", "rollup_hour", "day"),
-    Tier("rollup_customer_day", CUSTOMER_DIMENSIONS, "toStartOfDay(bucket)", "rollup_customer_hour", "day"),
-    Tier("rollup_user_day", USER_DIMENSIONS, "toStartOfDay(c.timestamp)", "raw", "day"),
+    Tier("rollup_customer_day", CUSTOMER_DIMENSIONS, "toStartOfDay(bucket)", "rollup_customer_hour", "day", False),
+    Tier("rollup_user_day", USER_DIMENSIONS, "toStartOfDay(c.timestamp)", "raw", "day", False),
 )
 
 
-_RAW_MEASURE_NAMES = [line.rsplit(" AS ", 1)[1].rstrip(",") for line in _RAW_MEASURES.strip().splitlines()]
-_MERGED_MEASURE_NAMES = [line.rsplit(" AS ", 1)[1] for line in _MERGED_MEASURES.split(",\n")]
+def _measures(tier: Tier) -> tuple[str, list[str]]:
+    """The measure expressions and their column names for a tier (sketches only where kept)."""
+    text = _RAW_MEASURES if tier.source == "raw" else _MERGED_MEASURES
+    lines = [line for line in text.strip("\n").split(",\n") if tier.sketches or "_digest" not in line]
+    return ",\n".join(lines), [line.rsplit(" AS ", 1)[1].strip() for line in lines]
 
 
 def _insert_sql(tier: Tier) -> str:
     dims = ", ".join(tier.dimensions)
-    names = _RAW_MEASURE_NAMES if tier.source == "raw" else _MERGED_MEASURE_NAMES
+    measures, names = _measures(tier)
     target = f"{tier.table} (project_id, bucket, {dims}, {', '.join(names)})"
     if tier.source == "raw":
         hour_filter = (
@@ -128,12 +137,12 @@ def _insert_sql(tier: Tier) -> str:
         )
         select_dims = ", ".join(f"c.{d} AS {d}" for d in tier.dimensions)
         return (
-            f"INSERT INTO {target} SELECT c.project_id AS project_id, {tier.bucket_expr} AS bucket, {select_dims},"
-            f"{_RAW_MEASURES}{_RAW_SOURCE.replace('{hour_filter}', hour_filter)}\n"
+            f"INSERT INTO {target} SELECT c.project_id AS project_id, {tier.bucket_expr} AS bucket, {select_dims},\n"
+            f"{measures}{_RAW_SOURCE.replace('{hour_filter}', hour_filter)}\n"
             f"GROUP BY project_id, bucket, {dims} SETTINGS join_use_nulls = 1"
         )
     return (
-        f"INSERT INTO {target} SELECT project_id, {tier.bucket_expr} AS bucket, {dims},\n{_MERGED_MEASURES}\n"
+        f"INSERT INTO {target} SELECT project_id, {tier.bucket_expr} AS bucket, {dims},\n{measures}\n"
         f"FROM {tier.source} FINAL WHERE project_id = {{project:UInt64}}"
         " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
         " AND toStartOfDay(bucket) IN {days:Array(DateTime('UTC'))}"
