@@ -67,7 +67,8 @@ def test_reprice_after_a_price_correction_updates_raw_rows_and_rollups(api: APIC
     costs = (
         get_clickhouse()
         .query(
-            "SELECT sum(cost_pusd), countIf(cost_source = 'override') FROM llm_calls FINAL WHERE project_id = {p:UInt64}",
+            "SELECT sum(cost_pusd), countIf(cost_source = 'override') FROM llm_calls FINAL"
+            " WHERE project_id = {p:UInt64}",
             parameters={"p": project.pk},
         )
         .result_rows[0]
