@@ -80,13 +80,13 @@ def test_one_project_never_sees_another(api: APIClient, project: Project) -> Non
     answer = reader(other).get("/v1/usage", {"from": FROM, "to": TO, "granularity": "total"}).json()
     assert answer["data"] == nothing
     # a key cannot pick another project, and a signed-in user only sees their organizations' projects
-    query = {"from": FROM, "to": TO, "granularity": "total", "project": project.pk}
+    query = {"from": FROM, "to": TO, "granularity": "total", "project": str(project.pk)}
     assert reader(other).get("/v1/usage", query).json()["data"] == nothing
     user = get_user_model().objects.create_user("eve", password="x")
     Membership.objects.create(user=user, organization=other.organization, role="finance")
     browser = APIClient()
     browser.force_login(user)
-    assert browser.get("/v1/usage", {"from": FROM, "to": TO, "project": project.pk}).status_code == 404
+    assert browser.get("/v1/usage", {"from": FROM, "to": TO, "project": str(project.pk)}).status_code == 404
     assert browser.get("/v1/usage", {"from": FROM, "to": TO, "project": other.name}).status_code == 200
 
 
