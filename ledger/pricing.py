@@ -160,6 +160,7 @@ def compute_cost(
 # --- the catalogue ---------------------------------------------------------------------------
 
 _CATALOGUE_VERSION = genai_prices.__version__
+_ONE = Fraction(1)
 _KEYS = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "output_reasoning_mtok")
 
 
@@ -318,6 +319,7 @@ class PriceBook:
             starts = [int(s.effective_from.timestamp() * 1000) for s in specs]
             self._overrides[key] = (starts, specs)
         self._override_prices: dict[tuple[int, str], Price] = {}
+        self._catalogue: dict[tuple[str, str, str, int], Price | None] = {}
 
     def price(self, provider: str, model: str, tier: str, ts_ms: int) -> Price | None:
         """The price in force at ``ts_ms`` (epoch milliseconds, UTC) for this tier."""
@@ -328,7 +330,17 @@ class PriceBook:
                 index = bisect.bisect_right(starts, ts_ms)
                 if index:
                     return self._override_price(specs[index - 1], tier)
-        return catalogue_price(provider, model, tier, ts_ms, self.multipliers.get(tier, Fraction(1)))
+        # A per-book memo by UTC day in front of the shared cache: the hot path hashes four plain
+        # values instead of a Fraction. Minute-priced models (off-peak prices) skip it.
+        key = (provider, model, tier, ts_ms // MS_PER_DAY)
+        try:
+            return self._catalogue[key]
+        except KeyError:
+            pass
+        price = catalogue_price(provider, model, tier, ts_ms, self.multipliers.get(tier, _ONE))
+        if not _minute_priced.get((provider, model)):
+            self._catalogue[key] = price
+        return price
 
     def _override_price(self, spec: OverrideSpec, tier: str) -> Price:
         key = (spec.id, tier)

@@ -5,7 +5,8 @@
 -- and repricing included. No mutations.
 --
 -- Main tiers carry the low-cardinality dimensions. Customer and user are high-cardinality: they
--- get their own tables (with feature and model) instead of multiplying the main ones.
+-- get their own tables (with feature and model) instead of multiplying the main ones, sorted by
+-- customer (user) before time, so one customer's history is one contiguous range to read.
 -- Money: Int128 pico-USD sums (the raw table's Int64 per call, with headroom).
 -- Sketches: quantileTDigest states of ttft and latency, merged across buckets and dimensions.
 
@@ -77,7 +78,7 @@ CREATE TABLE IF NOT EXISTS rollup_customer_hour
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(bucket)
-ORDER BY (project_id, bucket, customer_id, feature, model)
+ORDER BY (project_id, customer_id, bucket, feature, model)
 TTL bucket + INTERVAL $hour_ttl_days DAY;
 
 CREATE TABLE IF NOT EXISTS rollup_customer_day
@@ -90,8 +91,8 @@ CREATE TABLE IF NOT EXISTS rollup_customer_day
     $measures
 )
 ENGINE = ReplacingMergeTree(version)
-PARTITION BY toYear(bucket)
-ORDER BY (project_id, bucket, customer_id, feature, model);
+PARTITION BY toYYYYMM(bucket)  -- months, so "this month" reads one partition despite customer-first order
+ORDER BY (project_id, customer_id, bucket, feature, model);
 
 CREATE TABLE IF NOT EXISTS rollup_user_day
 (
@@ -104,8 +105,8 @@ CREATE TABLE IF NOT EXISTS rollup_user_day
     $measures
 )
 ENGINE = ReplacingMergeTree(version)
-PARTITION BY toYear(bucket)
-ORDER BY (project_id, bucket, user_id, customer_id, feature, model);
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (project_id, user_id, bucket, customer_id, feature, model);
 
 -- Quality signals tied to a call; the newest score per event wins.
 CREATE TABLE IF NOT EXISTS feedback

@@ -1,0 +1,237 @@
+"""Query benchmark: 10 million calls over 90 days, rolled up, and the dashboards' queries through
+the query module beside the same answers computed from the raw table.
+
+    .venv/bin/python bench/query.py [--calls 10000000] [--runs 20]
+
+Prints the full rollup's time (rows/s), p50/p95 of each query over the runs (ours and raw) with the
+ratio, and the ingest-to-visible lag through the embedded runner. Uses a fresh chDB directory and a
+fresh SQLite file under a temporary directory; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the repo's packages, not bench/ingest.py, answer "import ingest"
+
+WORKDIR = tempfile.mkdtemp(prefix="meterline-bench-query-")
+os.environ.update(
+    DJANGO_SETTINGS_MODULE="config.settings",
+    METERLINE_VAR_DIR=WORKDIR,
+    DATABASE_URL=f"sqlite:///{WORKDIR}/bench.sqlite3",
+    CLICKHOUSE_URL=f"chdb://{WORKDIR}/clickhouse",
+    LOG_LEVEL="WARNING",
+)
+os.environ.pop("CELERY_BROKER_URL", None)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+from ledger.clickhouse.client import get_clickhouse  # noqa: E402
+from ledger.clickhouse.migrate import migrate  # noqa: E402
+from ledger.queries import UsageQuery, usage  # noqa: E402
+from ledger.rollups import mark_range_dirty, rollup_dirty  # noqa: E402
+from tenancy.models import ApiKey, Organization, Project  # noqa: E402
+
+GENERATE = """
+INSERT INTO llm_calls
+SELECT
+    {project:UInt64} AS project_id,
+    concat('bench-', toString(number)) AS event_id,
+    fromUnixTimestamp64Milli(toInt64({end_ms:Int64} - (cityHash64(number, 1) % {span_ms:UInt64}))) AS timestamp,
+    timestamp AS received_at,
+    generateUUIDv4(number) AS batch_id,
+    ['openai', 'openai', 'openai', 'anthropic', 'anthropic', 'google', 'google', 'selfhost'][m + 1] AS provider,
+    ['gpt-4o', 'gpt-4o-mini', 'o3', 'claude-sonnet-4-5', 'claude-haiku-4-5', 'gemini-2.5-pro',
+     'gemini-2.5-flash', 'llama-3.1-8b-ft'][m + 1] AS model,
+    '' AS response_model,
+    ['chat-assistant', 'support-triage', 'doc-extract', 'code-review', 'search-rerank', 'smart-compose',
+     'agent-planner', 'email-draft'][(cityHash64(number, 3) % 8) + 1] AS feature,
+    concat('customer-', toString(toUInt32(pow(cityHash64(number, 4) % 1000000 / 1000000.0, 3) * 2000))) AS customer_id,
+    concat('user-', toString(cityHash64(number, 5) % 20000)) AS user_id,
+    if(cityHash64(number, 6) % 100 < 45, 'v2', 'v1') AS route_version,
+    if(m IN (1, 4, 6), 'mini', 'full') AS route,
+    if(cityHash64(number, 7) % 100 < 5, 'staging', 'production') AS environment,
+    toUInt64(200 + cityHash64(number, 8) % 8000) AS input_tokens,
+    toUInt64(input_tokens * (cityHash64(number, 9) % 60) / 100) AS cache_read_tokens,
+    toUInt64(0) AS cache_write_tokens,
+    toUInt64(20 + cityHash64(number, 10) % 1500) AS output_tokens,
+    if(m = 2, toUInt64(output_tokens * 0.6), 0) AS reasoning_tokens,
+    if(cityHash64(number, 11) % 3 = 0, NULL, toFloat64(100 + cityHash64(number, 12) % 1500)) AS ttft_ms,
+    toFloat64(400 + cityHash64(number, 13) % 12000) AS latency_ms,
+    CAST(multiIf(s < 95, 'ok', s < 98, 'error', s < 99, 'timeout', 'cancelled'), 'Enum8(\\'ok\\' = 1, \\'error\\' = 2, \\'timeout\\' = 3, \\'cancelled\\' = 4)') AS status,
+    if(s >= 95, 'rate_limit', '') AS error_type,
+    toUInt16(if(cityHash64(number, 14) % 100 < 4, 2, 1)) AS attempt,
+    CAST(multiIf(t < 92, 'live', t < 97, 'eval', 'shadow'), 'Enum8(\\'live\\' = 1, \\'eval\\' = 2, \\'shadow\\' = 3)') AS traffic,
+    cityHash64(number, 15) % 100 < 6 AS cache_hit,
+    CAST(if(cityHash64(number, 16) % 100 < 10, 'batch', 'default'), 'Enum8(\\'default\\' = 1, \\'batch\\' = 2, \\'flex\\' = 3, \\'priority\\' = 4)') AS service_tier,
+    m IN (0, 2, 3) AS streamed,
+    toUInt32(cityHash64(number, 17) % 3) AS tool_calls,
+    toUInt32(4096) AS max_tokens,
+    concat('trace-', toString(number)) AS trace_id, '' AS session_id, concat('req-', toString(number)) AS request_id,
+    map('team', if(m < 3, 'growth', 'platform')) AS tags,
+    toInt64((input_tokens - cache_read_tokens) * [2500000, 150000, 2000000, 3000000, 1000000, 1250000, 300000, 0][m + 1]) AS cost_input_pusd,
+    toInt64(cache_read_tokens * [1250000, 75000, 500000, 300000, 100000, 125000, 30000, 0][m + 1]) AS cost_cache_read_pusd,
+    toInt64(0) AS cost_cache_write_pusd,
+    toInt64((output_tokens - reasoning_tokens) * [10000000, 600000, 8000000, 15000000, 5000000, 10000000, 2500000, 0][m + 1]) AS cost_output_pusd,
+    toInt64(reasoning_tokens * [10000000, 600000, 8000000, 15000000, 5000000, 10000000, 2500000, 0][m + 1]) AS cost_reasoning_pusd,
+    if(cache_hit, 0, cost_input_pusd + cost_cache_read_pusd + cost_output_pusd + cost_reasoning_pusd) AS cost_pusd,
+    if(cache_hit, cost_input_pusd + cost_cache_read_pusd + cost_output_pusd + cost_reasoning_pusd, 0) AS cache_saving_pusd,
+    CAST(if(m = 7, 'unpriced', 'catalogue'), 'Enum8(\\'catalogue\\' = 1, \\'override\\' = 2, \\'reported\\' = 3, \\'unpriced\\' = 4)') AS cost_source,
+    if(m = 7, '', 'bench') AS price_ref,
+    toUInt64(1) AS version
+FROM (
+    SELECT number, toUInt8(cityHash64(number, 2) % 8) AS m, cityHash64(number, 18) % 100 AS s,
+           cityHash64(number, 19) % 100 AS t
+    FROM numbers({offset:UInt64}, {count:UInt64})
+)
+"""
+
+
+def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
+    samples, answer = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        answer = fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[max(0, int(round(0.95 * len(samples))) - 1)], answer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    try:
+        run(args.calls, args.runs)
+    finally:
+        shutil.rmtree(WORKDIR, ignore_errors=True)
+
+
+def run(calls: int, runs: int) -> None:
+    call_command("migrate", verbosity=0)
+    ch = get_clickhouse()
+    migrate(ch)
+    project = Project.objects.create(organization=Organization.objects.create(name="bench"), name="bench")
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    end_ms = int(now.timestamp() * 1000)
+    span_ms = 90 * 86_400_000
+
+    t0 = time.perf_counter()
+    step = 2_000_000
+    for offset in range(0, calls, step):
+        ch.command(
+            GENERATE,
+            parameters={"project": project.pk, "end_ms": end_ms, "span_ms": span_ms, "offset": offset,
+                        "count": min(step, calls - offset)},
+        )  # fmt: skip
+    generated = time.perf_counter() - t0
+    print(f"generated {calls:,} calls over 90 days in {generated:.1f}s (inside ClickHouse)")
+
+    t0 = time.perf_counter()
+    hours = mark_range_dirty(now - timedelta(days=91), now + timedelta(hours=1), project.pk)
+    while rollup_dirty().has_more:
+        pass
+    rollup_s = time.perf_counter() - t0
+    print(f"full rollup: {hours} dirty hours, {calls:,} calls in {rollup_s:.1f}s = {calls / rollup_s:,.0f} rows/s"
+          f"  (target <= 60 s)\n")  # fmt: skip
+
+    today = now.replace(hour=0)
+    month_start = today.replace(day=1)
+    top_customer = usage(
+        UsageQuery(project.pk, today - timedelta(days=90), today + timedelta(days=1), None, ("customer_id",), limit=1)
+    ).rows[0]["customer_id"]
+    p = {"p": project.pk}
+    queries: list[tuple[str, UsageQuery, str, dict[str, object]]] = [
+        (
+            "spend by day stacked by feature, 30 days",
+            UsageQuery(project.pk, today - timedelta(days=30), today + timedelta(days=1), "day", ("feature",),
+                       metrics=("cost", "calls")),
+            "SELECT toStartOfDay(timestamp) b, feature, sum(cost_pusd), count() FROM llm_calls FINAL"
+            " WHERE project_id = {p:UInt64} AND timestamp >= {s:DateTime64(3)} AND timestamp < {e:DateTime64(3)}"
+            " GROUP BY b, feature ORDER BY b, feature",
+            {**p, "s": today - timedelta(days=30), "e": today + timedelta(days=1)},
+        ),
+        (
+            "top 20 customers this month",
+            UsageQuery(project.pk, month_start, today + timedelta(days=1), None, ("customer_id",),
+                       metrics=("cost", "calls", "cost_per_call"), limit=20),
+            "SELECT customer_id, sum(cost_pusd) c, count() FROM llm_calls FINAL"
+            " WHERE project_id = {p:UInt64} AND timestamp >= {s:DateTime64(3)} AND timestamp < {e:DateTime64(3)}"
+            " GROUP BY customer_id ORDER BY c DESC LIMIT 20",
+            {**p, "s": month_start, "e": today + timedelta(days=1)},
+        ),
+        (
+            "p95 latency by model x route version, 7 days hourly",
+            UsageQuery(project.pk, now - timedelta(days=7), now + timedelta(hours=1), "hour", ("model", "route_version"),
+                       metrics=("latency_p95", "calls"), limit=100),
+            "SELECT toStartOfHour(timestamp) b, model, route_version, quantile(0.95)(latency_ms), count()"
+            " FROM llm_calls FINAL WHERE project_id = {p:UInt64} AND timestamp >= {s:DateTime64(3)}"
+            " AND timestamp < {e:DateTime64(3)} GROUP BY b, model, route_version",
+            {**p, "s": now - timedelta(days=7), "e": now + timedelta(hours=1)},
+        ),
+        (
+            "one customer's spend by feature, 90 days",
+            UsageQuery(project.pk, today - timedelta(days=90), today + timedelta(days=1), "day", ("feature",),
+                       filters={"customer_id": (top_customer,)}, metrics=("cost", "calls")),
+            "SELECT toStartOfDay(timestamp) b, feature, sum(cost_pusd), count() FROM llm_calls FINAL"
+            " WHERE project_id = {p:UInt64} AND customer_id = {c:String} AND timestamp >= {s:DateTime64(3)}"
+            " AND timestamp < {e:DateTime64(3)} GROUP BY b, feature",
+            {**p, "c": top_customer, "s": today - timedelta(days=90), "e": today + timedelta(days=1)},
+        ),
+    ]  # fmt: skip
+    print(f"{'query':<52} {'source':<20} {'ours p50':>9} {'ours p95':>9} {'raw p50':>9} {'raw p95':>9} {'raw/ours':>9}")
+    for name, q, raw_sql, params in queries:
+        ours50, ours95, result = timed(lambda q=q: usage(q), runs)
+        raw50, raw95, _ = timed(lambda s=raw_sql, pr=params: ch.query(s, parameters=pr).result_rows, runs)
+        source = result.source  # type: ignore[attr-defined]
+        print(f"{name:<52} {source:<20} {ours50:>7.1f}ms {ours95:>7.1f}ms {raw50:>7.1f}ms {raw95:>7.1f}ms"
+              f" {raw50 / ours50:>8.1f}x")  # fmt: skip
+    print("targets: every query p95 < 150 ms; rollup path >= 20x faster than raw\n")
+    print(f"ingest-to-visible lag (embedded runner): {lag(project):.2f}s  (target <= 10 s)")
+
+
+def lag(project: Project) -> float:
+    """Accept one batch through the API and poll /v1/usage until it shows; the embedded runner drains."""
+    from rest_framework.test import APIClient
+
+    from ops.embedded import EmbeddedRunner
+
+    key = ApiKey.issue(project, ["ingest", "read"])[1]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    runner = EmbeddedRunner()
+    runner.start()
+    try:
+        now = datetime.now(UTC)
+        query = {"from": (now - timedelta(minutes=5)).isoformat(), "to": (now + timedelta(minutes=5)).isoformat(),
+                 "granularity": "total", "metrics": "calls", "model": "lag-probe"}  # fmt: skip
+        record = {"provider": "acme", "model": "lag-probe", "input_tokens": 1, "output_tokens": 1}
+        t0 = time.perf_counter()
+        assert client.post("/v1/calls", {"calls": [record] * 1}, format="json").status_code == 202
+        deadline = t0 + 30
+        while time.perf_counter() < deadline:
+            if client.get("/v1/usage", query).json()["data"] == [{"calls": 1}]:
+                return time.perf_counter() - t0
+            time.sleep(0.05)
+        return float("inf")
+    finally:
+        runner.stop()
+
+
+if __name__ == "__main__":
+    main()
