@@ -12,6 +12,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -149,45 +150,100 @@ def _fail(batches: Sequence[Batch], exc: Exception) -> None:
         log.warning("batch %s not drained (%s), now %s", batch.id, type(exc).__name__, status)
 
 
+def _settle(batches: Sequence[Batch], exc: Exception) -> DrainResult:
+    """Handle a failed write of ``batches``: all wait when a store is unreachable; otherwise they
+    are written one by one, so one bad batch does not hold the others back."""
+    result = DrainResult()
+    if isinstance(exc, TRANSIENT) or len(batches) == 1:
+        _fail(batches, exc)
+        result.failed = len(batches)
+        return result
+    for batch in batches:
+        try:
+            result.records += _write([batch])
+            result.batches += 1
+        except Exception as one:
+            _fail([batch], one)
+            result.failed += 1
+    return result
+
+
 def drain_once(max_batches: int | None = None) -> DrainResult:
     """Claim due batches, write them, and report what happened."""
     limit = max_batches or settings.OUTBOX_DRAIN_BATCHES
     batches = outbox.claim(limit)
-    result = DrainResult(has_more=len(batches) == limit)
     if not batches:
-        return result
+        return DrainResult()
     try:
-        result.records = _write(batches)
-        result.batches = len(batches)
-    except TRANSIENT as exc:  # a store is unreachable: every batch waits for the next try
-        _fail(batches, exc)
-        result.failed = len(batches)
-        result.has_more = False
+        return DrainResult(batches=len(batches), records=_write(batches), has_more=len(batches) == limit)
     except Exception as exc:
-        if len(batches) == 1:
-            _fail(batches, exc)
-            result.failed = 1
-            return result
-        # One bad batch must not hold the others back: write them one by one to isolate it.
-        for batch in batches:
-            try:
-                result.records += _write([batch])
-                result.batches += 1
-            except Exception as exc:
-                _fail([batch], exc)
-                result.failed += 1
-    return result
+        return _settle(batches, exc)
+
+
+@dataclass
+class _InFlight:
+    future: Future[None]
+    batches: list[Batch]
+    rows: Rows
+
+
+def _finish(flight: _InFlight) -> DrainResult:
+    """Wait for a background insert, then mark its batches done (in this thread: the DB work
+    stays on the caller's connection and transaction)."""
+    try:
+        flight.future.result()
+        outbox.complete(flight.batches, flight.rows.hours)
+    except Exception as exc:
+        return _settle(flight.batches, exc)
+    return DrainResult(batches=len(flight.batches), records=flight.rows.count)
 
 
 def drain_until_empty(deadline_seconds: float = 60.0) -> DrainResult:
-    """Drain while there is due work, up to a time budget (bounded, then the caller re-enqueues)."""
+    """Drain while there is due work, up to a time budget (bounded; the caller re-enqueues).
+
+    Pipelined: while one group's ClickHouse insert runs on a helper thread (the engine releases the
+    GIL), the next group is claimed and priced here. At most one insert is in flight, and a group is
+    marked done only after its own insert returned."""
     total = DrainResult()
     stop = time.monotonic() + deadline_seconds
-    while True:
-        step = drain_once()
-        total.batches += step.batches
-        total.records += step.records
-        total.failed += step.failed
-        if not step.has_more or step.failed or time.monotonic() >= stop:
-            total.has_more = step.has_more
-            return total
+    limit = settings.OUTBOX_DRAIN_BATCHES
+    flight: _InFlight | None = None
+    last_full = False
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterline-insert") as pool:
+        while True:
+            out_of_time = time.monotonic() >= stop
+            batches = [] if out_of_time or total.failed else outbox.claim(limit)
+            if batches or not out_of_time:
+                last_full = len(batches) == limit
+            rows: Rows | None = None
+            built_failure: DrainResult | None = None
+            if batches:
+                try:
+                    rows = build_rows(batches, _load_books(batches), version=time.time_ns() // 1000)
+                except Exception as exc:
+                    built_failure = _settle(batches, exc)
+            if flight is not None:
+                _add(total, _finish(flight))
+                flight = None
+            if built_failure is not None:
+                _add(total, built_failure)
+            elif rows is not None:
+                token = dedup_token(batches)
+                future = pool.submit(insert_rows, rows, token) if rows.count else _done()
+                flight = _InFlight(future, batches, rows)
+                continue
+            if not batches:
+                total.has_more = out_of_time and last_full
+                return total
+
+
+def _done() -> Future[None]:
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
+
+
+def _add(total: DrainResult, step: DrainResult) -> None:
+    total.batches += step.batches
+    total.records += step.records
+    total.failed += step.failed

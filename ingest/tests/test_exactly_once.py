@@ -166,3 +166,45 @@ def test_a_batch_that_cannot_be_written_goes_dead_and_can_be_replayed(
     assert replay_dead() == 1
     drain()
     assert raw_count(project, final=True) == 4
+
+
+@pytest.mark.django_db
+@override_settings(OUTBOX_DRAIN_BATCHES=2)
+def test_pipelined_drain_writes_every_group_once(api: APIClient, project: Project) -> None:
+    for i in range(5):
+        post_calls(api, calls(3, prefix=f"g{i}-"))
+    result = drain()
+    assert (result.batches, result.records, result.failed) == (5, 15, 0)
+    assert raw_count(project) == 15
+    assert set(Batch.objects.filter(project=project).values_list("status", flat=True)) == {BatchStatus.DONE}
+
+
+@pytest.mark.django_db
+@override_settings(OUTBOX_DRAIN_BATCHES=2)
+def test_pipelined_drain_stops_at_a_failed_insert_and_keeps_the_rest_pending(
+    api: APIClient, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(5):
+        post_calls(api, calls(1, prefix=f"h{i}-"))
+    real_insert = drain_module.insert_rows
+    inserts: list[int] = []
+
+    def insert_failing_second_time(rows, token):  # type: ignore[no-untyped-def]
+        inserts.append(rows.count)
+        if len(inserts) == 2:
+            from clickhouse_connect.driver.exceptions import OperationalError
+
+            raise OperationalError("connection refused")
+        real_insert(rows, token)
+
+    monkeypatch.setattr(drain_module, "insert_rows", insert_failing_second_time)
+    result = drain()
+    statuses = sorted(Batch.objects.filter(project=project).values_list("status", flat=True))
+    # the first group landed; the second waits for a retry; the third, already claimed and priced
+    # while the second was being inserted, is still written; then the drain stops claiming
+    assert result.batches == 3
+    assert result.failed == 2
+    assert statuses.count(BatchStatus.DONE) == 3
+    assert statuses.count(BatchStatus.PENDING) == 2
+    assert raw_count(project) == 3
+    assert len(inserts) == 3
