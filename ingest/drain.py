@@ -28,7 +28,7 @@ from ingest.models import Batch
 from ingest.records import FIELDS
 from ledger.clickhouse.client import get_clickhouse
 from ledger.pricebook import load_price_book
-from ledger.pricing import PriceBook, compute_cost
+from ledger.pricing import PriceBook, cost_parts
 
 log = logging.getLogger(__name__)
 
@@ -89,26 +89,14 @@ def build_rows(batches: Sequence[Batch], books: dict[int, PriceBook], version: i
         columns[3].extend([version] * n)
         for source, target in _PASSTHROUGH_SLOTS:
             columns[target].extend(fields[source])
-        cost_columns = columns[_COST_START:]
-        price = book.price
-        seen_hours: set[int] = set()
-        for rec in records:
-            ts_ms = rec[1]
-            seen_hours.add(ts_ms // MS_PER_HOUR)
-            cost = compute_cost(
-                price(rec[2], rec[3], rec[23], ts_ms),
-                rec[11], rec[12], rec[13], rec[14], rec[15],
-                rec[31], rec[22],
-            )  # fmt: skip
-            cost_columns[0].append(cost.input)
-            cost_columns[1].append(cost.cache_read)
-            cost_columns[2].append(cost.cache_write)
-            cost_columns[3].append(cost.output)
-            cost_columns[4].append(cost.reasoning)
-            cost_columns[5].append(cost.total)
-            cost_columns[6].append(cost.cache_saving)
-            cost_columns[7].append(cost.source)
-            cost_columns[8].append(cost.ref)
+        # One comprehension, then a transpose: far cheaper than nine appends per record.
+        price, parts = book.price, cost_parts
+        costs = [
+            parts(price(r[2], r[3], r[23], r[1]), r[11], r[12], r[13], r[14], r[15], r[31], r[22]) for r in records
+        ]
+        for column, values in zip(columns[_COST_START:], zip(*costs, strict=True), strict=True):
+            column.extend(values)
+        seen_hours = {ts // MS_PER_HOUR for ts in fields[_F["ts_ms"]]}
         hours.setdefault(project_id, set()).update(datetime.fromtimestamp(h * 3600, tz=UTC) for h in seen_hours)
     return Rows(columns, hours)
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Union
+from typing import NamedTuple, Union
 
 import genai_prices
 from genai_prices import data_snapshot
@@ -99,6 +99,11 @@ class Price:
     source: str
     rates: Rates
     tiers: tuple[tuple[int, Rates], ...] = ()
+    simple: bool = field(init=False)  # one set of plain integer rates: the fast path
+
+    def __post_init__(self) -> None:
+        plain = all(type(rate) is int for rate in self.rates._parts())
+        object.__setattr__(self, "simple", plain and not self.tiers)
 
     def rates_for(self, input_tokens: int) -> Rates:
         chosen = self.rates
@@ -110,8 +115,7 @@ class Price:
         return chosen
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
+class Cost(NamedTuple):
     input: int
     cache_read: int
     cache_write: int
@@ -126,6 +130,50 @@ class Cost:
 UNPRICED_COST = Cost(0, 0, 0, 0, 0, 0, 0, SOURCE_UNPRICED, "")
 
 
+CostParts = tuple[int, int, int, int, int, int, int, str, str]
+
+
+def cost_parts(
+    price: Price | None,
+    input_tokens: int,
+    cache_read_tokens: int,
+    cache_write_tokens: int,
+    output_tokens: int,
+    reasoning_tokens: int,
+    reported_pusd: int | None = None,
+    cache_hit: bool = False,
+) -> CostParts:
+    """The cost parts of one call, as a plain tuple in :class:`Cost` order (the drain's hot path).
+
+    Parts never overlap: uncached input excludes cache reads/writes and plain output excludes
+    reasoning. A reported cost wins for the total; an app cache hit costs nothing and records
+    what it saved."""
+    if price is None:
+        if reported_pusd is not None and not cache_hit:
+            return (0, 0, 0, 0, 0, reported_pusd, 0, SOURCE_REPORTED, "reported")
+        return UNPRICED_COST
+    if price.simple:
+        r = price.rates
+        c_in = (input_tokens - cache_read_tokens - cache_write_tokens) * r.input  # type: ignore[operator]
+        c_cr = cache_read_tokens * r.cache_read  # type: ignore[operator]
+        c_cw = cache_write_tokens * r.cache_write  # type: ignore[operator]
+        c_out = (output_tokens - reasoning_tokens) * r.output  # type: ignore[operator]
+        c_rs = reasoning_tokens * r.reasoning  # type: ignore[operator]
+    else:
+        r = price.rates_for(input_tokens)
+        c_in = _times(input_tokens - cache_read_tokens - cache_write_tokens, r.input)
+        c_cr = _times(cache_read_tokens, r.cache_read)
+        c_cw = _times(cache_write_tokens, r.cache_write)
+        c_out = _times(output_tokens - reasoning_tokens, r.output)
+        c_rs = _times(reasoning_tokens, r.reasoning)
+    computed = c_in + c_cr + c_cw + c_out + c_rs
+    if cache_hit:
+        return (c_in, c_cr, c_cw, c_out, c_rs, 0, computed, price.source, price.ref)
+    if reported_pusd is not None:
+        return (c_in, c_cr, c_cw, c_out, c_rs, reported_pusd, 0, SOURCE_REPORTED, price.ref)
+    return (c_in, c_cr, c_cw, c_out, c_rs, computed, 0, price.source, price.ref)
+
+
 def compute_cost(
     price: Price | None,
     input_tokens: int,
@@ -136,25 +184,13 @@ def compute_cost(
     reported_pusd: int | None = None,
     cache_hit: bool = False,
 ) -> Cost:
-    """The cost parts of one call. Parts never overlap: uncached input excludes cache reads/writes
-    and plain output excludes reasoning. A reported cost wins for the total; an app cache hit
-    costs nothing and records what it saved."""
-    if price is None:
-        if reported_pusd is not None and not cache_hit:
-            return Cost(0, 0, 0, 0, 0, reported_pusd, 0, SOURCE_REPORTED, "reported")
-        return UNPRICED_COST
-    r = price.rates_for(input_tokens) if price.tiers else price.rates
-    c_in = _times(input_tokens - cache_read_tokens - cache_write_tokens, r.input)
-    c_cr = _times(cache_read_tokens, r.cache_read)
-    c_cw = _times(cache_write_tokens, r.cache_write)
-    c_out = _times(output_tokens - reasoning_tokens, r.output)
-    c_rs = _times(reasoning_tokens, r.reasoning)
-    computed = c_in + c_cr + c_cw + c_out + c_rs
-    if cache_hit:
-        return Cost(c_in, c_cr, c_cw, c_out, c_rs, 0, computed, price.source, price.ref)
-    if reported_pusd is not None:
-        return Cost(c_in, c_cr, c_cw, c_out, c_rs, reported_pusd, 0, SOURCE_REPORTED, price.ref)
-    return Cost(c_in, c_cr, c_cw, c_out, c_rs, computed, 0, price.source, price.ref)
+    """:func:`cost_parts` with named fields."""
+    return Cost._make(
+        cost_parts(
+            price, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+            reported_pusd, cache_hit,
+        )
+    )  # fmt: skip
 
 
 # --- the catalogue ---------------------------------------------------------------------------
