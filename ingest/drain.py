@@ -55,7 +55,10 @@ _COST_START = COLUMNS.index("cost_input_pusd")
 
 
 def encode_records(records: Sequence[tuple[Any, ...]]) -> bytes:
-    return msgspec.msgpack.encode(records)
+    """The outbox payload: the records column by column (``FIELDS`` order), as msgpack.
+
+    Columns decode straight into what the insert needs, with far fewer objects than rows would."""
+    return msgspec.msgpack.encode(list(zip(*records, strict=True)))
 
 
 @dataclass
@@ -75,14 +78,13 @@ def build_rows(batches: Sequence[Batch], books: dict[int, PriceBook], version: i
     columns: list[list[Any]] = [[] for _ in COLUMNS]
     hours: dict[int, set[datetime]] = {}
     for batch in batches:
-        records = _decoder.decode(bytes(batch.payload))
-        if not records:
+        fields = _decoder.decode(bytes(batch.payload)) if batch.payload else []
+        if not fields:
             continue
-        n = len(records)
+        n = len(fields[0])
         project_id = batch.project_id
         book = books[project_id]
         received_ms = int(batch.received_at.timestamp() * 1000)
-        fields = list(zip(*records, strict=True))
         columns[0].extend([project_id] * n)
         columns[1].extend([batch.id] * n)
         columns[2].extend([received_ms] * n)
@@ -91,8 +93,12 @@ def build_rows(batches: Sequence[Batch], books: dict[int, PriceBook], version: i
             columns[target].extend(fields[source])
         # One comprehension, then a transpose: far cheaper than nine appends per record.
         price, parts = book.price, cost_parts
+        f = fields
         costs = [
-            parts(price(r[2], r[3], r[23], r[1]), r[11], r[12], r[13], r[14], r[15], r[31], r[22]) for r in records
+            parts(price(provider, model, tier, ts), i, cr, cw, o, rs, rep, hit)
+            for provider, model, tier, ts, i, cr, cw, o, rs, rep, hit in zip(
+                f[2], f[3], f[23], f[1], f[11], f[12], f[13], f[14], f[15], f[31], f[22], strict=True
+            )
         ]
         for column, values in zip(columns[_COST_START:], zip(*costs, strict=True), strict=True):
             column.extend(values)

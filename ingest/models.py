@@ -23,7 +23,7 @@ class Batch(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
     received_at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=16, choices=BatchStatus.choices, default=BatchStatus.PENDING)
-    # msgpack of the accepted records as tuples in ingest.records.FIELDS order.
+    # msgpack of the accepted records, column by column in ingest.records.FIELDS order.
     payload = models.BinaryField()
     record_count = models.PositiveIntegerField()
     rejected_count = models.PositiveIntegerField(default=0)
