@@ -168,11 +168,8 @@ def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
             return "rollup_day FINAL", "rollup_day"
         if hour_ok:
             return "rollup_hour FINAL", "rollup_hour"
-    elif needed <= set(CUSTOMER_DIMENSIONS) and q.granularity != "minute" and not needs_sketch:
-        if day_ok:
-            return "rollup_customer_day FINAL", "rollup_customer_day"
-        if hour_ok:
-            return "rollup_customer_hour FINAL", "rollup_customer_hour"
+    elif needed <= set(CUSTOMER_DIMENSIONS) and day_ok and not needs_sketch:
+        return "rollup_customer_day FINAL", "rollup_customer_day"
     elif needed <= set(USER_DIMENSIONS) and day_ok and not needs_sketch:
         return "rollup_user_day FINAL", "rollup_user_day"
     # No rollup holds this combination: aggregate the raw calls with the same measure definitions.

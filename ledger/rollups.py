@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 MAIN_DIMENSIONS = ("feature", "model", "provider", "route_version", "route", "environment", "traffic", "status")
 CUSTOMER_DIMENSIONS = ("customer_id", "feature", "model")
-USER_DIMENSIONS = ("user_id", "customer_id", "feature", "model")
+USER_DIMENSIONS = ("user_id", "customer_id")
 
 # Measures from raw calls (the table alias is `c`, feedback is `fb`).
 _RAW_MEASURES = """
@@ -111,9 +111,8 @@ class Tier:
 TIERS = (
     Tier("rollup_minute", MAIN_DIMENSIONS, "toStartOfMinute(c.timestamp)", "raw", "hours"),
     Tier("rollup_hour", MAIN_DIMENSIONS, "toStartOfHour(c.timestamp)", "raw", "hours"),
-    Tier("rollup_customer_hour", CUSTOMER_DIMENSIONS, "toStartOfHour(c.timestamp)", "raw", "hours", False),
     Tier("rollup_day", MAIN_DIMENSIONS, "toStartOfDay(bucket)", "rollup_hour", "day"),
-    Tier("rollup_customer_day", CUSTOMER_DIMENSIONS, "toStartOfDay(bucket)", "rollup_customer_hour", "day", False),
+    Tier("rollup_customer_day", CUSTOMER_DIMENSIONS, "toStartOfDay(c.timestamp)", "raw", "day", False),
     Tier("rollup_user_day", USER_DIMENSIONS, "toStartOfDay(c.timestamp)", "raw", "day", False),
 )
 
@@ -172,7 +171,7 @@ def _kept(table: str) -> timedelta | None:
     """How long a tier keeps its rows (None: for good); older hours are not recomputed there."""
     if table == "rollup_minute":
         return timedelta(days=settings.CLICKHOUSE_MINUTE_TTL_DAYS)
-    if table in ("rollup_hour", "rollup_customer_hour"):
+    if table == "rollup_hour":
         return timedelta(days=settings.CLICKHOUSE_HOUR_TTL_DAYS)
     return None
 

@@ -5,8 +5,10 @@
 -- and repricing included. No mutations.
 --
 -- Main tiers carry the low-cardinality dimensions. Customer and user are high-cardinality: they
--- get their own tables (with feature and model) instead of multiplying the main ones, sorted by
--- customer (user) before time, so one customer's history is one contiguous range to read.
+-- get their own day tables (customer with feature and model) instead of multiplying the main
+-- ones, sorted by customer (user) before time, so one customer's history is one contiguous range.
+-- There is no customer-hour tier on purpose: at realistic densities it would hold about one row
+-- per call; hourly customer questions are answered from the raw table.
 -- Money: Int128 pico-USD sums (the raw table's Int64 per call, with headroom).
 -- Sketches: quantileTDigest states of ttft and latency, merged across buckets and dimensions.
 
@@ -67,20 +69,6 @@ ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYear(bucket)
 ORDER BY (project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status);
 
-CREATE TABLE IF NOT EXISTS rollup_customer_hour
-(
-    project_id UInt64,
-    bucket DateTime('UTC'),
-    customer_id String,
-    feature LowCardinality(String),
-    model LowCardinality(String),
-    $measures
-)
-ENGINE = ReplacingMergeTree(version)
-PARTITION BY toYYYYMM(bucket)
-ORDER BY (project_id, customer_id, bucket, feature, model)
-TTL bucket + INTERVAL $hour_ttl_days DAY;
-
 CREATE TABLE IF NOT EXISTS rollup_customer_day
 (
     project_id UInt64,
@@ -94,19 +82,19 @@ ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(bucket)  -- months, so "this month" reads one partition despite customer-first order
 ORDER BY (project_id, customer_id, bucket, feature, model);
 
+-- Users are the highest cardinality of all: per user and customer only, or the table would be as
+-- large as the raw one.
 CREATE TABLE IF NOT EXISTS rollup_user_day
 (
     project_id UInt64,
     bucket DateTime('UTC'),
     user_id String,
     customer_id String,
-    feature LowCardinality(String),
-    model LowCardinality(String),
     $measures
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(bucket)
-ORDER BY (project_id, user_id, bucket, customer_id, feature, model);
+ORDER BY (project_id, user_id, bucket, customer_id);
 
 -- Quality signals tied to a call; the newest score per event wins.
 CREATE TABLE IF NOT EXISTS feedback
