@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -196,8 +197,8 @@ def run(calls: int, runs: int) -> None:
     ]  # fmt: skip
     print(f"{'query':<52} {'source':<20} {'ours p50':>9} {'ours p95':>9} {'raw p50':>9} {'raw p95':>9} {'raw/ours':>9}")
     for name, q, raw_sql, params in queries:
-        ours50, ours95, result = timed(lambda q=q: usage(q), runs)
-        raw50, raw95, _ = timed(lambda s=raw_sql, pr=params: ch.query(s, parameters=pr).result_rows, runs)
+        ours50, ours95, result = timed(partial(usage, q), runs)
+        raw50, raw95, _ = timed(partial(ch.query, raw_sql, parameters=params), runs)
         source = result.source  # type: ignore[attr-defined]
         print(f"{name:<52} {source:<20} {ours50:>7.1f}ms {ours95:>7.1f}ms {raw50:>7.1f}ms {raw95:>7.1f}ms"
               f" {raw50 / ours50:>8.1f}x")  # fmt: skip

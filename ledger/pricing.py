@@ -99,11 +99,13 @@ class Price:
     source: str
     rates: Rates
     tiers: tuple[tuple[int, Rates], ...] = ()
-    simple: bool = field(init=False)  # one set of plain integer rates: the fast path
+    # One set of plain integer rates (no tiers, no fractions): the fast path of cost_parts.
+    int_rates: tuple[int, int, int, int, int] | None = field(init=False)
 
     def __post_init__(self) -> None:
-        plain = all(type(rate) is int for rate in self.rates._parts())
-        object.__setattr__(self, "simple", plain and not self.tiers)
+        parts = self.rates._parts()
+        plain = not self.tiers and all(type(rate) is int for rate in parts)
+        object.__setattr__(self, "int_rates", parts if plain else None)
 
     def rates_for(self, input_tokens: int) -> Rates:
         chosen = self.rates
@@ -152,13 +154,14 @@ def cost_parts(
         if reported_pusd is not None and not cache_hit:
             return (0, 0, 0, 0, 0, reported_pusd, 0, SOURCE_REPORTED, "reported")
         return UNPRICED_COST
-    if price.simple:
-        r = price.rates
-        c_in = (input_tokens - cache_read_tokens - cache_write_tokens) * r.input  # type: ignore[operator]
-        c_cr = cache_read_tokens * r.cache_read  # type: ignore[operator]
-        c_cw = cache_write_tokens * r.cache_write  # type: ignore[operator]
-        c_out = (output_tokens - reasoning_tokens) * r.output  # type: ignore[operator]
-        c_rs = reasoning_tokens * r.reasoning  # type: ignore[operator]
+    fast = price.int_rates
+    if fast is not None:
+        r_in, r_cr, r_cw, r_out, r_rs = fast
+        c_in = (input_tokens - cache_read_tokens - cache_write_tokens) * r_in
+        c_cr = cache_read_tokens * r_cr
+        c_cw = cache_write_tokens * r_cw
+        c_out = (output_tokens - reasoning_tokens) * r_out
+        c_rs = reasoning_tokens * r_rs
     else:
         r = price.rates_for(input_tokens)
         c_in = _times(input_tokens - cache_read_tokens - cache_write_tokens, r.input)
