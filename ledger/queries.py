@@ -21,7 +21,16 @@ from django.conf import settings
 
 from ledger.clickhouse.client import get_clickhouse
 from ledger.pricing import pusd_to_usd
-from ledger.rollups import _RAW_MEASURES, _RAW_SOURCE, CUSTOMER_DIMENSIONS, MAIN_DIMENSIONS, USER_DIMENSIONS
+from ledger.rollups import (
+    _RAW_MEASURES,
+    _RAW_SOURCE,
+    COMPACT_DIMENSIONS,
+    CUSTOMER_DIMENSIONS,
+    CUSTOMER_ONLY,
+    MAIN_DIMENSIONS,
+    ROUTE_DIMENSIONS,
+    USER_DIMENSIONS,
+)
 
 DIMENSIONS = (*MAIN_DIMENSIONS, "customer_id", "user_id")
 GRANULARITIES = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -161,15 +170,19 @@ def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
     aligned_hours = q.start.minute == q.start.second == q.end.minute == q.end.second == 0
     day_ok = q.granularity in ("day", None) and tz.key == "UTC" and q.start.hour == q.end.hour == 0 and aligned_hours
     hour_ok = q.granularity != "minute" and aligned_hours and _whole_hour_offsets(tz, q.start, q.end)
+    # The narrowest table that holds every dimension asked for wins.
     if needed <= set(MAIN_DIMENSIONS):
         if q.granularity == "minute":
             return "rollup_minute FINAL", "rollup_minute"
         if day_ok:
-            return "rollup_day FINAL", "rollup_day"
+            table = "rollup_compact_day" if needed <= set(COMPACT_DIMENSIONS) else "rollup_day"
+            return f"{table} FINAL", table
         if hour_ok:
-            return "rollup_hour FINAL", "rollup_hour"
+            table = "rollup_route_hour" if needed <= set(ROUTE_DIMENSIONS) else "rollup_hour"
+            return f"{table} FINAL", table
     elif needed <= set(CUSTOMER_DIMENSIONS) and day_ok and not needs_sketch:
-        return "rollup_customer_day FINAL", "rollup_customer_day"
+        table = "rollup_customer_total_day" if needed <= set(CUSTOMER_ONLY) else "rollup_customer_day"
+        return f"{table} FINAL", table
     elif needed <= set(USER_DIMENSIONS) and day_ok and not needs_sketch:
         return "rollup_user_day FINAL", "rollup_user_day"
     # No rollup holds this combination: aggregate the raw calls with the same measure definitions.

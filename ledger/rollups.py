@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 MAIN_DIMENSIONS = ("feature", "model", "provider", "route_version", "route", "environment", "traffic", "status")
 CUSTOMER_DIMENSIONS = ("customer_id", "feature", "model")
 USER_DIMENSIONS = ("user_id", "customer_id")
+# Narrow views for the questions asked most, merged from a wider tier: each holds a few rows per
+# bucket where the wide tier holds hundreds, so the dashboards' default charts read almost nothing.
+ROUTE_DIMENSIONS = ("provider", "model", "route_version", "route")  # latency by model / route version
+COMPACT_DIMENSIONS = ("feature", "provider", "model", "route_version")  # spend stacked by these
+CUSTOMER_ONLY = ("customer_id",)  # top customers
 
 # Measures from raw calls (the table alias is `c`, feedback is `fb`).
 _RAW_MEASURES = """
@@ -111,8 +116,11 @@ class Tier:
 TIERS = (
     Tier("rollup_minute", MAIN_DIMENSIONS, "toStartOfMinute(c.timestamp)", "raw", "hours"),
     Tier("rollup_hour", MAIN_DIMENSIONS, "toStartOfHour(c.timestamp)", "raw", "hours"),
+    Tier("rollup_route_hour", ROUTE_DIMENSIONS, "bucket", "rollup_hour", "hours"),
     Tier("rollup_day", MAIN_DIMENSIONS, "toStartOfDay(bucket)", "rollup_hour", "day"),
+    Tier("rollup_compact_day", COMPACT_DIMENSIONS, "bucket", "rollup_day", "day"),
     Tier("rollup_customer_day", CUSTOMER_DIMENSIONS, "toStartOfDay(c.timestamp)", "raw", "day", False),
+    Tier("rollup_customer_total_day", CUSTOMER_ONLY, "bucket", "rollup_customer_day", "day", False),
     Tier("rollup_user_day", USER_DIMENSIONS, "toStartOfDay(c.timestamp)", "raw", "day", False),
 )
 
@@ -144,8 +152,12 @@ def _insert_sql(tier: Tier) -> str:
         f"INSERT INTO {target} SELECT project_id, {tier.bucket_expr} AS bucket, {dims},\n{measures}\n"
         f"FROM {tier.source} FINAL WHERE project_id = {{project:UInt64}}"
         " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
-        " AND toStartOfDay(bucket) IN {days:Array(DateTime('UTC'))}"
-        f" GROUP BY project_id, bucket, {dims} HAVING calls > 0"
+        + (
+            " AND toStartOfHour(bucket) IN {hours:Array(DateTime('UTC'))}"
+            if tier.span == "hours"
+            else " AND toStartOfDay(bucket) IN {days:Array(DateTime('UTC'))}"
+        )
+        + f" GROUP BY project_id, bucket, {dims} HAVING calls > 0"
     )
 
 
@@ -171,7 +183,7 @@ def _kept(table: str) -> timedelta | None:
     """How long a tier keeps its rows (None: for good); older hours are not recomputed there."""
     if table == "rollup_minute":
         return timedelta(days=settings.CLICKHOUSE_MINUTE_TTL_DAYS)
-    if table == "rollup_hour":
+    if table in ("rollup_hour", "rollup_route_hour"):
         return timedelta(days=settings.CLICKHOUSE_HOUR_TTL_DAYS)
     return None
 

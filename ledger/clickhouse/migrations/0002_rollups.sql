@@ -69,6 +69,48 @@ ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYear(bucket)
 ORDER BY (project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status);
 
+-- Narrow views merged from the wide tiers (see ledger/rollups.py): latency by model and route
+-- version per hour, spend by feature/model/route version per day, and spend per customer per day.
+CREATE TABLE IF NOT EXISTS rollup_route_hour
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    route_version LowCardinality(String),
+    route LowCardinality(String),
+    $measures
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (project_id, bucket, provider, model, route_version, route)
+TTL bucket + INTERVAL $hour_ttl_days DAY;
+
+CREATE TABLE IF NOT EXISTS rollup_compact_day
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    feature LowCardinality(String),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    route_version LowCardinality(String),
+    $measures
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYear(bucket)
+ORDER BY (project_id, bucket, feature, provider, model, route_version);
+
+CREATE TABLE IF NOT EXISTS rollup_customer_total_day
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    customer_id String,
+    $measures
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (project_id, bucket, customer_id);
+
 CREATE TABLE IF NOT EXISTS rollup_customer_day
 (
     project_id UInt64,
