@@ -318,14 +318,14 @@ def _shape(
         for r in sorted(rows, key=lambda r: _rank(r, q.order_by), reverse=True):
             out.append({**{d: r[d] for d in group_cols}, **{m: _value(m, r[m]) for m in metrics}})
         return out
+    timeline = [(bucket, int(bucket.timestamp())) for bucket in buckets(start, end, q.granularity, tz)]
+    zeros = {m: _zero(m) for m in metrics}
     for group in groups:
-        for bucket in buckets(start, end, q.granularity, tz):
-            found = by_key.get((int(bucket.timestamp()), *group))
-            row: dict[str, Any] = {"bucket": bucket}
-            row.update(zip(group_cols, group, strict=True))
-            for m in metrics:
-                row[m] = _value(m, found[m]) if found else _zero(m)
-            out.append(row)
+        labels = dict(zip(group_cols, group, strict=True))
+        for bucket, epoch in timeline:
+            found = by_key.get((epoch, *group))
+            values = {m: _value(m, found[m]) for m in metrics} if found else zeros
+            out.append({"bucket": bucket, **labels, **values})
     return out
 
 
