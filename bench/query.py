@@ -3,6 +3,9 @@ the query module beside the same answers computed from the raw table.
 
     .venv/bin/python bench/query.py [--calls 10000000] [--runs 20]
 
+The traffic is shaped like an application's: 8 features, each routing between its own full and
+mini model; 2,000 customers on a long tail, each with up to 10 users; 5 % errors, 8 % eval/shadow.
+
 Prints the full rollup's time (rows/s), p50/p95 of each query over the runs (ours and raw) with the
 ratio, and the ingest-to-visible lag through the embedded runner. Uses a fresh chDB directory and a
 fresh SQLite file under a temporary directory; nothing is left behind.
@@ -60,9 +63,9 @@ SELECT
      'gemini-2.5-flash', 'llama-3.1-8b-ft'][m + 1] AS model,
     '' AS response_model,
     ['chat-assistant', 'support-triage', 'doc-extract', 'code-review', 'search-rerank', 'smart-compose',
-     'agent-planner', 'email-draft'][(cityHash64(number, 3) % 8) + 1] AS feature,
+     'agent-planner', 'email-draft'][f + 1] AS feature,
     concat('customer-', toString(toUInt32(pow(cityHash64(number, 4) % 1000000 / 1000000.0, 3) * 2000))) AS customer_id,
-    concat('user-', toString(cityHash64(number, 5) % 20000)) AS user_id,
+    concat(customer_id, '/user-', toString(cityHash64(number, 5) % 10)) AS user_id,
     if(cityHash64(number, 6) % 100 < 45, 'v2', 'v1') AS route_version,
     if(m IN (1, 4, 6), 'mini', 'full') AS route,
     if(cityHash64(number, 7) % 100 < 5, 'staging', 'production') AS environment,
@@ -95,7 +98,10 @@ SELECT
     if(m = 7, '', 'bench') AS price_ref,
     toUInt64(1) AS version
 FROM (
-    SELECT number, toUInt8(cityHash64(number, 2) % 8) AS m, cityHash64(number, 18) % 100 AS s,
+    -- each feature routes between its own full and mini model (as a router does), users belong to a customer
+    SELECT number, toUInt8(cityHash64(number, 3) % 8) AS f,
+           if(cityHash64(number, 2) % 100 < 45, [1, 4, 6, 1, 6, 7, 1, 4][f + 1], [0, 3, 5, 2, 6, 7, 0, 3][f + 1]) AS m,
+           cityHash64(number, 18) % 100 AS s,
            cityHash64(number, 19) % 100 AS t
     FROM numbers({offset:UInt64}, {count:UInt64})
 )

@@ -234,7 +234,11 @@ def usage(q: UsageQuery) -> UsageResult:
     group_select = "".join(f"toString({d}) AS g_{d}, " for d in group_cols)
     truncated = False
     kept: list[tuple[str, ...]] = [()]
-    if group_cols:
+    order_limit = ""
+    if group_cols and q.granularity is None:
+        # A breakdown without time buckets ranks and cuts in the same query.
+        order_limit = f" ORDER BY m_{q.order_by} DESC, {', '.join(group_cols)} LIMIT {q.limit + 1}"
+    elif group_cols:
         ranked = (
             f"SELECT {', '.join(f'toString({d})' for d in group_cols)} FROM {source} WHERE {where_sql}"
             f" GROUP BY {', '.join(group_cols)} ORDER BY {METRICS[q.order_by].sql} DESC,"
@@ -252,11 +256,14 @@ def usage(q: UsageQuery) -> UsageResult:
         where_sql += f" AND {key_sql} IN {{groups:Array(String)}}"
     sql = (
         f"SELECT {_bucket_sql(q.granularity, bucket_col)} AS b, {group_select}{select_metrics}"
-        f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_cols)}"
+        f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_cols)}{order_limit}"
     )
     result = get_clickhouse().query(sql, parameters=params)
     names = [c.removeprefix("m_").removeprefix("g_") for c in result.column_names]
     rows = [dict(zip(names, r, strict=True)) for r in result.result_rows]
+    if order_limit:
+        truncated = len(rows) > q.limit
+        rows = rows[: q.limit]
     return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, kept), truncated, source_name)
 
 
