@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in req
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint typecheck bench-ingest migrate clean
+.PHONY: install run test lint typecheck bench-ingest bench-query migrate clean
 
 $(STAMP): requirements.in requirements-dev.in requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (Meterline needs CPython 3.11)"; exit 1; }
@@ -37,6 +37,9 @@ typecheck: install
 
 bench-ingest: install
 	$(BIN)/python bench/ingest.py
+
+bench-query: install
+	$(BIN)/python bench/query.py
 
 clean:
 	rm -rf $(VENV) var
