@@ -162,18 +162,6 @@ def _settle(batches: Sequence[Batch], exc: Exception) -> DrainResult:
     return result
 
 
-def drain_once(max_batches: int | None = None) -> DrainResult:
-    """Claim due batches, write them, and report what happened."""
-    limit = max_batches or settings.OUTBOX_DRAIN_BATCHES
-    batches = outbox.claim(limit)
-    if not batches:
-        return DrainResult()
-    try:
-        return DrainResult(batches=len(batches), records=_write(batches), has_more=len(batches) == limit)
-    except Exception as exc:
-        return _settle(batches, exc)
-
-
 @dataclass
 class _InFlight:
     future: Future[None]

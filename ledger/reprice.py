@@ -15,6 +15,7 @@ from ingest.records import FIELDS
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
 from ledger.pricebook import load_price_book
+from ledger.pricing import PriceBook
 
 # The outbox record layout, read back from the raw table.
 _SELECT = ", ".join(
@@ -66,7 +67,7 @@ def reprice(project_id: int, start: datetime, end: datetime, chunk: int = 50_000
     return total
 
 
-def _write(batches: list[Batch], book: dict, version: int, hours: dict[int, set[datetime]]) -> int:  # type: ignore[type-arg]
+def _write(batches: list[Batch], book: dict[int, PriceBook], version: int, hours: dict[int, set[datetime]]) -> int:
     rows = build_rows(batches, book, version)
     # A fresh token: a reprice must never be dropped as a duplicate of the original insert.
     insert_rows(rows, f"reprice-{version}-{batches[0].id}")
