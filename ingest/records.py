@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
 from msgspec import Meta
@@ -101,6 +101,12 @@ _FIELD_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     for f in msgspec.structs.fields(CallRecord)  # type: ignore[arg-type]
 }
 _REQUIRED = {f.name for f in msgspec.structs.fields(CallRecord) if f.required}  # type: ignore[arg-type]
+# For enum-like fields, the allowed values, so an error can say what would have been right.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    f.name: get_args(f.type)
+    for f in msgspec.structs.fields(CallRecord)  # type: ignore[arg-type]
+    if get_origin(f.type) is Literal
+}
 
 
 def decode_envelope(body: bytes) -> list[msgspec.Raw]:
@@ -252,5 +258,8 @@ def _all_errors(raw: msgspec.Raw) -> Errors:
         try:
             decoder.decode(value)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            errors[name] = [_storable(_problem(exc, name))]
+            message = _problem(exc, name)
+            if name in _CHOICES:
+                message += f"; expected one of: {', '.join(_CHOICES[name])}"
+            errors[name] = [_storable(message)]
     return errors or {"record": ["is not a valid CallRecord"]}

@@ -167,6 +167,7 @@ def test_every_bad_field_of_a_record_is_reported_at_once(api: APIClient) -> None
     assert set(errors) == {"provider", "model", "input_tokens", "status", "colour"}
     assert errors["provider"] == ["is required"]
     assert "nope" in errors["status"][0]
+    assert "expected one of: ok, error, timeout, cancelled" in errors["status"][0]
 
 
 @pytest.mark.django_db
