@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 
@@ -20,7 +22,11 @@ def project_for_read(request: Request) -> Project:
     if not wanted:
         raise NotFound("name the project with ?project=<id or name>")
     projects = visible_projects(user)
-    project = projects.filter(pk=int(wanted)).first() if wanted.isdigit() else projects.filter(name=wanted).first()
+    project = (
+        projects.filter(pk=int(wanted)).first()
+        if re.fullmatch(r"[0-9]{1,18}", wanted)
+        else projects.filter(name=wanted).first()
+    )
     if project is None:  # the same answer whether it does not exist or is someone else's
         raise NotFound("no such project")
     return project

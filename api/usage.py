@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,8 +29,11 @@ def _list(request: Request, name: str) -> list[str]:
 def _when(name: str, value: str | None) -> datetime:
     if not value:
         raise QueryError(f"{name} is required (RFC 3339, e.g. 2026-11-01T00:00:00Z, or a date)")
-    day = parse_date(value) if len(value) == 10 else None
-    parsed = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else parse_datetime(value)
+    try:
+        day = parse_date(value) if len(value) == 10 else None
+        parsed = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else parse_datetime(value)
+    except ValueError:  # well-formed but impossible, e.g. February 30th or an offset of +24:00
+        parsed = None
     if parsed is None:
         raise QueryError(f"{name}={value!r} is not an RFC 3339 datetime or a date (UTC)")
     if parsed.tzinfo is None:
@@ -43,7 +47,7 @@ def parse_query(request: Request, project_id: int) -> UsageQuery:
         raise QueryError(f"unknown parameter {unknown[0]!r}")
     granularity = request.query_params.get("granularity", "day")
     limit = request.query_params.get("limit", "100")
-    if not limit.isdigit():
+    if not re.fullmatch(r"[0-9]{1,6}", limit):
         raise QueryError("limit must be a positive integer")
     return UsageQuery(
         project_id=project_id,

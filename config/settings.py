@@ -111,6 +111,13 @@ CLICKHOUSE_CLUSTER = env_optional("CLICKHOUSE_CLUSTER")
 CLICKHOUSE_RAW_TTL_DAYS = env_int("CLICKHOUSE_RAW_TTL_DAYS", 400, minimum=1)
 CLICKHOUSE_MINUTE_TTL_DAYS = env_int("CLICKHOUSE_MINUTE_TTL_DAYS", 14, minimum=1)
 CLICKHOUSE_HOUR_TTL_DAYS = env_int("CLICKHOUSE_HOUR_TTL_DAYS", 730, minimum=1)
+if CLICKHOUSE_HOUR_TTL_DAYS < CLICKHOUSE_RAW_TTL_DAYS:
+    # Day rollups (kept for good) are rebuilt from hour rollups: a late call inside raw retention
+    # must still find its day's hour rows, or the rebuild would erase the day.
+    raise ImproperlyConfigured(
+        f"CLICKHOUSE_HOUR_TTL_DAYS={CLICKHOUSE_HOUR_TTL_DAYS} must be at least "
+        f"CLICKHOUSE_RAW_TTL_DAYS={CLICKHOUSE_RAW_TTL_DAYS}"
+    )
 
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", None, schemes=("redis", "rediss", "amqp", "amqps"))
 CELERY_RESULT_BACKEND = None

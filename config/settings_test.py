@@ -15,6 +15,7 @@ if "METERLINE_VAR_DIR" not in os.environ:
 os.environ.setdefault("CLICKHOUSE_URL", f"chdb://{os.environ['METERLINE_VAR_DIR']}/clickhouse")
 # Ten years of raw retention so the price-history cases (2025 prices) are kept.
 os.environ.setdefault("CLICKHOUSE_RAW_TTL_DAYS", "3650")
+os.environ.setdefault("CLICKHOUSE_HOUR_TTL_DAYS", "3650")  # hour rollups must outlive raw rows
 os.environ.setdefault("CACHE_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 

@@ -46,8 +46,10 @@ def complete(batches: Iterable[Batch], hours_by_project: dict[int, set[datetime]
     """Mark batches done and record the hours whose rollups are now stale, in one transaction."""
     now = timezone.now()
     ids = [b.id for b in batches]
+    leases = {b.lease_until for b in batches}
     with transaction.atomic():
-        done = Batch.objects.filter(id__in=ids, status=BatchStatus.PROCESSING).update(
+        # Only while our lease holds: a batch re-claimed by another drain is theirs to finish.
+        done = Batch.objects.filter(id__in=ids, status=BatchStatus.PROCESSING, lease_until__in=leases).update(
             status=BatchStatus.DONE, done_at=now, lease_until=None, last_error=""
         )
         mark_dirty(hours_by_project, now)
@@ -67,7 +69,7 @@ def release(batch: Batch, error: str, *, data_error: bool) -> BatchStatus:
         settings.OUTBOX_RETRY_MAX_SECONDS,
     )
     status = BatchStatus.DEAD if dead else BatchStatus.PENDING
-    Batch.objects.filter(id=batch.id, status=BatchStatus.PROCESSING).update(
+    Batch.objects.filter(id=batch.id, status=BatchStatus.PROCESSING, lease_until=batch.lease_until).update(
         status=status,
         lease_until=None,
         data_failures=failures,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -130,6 +130,8 @@ def validate(q: UsageQuery) -> ZoneInfo:
     if q.start >= q.end:
         raise QueryError("from must be before to")
     try:
+        if q.tz.startswith(("right/", "posix/")):  # leap-second variants: unknown to ClickHouse
+            raise ValueError(q.tz)
         tz = ZoneInfo(q.tz)
     except Exception:
         raise QueryError(f"unknown time zone {q.tz!r}") from None
@@ -205,13 +207,19 @@ def _bucket_sql(granularity: str | None, column: str) -> str:
 def usage(q: UsageQuery) -> UsageResult:
     """Run a usage query: long-format rows, one per (bucket, group), empty buckets as zeros."""
     tz = validate(q)
+    # Everything below works in UTC, whatever offset the bounds were written in: alignment checks
+    # (which tier may answer) included.
+    q = replace(q, start=q.start.astimezone(UTC), end=q.end.astimezone(UTC))
     start, end = _align(q.start, q.granularity, tz), q.end
     source, source_name = _source(q, tz)
     bucket_col = "bucket"
+    # The raw path buckets calls by minute and filters the calls themselves by the exact bounds, so
+    # its outer filter must keep the minute that holds a bound that is not on a whole minute.
+    outer_start = start.replace(second=0, microsecond=0) if source_name == "llm_calls" else start
     params: dict[str, Any] = {
         "project": q.project_id,
-        "start": start.astimezone(UTC),
-        "end": end.astimezone(UTC),
+        "start": outer_start,
+        "end": end if source_name != "llm_calls" else _ceil_minute(end),
         "raw_start": start,
         "raw_end": end,
         "tz": tz.key,
@@ -265,6 +273,11 @@ def usage(q: UsageQuery) -> UsageResult:
         truncated = len(rows) > q.limit
         rows = rows[: q.limit]
     return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, kept), truncated, source_name)
+
+
+def _ceil_minute(when: datetime) -> datetime:
+    floor = when.replace(second=0, microsecond=0)
+    return floor if floor == when else floor + timedelta(minutes=1)
 
 
 def _align(when: datetime, granularity: str | None, tz: ZoneInfo) -> datetime:

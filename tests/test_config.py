@@ -68,3 +68,15 @@ def test_every_scheduled_task_is_registered() -> None:
     for periodic in PERIODIC:
         assert periodic.task in celery_app.tasks, periodic.task
     assert set(beat_schedule()) == {p.name for p in PERIODIC}
+
+
+def test_hour_rollups_must_outlive_raw_rows(tmp_path: Path) -> None:
+    env = {
+        **os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "METERLINE_VAR_DIR": str(tmp_path),
+        "CLICKHOUSE_RAW_TTL_DAYS": "400", "CLICKHOUSE_HOUR_TTL_DAYS": "90",
+    }  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "CLICKHOUSE_HOUR_TTL_DAYS=90 must be at least CLICKHOUSE_RAW_TTL_DAYS=400" in result.stderr

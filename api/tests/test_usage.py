@@ -158,3 +158,54 @@ def test_feedback_joins_its_call_whenever_either_arrives(api: APIClient, project
     bad = api.post("/v1/feedback", {"event_id": "x", "score": "great"}, format="json")
     assert bad.status_code == 400
     assert "score" in bad.json()
+
+
+@pytest.mark.django_db
+def test_bounds_with_a_non_utc_offset_mean_that_instant(api: APIClient, project: Project) -> None:
+    ingest_and_roll(api, [call("a", 1), call("b", 20), call("c", 23)])
+    # D 00:00+05:00 .. D+1 00:00+05:00 is D-1 19:00Z .. D 19:00Z: only the 01:00Z call is inside
+    start = (DAY.replace(tzinfo=None).isoformat()) + "+05:00"
+    end = ((DAY + timedelta(days=1)).replace(tzinfo=None).isoformat()) + "+05:00"
+    total = reader(project).get("/v1/usage", {"from": start, "to": end, "granularity": "total", "metrics": "calls"})
+    assert total.json()["data"] == [{"calls": 1}]
+    # a half-hour offset: 07:00+05:30 .. 11:00+05:30 is 01:30Z .. 05:30Z
+    half = {"from": DAY.replace(tzinfo=None).isoformat()[:10] + "T07:00:00+05:30",
+            "to": DAY.replace(tzinfo=None).isoformat()[:10] + "T11:00:00+05:30", "granularity": "total",
+            "metrics": "calls"}  # fmt: skip
+    ingest_and_roll(api, [call("d", 1, timestamp=(DAY + timedelta(hours=1, minutes=45)).isoformat()),
+                          call("e", 5, timestamp=(DAY + timedelta(hours=5, minutes=45)).isoformat())])  # fmt: skip
+    assert reader(project).get("/v1/usage", half).json()["data"] == [{"calls": 1}]
+
+
+@pytest.mark.django_db
+def test_a_total_from_the_middle_of_a_minute_keeps_that_minute(api: APIClient, project: Project) -> None:
+    ingest_and_roll(api, [call("a", 1, timestamp=(DAY + timedelta(hours=1, seconds=45)).isoformat())])
+    query = {"from": (DAY + timedelta(hours=1, seconds=30)).isoformat(), "to": (DAY + timedelta(hours=2)).isoformat(),
+             "granularity": "total", "metrics": "calls"}  # fmt: skip
+    assert reader(project).get("/v1/usage", query).json()["data"] == [{"calls": 1}]
+    query["from"] = (DAY + timedelta(hours=1, seconds=50)).isoformat()
+    assert reader(project).get("/v1/usage", query).json()["data"] == [{"calls": 0}]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "2026-02-30"},
+        {"from": "2026-02-30T00:00:00Z"},
+        {"from": "2026-11-01T00:00:00+24:00"},
+        {"limit": "²"},
+        {"tz": "right/UTC"},
+    ],
+)
+def test_impossible_values_are_400_not_500(project: Project, params: dict[str, str]) -> None:
+    response = reader(project).get("/v1/usage", {"from": FROM, "to": TO, **params})
+    assert response.status_code == 400, response.content
+
+
+@pytest.mark.django_db
+def test_a_project_parameter_of_odd_digits_is_404_not_500(project: Project) -> None:
+    user = get_user_model().objects.create_user("odd", password="x")
+    browser = APIClient()
+    browser.force_login(user)
+    assert browser.get("/v1/usage", {"from": FROM, "to": TO, "project": "²"}).status_code == 404

@@ -208,3 +208,18 @@ def test_pipelined_drain_stops_at_a_failed_insert_and_keeps_the_rest_pending(
     assert statuses.count(BatchStatus.PENDING) == 2
     assert raw_count(project) == 3
     assert len(inserts) == 3
+
+
+@pytest.mark.django_db
+def test_a_drain_whose_lease_was_taken_over_does_not_touch_the_batch(api: APIClient, project: Project) -> None:
+    from ingest.outbox import claim, complete, release
+
+    post_calls(api, calls(1))
+    (stale,) = claim(1)
+    Batch.objects.filter(pk=stale.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    (fresh,) = claim(1)  # another drain takes the expired lease
+    assert release(stale, "slow insert", data_error=True) == BatchStatus.PENDING
+    assert complete([stale], {}) == 0
+    current = Batch.objects.get(pk=stale.pk)
+    assert (current.status, current.data_failures, current.last_error) == (BatchStatus.PROCESSING, 0, "")
+    assert complete([fresh], {}) == 1
