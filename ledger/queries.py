@@ -99,6 +99,12 @@ METRICS: dict[str, Metric] = {
     "feedback_score": Metric(_ratio("feedback_score_sum", "feedback_count"), "float"),
 }
 DEFAULT_METRICS = ("cost", "calls")
+_RETENTION = {  # tables that forget, and the setting that says when
+    "rollup_minute": "CLICKHOUSE_MINUTE_TTL_DAYS",
+    "rollup_hour": "CLICKHOUSE_HOUR_TTL_DAYS",
+    "rollup_route_hour": "CLICKHOUSE_HOUR_TTL_DAYS",
+    "llm_calls": "CLICKHOUSE_RAW_TTL_DAYS",
+}
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,14 @@ def usage(q: UsageQuery) -> UsageResult:
     q = replace(q, start=q.start.astimezone(UTC), end=q.end.astimezone(UTC))
     start, end = _align(q.start, q.granularity, tz), q.end
     source, source_name = _source(q, tz)
+    retention = _RETENTION.get(source_name)
+    if retention is not None and q.start < datetime.now(UTC) - timedelta(days=getattr(settings, retention)):
+        # Say so rather than answer zeros for a range the chosen table no longer holds.
+        days = getattr(settings, retention)
+        raise QueryError(
+            f"this query needs {source_name}, which keeps {days} days; for older ranges use "
+            "granularity=day or total in UTC with day-aligned bounds"
+        )
     bucket_col = "bucket"
     # The raw path buckets calls by minute and filters the calls themselves by the exact bounds, so
     # its outer filter must keep the minute that holds a bound that is not on a whole minute.
@@ -338,7 +352,12 @@ def _shape(
         for r in sorted(rows, key=lambda r: _rank(r, q.order_by), reverse=True):
             out.append({**{d: r[d] for d in group_cols}, **{m: _value(m, r[m]) for m in metrics}})
         return out
-    timeline = [(bucket, int(bucket.timestamp())) for bucket in buckets(start, end, q.granularity, tz)]
+    # The expected buckets, plus any the database produced that the wall-clock steps did not (zones
+    # whose clocks shift by half an hour), so no row is ever dropped for want of a slot.
+    expected = {int(bucket.timestamp()): bucket for bucket in buckets(start, end, q.granularity, tz)}
+    for r in rows:
+        expected.setdefault(r["b"], datetime.fromtimestamp(r["b"], tz))
+    timeline = sorted(((bucket, epoch) for epoch, bucket in expected.items()), key=lambda item: item[1])
     zeros = {m: _zero(m) for m in metrics}
     for group in groups:
         labels = dict(zip(group_cols, group, strict=True))

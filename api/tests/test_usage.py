@@ -209,3 +209,33 @@ def test_a_project_parameter_of_odd_digits_is_404_not_500(project: Project) -> N
     browser = APIClient()
     browser.force_login(user)
     assert browser.get("/v1/usage", {"from": FROM, "to": TO, "project": "²"}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_range_older_than_the_chosen_table_keeps_is_refused_not_zero(project: Project) -> None:
+    # customers by hour come from raw calls, which are kept CLICKHOUSE_RAW_TTL_DAYS
+    old = {
+        "from": "2010-01-01T00:00:00Z",
+        "to": "2010-01-02T00:00:00Z",
+        "granularity": "hour",
+        "group_by": "customer_id",
+    }
+    response = reader(project).get("/v1/usage", old)
+    assert response.status_code == 400
+    assert "llm_calls, which keeps" in response.json()["detail"]
+    # day rollups are kept for good
+    old.update(granularity="day", group_by="feature")
+    assert reader(project).get("/v1/usage", old).status_code == 200
+
+
+@pytest.mark.django_db
+def test_hourly_buckets_across_a_half_hour_dst_shift_lose_nothing(api: APIClient, project: Project) -> None:
+    # Lord Howe Island moves from +10:30 to +11:00 on 2026-10-04: local hours start 30 minutes apart
+    # from UTC hours on one side of the shift.
+    stamps = ["2026-10-03T14:10:00Z", "2026-10-03T16:40:00Z", "2026-10-04T02:20:00Z", "2026-10-04T20:50:00Z"]
+    ingest_and_roll(api, [call(f"lh{i}", 0, timestamp=ts) for i, ts in enumerate(stamps)])
+    query = {"from": "2026-10-03T13:30:00Z", "to": "2026-10-05T13:00:00Z", "granularity": "hour",
+             "tz": "Australia/Lord_Howe", "metrics": "calls"}  # fmt: skip
+    data = reader(project).get("/v1/usage", query).json()["data"]
+    assert sum(row["calls"] for row in data) == len(stamps)
+    assert [row["bucket"] for row in data] == sorted(row["bucket"] for row in data)
