@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ingest.drain import build_rows, encode_records, insert_rows
 from ingest.models import Batch
@@ -30,47 +30,53 @@ _SELECT = ", ".join(
 )
 
 
-def reprice(project_id: int, start: datetime, end: datetime, chunk: int = 50_000) -> int:
-    """Reprice one project's calls in [start, end); returns how many rows were rewritten."""
-    ch = get_clickhouse()
+def reprice(project_id: int, start: datetime, end: datetime, step: timedelta = timedelta(hours=6)) -> int:
+    """Reprice one project's calls in [start, end); returns how many rows were rewritten.
+
+    Works through the range a few hours at a time: memory stays bounded, and each slice's hours
+    are marked dirty as soon as its rows are written, so an interrupted reprice leaves no stale
+    rollup behind (re-running it is harmless)."""
     book = {project_id: load_price_book(project_id)}
     version = time.time_ns() // 1000
-    result = ch.query(
+    total = 0
+    cursor = start
+    while cursor < end:
+        upper = min(cursor + step, end)
+        total += _reprice_slice(project_id, cursor, upper, book, version)
+        cursor = upper
+    return total
+
+
+def _reprice_slice(project_id: int, start: datetime, end: datetime, book: dict[int, PriceBook], version: int) -> int:
+    result = get_clickhouse().query(
         f"SELECT batch_id, toUnixTimestamp64Milli(received_at), {_SELECT} FROM llm_calls FINAL"
         " WHERE project_id = {p:UInt64} AND timestamp >= {start:DateTime64(3, 'UTC')}"
-        " AND timestamp < {end:DateTime64(3, 'UTC')} ORDER BY batch_id",
+        " AND timestamp < {end:DateTime64(3, 'UTC')}",
         parameters={"p": project_id, "start": start, "end": end},
     )
     groups: dict[tuple[uuid.UUID, int], list[tuple[object, ...]]] = defaultdict(list)
     for row in result.result_rows:
         groups[(row[0], row[1])].append(tuple(row[2:]))
-    total = 0
-    hours: dict[int, set[datetime]] = defaultdict(set)
-    pending: list[Batch] = []
-    for (batch_id, received_ms), records in groups.items():
-        # Rows keep their batch and arrival time; only the pricing columns change.
-        pending.append(
-            Batch(
-                id=batch_id,
-                project_id=project_id,
-                received_at=datetime.fromtimestamp(received_ms / 1000, tz=UTC),
-                payload=encode_records(records),
-                record_count=len(records),
-            )
+    if not groups:
+        return 0
+    # Rows keep their batch and arrival time; only the pricing columns change.
+    batches = [
+        Batch(
+            id=batch_id,
+            project_id=project_id,
+            received_at=datetime.fromtimestamp(received_ms / 1000, tz=UTC),
+            payload=encode_records(records),
+            record_count=len(records),
         )
-        if sum(b.record_count for b in pending) >= chunk:
-            total += _write(pending, book, version, hours)
-            pending = []
-    if pending:
-        total += _write(pending, book, version, hours)
-    mark_dirty(hours)
-    return total
+        for (batch_id, received_ms), records in groups.items()
+    ]
+    return _write(batches, book, version, start)
 
 
-def _write(batches: list[Batch], book: dict[int, PriceBook], version: int, hours: dict[int, set[datetime]]) -> int:
+def _write(batches: list[Batch], book: dict[int, PriceBook], version: int, slice_start: datetime) -> int:
     rows = build_rows(batches, book, version)
-    # A fresh token: a reprice must never be dropped as a duplicate of the original insert.
-    insert_rows(rows, f"reprice-{version}-{batches[0].id}")
-    for project_id, touched in rows.hours.items():
-        hours[project_id].update(touched)
+    # A token of its own per reprice and slice: never dropped as a duplicate of the original insert
+    # or of another slice holding rows of the same batch.
+    insert_rows(rows, f"reprice-{version}-{int(slice_start.timestamp() * 1000)}")
+    mark_dirty(rows.hours)
     return rows.count

@@ -89,3 +89,31 @@ def test_rollup_range_rebuilds_hours_with_calls(api: APIClient, project: Project
     out = run("rollup", "--from", DAY.date().isoformat(), "--to", end, "--project", project.name)
     assert "marked 1 hour(s) dirty" in out
     assert usage(window).rows == [{"calls": 1}]
+
+
+@pytest.mark.django_db
+def test_reprice_in_slices_rewrites_a_batch_that_spans_them(api: APIClient, project: Project) -> None:
+    from ledger.reprice import reprice
+
+    # one batch whose calls fall into different reprice slices
+    calls = [
+        {"event_id": f"s{i}", "timestamp": (DAY + timedelta(hours=5 * i)).isoformat(), "provider": "selfhost",
+         "model": "tiny", "input_tokens": 1_000_000, "output_tokens": 0}
+        for i in range(4)
+    ]  # fmt: skip
+    post_calls(api, calls)
+    drain()
+    PriceOverride.objects.create(
+        project=project, provider="selfhost", model="tiny", effective_from=DAY - timedelta(days=1),
+        input_per_mtok=Decimal("1"), output_per_mtok=Decimal("1"),
+    )  # fmt: skip
+    assert reprice(project.pk, DAY, DAY + timedelta(days=1), step=timedelta(hours=4)) == 4
+    costs = (
+        get_clickhouse()
+        .query(
+            "SELECT count(), sum(cost_pusd) FROM llm_calls FINAL WHERE project_id = {p:UInt64}",
+            parameters={"p": project.pk},
+        )
+        .result_rows[0]
+    )
+    assert costs == (4, 4 * 10**12)
