@@ -2,7 +2,8 @@
 
 Applied versions are recorded in ``schema_migrations``. Statements are separated by a line that
 ends with ``;``. ``$name`` placeholders are filled from settings (``string.Template``); ``$measures`` is the rollup
-measure column list (``measures_v1.sqlpart``), shared by every rollup table.
+measure column list (``measures_v1.sqlpart``), shared by every rollup table, and ``$main_keys`` the
+key columns of the minute/hour/day tiers (``main_keys_v1.sqlpart``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Migration:
             minute_ttl_days=settings.CLICKHOUSE_MINUTE_TTL_DAYS,
             hour_ttl_days=settings.CLICKHOUSE_HOUR_TTL_DAYS,
             measures=(MIGRATIONS_DIR / "measures_v1.sqlpart").read_text().rstrip(),
+            main_keys=(MIGRATIONS_DIR / "main_keys_v1.sqlpart").read_text().strip("\n"),
         )
         body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
         return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]

@@ -14,16 +14,7 @@
 
 CREATE TABLE IF NOT EXISTS rollup_minute
 (
-    project_id UInt64,
-    bucket DateTime('UTC'),
-    feature LowCardinality(String),
-    model LowCardinality(String),
-    provider LowCardinality(String),
-    route_version LowCardinality(String),
-    route LowCardinality(String),
-    environment LowCardinality(String),
-    traffic Enum8('live' = 1, 'eval' = 2, 'shadow' = 3),
-    status Enum8('ok' = 1, 'error' = 2, 'timeout' = 3, 'cancelled' = 4),
+    $main_keys,
     $measures
 )
 ENGINE = ReplacingMergeTree(version)
@@ -33,16 +24,7 @@ TTL bucket + INTERVAL $minute_ttl_days DAY;
 
 CREATE TABLE IF NOT EXISTS rollup_hour
 (
-    project_id UInt64,
-    bucket DateTime('UTC'),
-    feature LowCardinality(String),
-    model LowCardinality(String),
-    provider LowCardinality(String),
-    route_version LowCardinality(String),
-    route LowCardinality(String),
-    environment LowCardinality(String),
-    traffic Enum8('live' = 1, 'eval' = 2, 'shadow' = 3),
-    status Enum8('ok' = 1, 'error' = 2, 'timeout' = 3, 'cancelled' = 4),
+    $main_keys,
     $measures
 )
 ENGINE = ReplacingMergeTree(version)
@@ -53,16 +35,7 @@ TTL bucket + INTERVAL $hour_ttl_days DAY;
 -- Kept for good.
 CREATE TABLE IF NOT EXISTS rollup_day
 (
-    project_id UInt64,
-    bucket DateTime('UTC'),
-    feature LowCardinality(String),
-    model LowCardinality(String),
-    provider LowCardinality(String),
-    route_version LowCardinality(String),
-    route LowCardinality(String),
-    environment LowCardinality(String),
-    traffic Enum8('live' = 1, 'eval' = 2, 'shadow' = 3),
-    status Enum8('ok' = 1, 'error' = 2, 'timeout' = 3, 'cancelled' = 4),
+    $main_keys,
     $measures
 )
 ENGINE = ReplacingMergeTree(version)
