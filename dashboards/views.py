@@ -4,14 +4,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from tenancy.models import Project
+from tenancy.access import visible_projects
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """Landing page: the projects this user can see and where to go next."""
-    user = request.user
-    projects = Project.objects.order_by("name")
-    if not user.is_superuser:
-        projects = projects.filter(organization__memberships__user_id=user.pk or 0)
+    projects = visible_projects(request.user).select_related("organization").order_by("name")
     return render(request, "dashboards/home.html", {"projects": projects})

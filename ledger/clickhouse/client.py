@@ -88,9 +88,6 @@ class ClickHouse:
         raw = self._connect(None)
         self._run(raw.command, f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
 
-    def ping(self) -> bool:
-        return bool(self._run(self.client.ping) if not self.embedded else self.command("SELECT 1") == 1)
-
     def close(self) -> None:
         if self._client is not None:
             self._run(self._client.close)
