@@ -2,6 +2,11 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboards.views import home
+from dashboards import views
 
-urlpatterns = [path("", home, name="home")]
+app_name = "dashboards"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("switch", views.switch, name="switch"),
+]
