@@ -2,11 +2,21 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboards import views
+from dashboards import manage, views
 
 app_name = "dashboards"
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("switch", views.switch, name="switch"),
+    path("p/<int:project_id>/", views.overview_view, name="overview"),
+    path("p/<int:project_id>/engineering/", views.engineering_view, name="engineering"),
+    path("p/<int:project_id>/compare/", views.compare_view, name="compare"),
+    path("p/<int:project_id>/customers/", views.customers_view, name="customers"),
+    path("p/<int:project_id>/customers/<path:customer>/", views.customer_view, name="customer"),
+    path("p/<int:project_id>/calls/", views.calls_view, name="calls"),
+    path("p/<int:project_id>/calls/<str:event_id>/", views.call_view, name="call"),
+    path("p/<int:project_id>/settings/", manage.keys_view, name="keys"),
+    path("p/<int:project_id>/settings/members/", manage.members_view, name="members"),
+    path("p/<int:project_id>/prices/", manage.prices_view, name="prices"),
 ]

@@ -1,30 +1,281 @@
+"""Dashboard views: thin glue from the URL's filters to a page's figures and its template.
+
+Each analytics page computes a :class:`~dashboards.tables.PageData` (in its own module) and either
+renders it or, with ``?export=<table>``, answers that table as CSV over the same filters.
+"""
+
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
-from tenancy.access import visible_projects
+from dashboards import charts
+from dashboards.compare import DIMENSIONS as COMPARE_DIMENSIONS
+from dashboards.compare import compare
+from dashboards.customers import customer_detail, customer_list
+from dashboards.engineering import PERCENTILES, SPLITS, engineering
+from dashboards.filters import GRANULARITY_CHOICES, Filters, parse_filters
+from dashboards.overview import STACKS, overview
+from dashboards.pages import project_page, render_page
+from dashboards.tables import PageData, rendered
+from ledger.explore import CALL_ORDERS, CallsQuery, call_detail, dimension_values, top_calls
+from ledger.queries import QueryError
+from tenancy.access import may, visible_projects
+from tenancy.models import Project
+
+DIM_LABELS = {
+    "feature": "Feature",
+    "model": "Model",
+    "provider": "Provider",
+    "route_version": "Route version",
+    "route": "Route",
+    "environment": "Environment",
+    "traffic": "Traffic",
+    "status": "Status",
+}
+DIM_VALUES_TTL = 60  # seconds: filter choices may lag new values by a minute; figures never do
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Landing page: the projects this user can see and where to go next."""
-    projects = visible_projects(request.user).select_related("organization").order_by("name")
+    """Landing page: straight to the only project, else the list of projects this user can see."""
+    projects = list(visible_projects(request.user).select_related("organization").order_by("name"))
+    if len(projects) == 1:
+        return HttpResponseRedirect(reverse("dashboards:overview", kwargs={"project_id": projects[0].pk}))
     return render(request, "dashboards/home.html", {"projects": projects})
 
 
 @login_required
 def switch(request: HttpRequest) -> HttpResponse:
-    """The project switcher: the same page in another project (or that project's first page)."""
+    """The project switcher: the same page in another project (or that project's overview)."""
     wanted = request.GET.get("project", "")
     if not wanted.isdigit() or not visible_projects(request.user).filter(pk=int(wanted)).exists():
         raise Http404("no such project")
-    page = request.GET.get("page", "")
-    for name in (page, "dashboards:overview"):
+    for name in (request.GET.get("page", ""), "dashboards:overview"):
         try:
             return HttpResponseRedirect(reverse(name, kwargs={"project_id": int(wanted)}))
         except NoReverseMatch:
             continue
     return HttpResponseRedirect(reverse("dashboards:home"))
+
+
+def _dimension_values(project: Project, f: Filters) -> dict[str, list[str]]:
+    key = f"dims:{project.pk}:{f.start.isoformat()}:{f.end.isoformat()}"
+    values = cache.get(key)
+    if values is None:
+        values = dimension_values(project.pk, f.start, f.end)
+        cache.set(key, values, DIM_VALUES_TTL)
+    return values
+
+
+def _frame(request: HttpRequest, project: Project, f: Filters, keep: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the filter bar and the tables' export links need."""
+    values = _dimension_values(project, f)
+    dim_choices = []
+    for dim, label in DIM_LABELS.items():
+        chosen = f.dims.get(dim, ())
+        options = sorted(set(values.get(dim, [])) | set(chosen))
+        dim_choices.append(
+            {"name": dim, "label": label, "values": [{"value": v, "selected": v in chosen} for v in options]}
+        )
+    keep = {k: v for k, v in (keep or {}).items() if v}
+    return {
+        "filters": f,
+        "granularities": GRANULARITY_CHOICES,
+        "dim_choices": dim_choices,
+        "customer_filter": ", ".join(f.dims.get("customer_id", ())),
+        "keep": sorted(keep.items()),
+        "active_filters": [{"dim": d, "values": ", ".join(v)} for d, v in f.dims.items()],
+        "reset_query": f.without_dims().query_string(**keep),
+        "export_query": f.query_string(**keep),
+    }
+
+
+def _filters(request: HttpRequest) -> Filters:
+    f = parse_filters(request.GET)
+    # The customer box is free text: "a, b" names two customers.
+    typed = [c.strip() for v in f.dims.get("customer_id", ()) for c in v.split(",") if c.strip()]
+    if typed:
+        f = f.with_dim("customer_id", tuple(dict.fromkeys(typed)))
+    return f
+
+
+def _page(
+    request: HttpRequest,
+    project: Project,
+    template: str,
+    build: Any,
+    f: Filters,
+    keep: dict[str, str] | None = None,
+    **context: Any,
+) -> HttpResponse:
+    """Build the page's data (or report a bad query), then render it or export one of its tables."""
+    query_error = ""
+    try:
+        data: PageData = build()
+    except QueryError as exc:
+        data, query_error = PageData(extra={"has_data": False}), str(exc)
+    export = request.GET.get("export")
+    if export:
+        table = data.table(export)
+        if table is None:
+            raise Http404(f"this page has no table {export!r}")
+        return table.csv_response(f"{project.name}-{f.start_date}-{f.end_date}")
+    return render_page(
+        request,
+        template,
+        {
+            **_frame(request, project, f, keep),
+            **data.extra,
+            "query_error": query_error,
+            "kpis": data.kpis,
+            "charts": [(cid, charts.to_json(fig)) for cid, fig in data.charts],
+            "tables": [rendered(t) for t in data.tables],
+            "page_data": data,
+            **context,
+        },
+        status=400 if query_error else 200,
+    )
+
+
+def _link_customers(data: PageData, request: HttpRequest, project: Project, f: Filters, table: str) -> PageData:
+    """Link customer ids in ``table`` to their page (same range), for roles that may open it."""
+    found = data.table(table)
+    if found is not None and may(request.role, "detail"):  # type: ignore[attr-defined]
+        url = reverse("dashboards:customer", kwargs={"project_id": project.pk, "customer": "__c__"})
+        found.links["customer_id"] = url.replace("__c__", "{value}") + "?" + f.without("customer_id").query_string()
+    return data
+
+
+def _choice(request: HttpRequest, name: str, choices: Any, default: str) -> str:
+    value = request.GET.get(name, default)
+    return value if value in choices else default
+
+
+@project_page("read")
+def overview_view(request: HttpRequest, project: Project) -> HttpResponse:
+    f = _filters(request)
+    stack = _choice(request, "stack", STACKS, "feature")
+    return _page(
+        request,
+        project,
+        "dashboards/overview.html",
+        lambda: _link_customers(overview(project.pk, f, stack), request, project, f, "customers"),
+        f,
+        keep={"stack": stack if stack != "feature" else ""},
+        stack=stack,
+        stacks=list(STACKS.items()),
+        budgets=_budget_burn(project),
+    )
+
+
+def _budget_burn(project: Project) -> list[dict[str, Any]]:
+    """Each budget's burn this period, when the alerts app provides it."""
+    try:
+        from alerts.burn import burn_rows  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    return list(burn_rows(project))
+
+
+@project_page("read")
+def engineering_view(request: HttpRequest, project: Project) -> HttpResponse:
+    f = _filters(request)
+    split = _choice(request, "split", SPLITS, "model")
+    pct = _choice(request, "pct", PERCENTILES, "p95")
+    return _page(
+        request,
+        project,
+        "dashboards/engineering.html",
+        lambda: engineering(project.pk, f, split, pct),
+        f,
+        keep={"split": split if split != "model" else "", "pct": pct if pct != "p95" else ""},
+        split=split,
+        splits=list(SPLITS.items()),
+        pct=pct,
+        percentiles=PERCENTILES,
+    )
+
+
+@project_page("read")
+def compare_view(request: HttpRequest, project: Project) -> HttpResponse:
+    f = _filters(request)
+    dim = _choice(request, "dim", COMPARE_DIMENSIONS, "route_version")
+    options = _dimension_values(project, f).get(dim, [])
+    a = request.GET.get("a") or (options[0] if options else "")
+    b = request.GET.get("b") or (options[1] if len(options) > 1 else a)
+    return _page(
+        request,
+        project,
+        "dashboards/compare.html",
+        lambda: compare(project.pk, f, dim, a, b) if a and b else PageData(extra={"has_data": False}),
+        f,
+        keep={"dim": dim, "a": a, "b": b},
+        dim=dim,
+        dims=list(COMPARE_DIMENSIONS.items()),
+        a=a,
+        b=b,
+        options=sorted(set(options) | {a, b} - {""}),
+    )
+
+
+@project_page("detail")
+def customers_view(request: HttpRequest, project: Project) -> HttpResponse:
+    f = _filters(request)
+    return _page(
+        request,
+        project,
+        "dashboards/customers.html",
+        lambda: _link_customers(customer_list(project.pk, f), request, project, f, "customers"),
+        f,
+    )
+
+
+@project_page("detail")
+def customer_view(request: HttpRequest, project: Project, customer: str) -> HttpResponse:
+    f = _filters(request)
+    return _page(
+        request,
+        project,
+        "dashboards/customer.html",
+        lambda: customer_detail(project.pk, f, customer),
+        f,
+        customer=customer,
+    )
+
+
+@project_page("detail")
+def calls_view(request: HttpRequest, project: Project) -> HttpResponse:
+    f = _filters(request)
+    order = _choice(request, "order", CALL_ORDERS, "cost")
+    query_error = ""
+    try:
+        rows = top_calls(CallsQuery(project.pk, f.start, f.end, dict(f.dims), order_by=order, limit=50))
+    except QueryError as exc:
+        rows, query_error = [], str(exc)
+    return render_page(
+        request,
+        "dashboards/calls.html",
+        {
+            **_frame(request, project, f, {"order": order if order != "cost" else ""}),
+            "calls": rows,
+            "order": order,
+            "orders": list(CALL_ORDERS),
+            "query_error": query_error,
+        },
+        status=400 if query_error else 200,
+    )
+
+
+@project_page("detail")
+def call_view(request: HttpRequest, project: Project, event_id: str) -> HttpResponse:
+    record = call_detail(project.pk, event_id)
+    if record is None:
+        raise Http404("no such call in this project")
+    fields = [(k, v) for k, v in record.items()]
+    return render_page(request, "dashboards/call.html", {"event_id": event_id, "fields": fields})

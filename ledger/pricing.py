@@ -68,6 +68,11 @@ def _times(tokens: int, rate: Rate) -> int:
     return round(tokens * rate)
 
 
+def tokens_cost_pusd(tokens: int, rate: Rate) -> int:
+    """What ``tokens`` cost at ``rate``, in pico-USD (rounded half-even for fractional rates)."""
+    return _times(tokens, rate)
+
+
 @dataclass(frozen=True, slots=True)
 class Rates:
     """Pico-USD per token for each non-overlapping part of a call."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
 
+from ledger.reprice import reprice
 from ledger.rollups import rollup_dirty
 
 
@@ -17,3 +19,9 @@ def rollup_dirty_task() -> dict[str, int | bool]:
     if result.has_more and settings.CELERY_BROKER_URL:
         rollup_dirty_task.apply_async(queue="rollup", expires=300)
     return asdict(result)
+
+
+@shared_task(name="ledger.tasks.reprice", acks_late=True, ignore_result=True)
+def reprice_task(project_id: int, start: str, end: str) -> int:
+    """Recompute the cost of a project's calls in [start, end) (ISO datetimes); rollups follow."""
+    return reprice(project_id, datetime.fromisoformat(start), datetime.fromisoformat(end))

@@ -18,6 +18,8 @@ def test_home_lists_only_the_members_projects() -> None:
     client = Client()
     assert client.get("/").status_code == 302  # sign in first
     client.force_login(user)
+    assert client.get("/")["Location"] == f"/p/{mine.pk}/"  # the only project: straight to it
+    Project.objects.create(organization=mine.organization, name="mine-too")
     page = client.get("/").content.decode()
-    assert "mine" in page
+    assert "mine" in page and "mine-too" in page
     assert "theirs" not in page

@@ -1,0 +1,103 @@
+"""Route version (or model) comparison: two variants side by side, with the deltas."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from dashboards import charts
+from dashboards.filters import Filters
+from dashboards.tables import Column, PageData, Table, per_call
+from ledger.queries import usage
+
+DIMENSIONS = {"route_version": "Route version", "model": "Model", "route": "Route", "feature": "Feature"}
+METRICS: tuple[tuple[str, str, str], ...] = (  # (key, label, kind); lower is better unless noted
+    ("calls", "Calls", "int"),
+    ("cost", "Cost", "money"),
+    ("cost_per_call", "Cost per call", "money"),
+    ("latency_p50", "Latency p50", "ms"),
+    ("latency_p95", "Latency p95", "ms"),
+    ("latency_p99", "Latency p99", "ms"),
+    ("ttft_p50", "TTFT p50", "ms"),
+    ("ttft_p95", "TTFT p95", "ms"),
+    ("error_rate", "Error rate", "pct"),
+    ("retry_rate", "Retry rate", "pct"),
+    ("feedback_score", "Feedback score", "float"),
+    ("feedback_count", "Feedback count", "int"),
+)
+HIGHER_IS_BETTER = {"feedback_score"}
+NEUTRAL = {"calls", "cost", "feedback_count"}
+
+
+def _delta(a: Any, b: Any) -> tuple[Any, float]:
+    """(b − a, relative change) with NaN where it is not defined."""
+    if a is None or b is None:
+        return None, math.nan
+    if isinstance(a, float) and (math.isnan(a) or (isinstance(b, float) and math.isnan(b))):
+        return math.nan, math.nan
+    diff = b - a
+    rel = float(diff / a) if a else math.nan
+    return diff, rel
+
+
+def compare(project_id: int, f: Filters, dim: str, a: str, b: str) -> PageData:
+    page = PageData()
+    variants = (a, b)
+    scoped = f.without(dim)  # the two variants are the filter on this dimension
+    query_metrics = tuple(m for m, _, _ in METRICS if m != "cost_per_call")
+    totals = usage(
+        scoped.usage(
+            project_id,
+            granularity=None,
+            group_by=(dim,),
+            filters={dim: variants},
+            metrics=query_metrics,
+            limit=2,
+        )
+    ).rows
+    by_variant = {r[dim]: r for r in totals}
+    page.extra["has_data"] = bool(totals)
+    if not totals:
+        return page
+    for row in by_variant.values():
+        row["cost_per_call"] = per_call(row["cost"], row["calls"])
+    rows = []
+    for key, label, kind in METRICS:
+        va = by_variant.get(a, {}).get(key)
+        vb = by_variant.get(b, {}).get(key)
+        diff, rel = _delta(va, vb)
+        verdict = ""
+        if key not in NEUTRAL and not math.isnan(rel) and abs(rel) >= 0.02:
+            better = (rel > 0) == (key in HIGHER_IS_BETTER)
+            verdict = "better" if better else "worse"
+        rows.append({"metric": label, "a": va, "b": vb, "delta": diff, "change": rel, "verdict": verdict, "kind": kind})
+    page.extra["comparison"] = rows
+    page.tables.append(
+        Table(
+            "comparison",
+            f"{a} vs {b}",
+            [
+                Column("metric", "Metric"),
+                Column("a", a, "raw"),
+                Column("b", b, "raw"),
+                Column("delta", "Delta (B − A)", "raw"),
+                Column("change", "Change", "pct"),
+            ],
+            rows,
+        )
+    )
+    series = usage(
+        scoped.usage(
+            project_id,
+            granularity=f.bucket,
+            group_by=(dim,),
+            filters={dim: variants},
+            metrics=("cost_per_call", "latency_p95", "error_rate"),
+            limit=2,
+        )
+    ).rows
+    xs, cpc = charts.series_by_group(series, dim, "cost_per_call")
+    _, lat = charts.series_by_group(series, dim, "latency_p95")
+    page.charts.append(("cost-per-call", charts.lines("Cost per call", xs, cpc, "$", yaxis={"tickprefix": "$"})))
+    page.charts.append(("latency", charts.lines("Latency p95", xs, lat, "ms")))
+    return page

@@ -1,0 +1,134 @@
+"""The filters every dashboard shares, read from and written to the URL so a view is a shareable link.
+
+``from``/``to`` are calendar dates (inclusive) in ``tz``; each dimension may repeat
+(``?model=a&model=b``). A bad value is reported and replaced by its default, never a 500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from django.http import QueryDict
+
+from ledger.queries import DIMENSIONS, UsageQuery
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 730
+FILTER_DIMENSIONS = DIMENSIONS  # every dimension can filter
+GRANULARITY_CHOICES = ("auto", "hour", "day")
+
+
+@dataclass(frozen=True)
+class Filters:
+    start_date: date
+    end_date: date  # inclusive
+    tz: str = "UTC"
+    granularity: str = "auto"
+    dims: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.start_date, time(), self.zone).astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.end_date + timedelta(days=1), time(), self.zone).astimezone(UTC)
+
+    @property
+    def bucket(self) -> str:
+        """The chart granularity: hours for short ranges, days otherwise."""
+        if self.granularity != "auto":
+            return self.granularity
+        return "hour" if (self.end_date - self.start_date).days < 3 else "day"
+
+    def usage(self, project_id: int, **kwargs: Any) -> UsageQuery:
+        """A query over these filters; ``filters=`` in kwargs adds to (and overrides) the dimensions."""
+        extra = kwargs.pop("filters", {})
+        return UsageQuery(
+            project_id=project_id,
+            start=self.start,
+            end=self.end,
+            tz=self.tz,
+            filters={**self.dims, **extra},
+            **kwargs,
+        )
+
+    def params(self, **changes: Any) -> dict[str, Any]:
+        """The URL parameters of these filters, with ``changes`` applied (None removes a key)."""
+        out: dict[str, Any] = {"from": self.start_date.isoformat(), "to": self.end_date.isoformat()}
+        if self.tz != "UTC":
+            out["tz"] = self.tz
+        if self.granularity != "auto":
+            out["granularity"] = self.granularity
+        out.update({d: list(v) for d, v in self.dims.items()})
+        for key, value in changes.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = value
+        return out
+
+    def query_string(self, **changes: Any) -> str:
+        return urlencode(self.params(**changes), doseq=True)
+
+    def without(self, dim: str) -> Filters:
+        return replace(self, dims={d: v for d, v in self.dims.items() if d != dim})
+
+    def without_dims(self) -> Filters:
+        return replace(self, dims={})
+
+    def with_dim(self, dim: str, values: tuple[str, ...]) -> Filters:
+        return replace(self, dims={**self.dims, dim: values})
+
+
+def _date(value: str, name: str, errors: list[str]) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors.append(f"{name} must be a date like 2026-11-01 (got {value[:40]!r}); using the default")
+        return None
+
+
+def parse_filters(query: QueryDict, today: date | None = None) -> Filters:
+    errors: list[str] = []
+    tz = query.get("tz", "UTC") or "UTC"
+    try:
+        if tz.startswith(("right/", "posix/")):
+            raise ValueError(tz)
+        zone = ZoneInfo(tz)
+    except Exception:
+        errors.append(f"unknown time zone {tz[:60]!r}; using UTC")
+        tz, zone = "UTC", ZoneInfo("UTC")
+    today = today or datetime.now(zone).date()
+    end = _date(query["to"], "to", errors) if query.get("to") else None
+    start = _date(query["from"], "from", errors) if query.get("from") else None
+    end = end or today
+    start = start or end - timedelta(days=DEFAULT_DAYS - 1)
+    if start > end:
+        errors.append("from is after to; showing the 30 days up to 'to'")
+        start = end - timedelta(days=DEFAULT_DAYS - 1)
+    if (end - start).days >= MAX_DAYS:
+        errors.append(f"a range covers at most {MAX_DAYS} days; showing the last {MAX_DAYS}")
+        start = end - timedelta(days=MAX_DAYS - 1)
+    granularity = query.get("granularity", "auto") or "auto"
+    if granularity not in GRANULARITY_CHOICES:
+        errors.append(f"granularity must be one of {', '.join(GRANULARITY_CHOICES)}; using auto")
+        granularity = "auto"
+    if granularity == "hour" and (end - start).days >= 31:
+        errors.append("hourly charts cover at most 31 days; using days")
+        granularity = "day"
+    dims = {}
+    for dim in FILTER_DIMENSIONS:
+        values = tuple(dict.fromkeys(v.strip() for v in query.getlist(dim) if v.strip()))
+        if values:
+            dims[dim] = values[:50]
+    return Filters(start, end, tz, granularity, dims, tuple(errors))

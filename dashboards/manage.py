@@ -1,0 +1,153 @@
+"""Admin pages of a project: API keys, members and their roles, and price overrides.
+
+Only admins reach these (``@project_page("manage")``). A new key's secret is shown once, on the
+page that created it, and never stored; a new member's first password likewise.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+
+from dashboards.pages import project_page, render_page
+from ledger.models import PriceOverride
+from ledger.tasks import reprice_task
+from tenancy.models import ApiKey, Membership, Project, Role, Scope
+
+
+class KeyForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="What uses it, e.g. 'checkout service'.")
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices, widget=forms.CheckboxSelectMultiple, initial=[Scope.INGEST]
+    )
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+
+
+class PriceForm(forms.ModelForm):
+    reprice = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="Also recompute the cost of calls already stored since the effective date.",
+    )
+
+    class Meta:
+        model = PriceOverride
+        fields = [
+            "provider",
+            "model",
+            "effective_from",
+            "input_per_mtok",
+            "output_per_mtok",
+            "cache_read_per_mtok",
+            "cache_write_per_mtok",
+            "reasoning_per_mtok",
+            "note",
+        ]
+        labels = {
+            "input_per_mtok": "Input, USD per million tokens",
+            "output_per_mtok": "Output, USD per million tokens",
+            "cache_read_per_mtok": "Cache read (empty: input price)",
+            "cache_write_per_mtok": "Cache write (empty: input price)",
+            "reasoning_per_mtok": "Reasoning (empty: output price)",
+            "effective_from": "Effective from (UTC)",
+        }
+
+
+def _back(name: str, project: Project) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse(name, kwargs={"project_id": project.pk}))
+
+
+@project_page("manage")
+def keys_view(request: HttpRequest, project: Project) -> HttpResponse:
+    form = KeyForm()
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            key = ApiKey.objects.filter(project=project, pk=request.POST.get("revoke", "0") or 0).first()
+            if key is not None:
+                key.revoke()
+                messages.success(request, f"Key {key.prefix}… revoked; requests with it now get 401.")
+            return _back("dashboards:keys", project)
+        form = KeyForm(request.POST)
+        if form.is_valid():
+            key, raw = ApiKey.issue(project, form.cleaned_data["scopes"], form.cleaned_data["name"])
+            return render_page(request, "dashboards/key_created.html", {"key": key, "raw": raw})
+    keys = ApiKey.objects.filter(project=project).order_by("-created_at")
+    return render_page(request, "dashboards/keys.html", {"keys": keys, "form": form})
+
+
+@project_page("manage")
+def members_view(request: HttpRequest, project: Project) -> HttpResponse:
+    org = project.organization
+    form = MemberForm()
+    if request.method == "POST":
+        if "remove" in request.POST or "role_for" in request.POST:
+            member = Membership.objects.filter(
+                organization=org, pk=request.POST.get("remove") or request.POST.get("role_for") or 0
+            ).first()
+            if member is None:
+                messages.error(request, "No such member.")
+            elif member.user_id == request.user.pk:
+                messages.error(request, "You cannot change or remove your own membership.")
+            elif "remove" in request.POST:
+                member.delete()
+                messages.success(request, f"{member.user} removed.")
+            elif request.POST.get("role") in Role.values:
+                member.role = request.POST["role"]
+                member.save(update_fields=["role"])
+                messages.success(request, f"{member.user} is now {member.get_role_display().lower()}.")
+            return _back("dashboards:members", project)
+        form = MemberForm(request.POST)
+        if form.is_valid():
+            user_model = get_user_model()
+            with transaction.atomic():
+                user, created = user_model.objects.get_or_create(username=form.cleaned_data["username"])
+                password = ""
+                if created:
+                    password = secrets.token_urlsafe(12)
+                    user.set_password(password)
+                    user.save()
+                _, added = Membership.objects.update_or_create(
+                    user=user, organization=org, defaults={"role": form.cleaned_data["role"]}
+                )
+            if password:
+                shown_once = f"password {password} (share it privately; it is not shown again)"
+                messages.success(request, f"Created user {user} with {shown_once}.")
+            else:
+                messages.success(request, f"{user} {'added' if added else 'updated'}.")
+            return _back("dashboards:members", project)
+    members = Membership.objects.filter(organization=org).select_related("user").order_by("user__username")
+    return render_page(request, "dashboards/members.html", {"members": members, "form": form, "roles": Role.choices})
+
+
+@project_page("manage")
+def prices_view(request: HttpRequest, project: Project) -> HttpResponse:
+    initial = {
+        "provider": request.GET.get("provider", ""),
+        "model": request.GET.get("model", ""),
+        "effective_from": datetime(2000, 1, 1, tzinfo=UTC),
+    }
+    form = PriceForm(initial=initial)
+    if request.method == "POST":
+        form = PriceForm(request.POST, instance=PriceOverride(project=project))
+        if form.is_valid():
+            override = form.save()
+            note = ""
+            if form.cleaned_data["reprice"]:
+                reprice_task.delay(project.pk, override.effective_from.isoformat(), datetime.now(UTC).isoformat())
+                note = " Calls since then are being repriced; the dashboards follow within a minute."
+            messages.success(request, f"Price for {override.provider}/{override.model} saved.{note}")
+            return _back("dashboards:prices", project)
+    overrides = PriceOverride.objects.filter(project=project).order_by("provider", "model", "-effective_from")
+    return render_page(request, "dashboards/prices.html", {"overrides": overrides, "form": form, "zero": Decimal(0)})

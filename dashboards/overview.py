@@ -1,0 +1,254 @@
+"""The overview (finance) page: what was spent, on what, for whom, what was wasted and saved.
+
+Every number comes from :func:`ledger.queries.usage`; the page's figures are built here and the
+view only renders them. Money stays ``Decimal`` until the template formats it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from dashboards import charts
+from dashboards.filters import Filters
+from dashboards.tables import Column, PageData, Table, per_call, per_thousand, share, usd
+from ledger.pricebook import load_price_book
+from ledger.pricing import pusd_to_usd, tokens_cost_pusd
+from ledger.queries import UsageQuery, usage
+
+STACKS = {"feature": "Feature", "model": "Model", "customer_id": "Customer", "route_version": "Route version"}
+TOP_GROUPS = 8
+ZERO = Decimal(0)
+
+
+def _sum(rows: list[dict[str, Any]], key: str) -> Any:
+    return sum((r[key] for r in rows), start=ZERO if rows and isinstance(rows[0][key], Decimal) else 0)
+
+
+@dataclass(frozen=True)
+class MonthToDate:
+    spent: Decimal
+    forecast: Decimal
+    period_start: datetime
+    period_end: datetime
+    daily_rate: Decimal
+
+
+def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> MonthToDate:
+    """This calendar month's spend (in the filters' time zone) and a run-rate forecast to month end.
+
+    The forecast adds, to what is spent, the average daily spend of the last seven complete days
+    (fewer early in the month) for the time left in the month: a deliberately plain figure; the
+    budgets' forecast rules use their own, weekday-aware method."""
+    zone = f.zone
+    now = (now or datetime.now(UTC)).astimezone(zone)
+    start = datetime.combine(now.date().replace(day=1), time(), zone)
+    next_month = (start + timedelta(days=32)).replace(day=1)
+    end_of_today = datetime.combine(now.date() + timedelta(days=1), time(), zone)
+    rows = usage(
+        UsageQuery(
+            project_id=project_id,
+            start=start.astimezone(UTC),
+            end=end_of_today.astimezone(UTC),
+            granularity="day",
+            tz=f.tz,
+            filters=dict(f.dims),
+            metrics=("cost",),
+        )
+    ).rows
+    spent = _sum(rows, "cost") if rows else ZERO
+    complete = [r["cost"] for r in rows[:-1]][-7:]  # the last row is today, still running
+    if complete:
+        rate = sum(complete, start=ZERO) / len(complete)
+    else:  # the first day of the month: today's pace so far
+        elapsed = Decimal((now - start).total_seconds()) / 86400
+        rate = spent / elapsed if elapsed > 0 else ZERO
+    left_days = Decimal((next_month - now).total_seconds()) / 86400
+    forecast = (spent + rate * left_days).quantize(Decimal("0.000000000001"))
+    return MonthToDate(spent, forecast, start, next_month, rate)
+
+
+def _stacked_series(project_id: int, f: Filters, stack: str, totals: list[dict[str, Any]]) -> dict[str, Any]:
+    grouped = usage(f.usage(project_id, granularity=f.bucket, group_by=(stack,), metrics=("cost",), limit=TOP_GROUPS))
+    xs, series = charts.series_by_group(grouped.rows, stack, "cost")
+    if grouped.truncated:  # the rest, so the stack still adds up to the total
+        total_by_x = {charts._x(r["bucket"]): float(r["cost"]) for r in totals}
+        shown = [sum(v or 0 for v in column) for column in zip(*series.values(), strict=True)] if series else []
+        series[charts.OTHER] = [
+            round(total_by_x.get(x, 0.0) - (shown[i] if shown else 0.0), 6) for i, x in enumerate(xs)
+        ]
+    return charts.stacked_bars(f"Spend per {f.bucket} by {STACKS[stack].lower()}", xs, series)
+
+
+def overview(project_id: int, f: Filters, stack: str = "feature") -> PageData:
+    page = PageData()
+    totals = usage(
+        f.usage(
+            project_id,
+            granularity=f.bucket,
+            metrics=("cost", "calls", "retry_cost", "cache_savings", "errors", "unpriced_calls"),
+        )
+    ).rows
+    cost, calls = _sum(totals, "cost"), _sum(totals, "calls")
+    page.extra["has_data"] = calls > 0
+    if not calls:
+        return page
+
+    mtd = month_to_date(project_id, f)
+    page.extra["mtd"] = mtd
+    page.charts.append(("spend", _stacked_series(project_id, f, stack, totals)))
+
+    features = usage(f.usage(project_id, granularity=None, group_by=("feature",), metrics=("cost", "calls"), limit=50))
+    customers = usage(
+        f.usage(project_id, granularity=None, group_by=("customer_id",), metrics=("cost", "calls"), limit=25)
+    )
+    waste_rows = usage(
+        f.usage(
+            project_id,
+            granularity=None,
+            group_by=("traffic", "status"),
+            metrics=("cost", "calls", "retry_cost", "retries"),
+            limit=100,
+        )
+    ).rows
+    models = usage(
+        f.usage(
+            project_id,
+            granularity=None,
+            group_by=("provider", "model"),
+            metrics=("cost", "calls", "unpriced_calls", "cache_read_tokens", "cost_cache_read", "cache_savings"),
+            limit=500,
+        )
+    ).rows
+
+    # Waste: spend that bought nothing for users. Each call counts once: eval/shadow traffic and
+    # failed calls in full; for live calls that succeeded, what their retries cost.
+    shadow = sum((r["cost"] for r in waste_rows if r["traffic"] != "live"), start=ZERO)
+    failed = sum((r["cost"] for r in waste_rows if r["traffic"] == "live" and r["status"] != "ok"), start=ZERO)
+    retried = sum((r["retry_cost"] for r in waste_rows if r["traffic"] == "live" and r["status"] == "ok"), start=ZERO)
+    waste = shadow + failed + retried
+    page.tables.append(
+        Table(
+            "waste",
+            "Waste",
+            [Column("kind", "Kind"), Column("cost", "Cost", "money"), Column("share", "Share of spend", "pct")],
+            [
+                {"kind": "Retries of successful live calls", "cost": retried, "share": share(retried, cost)},
+                {"kind": "Eval and shadow traffic", "cost": shadow, "share": share(shadow, cost)},
+                {"kind": "Failed live calls (error, timeout, cancelled)", "cost": failed, "share": share(failed, cost)},
+                {"kind": "Total", "cost": waste, "share": share(waste, cost)},
+            ],
+            note=(
+                "Each call is counted once: eval/shadow and failed calls in full, retries only of live calls"
+                " that succeeded."
+            ),
+        )
+    )
+
+    # Savings: the app's own cache (calls that never reached a provider) and provider prompt caching
+    # (cache reads priced below fresh input). The latter is valued at each model's current input price.
+    app_cache = _sum(models, "cache_savings") if models else ZERO
+    books = load_price_book(project_id)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    provider_cache = ZERO
+    for row in models:
+        if not row["cache_read_tokens"]:
+            continue
+        price = books.price(row["provider"], row["model"], "default", now_ms)
+        if price is not None:
+            full = pusd_to_usd(tokens_cost_pusd(row["cache_read_tokens"], price.rates_for(0).input))
+            provider_cache += max(ZERO, full - row["cost_cache_read"])
+    page.tables.append(
+        Table(
+            "savings",
+            "Savings",
+            [Column("kind", "Kind"), Column("saved", "Saved", "money"), Column("share", "Against spend", "pct")],
+            [
+                {"kind": "App cache hits (no provider call)", "saved": app_cache, "share": share(app_cache, cost)},
+                {
+                    "kind": "Provider prompt-cache reads (at today's input price)",
+                    "saved": provider_cache,
+                    "share": share(provider_cache, cost),
+                },
+            ],
+        )
+    )
+
+    def breakdown(name: str, title: str, dim: str, label: str, rows: list[dict[str, Any]], truncated: bool) -> Table:
+        return Table(
+            name,
+            title,
+            [
+                Column(dim, label),
+                Column("calls", "Calls", "int"),
+                Column("cost", "Cost", "money"),
+                Column("cost_per_call", "Per call", "money"),
+                Column("cost_per_1k", "Per 1,000 calls", "money"),
+                Column("share", "Share of spend", "pct"),
+            ],
+            [
+                {
+                    dim: r[dim],
+                    "calls": r["calls"],
+                    "cost": r["cost"],
+                    "cost_per_call": per_call(r["cost"], r["calls"]),
+                    "cost_per_1k": per_thousand(r["cost"], r["calls"]),
+                    "share": share(r["cost"], cost),
+                }
+                for r in rows
+            ],
+            note="Only the top rows are shown; export for the same rows." if truncated else "",
+        )
+
+    page.tables.insert(
+        0, breakdown("customers", "Top customers", "customer_id", "Customer", customers.rows, customers.truncated)
+    )
+    page.tables.insert(
+        0, breakdown("features", "Top features", "feature", "Feature", features.rows, features.truncated)
+    )
+    unpriced = [r for r in models if r["unpriced_calls"]]
+    page.extra["unpriced"] = unpriced
+    page.tables.append(
+        Table(
+            "models",
+            "Spend by model",
+            [
+                Column("provider", "Provider"),
+                Column("model", "Model"),
+                Column("calls", "Calls", "int"),
+                Column("cost", "Cost", "money"),
+                Column("cost_per_call", "Per call", "money"),
+                Column("unpriced_calls", "Unpriced calls", "int"),
+                Column("share", "Share of spend", "pct"),
+            ],
+            [
+                {
+                    **{k: r[k] for k in ("provider", "model", "calls", "cost", "unpriced_calls")},
+                    "cost_per_call": per_call(r["cost"], r["calls"]),
+                    "share": share(r["cost"], cost),
+                }
+                for r in models
+            ],
+        )
+    )
+    cost_per_1k = per_thousand(cost, calls)
+    page.kpis = [
+        {"label": "Spend in range", "value": cost, "kind": "money", "sub": f"{calls:,} calls"},
+        {"label": "Per 1,000 calls", "value": cost_per_1k, "kind": "money", "sub": "average"},
+        {
+            "label": "Month to date",
+            "value": mtd.spent,
+            "kind": "money",
+            "sub": f"forecast {usd(mtd.forecast)} by {mtd.period_end:%b %d}",
+        },
+        {"label": "Waste", "value": waste, "kind": "money", "sub": _pct(share(waste, cost)) + " of spend"},
+        {"label": "Saved by caching", "value": app_cache + provider_cache, "kind": "money", "sub": "app + provider"},
+    ]
+    return page
+
+
+def _pct(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value * 100:.1f} %"

@@ -1,0 +1,143 @@
+"""Tables on the dashboards: the same rows render as HTML and export as CSV, with exact money.
+
+A cell keeps its exact value (``Decimal`` money, ints, floats); formatting happens only for the
+page. The CSV carries the exact values — money with 12 decimal places, as ``/v1/usage`` answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from django.http import HttpResponse
+from django.utils.text import slugify
+
+MONEY_PLACES = Decimal("0.000000000001")
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    kind: str = "text"  # text · money · int · float · pct · ms · link
+
+
+@dataclass
+class Table:
+    name: str  # the export key (?export=<name>)
+    title: str
+    columns: list[Column]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+    links: dict[str, str] = field(default_factory=dict)  # column key → URL template with {value}
+
+    def csv_response(self, filename_hint: str) -> HttpResponse:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow([c.key for c in self.columns])
+        for row in self.rows:
+            writer.writerow([csv_value(row.get(c.key), c.kind) for c in self.columns])
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        name = slugify(f"{filename_hint}-{self.name}") or "export"
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return response
+
+
+@dataclass
+class PageData:
+    """What a dashboard page shows: headline figures, charts (id, plotly figure) and tables."""
+
+    kpis: list[dict[str, Any]] = field(default_factory=list)
+    charts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def table(self, name: str) -> Table | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+
+def csv_value(value: Any, kind: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value.quantize(MONEY_PLACES):f}" if kind == "money" else f"{value:f}"
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def usd(value: Decimal | None) -> str:
+    """Money for reading: cents for amounts of a dollar or more, four significant places below."""
+    if value is None:
+        return "–"
+    if value == 0:
+        return "$0.00"
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    if value >= 1:
+        return f"{sign}${value:,.2f}"
+    return f"{sign}${value:.4f}" if value >= Decimal("0.0001") else f"{sign}${value:.8f}"
+
+
+def number(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if kind == "money":
+        return usd(value)
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "pct":
+        return f"{float(value) * 100:.1f} %"
+    if kind == "ms":
+        return f"{float(value):,.0f} ms"
+    if kind == "float":
+        return f"{float(value):,.2f}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def share(part: Decimal, whole: Decimal) -> float:
+    return float(part / whole) if whole else math.nan
+
+
+def per_thousand(cost: Decimal, calls: int) -> Decimal | None:
+    return (cost * 1000 / calls).quantize(MONEY_PLACES) if calls else None
+
+
+def per_call(cost: Decimal, calls: int) -> Decimal | None:
+    return (cost / calls).quantize(MONEY_PLACES) if calls else None
+
+
+def rendered(table: Table) -> dict[str, Any]:
+    """The table as the template draws it: formatted cells, numeric columns right-aligned."""
+    numeric = {"money", "int", "float", "pct", "ms"}
+    rows = []
+    for row in table.rows:
+        cells = []
+        for c in table.columns:
+            value = row.get(c.key)
+            link = table.links.get(c.key)
+            cells.append(
+                {
+                    "text": number(value, c.kind),
+                    "num": c.kind in numeric,
+                    "href": link.format(value=quote(str(value), safe="")) if link and value not in (None, "") else "",
+                }
+            )
+        rows.append(cells)
+    return {
+        "name": table.name,
+        "title": table.title,
+        "note": table.note,
+        "headers": [{"label": c.label, "num": c.kind in numeric} for c in table.columns],
+        "rows": rows,
+    }
