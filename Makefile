@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in req
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint typecheck bench-ingest bench-query migrate clean
+.PHONY: install browser run test lint typecheck bench-ingest bench-query migrate clean
 
 $(STAMP): requirements.in requirements-dev.in requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (Meterline needs CPython 3.11)"; exit 1; }
@@ -25,7 +25,14 @@ run: migrate
 	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)/
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
-test: install
+# The browser tests drive Debian's Chromium (Playwright's own browser download needs the internet).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null'
+
+browser: $(CHROMIUM)
+
+test: install $(CHROMIUM)
 	$(BIN)/pytest
 
 lint: install

@@ -17,6 +17,11 @@ def _totals(rows: list[dict[str, Any]]) -> tuple[Decimal, int]:
     return sum((r["cost"] for r in rows), start=ZERO), sum(r["calls"] for r in rows)
 
 
+def _versus(value: Decimal | None, average: Decimal | None) -> float | None:
+    """How far a per-call cost is above (+) or below (−) the average, as a fraction."""
+    return float(value / average - 1) if value is not None and average else None
+
+
 def customer_list(project_id: int, f: Filters, limit: int = 200) -> PageData:
     page = PageData()
     scoped = f.without("customer_id")
@@ -47,9 +52,7 @@ def customer_list(project_id: int, f: Filters, limit: int = 200) -> PageData:
                     "calls": r["calls"],
                     "cost": r["cost"],
                     "cost_per_call": per_call(r["cost"], r["calls"]),
-                    "vs_average": (
-                        float(per_call(r["cost"], r["calls"]) / average - 1) if r["calls"] and average else None
-                    ),
+                    "vs_average": _versus(per_call(r["cost"], r["calls"]), average),
                     "share": share(r["cost"], cost),
                 }
                 for r in result.rows
@@ -113,14 +116,13 @@ def customer_detail(project_id: int, f: Filters, customer: str) -> PageData:
             ],
         )
     )
-    ratio = float(mine_per_call / avg_per_call) if mine_per_call is not None and avg_per_call else None
     page.kpis = [
         {"label": "Spend", "value": cost, "kind": "money", "sub": f"{share(cost, p_cost) * 100:.1f} % of the project"},
         {"label": "Calls", "value": calls, "kind": "int", "sub": ""},
         {"label": "Per call", "value": mine_per_call, "kind": "money", "sub": f"project average {usd(avg_per_call)}"},
         {
             "label": "Against the average",
-            "value": (ratio - 1) if ratio is not None else None,
+            "value": _versus(mine_per_call, avg_per_call),
             "kind": "pct",
             "sub": "per call, vs all customers",
         },

@@ -109,8 +109,8 @@ def parse_filters(query: QueryDict, today: date | None = None) -> Filters:
         errors.append(f"unknown time zone {tz[:60]!r}; using UTC")
         tz, zone = "UTC", ZoneInfo("UTC")
     today = today or datetime.now(zone).date()
-    end = _date(query["to"], "to", errors) if query.get("to") else None
-    start = _date(query["from"], "from", errors) if query.get("from") else None
+    end = _date(query.get("to", ""), "to", errors) if query.get("to") else None
+    start = _date(query.get("from", ""), "from", errors) if query.get("from") else None
     end = end or today
     start = start or end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:

@@ -62,7 +62,7 @@ def project_page(need: str = "read") -> Callable[[ProjectView], Callable[..., Ht
 
 
 def _nav(request: HttpRequest, project: Project, role: str | None) -> list[dict[str, Any]]:
-    items = []
+    items: list[dict[str, Any]] = []
     for item in NAV:
         if not may(role, item.need):
             continue

@@ -40,11 +40,15 @@ def reprice(project_id: int, start: datetime, end: datetime, step: timedelta = t
     version = time.time_ns() // 1000
     total = 0
     # Only the span that holds calls is walked: a range from years back costs what its calls cost.
-    first, last = get_clickhouse().query(
-        "SELECT min(timestamp), max(timestamp), count() FROM llm_calls WHERE project_id = {p:UInt64}"
-        " AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}",
-        parameters={"p": project_id, "start": start, "end": end},
-    ).result_rows[0][:2]
+    first, last = (
+        get_clickhouse()
+        .query(
+            "SELECT min(timestamp), max(timestamp), count() FROM llm_calls WHERE project_id = {p:UInt64}"
+            " AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}",
+            parameters={"p": project_id, "start": start, "end": end},
+        )
+        .result_rows[0][:2]
+    )
     if first is None or first.year < 1971:  # no calls in the range
         return 0
     first, last = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (first, last))

@@ -21,5 +21,6 @@ def test_home_lists_only_the_members_projects() -> None:
     assert client.get("/")["Location"] == f"/p/{mine.pk}/"  # the only project: straight to it
     Project.objects.create(organization=mine.organization, name="mine-too")
     page = client.get("/").content.decode()
-    assert "mine" in page and "mine-too" in page
+    assert "mine" in page
+    assert "mine-too" in page
     assert "theirs" not in page

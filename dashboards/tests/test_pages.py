@@ -70,7 +70,8 @@ def test_other_projects_are_404_and_anonymous_users_sign_in(traffic: Project, ou
     for path, _ in PAGES.values():
         assert outsider.get(url(traffic, path)).status_code == 404
         answer = Client().get(url(traffic, path))
-        assert answer.status_code == 302 and "/accounts/login/" in answer["Location"]
+        assert answer.status_code == 302
+        assert "/accounts/login/" in answer["Location"]
     assert outsider.get(f"/switch?project={traffic.pk}").status_code == 404
 
 
@@ -92,7 +93,8 @@ def test_overview_figures_match_the_ledger(traffic: Project, member: Any) -> Non
     assert waste["Total"] == rows["ev-5"] + rows["ev-6"] + rows["ev-7"]
     # The unpriced self-hosted model is flagged, with a way to price it for admins only.
     body = page.content.decode()
-    assert "selfhost/llama-ft" in body and "an admin can add a price" in body
+    assert "selfhost/llama-ft" in body
+    assert "an admin can add a price" in body
     admin_body = member("admin").get(url(traffic, ""), RANGE).content.decode()
     assert f"/p/{traffic.pk}/prices/?provider=selfhost&amp;model=llama-ft" in admin_body
 
@@ -148,10 +150,12 @@ def test_compare_puts_two_route_versions_side_by_side(traffic: Project, member: 
     rows = {r["metric"]: r for r in page.context["comparison"]}
     api = {r["route_version"]: r for r in usage(traffic, granularity="total", group_by="route_version",
                                                  metrics="calls,cost")}  # fmt: skip
-    assert rows["Calls"]["a"] == api["v1"]["calls"] and rows["Calls"]["b"] == api["v2"]["calls"]
+    assert rows["Calls"]["a"] == api["v1"]["calls"]
+    assert rows["Calls"]["b"] == api["v2"]["calls"]
     assert rows["Cost"]["delta"] == Decimal(api["v2"]["cost"]) - Decimal(api["v1"]["cost"])
     assert rows["Latency p50"]["verdict"] == "worse"  # v2 routes to the slower full model
-    assert rows["Feedback score"]["b"] == 1.0 and rows["Feedback score"]["a"] == 0.0
+    assert rows["Feedback score"]["b"] == 1.0
+    assert rows["Feedback score"]["a"] == 0.0
 
 
 @pytest.mark.django_db
@@ -169,7 +173,8 @@ def test_an_empty_project_says_how_to_send_the_first_record(project: Project, me
     admin = member("admin")
     for path in ("", "engineering/", "customers/", "calls/"):
         body = admin.get(url(project, path)).content.decode()
-        assert "data-empty" in body and "/v1/calls" in body, path
+        assert "data-empty" in body, path
+        assert "/v1/calls" in body, path
         assert "plotly.min.js" not in body
 
 
@@ -178,7 +183,9 @@ def test_bad_filters_are_explained_not_500(traffic: Project, member: Any) -> Non
     answer = member("viewer").get(url(traffic, ""), {"from": "yesterday", "tz": "Mars/Base", "granularity": "week"})
     assert answer.status_code == 200
     body = answer.content.decode()
-    assert "from must be a date" in body and "unknown time zone" in body and "granularity must be one of" in body
+    assert "from must be a date" in body
+    assert "unknown time zone" in body
+    assert "granularity must be one of" in body
 
 
 @pytest.mark.django_db
@@ -195,7 +202,9 @@ def test_admins_create_and_revoke_keys(project: Project, member: Any) -> None:
     page = client.post(url(project, "settings/"), {"name": "checkout", "scopes": ["ingest"]})
     raw = page.context["raw"]
     key = ApiKey.objects.get(project=project, name="checkout")
-    assert raw.startswith("ml_") and key.prefix == raw[:10] and raw not in key.key_hash
+    assert raw.startswith("ml_")
+    assert key.prefix == raw[:10]
+    assert raw not in key.key_hash
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert api.post("/v1/calls", {"calls": []}, format="json").status_code != 401
@@ -209,7 +218,8 @@ def test_admins_manage_members(project: Project, member: Any) -> None:
     admin = member("admin")
     admin.post(url(project, "settings/members/"), {"username": "newcomer", "role": "finance"})
     joined = Membership.objects.get(user__username="newcomer")
-    assert joined.role == "finance" and joined.organization == project.organization
+    assert joined.role == "finance"
+    assert joined.organization == project.organization
     admin.post(url(project, "settings/members/"), {"role_for": joined.pk, "role": "viewer"})
     joined.refresh_from_db()
     assert joined.role == "viewer"
