@@ -178,6 +178,7 @@ class Shipper:
     def _give_up(self, body: bytes, key: str, count: int) -> None:
         if self.spool is not None:
             self._to_spool(body, count, key)
+            self._probe_later()
             return
         log.error("meterline: could not deliver %d record(s) after retries; dropped", count)
         self.counters.add("dropped", count)
@@ -191,6 +192,11 @@ class Shipper:
             self.counters.add("dropped", count)
 
     # -- the spool -----------------------------------------------------------------------------
+
+    def _probe_later(self) -> None:
+        """The endpoint is down: wait (backing off) before a spooled batch tries it again."""
+        self._next_probe = self._clock() + self._backoff(self._probe_failures, None)
+        self._probe_failures += 1
 
     def replay_due(self) -> bool:
         return self.spool is not None and self._clock() >= self._next_probe and bool(self.spool.pending())
@@ -211,8 +217,7 @@ class Shipper:
             outcome = self._deliver(body, item.key, item.records, retries=0)
             if outcome == "failed":
                 self.spool.release(item)
-                self._next_probe = self._clock() + self._backoff(self._probe_failures, None)
-                self._probe_failures += 1
+                self._probe_later()
                 return
             if outcome == "too_large":
                 # Spooled batches were sendable sizes; a lower server limit since then splits them.

@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from provider_standin import Provider
 from sdk_testkit import Sink
 
 
 @pytest.fixture
 def sink() -> Iterator[Sink]:
     server = Sink()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def provider() -> Iterator[Provider]:
+    server = Provider()
     yield server
     server.close()

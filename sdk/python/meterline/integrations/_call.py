@@ -8,6 +8,7 @@ A failure inside Meterline's own bookkeeping is logged and swallowed, never rais
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,6 +23,14 @@ def default_recorder() -> Recorder:
     import meterline
 
     return meterline.record
+
+
+def is_async(method: Any) -> bool:
+    """Whether a client method returns a coroutine (the SDKs' decorators hide ``async def``)."""
+    if inspect.iscoroutinefunction(inspect.unwrap(method)):
+        return True
+    owner = getattr(method, "__self__", None)
+    return type(owner).__name__.startswith("Async")
 
 
 def status_of(exc: BaseException) -> str:

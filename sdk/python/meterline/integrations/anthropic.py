@@ -10,7 +10,6 @@ with the two cache parts in ``cache_read_tokens`` and ``cache_write_tokens``.
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import Any, TypeVar
 
 from meterline.integrations._call import (
@@ -22,6 +21,7 @@ from meterline.integrations._call import (
     as_int,
     default_recorder,
     get,
+    is_async,
     status_of,
 )
 
@@ -49,7 +49,7 @@ def instrument(client: C, *, recorder: Recorder | None = None, provider: str = "
         }
         return Call(record, fields), streamed
 
-    if inspect.iscoroutinefunction(original):
+    if is_async(original):
 
         @functools.wraps(original)
         async def async_create(*args: Any, **kwargs: Any) -> Any:

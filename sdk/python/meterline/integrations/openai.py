@@ -12,7 +12,6 @@ completion total includes reasoning tokens.
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import Any, TypeVar
 
 from meterline.integrations._call import (
@@ -24,6 +23,7 @@ from meterline.integrations._call import (
     as_int,
     default_recorder,
     get,
+    is_async,
     status_of,
 )
 
@@ -80,7 +80,7 @@ def _wrap(
         }
         return Call(record, fields), streamed
 
-    if inspect.iscoroutinefunction(original):
+    if is_async(original):
 
         @functools.wraps(original)
         async def async_create(*args: Any, **kwargs: Any) -> Any:
