@@ -15,7 +15,7 @@ from typing import Any
 
 CHAT_MODEL = "gpt-4o-2024-08-06"
 RESPONSES_MODEL = "o3-2025-04-16"
-CLAUDE_MODEL = "claude-sonnet-4-5-20250929"
+CLAUDE_MODEL = "claude-haiku-4-5-20251001"
 
 
 class Provider:

@@ -87,6 +87,7 @@ def record_fields(kwargs: dict[str, Any], response: Any, start: Any, end: Any, f
         fields["status"] = "timeout" if "Timeout" in type(exception).__name__ else "error"
         fields["error_type"] = type(exception).__name__ if exception is not None else "error"
     else:
+        fields["status"] = "ok"
         fields.update(_usage(get(response, "usage")))
         response_model = get(response, "model")
         if isinstance(response_model, str):
