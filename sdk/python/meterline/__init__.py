@@ -1,9 +1,9 @@
 """Meterline: ship every LLM call your app makes, one line in the app, nothing lost, nothing slowed.
 
-    import meterline
-    meterline.init(api_key="ml_...", endpoint="https://meterline.example.com", environment="prod")
-    with meterline.attribute(feature="chat", customer_id="acme"):
-        meterline.record(provider="openai", model="gpt-4o", input_tokens=1200, output_tokens=300)
+import meterline
+meterline.init(api_key="ml_...", endpoint="https://meterline.example.com", environment="prod")
+with meterline.attribute(feature="chat", customer_id="acme"):
+    meterline.record(provider="openai", model="gpt-4o", input_tokens=1200, output_tokens=300)
 """
 
 from __future__ import annotations

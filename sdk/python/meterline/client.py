@@ -86,9 +86,7 @@ class Client:
         self._pid = os.getpid()
         spool = Spool(self._spool_dir, self._spool_max_bytes) if self._spool_dir is not None else None
         self.shipper = Shipper(self._transport, self._api_key, self.counters, self._retry, spool)
-        self.consumer = Consumer(
-            self._queue, self.shipper, self.counters, defaults=self.defaults, **self._batching
-        )
+        self.consumer = Consumer(self._queue, self.shipper, self.counters, defaults=self.defaults, **self._batching)
         self._wake = self.consumer.wake
         self._wake_at = self.consumer.max_batch_records
 

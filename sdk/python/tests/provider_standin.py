@@ -120,14 +120,17 @@ class Provider:
         extra = {"usage": None} if with_usage else {}
         deltas = [{"role": "assistant", "content": "", "refusal": None}, {"content": "Hel"}, {"content": "lo!"}]
         events = [
-            json.dumps({**base, **extra, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]})
+            json.dumps(
+                {**base, **extra, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]}
+            )
             for d in deltas
         ]
         events.append(json.dumps({**base, **extra, "choices": [
             {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]}))  # fmt: skip
         if with_usage:
             events.append(json.dumps({**base, "choices": [], "usage": self.chat_usage()}))
-        return [(None, e) for e in events] + [(None, "[DONE]")]
+        sse: list[tuple[str | None, str]] = [(None, e) for e in events]
+        return [*sse, (None, "[DONE]")]
 
     # -- OpenAI Responses ---------------------------------------------------------------------
 
@@ -150,7 +153,7 @@ class Provider:
 
     def response_stream(self, body: dict[str, Any]) -> list[tuple[str | None, str]]:
         seq = iter(range(100))
-        events = [
+        events: list[dict[str, Any]] = [
             {"type": "response.created", "response": self.response(body, "in_progress")},
             {"type": "response.output_item.added", "output_index": 0,
              "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}},
@@ -185,7 +188,7 @@ class Provider:
 
     def message_stream(self, body: dict[str, Any]) -> list[tuple[str | None, str]]:
         start = {**self.message(body), "content": [], "stop_reason": None, "usage": self.anthropic_usage(1)}
-        events = [
+        events: list[dict[str, Any]] = [
             {"type": "message_start", "message": start},
             {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
             {"type": "ping"},

@@ -7,11 +7,10 @@ from typing import Any
 
 import anthropic
 import pytest
-from provider_standin import CLAUDE_MODEL, Provider
-from sdk_testkit import ScriptedTransport
-
 from meterline import Client
 from meterline.integrations.anthropic import instrument
+from provider_standin import CLAUDE_MODEL, Provider
+from sdk_testkit import ScriptedTransport
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -30,13 +29,14 @@ def rec() -> Recorded:
     return Recorded()
 
 
-def sync_client(provider: Provider, rec: Recorded) -> anthropic.Anthropic:
+# Any, as in test_sdk_openai: plain dicts for TypedDict params, and create() typed as a union.
+def sync_client(provider: Provider, rec: Recorded) -> Any:
     return instrument(
         anthropic.Anthropic(api_key="sk-ant-test", base_url=provider.url, max_retries=0), recorder=rec.client.record
     )
 
 
-def async_client(provider: Provider, rec: Recorded) -> anthropic.AsyncAnthropic:
+def async_client(provider: Provider, rec: Recorded) -> Any:
     return instrument(
         anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url=provider.url, max_retries=0),
         recorder=rec.client.record,
@@ -58,11 +58,16 @@ def test_message_records_input_as_the_total_with_cache_parts(
 ) -> None:
     provider.cached = cached
     message = sync_client(provider, rec).messages.create(model="claude-haiku-4-5", max_tokens=1024, messages=MESSAGES)
-    assert message.content[0].text == "Hi"  # type: ignore[union-attr]
+    assert message.content[0].text == "Hi"
     [call] = rec.calls()
     assert tokens(call) == expected
     assert (call["provider"], call["model"], call["response_model"]) == ("anthropic", "claude-haiku-4-5", CLAUDE_MODEL)
-    assert (call["max_tokens"], call["service_tier"], call["status"], call["streamed"]) == (1024, "default", "ok", False)
+    assert (call["max_tokens"], call["service_tier"], call["status"], call["streamed"]) == (
+        1024,
+        "default",
+        "ok",
+        False,
+    )
     assert call["request_id"] == "req_standin_1"
 
 
@@ -80,11 +85,12 @@ def test_streamed_message_records_usage_from_start_and_delta(
     stream = sync_client(provider, rec).messages.create(
         model="claude-haiku-4-5", max_tokens=1024, messages=MESSAGES, stream=True
     )
-    text = "".join(e.delta.text for e in stream if e.type == "content_block_delta")  # type: ignore[union-attr]
+    text = "".join(e.delta.text for e in stream if e.type == "content_block_delta")
     assert text == "Hello"
     [call] = rec.calls()
     assert tokens(call) == expected  # output from message_delta (100), not message_start's 1
-    assert call["streamed"] is True and 0 <= call["ttft_ms"] <= call["latency_ms"]
+    assert call["streamed"] is True
+    assert 0 <= call["ttft_ms"] <= call["latency_ms"]
 
 
 def test_async_plain_and_streamed(provider: Provider, rec: Recorded) -> None:
@@ -100,7 +106,8 @@ def test_async_plain_and_streamed(provider: Provider, rec: Recorded) -> None:
 
     asyncio.run(main())
     plain, streamed = rec.calls()
-    assert tokens(plain) == CACHED and tokens(streamed) == CACHED
+    assert tokens(plain) == CACHED
+    assert tokens(streamed) == CACHED
     assert (plain["streamed"], streamed["streamed"], streamed["status"]) == (False, True, "ok")
 
 

@@ -11,11 +11,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-from sdk_testkit import ScriptedTransport, Sink, wait_until
-
 import meterline
+import pytest
 from meterline import Client, RecordError, RetryPolicy
+from sdk_testkit import ScriptedTransport, Sink, wait_until
 
 KEY = "ml_test_key"
 
@@ -34,7 +33,8 @@ def test_records_reach_the_sink_with_defaults_and_attribution(sink: Sink) -> Non
         ("search", "acme", "prod", {"team": "growth", "tier": "free", "ab": "b"}),
         (None, None, "prod", {"team": "growth"}),
     ]
-    assert calls[0]["input_tokens"] == 10 and calls[0]["latency_ms"] == 1500.0
+    assert calls[0]["input_tokens"] == 10
+    assert calls[0]["latency_ms"] == 1500.0
     assert len({c["event_id"] for c in calls}) == 3
     assert sink.requests[0].headers["Authorization"] == f"Bearer {KEY}"
     assert client.counts() == {"sent": 3, "dropped": 0, "retried": 0, "spooled": 0, "queued": 0}
@@ -71,7 +71,8 @@ def test_attribution_is_per_thread_and_follows_asyncio_tasks(sink: Sink) -> None
     assert client.flush(5)
     by_request = {c["request_id"]: c for c in sink.calls()}
     for i in range(4):
-        assert by_request[f"t{i}"]["feature"] == f"t{i}" and "customer_id" not in by_request[f"t{i}"]
+        assert by_request[f"t{i}"]["feature"] == f"t{i}"
+        assert "customer_id" not in by_request[f"t{i}"]
     assert by_request["pool"]["customer_id"] == "outer"
     assert (by_request["a1"]["feature"], by_request["a1"]["customer_id"]) == ("a1", "outer")
     assert (by_request["a2"]["feature"], by_request["a2"]["customer_id"]) == ("a2", "outer")
@@ -121,7 +122,8 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:
     assert wait_until(lambda: len(client._queue) == 0 and client.consumer._batch == [])
     for _ in range(80):
         client.record(provider="p", model="m")
-    assert client.counts()["dropped"] == 30 and client.counts()["queued"] == 50
+    assert client.counts()["dropped"] == 30
+    assert client.counts()["queued"] == 50
     gate.set()
     assert client.flush(10)
     assert len(transport.delivered()) == 60
@@ -170,7 +172,9 @@ def test_records_are_flushed_at_exit(sink: Sink, tmp_path: Path) -> None:
 
 def test_the_exit_flush_has_a_deadline(tmp_path: Path) -> None:
     script = tmp_path / "app.py"
-    script.write_text("import logging; logging.basicConfig()\n" + EXIT_SCRIPT.replace("exit_timeout=5", "exit_timeout=0.5"))
+    script.write_text(
+        "import logging; logging.basicConfig()\n" + EXIT_SCRIPT.replace("exit_timeout=5", "exit_timeout=0.5")
+    )
     blackhole = Sink()
     blackhole.script.extend([(503, {"Retry-After": "30"})] * 10)
     try:

@@ -9,11 +9,10 @@ from collections import deque
 from typing import Any
 
 import pytest
-from sdk_testkit import Clock, ScriptedTransport
-
 from meterline.consumer import Captured, Consumer
 from meterline.counters import Counters
 from meterline.shipper import RetryPolicy, Shipper
+from sdk_testkit import Clock, ScriptedTransport
 
 NS = 1_763_640_000_000_000_000  # 2025-11-20T12:00:00Z
 SECRET = "ml_live_SECRET_KEY_123"
@@ -65,7 +64,8 @@ def test_a_batch_closes_at_its_age() -> None:
     assert rig.consumer.next_wait() == pytest.approx(0.5)
     rig.clock.advance(0.5)
     rig.consumer.step()
-    assert len(rig.transport.sent) == 1 and len(rig.transport.sent[0].calls) == 3
+    assert len(rig.transport.sent) == 1
+    assert len(rig.transport.sent[0].calls) == 3
 
 
 def test_a_batch_closes_before_it_would_pass_its_byte_size() -> None:
@@ -84,7 +84,9 @@ def test_a_batch_closes_before_it_would_pass_its_byte_size() -> None:
 def test_an_oversize_record_is_dropped_and_counted_and_the_rest_go(caplog: pytest.LogCaptureFixture) -> None:
     rig = Rig(max_batch_bytes=4096, flush_interval=0)
     rig.put(1)
-    rig.queue.append((NS, {}, {"provider": "openai", "model": "gpt-4o", "tags": {f"k{i}": "v" * 200 for i in range(30)}}))
+    rig.queue.append(
+        (NS, {}, {"provider": "openai", "model": "gpt-4o", "tags": {f"k{i}": "v" * 200 for i in range(30)}})
+    )
     rig.put(1)
     with caplog.at_level(logging.WARNING, logger="meterline"):
         rig.consumer.step()
@@ -103,7 +105,8 @@ def test_an_invalid_record_is_dropped_with_its_field_named_never_its_value(caplo
         rig.consumer.step()
     assert len(rig.transport.delivered()) == 1
     assert rig.counters.snapshot()["dropped"] == 2
-    assert "cache_read_tokens" in caplog.text and "customer_id must be a str" in caplog.text
+    assert "cache_read_tokens" in caplog.text
+    assert "customer_id must be a str" in caplog.text
     assert "12345678" not in caplog.text
 
 
@@ -119,7 +122,9 @@ def test_retries_5xx_408_429_and_network_errors_with_one_idempotency_key() -> No
     bodies = {s.body for s in rig.transport.sent}
     assert len(bodies) == 1  # the very same bytes: the server's replay check compares them
     # capped exponential backoff with jitter in [ceiling/2, ceiling]; Retry-After is a floor
-    assert 0.5 <= rig.sleeps[0] <= 1.0 and 1.0 <= rig.sleeps[1] <= 2.0 and 2.0 <= rig.sleeps[2] <= 4.0
+    assert 0.5 <= rig.sleeps[0] <= 1.0
+    assert 1.0 <= rig.sleeps[1] <= 2.0
+    assert 2.0 <= rig.sleeps[2] <= 4.0
     assert rig.sleeps[3] == 30.0  # 429's Retry-After is above the 4-8 s backoff: it wins
     assert rig.counters.snapshot() == {"sent": 4, "dropped": 0, "retried": 16, "spooled": 0}
 
@@ -154,7 +159,8 @@ def test_other_4xx_are_not_retried_and_the_log_holds_no_key_nor_content(
     assert len(rig.transport.sent) == 1
     assert rig.counters.snapshot()["dropped"] == 2
     assert str(status) in caplog.text
-    assert SECRET not in caplog.text and "private-customer" not in caplog.text
+    assert SECRET not in caplog.text
+    assert "private-customer" not in caplog.text
 
 
 def test_413_splits_the_batch_until_it_fits() -> None:

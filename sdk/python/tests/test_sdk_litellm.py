@@ -13,12 +13,11 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-from sdk_testkit import ScriptedTransport
-
 import meterline
+import pytest
 from meterline import Client
 from meterline.integrations.litellm import MeterlineCallback
+from sdk_testkit import ScriptedTransport
 
 START = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 
@@ -60,7 +59,9 @@ def rig() -> tuple[MeterlineCallback, ScriptedTransport]:
 
 def test_success_with_cached_tokens_and_reasoning() -> None:
     callback, transport = rig()
-    response = SimpleNamespace(id="chatcmpl-9", model="gpt-4o-2024-08-06", usage=usage(2006, 300, cached=1920, reasoning=0))
+    response = SimpleNamespace(
+        id="chatcmpl-9", model="gpt-4o-2024-08-06", usage=usage(2006, 300, cached=1920, reasoning=0)
+    )
     callback.log_success_event(kwargs_for("gpt-4o", "openai"), response, START, START + timedelta(milliseconds=850))
     [call] = transport.delivered()
     assert (call["provider"], call["model"], call["response_model"]) == ("openai", "gpt-4o", "gpt-4o-2024-08-06")
@@ -103,7 +104,9 @@ def test_failures_are_recorded_with_their_type() -> None:
 
     callback.log_failure_event(kwargs_for("gpt-4o", "openai", exception=Timeout("t")), None, START, START)
     asyncio.run(
-        callback.async_log_failure_event(kwargs_for("gpt-4o", "openai", exception=BadRequestError("x")), None, START, START)
+        callback.async_log_failure_event(
+            kwargs_for("gpt-4o", "openai", exception=BadRequestError("x")), None, START, START
+        )
     )
     first, second = transport.delivered()
     assert (first["status"], first["error_type"]) == ("timeout", "Timeout")

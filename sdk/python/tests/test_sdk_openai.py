@@ -7,11 +7,10 @@ from typing import Any
 
 import openai
 import pytest
-from provider_standin import CHAT_MODEL, RESPONSES_MODEL, Provider
-from sdk_testkit import ScriptedTransport
-
 from meterline import Client
 from meterline.integrations.openai import instrument
+from provider_standin import CHAT_MODEL, RESPONSES_MODEL, Provider
+from sdk_testkit import ScriptedTransport
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -36,12 +35,14 @@ def rec() -> Recorded:
     return Recorded()
 
 
-def sync_client(provider: Provider, rec: Recorded, **options: Any) -> openai.OpenAI:
+# The helpers return Any: the tests pass plain dicts where openai types TypedDicts, and its
+# overloads type create() as a union of result and stream.
+def sync_client(provider: Provider, rec: Recorded, **options: Any) -> Any:
     client = openai.OpenAI(api_key="sk-test", base_url=f"{provider.url}/v1", max_retries=0, **options)
     return instrument(client, recorder=rec.client.record)
 
 
-def async_client(provider: Provider, rec: Recorded) -> openai.AsyncOpenAI:
+def async_client(provider: Provider, rec: Recorded) -> Any:
     client = openai.AsyncOpenAI(api_key="sk-test", base_url=f"{provider.url}/v1", max_retries=0)
     return instrument(client, recorder=rec.client.record)
 
@@ -59,7 +60,8 @@ def test_chat_completion_records_all_token_kinds(provider: Provider, rec: Record
     assert (call["output_tokens"], call["reasoning_tokens"]) == (300, 0)
     assert (call["status"], call["streamed"], call["max_tokens"]) == ("ok", False, 512)
     assert call["request_id"] == "req_standin_1"
-    assert call["latency_ms"] > 0 and "ttft_ms" not in call
+    assert call["latency_ms"] > 0
+    assert "ttft_ms" not in call
 
 
 def test_chat_tool_calls_are_counted(provider: Provider, rec: Recorded) -> None:
@@ -78,7 +80,8 @@ def test_streamed_chat_asks_for_usage_and_records_it(provider: Provider, rec: Re
     call = rec.one()
     assert (call["input_tokens"], call["cache_read_tokens"], call["output_tokens"]) == (
         2006, 1920 if cached else 0, 300)  # fmt: skip
-    assert call["streamed"] is True and call["status"] == "ok"
+    assert call["streamed"] is True
+    assert call["status"] == "ok"
     assert 0 <= call["ttft_ms"] <= call["latency_ms"]
 
 
@@ -107,7 +110,8 @@ def test_responses_api_records_cached_and_reasoning_tokens(provider: Provider, r
     assert result.output_text == "Hi"
     call = rec.one()
     assert (call["model"], call["response_model"]) == ("o3", RESPONSES_MODEL)
-    assert call["input_tokens"] == 2048 and call["cache_read_tokens"] == (1536 if cached else 0)
+    assert call["input_tokens"] == 2048
+    assert call["cache_read_tokens"] == (1536 if cached else 0)
     assert (call["output_tokens"], call["reasoning_tokens"]) == (900, 640)
     assert (call["tool_calls"], call["service_tier"], call["max_tokens"]) == (1, "flex", 2000)
 
@@ -116,12 +120,14 @@ def test_streamed_responses_record_usage_and_ttft(provider: Provider, rec: Recor
     provider.cached = True
     stream = sync_client(provider, rec).responses.create(model="o3", input="Say hi", stream=True)
     kinds = [event.type for event in stream]
-    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert kinds[0] == "response.created"
+    assert kinds[-1] == "response.completed"
     assert "stream_options" not in provider.requests[-1]  # the Responses API always reports usage
     call = rec.one()
     assert (call["input_tokens"], call["cache_read_tokens"], call["output_tokens"], call["reasoning_tokens"]) == (
         2048, 1536, 900, 640)  # fmt: skip
-    assert call["streamed"] is True and 0 <= call["ttft_ms"] <= call["latency_ms"]
+    assert call["streamed"] is True
+    assert 0 <= call["ttft_ms"] <= call["latency_ms"]
 
 
 def test_async_client_plain_and_streamed(provider: Provider, rec: Recorded) -> None:

@@ -7,12 +7,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from sdk_testkit import Clock, ScriptedTransport
-
 from meterline.consumer import Consumer
 from meterline.counters import Counters
 from meterline.shipper import RetryPolicy, Shipper
 from meterline.spool import Spool
+from sdk_testkit import Clock, ScriptedTransport
 
 NS = 1_763_640_000_000_000_000
 
@@ -67,7 +66,8 @@ def test_new_batches_wait_behind_the_spool_while_a_probe_fails(tmp_path: Path) -
     clock.advance(10)
     put(consumer, 2, 2)
     consumer.step()  # the probe (one request) fails: the new batch goes to disk behind it
-    assert len(transport.sent) == 3 and len(spool.pending()) == 2
+    assert len(transport.sent) == 3
+    assert len(spool.pending()) == 2
     clock.advance(10)
     consumer.step()
     assert [c["input_tokens"] for c in transport.delivered()] == [0, 1, 2, 3]
@@ -79,7 +79,8 @@ def test_a_full_spool_drops_and_counts(tmp_path: Path) -> None:
     put(consumer, 0, 8)
     consumer.step()
     snapshot = counters.snapshot()
-    assert snapshot["spooled"] >= 2 and snapshot["dropped"] >= 2
+    assert snapshot["spooled"] >= 2
+    assert snapshot["dropped"] >= 2
     assert snapshot["spooled"] + snapshot["dropped"] == 8
     assert spool.size() <= 300
 
@@ -96,7 +97,9 @@ def test_a_batch_claimed_by_a_dead_process_is_recovered(tmp_path: Path) -> None:
     assert spool.pending() == []  # claimed by the child, which died with it
     again = Spool(tmp_path / "s")  # a new process (or restart) takes it back
     [item] = [again.claim(p) for p in again.pending()]
-    assert item is not None and item.key == "key1" and item.records == 1
+    assert item is not None
+    assert item.key == "key1"
+    assert item.records == 1
 
 
 def test_two_claims_of_one_batch_only_one_wins(tmp_path: Path) -> None:

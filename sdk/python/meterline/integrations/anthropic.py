@@ -152,8 +152,7 @@ class _MessageObserver(Observer):
             self._usage.update({k: v for k, v in _plain_usage(get(event, "usage")).items() if v})
 
     def fields(self) -> dict[str, Any]:
-        fields = {**self._fields, **usage_fields(self._usage), "tool_calls": self._tool_calls}
-        return fields
+        return {**self._fields, **usage_fields(self._usage), "tool_calls": self._tool_calls}
 
 
 def _plain_usage(usage: Any) -> dict[str, Any]:
