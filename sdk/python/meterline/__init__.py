@@ -65,7 +65,7 @@ def record(**fields: Any) -> None:
     if client is None:
         _not_initialised()
         return
-    client.record(**fields)
+    client.put(fields)  # the kwargs dict is already ours: no second copy
 
 
 def flush(timeout: float = 5.0) -> bool:

@@ -94,6 +94,10 @@ class Client:
 
     def record(self, **fields: Any) -> None:
         """Queue one CallRecord (see DESIGN.md for the fields); never blocks, never raises on a full queue."""
+        self.put(fields)
+
+    def put(self, fields: dict[str, Any]) -> None:
+        """:meth:`record` with the fields as a dict the caller hands over (and no longer changes)."""
         if not fields.keys() <= FIELD_NAMES:
             raise unknown_fields(fields)
         if self.sync:

@@ -6,6 +6,7 @@ Tests replace it with any object that has the same ``post`` and ``reset`` method
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -48,20 +49,26 @@ class HttpTransport:
         self._conn: http.client.HTTPConnection | None = None
 
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
         if self._https:
-            return http.client.HTTPSConnection(
+            conn = http.client.HTTPSConnection(
                 self._host, self._port, timeout=timeout, context=ssl.create_default_context()
             )
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        conn.connect()
+        # One request is one write, but a small one must not wait on Nagle for the server's ACK.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
 
     def post(self, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
-        conn = self._conn
-        if conn is None:
-            conn = self._conn = self._connect(timeout)
-        conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
         try:
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = self._connect(timeout)
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
             conn.request("POST", self.path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
