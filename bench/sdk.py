@@ -241,7 +241,7 @@ def main() -> None:
         result = bench_throughput(url, args.seconds, args.threads, args.rate)
         rate = result["received"] / result["elapsed"]
         rss = result["rss"]
-        print(f"\n2. sustained: {args.threads} app threads offering {args.rate:,.0f} records/s for {args.seconds:.0f} s")
+        print(f"\n2. sustained: {args.threads} app threads offering {args.rate:,.0f} records/s, {args.seconds:.0f} s")
         print(f"   offered {result['offered']:,}  received by the sink {result['received']:,}  "
               f"→ {rate:,.0f} records/s  (target {TARGET_RATE:,.0f})")  # fmt: skip
         print(f"   dropped {result['dropped']}  flushed at the end: {result['flushed']}")
