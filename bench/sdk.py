@@ -21,6 +21,7 @@ import gzip
 import json
 import multiprocessing
 import os
+import platform
 import socket
 import statistics
 import threading
@@ -225,7 +226,7 @@ def main() -> None:
     sink.start()
     url = f"http://127.0.0.1:{ours.recv()}"
     try:
-        print(f"SDK benchmark — {os.cpu_count()} CPUs, Python {'.'.join(map(str, os.sys.version_info[:3]))}")
+        print(f"SDK benchmark — {os.cpu_count()} CPUs, Python {platform.python_version()}")
         base, rec, otel = bench_cost(url, args.rounds)
         overhead = statistics.median(base) / 1000
         r50, r99 = percentile(rec, 0.5), percentile(rec, 0.99)
