@@ -186,7 +186,7 @@ def _cost(value: Any) -> str:
         raise RecordError("cost_usd", "is not a decimal number") from None
     if not isinstance(amount, Decimal) or not amount.is_finite() or not 0 <= amount <= MAX_COST_USD:
         raise RecordError("cost_usd", f"must be a finite decimal between 0 and {MAX_COST_USD} USD")
-    return str(amount)
+    return format(amount, "f")  # plain notation: "0.000000000001", not "1E-12"
 
 
 def _timestamp(value: Any) -> int:
