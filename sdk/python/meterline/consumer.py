@@ -98,8 +98,13 @@ class Consumer:
     def ship(self) -> None:
         """Send the open batch now."""
         batch, self._batch, self._bytes = self._batch, [], _ENVELOPE_BYTES
-        if batch:
+        if not batch:
+            return
+        try:
             self.shipper.ship(batch)
+        except Exception as exc:  # e.g. an unreadable spool directory: count the loss, keep the thread
+            log.error("meterline: %d record(s) dropped by an unexpected error (%s)", len(batch), type(exc).__name__)
+            self.counters.add("dropped", len(batch))
 
     def next_wait(self) -> float:
         """Seconds until there is work by the clock alone (an open batch coming of age)."""

@@ -196,3 +196,16 @@ def test_a_flush_marker_ships_the_open_batch_and_is_set() -> None:
     rig.consumer.step()
     assert marker.is_set()
     assert [len(s.calls) for s in rig.transport.sent] == [2]  # the third waits for its own batch
+
+
+def test_an_unexpected_shipping_error_is_counted_not_silent(caplog: pytest.LogCaptureFixture) -> None:
+    rig = Rig(flush_interval=0)
+
+    def broken(records: list[bytes]) -> None:
+        raise PermissionError("spool directory not writable")
+
+    rig.shipper.ship = broken  # type: ignore[method-assign]
+    rig.put(3)
+    rig.consumer.step()
+    assert rig.counters.snapshot()["dropped"] == 3
+    assert "3 record(s) dropped by an unexpected error (PermissionError)" in caplog.text
