@@ -83,7 +83,6 @@ class Client:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
         spool = Spool(self._spool_dir, self._spool_max_bytes) if self._spool_dir is not None else None
         self.shipper = Shipper(self._transport, self._api_key, self.counters, self._retry, spool)
         self.consumer = Consumer(self._queue, self.shipper, self.counters, defaults=self.defaults, **self._batching)
