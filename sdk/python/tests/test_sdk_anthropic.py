@@ -127,3 +127,30 @@ def test_an_async_overload_is_recorded_and_reraised(provider: Provider, rec: Rec
             async_client(provider, rec).messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
         )
     assert rec.calls()[0]["status"] == "error"
+
+
+def test_the_stream_helper_is_recorded_too(provider: Provider, rec: Recorded) -> None:
+    provider.cached = True
+    client = sync_client(provider, rec)
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=1024, messages=MESSAGES) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "Hello"
+    assert final.usage.output_tokens == 100
+    [call] = rec.calls()
+    assert tokens(call) == CACHED
+    assert (call["streamed"], call["status"], call["max_tokens"]) == (True, "ok", 1024)
+    assert 0 <= call["ttft_ms"] <= call["latency_ms"]
+
+
+def test_the_async_stream_helper_left_early_is_cancelled(provider: Provider, rec: Recorded) -> None:
+    client = async_client(provider, rec)
+
+    async def main() -> None:
+        async with client.messages.stream(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES) as stream:
+            async for _ in stream:
+                break
+
+    asyncio.run(main())
+    [call] = rec.calls()
+    assert (call["status"], call["streamed"]) == ("cancelled", True)

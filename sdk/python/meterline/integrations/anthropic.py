@@ -1,4 +1,5 @@
-"""Anthropic (sync and async clients): ``messages.create``, plain and streamed.
+"""Anthropic (sync and async clients): ``messages.create``, plain and streamed, and the
+``messages.stream()`` helper.
 
     client = meterline.integrations.anthropic.instrument(Anthropic())
 
@@ -49,6 +50,10 @@ def instrument(client: C, *, recorder: Recorder | None = None, provider: str = "
         }
         return Call(record, fields), streamed
 
+    helper = getattr(messages, "stream", None)
+    if helper is not None:
+        messages.stream = _wrap_helper(helper, begin)
+
     if is_async(original):
 
         @functools.wraps(original)
@@ -87,6 +92,60 @@ def instrument(client: C, *, recorder: Recorder | None = None, provider: str = "
 
 
 wrap = instrument
+
+
+def _wrap_helper(helper: Any, begin: Any) -> Any:
+    """``messages.stream(...)``: its manager, whose stream reads raw events we can watch."""
+
+    @functools.wraps(helper)
+    def stream(*args: Any, **kwargs: Any) -> Any:
+        call, _ = begin({**kwargs, "stream": True})
+        return _Manager(helper(*args, **kwargs), call)
+
+    stream.__meterline__ = True  # type: ignore[attr-defined]
+    return stream
+
+
+class _Manager:
+    """The helper's stream manager, unchanged for the app, with the raw event stream under watch.
+
+    ``MessageStream`` reads its events from ``_raw_stream`` lazily, so putting the recording proxy
+    there right after entering sees every event; without that attribute (another SDK version) the
+    call is recorded without usage rather than not at all."""
+
+    def __init__(self, manager: Any, call: Call) -> None:
+        self._manager = manager
+        self._call = call
+
+    def _watch(self, stream: Any, proxy: type[RecordingStream] | type[AsyncRecordingStream]) -> Any:
+        raw = getattr(stream, "_raw_stream", None)
+        if raw is None:
+            self._call.finish("ok")
+        else:
+            stream._raw_stream = proxy(raw, _MessageObserver(self._call))
+        return stream
+
+    def __enter__(self) -> Any:
+        try:
+            stream = self._manager.__enter__()
+        except BaseException as exc:
+            self._call.finish(status_of(exc), exc)
+            raise
+        return self._watch(stream, RecordingStream)
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self._manager.__exit__(*exc_info)
+
+    async def __aenter__(self) -> Any:
+        try:
+            stream = await self._manager.__aenter__()
+        except BaseException as exc:
+            self._call.finish(status_of(exc), exc)
+            raise
+        return self._watch(stream, AsyncRecordingStream)
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._manager.__aexit__(*exc_info)
 
 
 def usage_fields(usage: Any) -> dict[str, Any]:
