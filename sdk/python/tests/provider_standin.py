@@ -8,6 +8,7 @@ request's JSON body so tests can see what the wrapped client really sent.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,11 @@ class Provider:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # Many small writes (SSE events): do not let Nagle and delayed ACKs space them out.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -153,14 +159,21 @@ class Provider:
 
     def response_stream(self, body: dict[str, Any]) -> list[tuple[str | None, str]]:
         seq = iter(range(100))
+        part = {"type": "output_text", "text": "", "annotations": []}
+        where = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
         events: list[dict[str, Any]] = [
-            {"type": "response.created", "response": self.response(body, "in_progress")},
+            {"type": "response.created", "response": {**self.response(body, "in_progress"), "output": []}},
+            {"type": "response.in_progress", "response": {**self.response(body, "in_progress"), "output": []}},
             {"type": "response.output_item.added", "output_index": 0,
              "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}},
-            {"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0,
-             "delta": "H", "logprobs": []},
-            {"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0,
-             "delta": "i", "logprobs": []},
+            {"type": "response.content_part.added", **where, "part": part},
+            {"type": "response.output_text.delta", **where, "delta": "H", "logprobs": []},
+            {"type": "response.output_text.delta", **where, "delta": "i", "logprobs": []},
+            {"type": "response.output_text.done", **where, "text": "Hi", "logprobs": []},
+            {"type": "response.content_part.done", **where, "part": {**part, "text": "Hi"}},
+            {"type": "response.output_item.done", "output_index": 0,
+             "item": {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+                      "content": [{**part, "text": "Hi"}]}},
             {"type": "response.completed", "response": self.response(body)},
         ]  # fmt: skip
         return [(e["type"], json.dumps({**e, "sequence_number": next(seq)})) for e in events]

@@ -180,3 +180,16 @@ def test_instrumenting_twice_records_once(provider: Provider, rec: Recorded) -> 
     client = instrument(sync_client(provider, rec), recorder=rec.client.record)
     client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert len(rec.calls()) == 1
+
+
+def test_the_stream_helpers_go_through_the_wrap(provider: Provider, rec: Recorded) -> None:
+    provider.cached = True
+    client = sync_client(provider, rec)
+    with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
+        final = stream.get_final_completion()
+    with client.responses.stream(model="o3", input="hi") as events:
+        response = events.get_final_response()
+    assert (final.choices[0].message.content, response.output_text) == ("Hello!", "Hi")
+    chat, responses = rec.calls()
+    assert (chat["input_tokens"], chat["cache_read_tokens"], chat["streamed"]) == (2006, 1920, True)
+    assert (responses["input_tokens"], responses["reasoning_tokens"], responses["streamed"]) == (2048, 640, True)
