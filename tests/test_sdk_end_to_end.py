@@ -166,7 +166,7 @@ def test_an_outage_spools_to_disk_and_replays_with_exact_totals(
     assert client.flush(30)
     spooled = sorted((tmp_path / "spool").glob("*.batch"))
     assert client.counts()["spooled"] == 120
-    assert len(spooled) == 6
+    assert len(spooled) >= 6  # batches of at most 20; an early age-out can split one
     # and when it is back (losing the answer to the first replay after storing its batch)
     gate.open()
     gate.lose_next_answer = True
