@@ -2,16 +2,17 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in requirements.lock | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install browser run test lint typecheck bench-ingest bench-query migrate clean
+.PHONY: install browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards migrate clean
 
-$(STAMP): requirements.in requirements-dev.in requirements.lock
+$(STAMP): requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (Meterline needs CPython 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.in -r requirements-dev.in -c requirements.lock
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e ./sdk/python
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -47,6 +48,12 @@ bench-ingest: install
 
 bench-query: install
 	$(BIN)/python bench/query.py
+
+bench-sdk: install
+	$(BIN)/python bench/sdk.py
+
+bench-dashboards: install
+	$(BIN)/python bench/dashboards.py
 
 clean:
 	rm -rf $(VENV) var

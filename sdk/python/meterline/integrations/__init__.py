@@ -1,0 +1,1 @@
+"""Wrappers for LLM client libraries: one wrap, and every call is recorded."""

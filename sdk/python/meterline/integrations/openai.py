@@ -1,0 +1,225 @@
+"""OpenAI (sync and async clients): Chat Completions and Responses, plain and streamed.
+
+    client = meterline.integrations.openai.instrument(OpenAI())
+
+Streamed Chat Completions only report usage when asked to, so the wrapper adds
+``stream_options={"include_usage": True}`` unless the caller set ``include_usage`` itself (or
+passed ``include_usage=False`` to :func:`instrument`). Token fields follow the CallRecord: the
+prompt total includes cached tokens (``prompt_tokens_details.cached_tokens`` → cache reads) and the
+completion total includes reasoning tokens.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, TypeVar
+
+from meterline.integrations._call import (
+    AsyncRecordingStream,
+    Call,
+    Observer,
+    Recorder,
+    RecordingStream,
+    as_int,
+    default_recorder,
+    get,
+    is_async,
+    status_of,
+)
+
+C = TypeVar("C")
+_TIERS = {"default": "default", "flex": "flex", "priority": "priority"}
+_MAX_TOKENS_ARGS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+
+def instrument(
+    client: C, *, recorder: Recorder | None = None, provider: str = "openai", include_usage: bool = True
+) -> C:
+    """Record every ``chat.completions.create`` and ``responses.create`` of ``client``; returns it."""
+    record = recorder or default_recorder()
+    completions = client.chat.completions  # type: ignore[attr-defined]
+    _wrap(completions, "create", _chat_fields, _ChatObserver, record, provider, include_usage)
+    responses = getattr(client, "responses", None)
+    if responses is not None:
+        _wrap(responses, "create", _responses_fields, _ResponsesObserver, record, provider, include_usage)
+    return client
+
+
+wrap = instrument
+
+
+def _wrap(
+    resource: Any,
+    name: str,
+    result_fields: Any,
+    observer_type: type[Observer],
+    record: Recorder,
+    provider: str,
+    include_usage: bool,
+) -> None:
+    original = getattr(resource, name)
+    if getattr(original, "__meterline__", False):
+        return  # already instrumented
+    chat = observer_type is _ChatObserver
+
+    def begin(kwargs: dict[str, Any]) -> tuple[Call, bool]:
+        streamed = kwargs.get("stream") is True
+        if streamed and chat and include_usage:
+            options = kwargs.get("stream_options")
+            if not isinstance(options, dict):
+                kwargs["stream_options"] = {"include_usage": True}
+            elif "include_usage" not in options:
+                kwargs["stream_options"] = {**options, "include_usage": True}
+        max_tokens = next((kwargs[k] for k in _MAX_TOKENS_ARGS if isinstance(kwargs.get(k), int)), None)
+        model = kwargs.get("model")
+        fields = {
+            "provider": provider,
+            "model": model if isinstance(model, str) else "unknown",
+            "streamed": streamed,
+            "max_tokens": max_tokens,
+        }
+        return Call(record, fields), streamed
+
+    if is_async(original):
+
+        @functools.wraps(original)
+        async def async_create(*args: Any, **kwargs: Any) -> Any:
+            call, streamed = begin(kwargs)
+            try:
+                result = await original(*args, **kwargs)
+            except BaseException as exc:
+                call.finish(status_of(exc), exc)
+                raise
+            if streamed:
+                return AsyncRecordingStream(result, observer_type(call))
+            call.finish("ok", fields=_safe(result_fields, result))
+            return result
+
+        async_create.__meterline__ = True  # type: ignore[attr-defined]
+        setattr(resource, name, async_create)
+        return
+
+    @functools.wraps(original)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        call, streamed = begin(kwargs)
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as exc:
+            call.finish(status_of(exc), exc)
+            raise
+        if streamed:
+            return RecordingStream(result, observer_type(call))
+        call.finish("ok", fields=_safe(result_fields, result))
+        return result
+
+    create.__meterline__ = True  # type: ignore[attr-defined]
+    setattr(resource, name, create)
+
+
+def _safe(read: Any, result: Any) -> dict[str, Any]:
+    try:
+        fields: dict[str, Any] = read(result)
+    except Exception:  # an unexpected shape: record the call without usage rather than fail the app
+        return {}
+    return fields
+
+
+def _usage(usage: Any, total_in: str, details_in: str, total_out: str, details_out: str) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    return {
+        "input_tokens": as_int(get(usage, total_in)),
+        "cache_read_tokens": as_int(get(usage, details_in, "cached_tokens")),
+        "output_tokens": as_int(get(usage, total_out)),
+        "reasoning_tokens": as_int(get(usage, details_out, "reasoning_tokens")),
+    }
+
+
+def _chat_usage(usage: Any) -> dict[str, Any]:
+    return _usage(usage, "prompt_tokens", "prompt_tokens_details", "completion_tokens", "completion_tokens_details")
+
+
+def _responses_usage(usage: Any) -> dict[str, Any]:
+    return _usage(usage, "input_tokens", "input_tokens_details", "output_tokens", "output_tokens_details")
+
+
+def _common(result: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    model = get(result, "model")
+    if isinstance(model, str):
+        fields["response_model"] = model
+    tier = _TIERS.get(get(result, "service_tier") or "")
+    if tier:
+        fields["service_tier"] = tier
+    request_id = getattr(result, "_request_id", None)
+    if isinstance(request_id, str):
+        fields["request_id"] = request_id[:128]
+    return fields
+
+
+def _chat_fields(result: Any) -> dict[str, Any]:
+    choices = get(result, "choices") or []
+    tool_calls = sum(len(get(choice, "message", "tool_calls") or []) for choice in choices)
+    return {**_common(result), **_chat_usage(get(result, "usage")), "tool_calls": tool_calls}
+
+
+def _function_calls(output: Any) -> int:
+    return sum(1 for item in output or [] if get(item, "type") == "function_call")
+
+
+def _responses_fields(result: Any) -> dict[str, Any]:
+    status = get(result, "status")
+    fields = {
+        **_common(result),
+        **_responses_usage(get(result, "usage")),
+        "tool_calls": _function_calls(get(result, "output")),
+    }
+    if status == "cancelled":
+        fields["status"] = "cancelled"
+    elif status == "failed":
+        fields["status"] = "error"
+        fields["error_type"] = str(get(result, "error", "code") or "response.failed")[:200]
+    return fields
+
+
+class _ChatObserver(Observer):
+    """Chat Completions chunks: the first one is the first token; usage comes in the last."""
+
+    def __init__(self, call: Call) -> None:
+        super().__init__(call)
+        self._fields: dict[str, Any] = {}
+        self._tool_calls: set[tuple[int, int]] = set()
+
+    def observe(self, chunk: Any) -> None:
+        choices = get(chunk, "choices") or []
+        if choices:
+            self.call.first_token()
+        for choice in choices:
+            for tool_call in get(choice, "delta", "tool_calls") or []:
+                self._tool_calls.add((as_int(get(choice, "index")), as_int(get(tool_call, "index"))))
+        if not self._fields:
+            self._fields = _common(chunk)
+        usage = get(chunk, "usage")
+        if usage is not None:
+            self._fields.update(_chat_usage(usage))
+
+    def fields(self) -> dict[str, Any]:
+        return {**self._fields, "tool_calls": len(self._tool_calls)}
+
+
+class _ResponsesObserver(Observer):
+    """Responses events: the first ``*.delta`` is the first token; the final response has usage."""
+
+    def __init__(self, call: Call) -> None:
+        super().__init__(call)
+        self._fields: dict[str, Any] = {}
+
+    def observe(self, event: Any) -> None:
+        kind = get(event, "type") or ""
+        if kind.endswith(".delta"):
+            self.call.first_token()
+        if kind in ("response.completed", "response.incomplete", "response.failed", "response.created"):
+            self._fields = _responses_fields(get(event, "response"))
+
+    def fields(self) -> dict[str, Any]:
+        return self._fields

@@ -1,0 +1,23 @@
+"""Fixtures of the SDK's own tests (no database: they run beside the server's suite or alone)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from provider_standin import Provider
+from sdk_testkit import Sink
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    server = Sink()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def provider() -> Iterator[Provider]:
+    server = Provider()
+    yield server
+    server.close()

@@ -1,0 +1,195 @@
+"""The OpenAI integration through the real ``openai`` client against the local stand-in provider."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import openai
+import pytest
+from meterline import Client
+from meterline.integrations.openai import instrument
+from provider_standin import CHAT_MODEL, RESPONSES_MODEL, Provider
+from sdk_testkit import ScriptedTransport
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+class Recorded:
+    """A sync-mode client on a scripted transport: every record is checked as the server would."""
+
+    def __init__(self) -> None:
+        self.transport = ScriptedTransport()
+        self.client = Client("k", sync=True, transport=self.transport)
+
+    def calls(self) -> list[dict[str, Any]]:
+        return self.transport.delivered()
+
+    def one(self) -> dict[str, Any]:
+        [call] = self.calls()
+        return call
+
+
+@pytest.fixture
+def rec() -> Recorded:
+    return Recorded()
+
+
+# The helpers return Any: the tests pass plain dicts where openai types TypedDicts, and its
+# overloads type create() as a union of result and stream.
+def sync_client(provider: Provider, rec: Recorded, **options: Any) -> Any:
+    client = openai.OpenAI(api_key="sk-test", base_url=f"{provider.url}/v1", max_retries=0, **options)
+    return instrument(client, recorder=rec.client.record)
+
+
+def async_client(provider: Provider, rec: Recorded) -> Any:
+    client = openai.AsyncOpenAI(api_key="sk-test", base_url=f"{provider.url}/v1", max_retries=0)
+    return instrument(client, recorder=rec.client.record)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_chat_completion_records_all_token_kinds(provider: Provider, rec: Recorded, cached: bool) -> None:
+    provider.cached = cached
+    client = sync_client(provider, rec)
+    result = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_completion_tokens=512)
+    assert result.choices[0].message.content == "Hello!"  # the app's result is untouched
+    call = rec.one()
+    assert (call["provider"], call["model"], call["response_model"]) == ("openai", "gpt-4o", CHAT_MODEL)
+    assert call["input_tokens"] == 2006  # the prompt total, cached tokens included
+    assert call["cache_read_tokens"] == (1920 if cached else 0)
+    assert (call["output_tokens"], call["reasoning_tokens"]) == (300, 0)
+    assert (call["status"], call["streamed"], call["max_tokens"]) == ("ok", False, 512)
+    assert call["request_id"] == "req_standin_1"
+    assert call["latency_ms"] > 0
+    assert "ttft_ms" not in call
+
+
+def test_chat_tool_calls_are_counted(provider: Provider, rec: Recorded) -> None:
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    sync_client(provider, rec).chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=tools)
+    assert rec.one()["tool_calls"] == 2
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_streamed_chat_asks_for_usage_and_records_it(provider: Provider, rec: Recorded, cached: bool) -> None:
+    provider.cached = cached
+    stream = sync_client(provider, rec).chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "Hello!"
+    assert provider.requests[-1]["stream_options"] == {"include_usage": True}
+    call = rec.one()
+    assert (call["input_tokens"], call["cache_read_tokens"], call["output_tokens"]) == (
+        2006, 1920 if cached else 0, 300)  # fmt: skip
+    assert call["streamed"] is True
+    assert call["status"] == "ok"
+    assert 0 <= call["ttft_ms"] <= call["latency_ms"]
+
+
+def test_a_caller_can_opt_out_of_streamed_usage(provider: Provider, rec: Recorded) -> None:
+    client = sync_client(provider, rec)
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": False}
+    )
+    for _ in stream:
+        pass
+    assert provider.requests[-1]["stream_options"] == {"include_usage": False}
+    assert "input_tokens" not in rec.one()  # what the opt-out costs: no usage to record
+
+
+def test_a_stream_used_as_a_context_manager_and_closed_early_is_cancelled(provider: Provider, rec: Recorded) -> None:
+    client = sync_client(provider, rec)
+    with client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True) as stream:
+        next(iter(stream))
+    assert rec.one()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_responses_api_records_cached_and_reasoning_tokens(provider: Provider, rec: Recorded, cached: bool) -> None:
+    provider.cached = cached
+    result = sync_client(provider, rec).responses.create(model="o3", input="Say hi", max_output_tokens=2000)
+    assert result.output_text == "Hi"
+    call = rec.one()
+    assert (call["model"], call["response_model"]) == ("o3", RESPONSES_MODEL)
+    assert call["input_tokens"] == 2048
+    assert call["cache_read_tokens"] == (1536 if cached else 0)
+    assert (call["output_tokens"], call["reasoning_tokens"]) == (900, 640)
+    assert (call["tool_calls"], call["service_tier"], call["max_tokens"]) == (1, "flex", 2000)
+
+
+def test_streamed_responses_record_usage_and_ttft(provider: Provider, rec: Recorded) -> None:
+    provider.cached = True
+    stream = sync_client(provider, rec).responses.create(model="o3", input="Say hi", stream=True)
+    kinds = [event.type for event in stream]
+    assert kinds[0] == "response.created"
+    assert kinds[-1] == "response.completed"
+    assert "stream_options" not in provider.requests[-1]  # the Responses API always reports usage
+    call = rec.one()
+    assert (call["input_tokens"], call["cache_read_tokens"], call["output_tokens"], call["reasoning_tokens"]) == (
+        2048, 1536, 900, 640)  # fmt: skip
+    assert call["streamed"] is True
+    assert 0 <= call["ttft_ms"] <= call["latency_ms"]
+
+
+def test_async_client_plain_and_streamed(provider: Provider, rec: Recorded) -> None:
+    provider.cached = True
+    client = async_client(provider, rec)
+
+    async def main() -> str:
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        await client.responses.create(model="o3", input="hi")
+        return text
+
+    assert asyncio.run(main()) == "Hello!"
+    plain, streamed, response = rec.calls()
+    assert (plain["input_tokens"], plain["cache_read_tokens"], plain["streamed"]) == (2006, 1920, False)
+    assert (streamed["input_tokens"], streamed["cache_read_tokens"], streamed["streamed"]) == (2006, 1920, True)
+    assert streamed["ttft_ms"] <= streamed["latency_ms"]
+    assert (response["input_tokens"], response["reasoning_tokens"]) == (2048, 640)
+
+
+def test_an_error_is_recorded_and_reraised_unchanged(provider: Provider, rec: Recorded) -> None:
+    provider.fail_status = 400
+    client = sync_client(provider, rec)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert caught.value.status_code == 400
+    call = rec.one()
+    assert (call["status"], call["error_type"]) == ("error", "BadRequestError")
+    assert "input_tokens" not in call
+
+
+def test_an_async_error_is_recorded_and_reraised(provider: Provider, rec: Recorded) -> None:
+    provider.fail_status = 500
+    client = async_client(provider, rec)
+    with pytest.raises(openai.InternalServerError):
+        asyncio.run(client.responses.create(model="o3", input="hi"))
+    assert (rec.one()["status"], rec.one()["error_type"]) == ("error", "InternalServerError")
+
+
+def test_a_timeout_is_recorded_as_timeout(provider: Provider, rec: Recorded) -> None:
+    provider.delay = 1.0
+    client = sync_client(provider, rec, timeout=0.2)
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert (rec.one()["status"], rec.one()["error_type"]) == ("timeout", "APITimeoutError")
+
+
+def test_instrumenting_twice_records_once(provider: Provider, rec: Recorded) -> None:
+    client = instrument(sync_client(provider, rec), recorder=rec.client.record)
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert len(rec.calls()) == 1
+
+
+def test_the_stream_helpers_go_through_the_wrap(provider: Provider, rec: Recorded) -> None:
+    provider.cached = True
+    client = sync_client(provider, rec)
+    with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
+        final = stream.get_final_completion()
+    with client.responses.stream(model="o3", input="hi") as events:
+        response = events.get_final_response()
+    assert (final.choices[0].message.content, response.output_text) == ("Hello!", "Hi")
+    chat, responses = rec.calls()
+    assert (chat["input_tokens"], chat["cache_read_tokens"], chat["streamed"]) == (2006, 1920, True)
+    assert (responses["input_tokens"], responses["reasoning_tokens"], responses["streamed"]) == (2048, 640, True)
