@@ -7,7 +7,7 @@ from typing import Any
 
 from dashboards import charts
 from dashboards.filters import Filters
-from dashboards.tables import Column, PageData, Table, per_call, per_thousand, share, usd
+from dashboards.tables import Column, PageData, Table, number, per_call, per_thousand, share, usd
 from ledger.queries import usage
 
 ZERO = Decimal(0)
@@ -117,7 +117,12 @@ def customer_detail(project_id: int, f: Filters, customer: str) -> PageData:
         )
     )
     page.kpis = [
-        {"label": "Spend", "value": cost, "kind": "money", "sub": f"{share(cost, p_cost) * 100:.1f} % of the project"},
+        {
+            "label": "Spend",
+            "value": cost,
+            "kind": "money",
+            "sub": f"{number(share(cost, p_cost), 'pct')} of the project",
+        },
         {"label": "Calls", "value": calls, "kind": "int", "sub": ""},
         {"label": "Per call", "value": mine_per_call, "kind": "money", "sub": f"project average {usd(avg_per_call)}"},
         {

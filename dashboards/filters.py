@@ -90,12 +90,19 @@ class Filters:
         return replace(self, dims={**self.dims, dim: values})
 
 
+EARLIEST, LATEST = date(1970, 1, 2), date(2100, 1, 1)  # what ClickHouse's DateTime can hold, with margin
+
+
 def _date(value: str, name: str, errors: list[str]) -> date | None:
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         errors.append(f"{name} must be a date like 2026-11-01 (got {value[:40]!r}); using the default")
         return None
+    if not EARLIEST <= parsed <= LATEST:
+        errors.append(f"{name} must be between {EARLIEST} and {LATEST}; using the default")
+        return None
+    return parsed
 
 
 def parse_filters(query: QueryDict, today: date | None = None) -> Filters:
@@ -112,10 +119,10 @@ def parse_filters(query: QueryDict, today: date | None = None) -> Filters:
     end = _date(query.get("to", ""), "to", errors) if query.get("to") else None
     start = _date(query.get("from", ""), "from", errors) if query.get("from") else None
     end = end or today
-    start = start or end - timedelta(days=DEFAULT_DAYS - 1)
+    start = start or max(EARLIEST, end - timedelta(days=DEFAULT_DAYS - 1))
     if start > end:
         errors.append("from is after to; showing the 30 days up to 'to'")
-        start = end - timedelta(days=DEFAULT_DAYS - 1)
+        start = max(EARLIEST, end - timedelta(days=DEFAULT_DAYS - 1))
     if (end - start).days >= MAX_DAYS:
         errors.append(f"a range covers at most {MAX_DAYS} days; showing the last {MAX_DAYS}")
         start = end - timedelta(days=MAX_DAYS - 1)

@@ -65,6 +65,11 @@ class PriceForm(forms.ModelForm):
         }
 
 
+def _id(value: str | None) -> int:
+    """A posted row id, or 0 (matches nothing) when it is not a number."""
+    return int(value) if value and value.isdigit() and len(value) < 19 else 0
+
+
 def _back(name: str, project: Project) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse(name, kwargs={"project_id": project.pk}))
 
@@ -74,7 +79,7 @@ def keys_view(request: HttpRequest, project: Project) -> HttpResponse:
     form = KeyForm()
     if request.method == "POST":
         if "revoke" in request.POST:
-            key = ApiKey.objects.filter(project=project, pk=request.POST.get("revoke", "0") or 0).first()
+            key = ApiKey.objects.filter(project=project, pk=_id(request.POST.get("revoke"))).first()
             if key is not None:
                 key.revoke()
                 messages.success(request, f"Key {key.prefix}… revoked; requests with it now get 401.")
@@ -94,7 +99,7 @@ def members_view(request: HttpRequest, project: Project) -> HttpResponse:
     if request.method == "POST":
         if "remove" in request.POST or "role_for" in request.POST:
             member = Membership.objects.filter(
-                organization=org, pk=request.POST.get("remove") or request.POST.get("role_for") or 0
+                organization=org, pk=_id(request.POST.get("remove") or request.POST.get("role_for"))
             ).first()
             if member is None:
                 messages.error(request, "No such member.")
@@ -121,11 +126,9 @@ def members_view(request: HttpRequest, project: Project) -> HttpResponse:
                 _, added = Membership.objects.update_or_create(
                     user=user, organization=org, defaults={"role": form.cleaned_data["role"]}
                 )
-            if password:
-                shown_once = f"password {password} (share it privately; it is not shown again)"
-                messages.success(request, f"Created user {user} with {shown_once}.")
-            else:
-                messages.success(request, f"{user} {'added' if added else 'updated'}.")
+            if password:  # shown on this response only: never in a cookie, a log or the database
+                return render_page(request, "dashboards/member_created.html", {"new_user": user, "password": password})
+            messages.success(request, f"{user} {'added' if added else 'updated'}.")
             return _back("dashboards:members", project)
     members = Membership.objects.filter(organization=org).select_related("user").order_by("user__username")
     return render_page(request, "dashboards/members.html", {"members": members, "form": form, "roles": Role.choices})

@@ -83,7 +83,8 @@ def _stacked_series(project_id: int, f: Filters, stack: str, totals: list[dict[s
     return charts.stacked_bars(f"Spend per {f.bucket} by {STACKS[stack].lower()}", xs, series)
 
 
-def overview(project_id: int, f: Filters, stack: str = "feature") -> PageData:
+def overview(project_id: int, f: Filters, stack: str = "feature", customers: bool = True) -> PageData:
+    """The overview's figures; ``customers=False`` leaves out everything per customer."""
     page = PageData()
     totals = usage(
         f.usage(
@@ -102,8 +103,10 @@ def overview(project_id: int, f: Filters, stack: str = "feature") -> PageData:
     page.charts.append(("spend", _stacked_series(project_id, f, stack, totals)))
 
     features = usage(f.usage(project_id, granularity=None, group_by=("feature",), metrics=("cost", "calls"), limit=50))
-    customers = usage(
-        f.usage(project_id, granularity=None, group_by=("customer_id",), metrics=("cost", "calls"), limit=25)
+    top_customers = (
+        usage(f.usage(project_id, granularity=None, group_by=("customer_id",), metrics=("cost", "calls"), limit=25))
+        if customers
+        else None
     )
     waste_rows = usage(
         f.usage(
@@ -142,8 +145,8 @@ def overview(project_id: int, f: Filters, stack: str = "feature") -> PageData:
                 {"kind": "Total", "cost": waste, "share": share(waste, cost)},
             ],
             note=(
-                "Each call is counted once: eval/shadow and failed calls in full, retries only of live calls"
-                " that succeeded."
+                "Each call is counted once: eval/shadow traffic and failed live calls in full; a live call"
+                " that succeeded counts only when it was a retry (attempt > 1), as the record contract defines."
             ),
         )
     )
@@ -203,9 +206,13 @@ def overview(project_id: int, f: Filters, stack: str = "feature") -> PageData:
             note="Only the top rows are shown; export for the same rows." if truncated else "",
         )
 
-    page.tables.insert(
-        0, breakdown("customers", "Top customers", "customer_id", "Customer", customers.rows, customers.truncated)
-    )
+    if top_customers is not None:
+        page.tables.insert(
+            0,
+            breakdown(
+                "customers", "Top customers", "customer_id", "Customer", top_customers.rows, top_customers.truncated
+            ),
+        )
     page.tables.insert(
         0, breakdown("features", "Top features", "feature", "Feature", features.rows, features.truncated)
     )

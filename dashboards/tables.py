@@ -11,7 +11,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -66,12 +66,14 @@ def csv_value(value: Any, kind: str) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return f"{value.quantize(MONEY_PLACES):f}" if kind == "money" else f"{value:f}"
+        return f"{value.quantize(MONEY_PLACES, ROUND_DOWN):f}" if kind == "money" else f"{value:f}"
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
-    return str(value)
+    text = str(value)
+    # A value a spreadsheet would run as a formula (a customer id like "=HYPERLINK(...)") is quoted.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and kind == "text" else text
 
 
 def usd(value: Decimal | None) -> str:
@@ -110,11 +112,12 @@ def share(part: Decimal, whole: Decimal) -> float:
 
 
 def per_thousand(cost: Decimal, calls: int) -> Decimal | None:
-    return (cost * 1000 / calls).quantize(MONEY_PLACES) if calls else None
+    return (cost * 1000 / calls).quantize(MONEY_PLACES, ROUND_DOWN) if calls else None
 
 
 def per_call(cost: Decimal, calls: int) -> Decimal | None:
-    return (cost / calls).quantize(MONEY_PLACES) if calls else None
+    """Cost per call, truncated to the pico-dollar like /v1/usage's cost_per_call."""
+    return (cost / calls).quantize(MONEY_PLACES, ROUND_DOWN) if calls else None
 
 
 def rendered(table: Table) -> dict[str, Any]:

@@ -81,7 +81,12 @@ def _frame(request: HttpRequest, project: Project, f: Filters, keep: dict[str, s
         chosen = f.dims.get(dim, ())
         options = sorted(set(values.get(dim, [])) | set(chosen))
         dim_choices.append(
-            {"name": dim, "label": label, "values": [{"value": v, "selected": v in chosen} for v in options]}
+            {
+                "name": dim,
+                "label": label,
+                "values": [{"value": v, "selected": v in chosen} for v in options],
+                "any_selected": bool(chosen),
+            }
         )
     keep = {k: v for k, v in (keep or {}).items() if v}
     return {
@@ -98,6 +103,9 @@ def _frame(request: HttpRequest, project: Project, f: Filters, keep: dict[str, s
 
 def _filters(request: HttpRequest) -> Filters:
     f = parse_filters(request.GET)
+    if not may(request.role, "detail"):  # type: ignore[attr-defined]
+        # Per-customer figures are for finance, engineers and admins; viewers see aggregates only.
+        f = f.without("customer_id").without("user_id")
     # The customer box is free text: "a, b" names two customers.
     typed = [c.strip() for v in f.dims.get("customer_id", ()) for c in v.split(",") if c.strip()]
     if typed:
@@ -160,16 +168,18 @@ def _choice(request: HttpRequest, name: str, choices: Any, default: str) -> str:
 @project_page("read")
 def overview_view(request: HttpRequest, project: Project) -> HttpResponse:
     f = _filters(request)
-    stack = _choice(request, "stack", STACKS, "feature")
+    detail = may(request.role, "detail")  # type: ignore[attr-defined]
+    stacks = {k: v for k, v in STACKS.items() if detail or k != "customer_id"}
+    stack = _choice(request, "stack", stacks, "feature")
     return _page(
         request,
         project,
         "dashboards/overview.html",
-        lambda: _link_customers(overview(project.pk, f, stack), request, project, f, "customers"),
+        lambda: _link_customers(overview(project.pk, f, stack, customers=detail), request, project, f, "customers"),
         f,
         keep={"stack": stack if stack != "feature" else ""},
         stack=stack,
-        stacks=list(STACKS.items()),
+        stacks=list(stacks.items()),
         budgets=_budget_burn(project),
     )
 

@@ -253,3 +253,50 @@ def test_adding_a_price_reprices_the_unpriced_calls(traffic: Project, member: An
     assert after.context["unpriced"] == []
     llama = next(r for r in _table(after.context, "models") if r["model"] == "llama-ft")
     assert llama["cost"] == Decimal("0.0014")  # 1000 in × $1/M + 200 out × $2/M
+
+
+@pytest.mark.django_db
+def test_viewers_see_no_per_customer_figures(traffic: Project, member: Any) -> None:
+    viewer = member("viewer")
+    page = viewer.get(url(traffic, ""), {**RANGE, "stack": "customer_id", "customer_id": "globex"})
+    assert page.context["page_data"].table("customers") is None
+    assert page.context["stack"] == "feature"  # the customer stack is not offered
+    assert "acme" not in page.content.decode()
+    everything = member("finance").get(url(traffic, ""), RANGE).context["kpis"][0]["value"]
+    assert page.context["kpis"][0]["value"] == everything  # the customer filter is ignored, not applied
+    assert viewer.get(url(traffic, ""), {**RANGE, "export": "customers"}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_odd_event_ids_and_dates_never_500(api: APIClient, traffic: Project, member: Any) -> None:
+    from dashboards.tests.conftest import call, ingest
+
+    ingest(api, [call(99, 1, 5, event_id="batch/7#x?y", customer_id="=HYPERLINK(1)", input_tokens=900000)])
+    client = member("finance")
+    listing = client.get(url(traffic, "calls/"), RANGE)
+    assert listing.status_code == 200
+    assert f"/p/{traffic.pk}/calls/batch/7%23x%3Fy/" in listing.content.decode()
+    assert client.get(url(traffic, "calls/batch/7%23x%3Fy/")).status_code == 200
+    for params in (
+        {"to": "0001-01-05"},
+        {"to": "9999-12-31"},
+        {"from": "0001-01-01", "to": "0001-01-01", "tz": "Asia/Tokyo"},
+    ):
+        answer = client.get(url(traffic, ""), params)
+        assert answer.status_code == 200, params
+        assert "must be between" in answer.content.decode()
+    exported = client.get(url(traffic, ""), {**RANGE, "export": "customers"}).content.decode()
+    assert "'=HYPERLINK(1)" in exported  # a spreadsheet shows it, never runs it
+
+
+@pytest.mark.django_db
+def test_a_new_members_password_is_shown_once_and_kept_nowhere(project: Project, member: Any) -> None:
+    admin = member("admin")
+    answer = admin.post(url(project, "settings/members/"), {"username": "fresh", "role": "viewer"})
+    password = answer.context["password"]
+    assert password in answer.content.decode()
+    assert all(password not in c.value for c in answer.cookies.values())
+    assert password not in admin.get(url(project, "settings/members/")).content.decode()
+    assert Client().login(username="fresh", password=password)
+    assert admin.post(url(project, "settings/"), {"revoke": "not-a-number"}).status_code == 302
+    assert admin.post(url(project, "settings/members/"), {"remove": "x"}).status_code == 302
