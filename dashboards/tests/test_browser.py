@@ -134,6 +134,8 @@ def test_every_page_renders_filters_change_numbers_and_csv_matches_the_api(
     before = page.inner_text("[data-kpi=spend-in-range] .value")
     page.click("details[data-dim=feature] summary")
     page.check("input[name=feature][value=search]")
+    page.click("h1")  # a click elsewhere closes the picker
+    assert page.locator("details[data-dim=feature][open]").count() == 0
     page.click("form.filters button[type=submit]")
     page.wait_for_url("**feature=search**")
     page.wait_for_selector("[data-kpi=spend-in-range]")
