@@ -39,7 +39,9 @@ def burns(budgets: list[Budget], now: datetime | None = None) -> dict[int, Burn]
     for budget in budgets:
         tz = ZoneInfo(budget.timezone)
         first = now.astimezone(tz).date() - timedelta(days=forecasting.HISTORY_DAYS)
-        requests.append(SpendRequest(budget.pk, budget.project_id, tz, budget.scope, min(first, window_of(budget, now).first_day)))
+        requests.append(
+            SpendRequest(budget.pk, budget.project_id, tz, budget.scope, min(first, window_of(budget, now).first_day))
+        )
     series = daily_spend(requests, now)
     out = {}
     for budget in budgets:
@@ -50,7 +52,9 @@ def burns(budgets: list[Budget], now: datetime | None = None) -> dict[int, Burn]
             today = now.astimezone(tz).date()
             day = m.day
             elapsed = Decimal((now - day.start).total_seconds()) / Decimal((day.end - day.start).total_seconds())
-            forecast = forecasting.forecast_spend(series.get(budget.pk, {}), m.window.first_day, m.window.end_day, today, elapsed)
+            forecast = forecasting.forecast_spend(
+                series.get(budget.pk, {}), m.window.first_day, m.window.end_day, today, elapsed
+            )
         out[budget.pk] = Burn(
             window=m.window,
             spent=m.spend,

@@ -44,7 +44,10 @@ def validate_config(kind: str, config: Any, old: dict[str, Any] | None = None) -
     if not isinstance(config, dict):
         raise ConfigError("config must be an object")
     if old:
-        config = {**old, **{k: v for k, v in config.items() if not (isinstance(v, str) and v == mask(str(old.get(k, ""))))}}
+        config = {
+            **old,
+            **{k: v for k, v in config.items() if not (isinstance(v, str) and v == mask(str(old.get(k, ""))))},
+        }
     if kind == "slack":
         allowed = {"webhook_url"}
         clean: dict[str, Any] = {"webhook_url": _url("webhook_url", config.get("webhook_url"))}

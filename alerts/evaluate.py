@@ -150,4 +150,3 @@ def _anomalies(budget: Budget, rule: Rule, m: Measurement, thresholds: list[Deci
             }
             created += fire(budget, rule, day, Signal.CALL_TOKENS, hit, m.today, None, lambda: details, now)
     return created
-

@@ -74,9 +74,7 @@ def fire(
     return created
 
 
-def rearm_after_amount_change(
-    budget: Budget, period_start: datetime, spend: Decimal, forecast: Decimal | None
-) -> int:
+def rearm_after_amount_change(budget: Budget, period_start: datetime, spend: Decimal, forecast: Decimal | None) -> int:
     """Re-arm this period's spend alerts that the budget's current amount no longer crosses.
 
     Only rows recorded under another amount are looked at: with an unchanged amount a fired

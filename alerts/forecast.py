@@ -44,7 +44,9 @@ def daily_rates(daily: Mapping[date, Decimal], today: date) -> tuple[Decimal, De
     if not known:
         return None
     first = max(min(known), today - timedelta(days=HISTORY_DAYS))
-    history = [(first + timedelta(days=i), daily.get(first + timedelta(days=i), _ZERO)) for i in range((today - first).days)]
+    history = [
+        (first + timedelta(days=i), daily.get(first + timedelta(days=i), _ZERO)) for i in range((today - first).days)
+    ]
     if len(history) < 14:
         return _mean([v for _, v in history]), _ZERO, {w: Decimal(1) for w in range(7)}
     last, before = [v for _, v in history[-7:]], [v for _, v in history[-14:-7]]

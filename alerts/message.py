@@ -99,7 +99,7 @@ def _iso(value: datetime) -> str:
 
 
 def dashboard_url(project_id: int) -> str:
-    return settings.METERLINE_BASE_URL.rstrip("/") + reverse("alerts:budgets", kwargs={"project_id": project_id})
+    return str(settings.METERLINE_BASE_URL).rstrip("/") + reverse("alerts:budgets", kwargs={"project_id": project_id})
 
 
 def from_alert(alert: AlertState) -> AlertMessage:

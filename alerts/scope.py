@@ -38,7 +38,7 @@ def normalize(raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ScopeError("scope must be an object, e.g. {\"feature\": [\"search\"]}")
+        raise ScopeError('scope must be an object, e.g. {"feature": ["search"]}')
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "tag":

@@ -151,7 +151,8 @@ class BudgetSerializer(serializers.Serializer[Budget]):
         return {
             "id": instance.pk,
             "name": instance.name,
-            "amount_usd": f"{instance.amount:.2f}" if instance.amount == instance.amount.quantize(Decimal("0.01"))
+            "amount_usd": f"{instance.amount:.2f}"
+            if instance.amount == instance.amount.quantize(Decimal("0.01"))
             else f"{instance.amount.normalize():f}",
             "period": instance.period,
             "period_start": instance.period_start.isoformat() if instance.period_start else None,

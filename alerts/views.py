@@ -26,7 +26,11 @@ RULE_KINDS = ("actual", "forecast", "anomaly")
 def _errors(errors: Any, prefix: str = "") -> list[str]:
     """DRF's nested error structure as flat "field: message" lines."""
     if isinstance(errors, dict):
-        return [line for key, value in errors.items() for line in _errors(value, f"{prefix}{key}" if key != "non_field_errors" else prefix.rstrip("."))]
+        return [
+            line
+            for key, value in errors.items()
+            for line in _errors(value, f"{prefix}{key}" if key != "non_field_errors" else prefix.rstrip("."))
+        ]
     if isinstance(errors, list):
         if all(isinstance(e, str) for e in errors):
             return [f"{prefix}: {e}" if prefix else str(e) for e in errors]
@@ -49,11 +53,11 @@ def budgets(request: HttpRequest, project: Project) -> HttpResponse:
             .select_related("rule")
             .prefetch_related("deliveries__channel")[:HISTORY]
         )
-        rows.append({"budget": budget, "scope": describe(budget.scope), "burn": burn.get(budget.pk), "history": history})
+        rows.append(
+            {"budget": budget, "scope": describe(budget.scope), "burn": burn.get(budget.pk), "history": history}
+        )
     channels = Channel.objects.filter(project=project).order_by("name")
-    return render_page(
-        request, "alerts/budgets.html", {"rows": rows, "channels": channels, "burn_error": burn_error}
-    )
+    return render_page(request, "alerts/budgets.html", {"rows": rows, "channels": channels, "burn_error": burn_error})
 
 
 def _form_payload(post: Any) -> dict[str, Any]:

@@ -30,7 +30,7 @@ class BudgetListView(_BudgetView):
     @extend_schema(operation_id="budgets_list")
     def get(self, request: Request) -> Response:
         budgets = Budget.objects.filter(project=project_for(request)).prefetch_related("rules__channels")
-        return Response({"data": BudgetSerializer(budgets, many=True).data})
+        return Response({"data": [BudgetSerializer(b).data for b in budgets]})
 
     @extend_schema(operation_id="budgets_create", summary="Create a budget with its rules")
     def post(self, request: Request) -> Response:

@@ -31,7 +31,7 @@ class ChannelListView(_ChannelView):
     def get(self, request: Request) -> Response:
         project = project_for(request)
         channels = Channel.objects.filter(project=project).order_by("pk")
-        return Response({"data": ChannelSerializer(channels, many=True).data})
+        return Response({"data": [ChannelSerializer(c).data for c in channels]})
 
     @extend_schema(operation_id="channels_create", summary="Create a Slack, email or webhook channel")
     def post(self, request: Request) -> Response:

@@ -211,7 +211,9 @@ def _raw_source(q: UsageQuery) -> str:
     )  # values bound by usage(), in sorted key order
     return (
         f"(SELECT c.project_id AS project_id, toStartOfMinute(c.timestamp) AS bucket, {dims},{_RAW_MEASURES}"
-        + _RAW_SOURCE.replace("{hour_filter}", tag_filter).replace("{start:", "{raw_start:").replace("{end:", "{raw_end:")
+        + _RAW_SOURCE.replace("{hour_filter}", tag_filter)
+        .replace("{start:", "{raw_start:")
+        .replace("{end:", "{raw_end:")
         + f"\nGROUP BY project_id, bucket, {', '.join(DIMENSIONS)} SETTINGS join_use_nulls = 1)"
     )
 

@@ -237,7 +237,10 @@ def rollup_dirty(max_hours: int = 2000) -> RollupResult:
         chunk = marks[i : i + 200]
         DirtyBucket.objects.filter(reduce(or_, (Q(pk=pk, marked_at=marked) for pk, _, _, marked in chunk))).delete()
     return RollupResult(
-        hours=len(marks), projects=len(by_project), has_more=len(marks) == max_hours, project_ids=tuple(sorted(by_project))
+        hours=len(marks),
+        projects=len(by_project),
+        has_more=len(marks) == max_hours,
+        project_ids=tuple(sorted(by_project)),
     )
 
 

@@ -44,7 +44,7 @@ def test_jump_past_several_thresholds_fires_only_the_highest_and_next_period_rea
     # then only 100 fired; 50 and 80 are superseded
     assert states(b) == {("2026-10", 100): "fired", ("2026-10", 80): "superseded", ("2026-10", 50): "superseded"}
     fired = AlertState.objects.get(budget=b, threshold=100)
-    assert fired.spend == Decimal("105") and fired.amount == Decimal("100")
+    assert (fired.spend, fired.amount) == (Decimal("105"), Decimal("100"))
     # evaluating again changes nothing
     evaluate_projects([project.pk], now=OCT)
     assert AlertState.objects.filter(budget=b).count() == 3

@@ -36,7 +36,9 @@ def blocks(message: AlertMessage) -> list[dict[str, Any]]:
     out.append(
         {
             "type": "actions",
-            "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open budgets"}, "url": message.url}],
+            "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Open budgets"}, "url": message.url}
+            ],
         }
     )
     return out
