@@ -113,3 +113,13 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def evaluate(project: Project, now: datetime) -> None:
+    """Evaluate the project's budgets and run what waits for the commit (sending) right away."""
+    from django.test import TestCase
+
+    from alerts.evaluate import evaluate_projects
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        evaluate_projects([project.pk], now=now)
