@@ -123,3 +123,15 @@ def evaluate(project: Project, now: datetime) -> None:
 
     with TestCase.captureOnCommitCallbacks(execute=True):
         evaluate_projects([project.pk], now=now)
+
+
+def record_calls(api: APIClient, records: list[dict[str, Any]]) -> None:
+    """Record many calls at once (each a dict of CallRecord fields), then drain and roll up."""
+    base = {"provider": "openai", "model": "gpt-4o", "input_tokens": 100, "output_tokens": 10}
+    for i in range(0, len(records), 500):
+        answer = post_calls(api, [{**base, **r} for r in records[i : i + 500]])
+        assert answer.status_code == 202, answer.json()
+        assert not answer.json()["rejected"], answer.json()
+    drain()
+    while rollup_dirty().has_more:
+        pass
