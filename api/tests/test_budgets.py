@@ -27,16 +27,21 @@ def admin(project: Project) -> APIClient:
 
 
 def make_channel(admin: APIClient, **body: object) -> dict[str, object]:
-    answer = admin.post("/v1/channels", body or {"kind": "slack", "name": "ops", "config": {"webhook_url": SLACK}},
-                        format="json")  # fmt: skip
+    answer = admin.post(
+        "/v1/channels", body or {"kind": "slack", "name": "ops", "config": {"webhook_url": SLACK}}, format="json"
+    )
     assert answer.status_code == 201, answer.json()
     return answer.json()  # type: ignore[no-any-return]
 
 
 def test_channels_never_return_secrets_whole(admin: APIClient) -> None:
     slack = make_channel(admin)
-    hook = make_channel(admin, kind="webhook", name="hook",
-                        config={"url": "https://example.com/in/TOKEN123456", "secret": "whsec_abcdefghijklmnop"})  # fmt: skip
+    hook = make_channel(
+        admin,
+        kind="webhook",
+        name="hook",
+        config={"url": "https://example.com/in/TOKEN123456", "secret": "whsec_abcdefghijklmnop"},
+    )
     assert slack["config"] == {"webhook_url": "https://hooks.slack.com/••••XXXX"}
     assert hook["config"] == {"url": "https://example.com/••••3456", "secret": "••••mnop"}
     listed = admin.get("/v1/channels").content.decode()
@@ -53,11 +58,15 @@ def test_channels_never_return_secrets_whole(admin: APIClient) -> None:
     [
         ({"kind": "pager", "name": "x", "config": {}}, "kind", "not a valid choice"),
         ({"kind": "slack", "name": "x", "config": {"webhook_url": "ftp://x"}}, "config", "config.webhook_url must be"),
-        ({"kind": "webhook", "name": "x", "config": {"url": "https://x.io", "secret": "short"}}, "config", "config.secret"),
+        (
+            {"kind": "webhook", "name": "x", "config": {"url": "https://x.io", "secret": "short"}},
+            "config",
+            "config.secret",
+        ),
         ({"kind": "email", "name": "x", "config": {"to": ["not-an-address"]}}, "config", "is not an email address"),
         ({"kind": "email", "name": "x", "config": {"to": ["a@b.io"], "cc": []}}, "config", "config.cc is not"),
     ],
-)  # fmt: skip
+)
 def test_bad_channels_are_400_naming_the_field(
     admin: APIClient, body: dict[str, object], field: str, message: str
 ) -> None:
@@ -69,11 +78,16 @@ def test_bad_channels_are_400_naming_the_field(
 def test_budget_round_trip_as_in_the_issue(admin: APIClient) -> None:
     channel = make_channel(admin)
     body = {
-        "name": "Search in EU", "amount_usd": "100.00", "period": "month", "timezone": "Europe/Berlin",
+        "name": "Search in EU",
+        "amount_usd": "100.00",
+        "period": "month",
+        "timezone": "Europe/Berlin",
         "scope": {"feature": ["search"], "customer_id": ["acme", "globex"]},
-        "rules": [{"kind": "actual", "thresholds": [50, 80, 100], "channels": [channel["id"]]},
-                  {"kind": "forecast", "thresholds": [100], "channels": [channel["id"]]}],
-    }  # fmt: skip
+        "rules": [
+            {"kind": "actual", "thresholds": [50, 80, 100], "channels": [channel["id"]]},
+            {"kind": "forecast", "thresholds": [100], "channels": [channel["id"]]},
+        ],
+    }
     created = admin.post("/v1/budgets", body, format="json")
     assert created.status_code == 201, created.json()
     got = admin.get(f"/v1/budgets/{created.json()['id']}").json()
@@ -96,8 +110,9 @@ def test_budget_round_trip_as_in_the_issue(admin: APIClient) -> None:
 
 def test_budget_defaults_to_50_80_100(admin: APIClient) -> None:
     created = admin.post("/v1/budgets", {"name": "m", "amount_usd": "10"}, format="json").json()
-    assert created["rules"] == [{"id": created["rules"][0]["id"], "kind": "actual", "thresholds": [50, 80, 100],
-                                 "channels": []}]  # fmt: skip
+    assert created["rules"] == [
+        {"id": created["rules"][0]["id"], "kind": "actual", "thresholds": [50, 80, 100], "channels": []}
+    ]
     assert (created["period"], created["timezone"]) == ("month", "UTC")
 
 
@@ -116,9 +131,10 @@ def test_budget_defaults_to_50_80_100(admin: APIClient) -> None:
         ({"rules": [{"kind": "anomaly", "thresholds": [50]}]}, "rules", "must exceed 100"),
         ({"rules": [{"kind": "actual", "thresholds": [50], "channels": [999999]}]}, "rules", "no channel 999999"),
     ],
-)  # fmt: skip
-def test_bad_budgets_are_400_naming_the_field(admin: APIClient, change: dict[str, object], field: str,
-                                              message: str) -> None:  # fmt: skip
+)
+def test_bad_budgets_are_400_naming_the_field(
+    admin: APIClient, change: dict[str, object], field: str, message: str
+) -> None:
     answer = admin.post("/v1/budgets", {"name": "b", "amount_usd": "10", **change}, format="json")
     assert answer.status_code == 400
     assert message in str(answer.json()[field])
@@ -138,9 +154,15 @@ def test_one_project_never_sees_anothers_budgets_channels_or_alerts(
     project: Project, admin: APIClient, api: APIClient
 ) -> None:
     channel = make_channel(admin)
-    budget = admin.post("/v1/budgets", {"name": "b", "amount_usd": "10",
-                                        "rules": [{"kind": "actual", "thresholds": [50], "channels": [channel["id"]]}]},
-                        format="json").json()  # fmt: skip
+    budget = admin.post(
+        "/v1/budgets",
+        {
+            "name": "b",
+            "amount_usd": "10",
+            "rules": [{"kind": "actual", "thresholds": [50], "channels": [channel["id"]]}],
+        },
+        format="json",
+    ).json()
     spend(api, "6.00", datetime(2026, 10, 3, tzinfo=UTC))
     evaluate(project, datetime(2026, 10, 20, tzinfo=UTC))
     assert len(admin.get("/v1/alerts").json()["data"]) == 1
@@ -153,8 +175,11 @@ def test_one_project_never_sees_anothers_budgets_channels_or_alerts(
     assert intruder.get("/v1/budgets").json()["data"] == []
     assert intruder.get("/v1/alerts").json()["data"] == []
     # nor can it attach another project's channel to its own budget
-    answer = intruder.post("/v1/budgets", {"name": "b", "amount_usd": "1",
-                                           "rules": [{"kind": "actual", "channels": [channel["id"]]}]}, format="json")  # fmt: skip
+    answer = intruder.post(
+        "/v1/budgets",
+        {"name": "b", "amount_usd": "1", "rules": [{"kind": "actual", "channels": [channel["id"]]}]},
+        format="json",
+    )
     assert answer.status_code == 400
     assert Budget.objects.filter(project=other).count() == 0
 
@@ -162,8 +187,11 @@ def test_one_project_never_sees_anothers_budgets_channels_or_alerts(
 def test_alerts_list_their_deliveries(project: Project, admin: APIClient, api: APIClient) -> None:
     with receiver() as hook:
         channel = make_channel(admin, kind="webhook", name="hook", config={"url": hook.url, "secret": "s" * 20})
-        admin.post("/v1/budgets", {"name": "b", "amount_usd": "10",
-                                   "rules": [{"kind": "actual", "channels": [channel["id"]]}]}, format="json")  # fmt: skip
+        admin.post(
+            "/v1/budgets",
+            {"name": "b", "amount_usd": "10", "rules": [{"kind": "actual", "channels": [channel["id"]]}]},
+            format="json",
+        )
         spend(api, "12.00", datetime(2026, 10, 3, tzinfo=UTC))
         evaluate(project, datetime(2026, 10, 20, tzinfo=UTC))
     alerts = admin.get("/v1/alerts", {"status": "fired"}).json()["data"]
@@ -183,8 +211,11 @@ def test_send_test_action(admin: APIClient) -> None:
     assert (failed["ok"], failed["channel"]["enabled"]) == (False, False)
     assert failed["channel"]["disabled_reason"] == "receiver answered 410 Gone"
     # a new config re-enables it
-    fixed = admin.patch(f"/v1/channels/{channel['id']}", {"config": {"url": "https://example.com/new",
-                                                                     "secret": "t" * 20}}, format="json")  # fmt: skip
+    fixed = admin.patch(
+        f"/v1/channels/{channel['id']}",
+        {"config": {"url": "https://example.com/new", "secret": "t" * 20}},
+        format="json",
+    )
     assert fixed.json()["enabled"] is True
 
 
