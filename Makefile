@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in req
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint typecheck bench-ingest bench-query migrate clean
+.PHONY: install run test lint typecheck bench-ingest bench-query bench-alerts migrate clean
 
 $(STAMP): requirements.in requirements-dev.in requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (Meterline needs CPython 3.11)"; exit 1; }
@@ -43,3 +43,6 @@ bench-query: install
 
 clean:
 	rm -rf $(VENV) var
+
+bench-alerts: install
+	$(BIN)/python bench/alerts.py
