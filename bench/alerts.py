@@ -385,6 +385,7 @@ def main() -> None:
         ("evaluation", None, None),
     ):
         workdir = tempfile.mkdtemp(prefix=f"meterline-bench-alerts-{part}-")
+        (Path(workdir) / "static").mkdir()  # whitenoise wants STATIC_ROOT to exist
         try:
             env = django_env(workdir, (database or "sqlite:///{w}/x.sqlite3").format(w=workdir), broker)
             command = [PYTHON, str(Path(__file__).resolve()), "--part", part, "--crossings", str(args.crossings),
