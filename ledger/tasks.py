@@ -21,5 +21,8 @@ def rollup_dirty_task() -> dict[str, Any]:
         # Budgets react to fresh spend right away rather than at the next scheduled evaluation.
         from alerts.tasks import evaluate_projects_task
 
-        evaluate_projects_task.apply_async((list(result.project_ids),), queue="alerts", expires=300)
+        if settings.CELERY_BROKER_URL:
+            evaluate_projects_task.apply_async((list(result.project_ids),), queue="alerts", expires=300)
+        else:
+            evaluate_projects_task(list(result.project_ids))
     return asdict(result)
