@@ -30,6 +30,8 @@ class EmailTransport:
             email.send(fail_silently=False)
         except smtplib.SMTPRecipientsRefused:
             raise PermanentError("the mail server refused every recipient") from None
+        except smtplib.SMTPAuthenticationError:  # the operator's SMTP login, not this message: retry
+            raise TransientError("the mail server refused Meterline's SMTP login") from None
         except smtplib.SMTPResponseException as exc:
             if 500 <= exc.smtp_code < 600 and exc.smtp_code != 530:
                 raise PermanentError(f"the mail server answered {exc.smtp_code}", disable=False) from None

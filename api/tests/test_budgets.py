@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -26,7 +27,7 @@ def admin(project: Project) -> APIClient:
     return client_for(project, "admin")
 
 
-def make_channel(admin: APIClient, **body: object) -> dict[str, object]:
+def make_channel(admin: APIClient, **body: object) -> dict[str, Any]:
     answer = admin.post(
         "/v1/channels", body or {"kind": "slack", "name": "ops", "config": {"webhook_url": SLACK}}, format="json"
     )
