@@ -23,19 +23,22 @@ HISTORY = 20
 RULE_KINDS = ("actual", "forecast", "anomaly")
 
 
-def _errors(errors: Any, prefix: str = "") -> list[str]:
-    """DRF's nested error structure as flat "field: message" lines."""
+def _errors(errors: Any, path: str = "") -> list[str]:
+    """DRF's nested error structure as flat "field: message" lines (``rules[0].thresholds[1]: …``)."""
+
+    def child(key: object) -> str:
+        if key == "non_field_errors":
+            return path
+        if isinstance(key, int):  # an item of a list field
+            return f"{path}[{key}]"
+        return f"{path}.{key}" if path else str(key)
+
     if isinstance(errors, dict):
-        return [
-            line
-            for key, value in errors.items()
-            for line in _errors(value, f"{prefix}{key}" if key != "non_field_errors" else prefix.rstrip("."))
-        ]
-    if isinstance(errors, list):
-        if all(isinstance(e, str) for e in errors):
-            return [f"{prefix}: {e}" if prefix else str(e) for e in errors]
-        return [line for i, e in enumerate(errors) for line in _errors(e, f"{prefix}[{i}].")]
-    return [f"{prefix}: {errors}" if prefix else str(errors)]
+        return [line for key, value in errors.items() for line in _errors(value, child(key))]
+    if isinstance(errors, list) and not all(isinstance(e, str) for e in errors):
+        return [line for i, e in enumerate(errors) for line in _errors(e, child(i))]
+    messages_ = errors if isinstance(errors, list) else [errors]
+    return [f"{path}: {e}" if path else str(e) for e in messages_]
 
 
 @project_page("read")

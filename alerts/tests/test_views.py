@@ -112,3 +112,14 @@ def test_readers_see_alert_history(project: Project, role: str) -> None:
     html = login(project, role).get(f"/p/{project.pk}/budgets/").content.decode()
     assert ">fired<" in html
     assert "80 %" in html
+
+
+def test_form_errors_name_the_rule_field(project: Project) -> None:
+    admin = login(project, "admin")
+    answer = admin.post(
+        f"/p/{project.pk}/budgets/new",
+        {"name": "x", "amount_usd": "5", "period": "month", "rule_actual": "50, lots"},
+    )
+    assert answer.status_code == 400
+    assert "rules[0].thresholds[1]: A valid number is required." in answer.content.decode()
+    assert not Budget.objects.filter(project=project).exists()
