@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 
 from alerts import forecast as forecasting
-from alerts.firing import fire, rearm_after_amount_change
-from alerts.models import Budget, Rule, RuleKind, Signal
-from alerts.outliers import token_outliers
+from alerts.firing import LIVE, fire, rearm_after_amount_change
+from alerts.models import AlertState, Budget, Rule, RuleKind, Signal
+from alerts.outliers import Outlier, token_outliers
 from alerts.periods import Window, day_window, period_window
 from alerts.spend import Daily, SpendRequest, daily_spend, top_contributors
 
@@ -94,11 +94,19 @@ def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Repo
             continue
         requests.append(SpendRequest(budget.pk, budget.project_id, tz, budget.scope, first))
     series = daily_spend(requests, now)
+    # This period's spend alerts of every budget, in one query (re-arming after amount changes).
+    live: dict[int, list[AlertState]] = {}
+    states = AlertState.objects.filter(budget__in=budgets, signal=Signal.SPEND, status__in=LIVE, period_end__gt=now)
+    for state in states.select_related("rule"):
+        live.setdefault(state.budget_id, []).append(state)
+    outliers = _outliers(budgets, now)
     for budget in budgets:
         if budget.pk not in series:
             continue
         try:
-            report.delivery_ids += evaluate_one(budget, measure(budget, series[budget.pk], now), now)
+            m = measure(budget, series[budget.pk], now)
+            found = outliers.get((budget.project_id, m.day.start), [])
+            report.delivery_ids += evaluate_one(budget, m, now, live.get(budget.pk, []), found)
         except Exception:  # one broken budget must not stop the others; the next run retries it
             log.exception("evaluating budget %s failed", budget.pk)
     if report.delivery_ids:
@@ -109,8 +117,32 @@ def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Repo
     return report
 
 
-def evaluate_one(budget: Budget, m: Measurement, now: datetime) -> list[int]:
-    rearm_after_amount_change(budget, m.window.start, m.spend, m.forecast)
+def _outliers(budgets: list[Budget], now: datetime) -> dict[tuple[int, datetime], list[Outlier]]:
+    """Outlier calls of today, one raw query per (project, local day) for all anomaly budgets."""
+    factors: dict[tuple[int, datetime, datetime], Decimal] = {}
+    for budget in budgets:
+        for rule in budget.rules.all():
+            if rule.kind == RuleKind.ANOMALY and rule.thresholds:
+                day = day_window(ZoneInfo(budget.timezone), now)
+                key = (budget.project_id, day.start, day.end)
+                lowest = min(Decimal(str(t)) for t in rule.thresholds) / 100
+                factors[key] = min(factors.get(key, lowest), lowest)
+    return {
+        (project_id, start): token_outliers(project_id, start, end, factor)
+        for (project_id, start, end), factor in factors.items()
+    }
+
+
+def evaluate_one(
+    budget: Budget,
+    m: Measurement,
+    now: datetime,
+    live: list[AlertState] | None = None,
+    outliers: list[Outlier] | None = None,
+) -> list[int]:
+    """Fire what this budget's measurement crosses (``live``: its spend alerts this period)."""
+    if live is None or any(state.amount != budget.amount for state in live):
+        rearm_after_amount_change(budget, m.window.start, m.spend, m.forecast)
     period = (m.window.start, m.window.end)
     created: list[int] = []
 
@@ -126,27 +158,35 @@ def evaluate_one(budget: Budget, m: Measurement, now: datetime) -> list[int]:
             hit = forecasting.crossed(m.forecast, budget.amount, thresholds)
             created += fire(budget, rule, period, Signal.SPEND, hit, m.spend, m.forecast, contributors, now)
         elif rule.kind == RuleKind.ANOMALY:
-            created += _anomalies(budget, rule, m, thresholds, now)
+            created += _anomalies(budget, rule, m, thresholds, now, outliers)
     return created
 
 
-def _anomalies(budget: Budget, rule: Rule, m: Measurement, thresholds: list[Decimal], now: datetime) -> list[int]:
+def _anomalies(
+    budget: Budget,
+    rule: Rule,
+    m: Measurement,
+    thresholds: list[Decimal],
+    now: datetime,
+    outliers: list[Outlier] | None,
+) -> list[int]:
     day = (m.day.start, m.day.end)
     created: list[int] = []
     if m.baseline:
         hit = forecasting.crossed(m.today, m.baseline, thresholds)
         details = {"baseline_usd": f"{m.baseline:.6f}", "today_usd": f"{m.today:.6f}", "baseline_days": BASELINE_DAYS}
         created += fire(budget, rule, day, Signal.DAY_SPIKE, hit, m.today, None, lambda: details, now)
-    if thresholds:
-        outliers = token_outliers(budget.project_id, budget.scope, m.day.start, m.day.end, min(thresholds) / 100)
-        if outliers:
-            top = outliers[0]
-            hit = forecasting.crossed(Decimal(top.tokens), Decimal(str(top.usual)), thresholds)
-            details = {
-                "calls": [
-                    {"feature": o.feature, "event_id": o.event_id, "tokens": o.tokens, "usual_p95": round(o.usual)}
-                    for o in outliers[:5]
-                ]
-            }
-            created += fire(budget, rule, day, Signal.CALL_TOKENS, hit, m.today, None, lambda: details, now)
+    if outliers is None:
+        outliers = token_outliers(budget.project_id, m.day.start, m.day.end, min(thresholds) / 100)
+    outliers = [o for o in outliers if o.in_scope(budget.scope)]
+    if outliers:
+        top = max(outliers, key=lambda o: o.tokens / o.usual if o.usual else float("inf"))
+        hit = forecasting.crossed(Decimal(top.tokens), Decimal(str(top.usual)), thresholds)
+        details = {
+            "calls": [
+                {"feature": o.feature, "event_id": o.event_id, "tokens": o.tokens, "usual_p95": round(o.usual)}
+                for o in outliers[:5]
+            ]
+        }
+        created += fire(budget, rule, day, Signal.CALL_TOKENS, hit, m.today, None, lambda: details, now)
     return created

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 
 from alerts.models import AlertState, AlertStatus, Budget, Delivery, DeliveryStatus, Rule, Signal
 
-_LIVE = (AlertStatus.FIRED, AlertStatus.SUPERSEDED)
+LIVE = (AlertStatus.FIRED, AlertStatus.SUPERSEDED)
 
 
 def fire(
@@ -37,7 +37,7 @@ def fire(
         return []
     taken = set(
         AlertState.objects.filter(
-            budget=budget, rule=rule, period_start=period[0], signal=signal, status__in=_LIVE
+            budget=budget, rule=rule, period_start=period[0], signal=signal, status__in=LIVE
         ).values_list("threshold", flat=True)
     )
     new = sorted((t for t in crossed if t not in taken), reverse=True)
@@ -81,7 +81,7 @@ def rearm_after_amount_change(budget: Budget, period_start: datetime, spend: Dec
     threshold stays fired even if spend later drops (a correction must not re-send the alert)."""
     rearmed = 0
     states = (
-        AlertState.objects.filter(budget=budget, period_start=period_start, signal=Signal.SPEND, status__in=_LIVE)
+        AlertState.objects.filter(budget=budget, period_start=period_start, signal=Signal.SPEND, status__in=LIVE)
         .exclude(amount=budget.amount)
         .select_related("rule")
     )

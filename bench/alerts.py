@@ -291,7 +291,9 @@ def evaluation(calls: int, budgets: int) -> None:
     try:
         from django.core.management import call_command
 
-        from alerts.evaluate import evaluate_all
+        import alerts.evaluate as _ev
+
+        evaluate_all = _ev.evaluate_all
         from alerts.models import Budget, Rule
         from ledger.clickhouse.client import get_clickhouse
         from ledger.clickhouse.migrate import migrate

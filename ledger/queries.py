@@ -178,8 +178,8 @@ def _whole_hour_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> bool:
 def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
     """(FROM clause, a name for it) for the query's needs."""
     needed = set(q.group_by) | set(q.filters)
-    if q.tags:  # no rollup keeps tags: filter the raw calls
-        return _raw_source(q), "llm_calls"
+    if q.tags:  # no rollup keeps tags: filter the raw calls, keeping only the dimensions asked for
+        return _raw_source(q, tuple(d for d in DIMENSIONS if d in needed)), "llm_calls"
     # Customer and user rollups hold no latency sketches: quantiles over those come from raw.
     needs_sketch = any("_digest" in METRICS[m].sql for m in q.metrics)
     aligned_hours = q.start.minute == q.start.second == q.end.minute == q.end.second == 0
@@ -201,20 +201,21 @@ def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
     elif needed <= set(USER_DIMENSIONS) and day_ok and not needs_sketch:
         return "rollup_user_day FINAL", "rollup_user_day"
     # No rollup holds this combination: aggregate the raw calls with the same measure definitions.
-    return _raw_source(q), "llm_calls"
+    return _raw_source(q, DIMENSIONS), "llm_calls"
 
 
-def _raw_source(q: UsageQuery) -> str:
-    dims = ", ".join(f"c.{d} AS {d}" for d in DIMENSIONS)
+def _raw_source(q: UsageQuery, dimensions: tuple[str, ...]) -> str:
+    """Raw calls aggregated per minute and ``dimensions`` (fewer dimensions: far fewer groups)."""
+    dims = "".join(f", c.{d} AS {d}" for d in dimensions)
     tag_filter = "".join(
         f" AND tags[{{tk{i}:String}}] IN {{tv{i}:Array(String)}}" for i in range(len(q.tags))
     )  # values bound by usage(), in sorted key order
     return (
-        f"(SELECT c.project_id AS project_id, toStartOfMinute(c.timestamp) AS bucket, {dims},{_RAW_MEASURES}"
+        f"(SELECT c.project_id AS project_id, toStartOfMinute(c.timestamp) AS bucket{dims},{_RAW_MEASURES}"
         + _RAW_SOURCE.replace("{hour_filter}", tag_filter)
         .replace("{start:", "{raw_start:")
         .replace("{end:", "{raw_end:")
-        + f"\nGROUP BY project_id, bucket, {', '.join(DIMENSIONS)} SETTINGS join_use_nulls = 1)"
+        + f"\nGROUP BY project_id, bucket{''.join(', ' + d for d in dimensions)} SETTINGS join_use_nulls = 1)"
     )
 
 

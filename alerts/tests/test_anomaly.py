@@ -45,6 +45,7 @@ def test_a_spending_spike_fires_once_per_day(project: Project, api: APIClient) -
 def test_a_call_far_above_its_features_usual_tokens_fires(project: Project, api: APIClient) -> None:
     _baseline(api)
     b = budget(project, "1000.00", rules=[("anomaly", [500], [])])
+    chat = budget(project, "1000.00", name="chat", rules=[("anomaly", [500], [])], scope={"feature": ["chat"]})
     record_calls(
         api,
         [{"cost_usd": "0.10", "feature": "search", "input_tokens": 4000, "output_tokens": 100,
@@ -61,3 +62,4 @@ def test_a_call_far_above_its_features_usual_tokens_fires(project: Project, api:
     alert = AlertState.objects.get(budget=b, signal="call_tokens")
     assert alert.details["calls"][0]["event_id"] == "runaway-agent"
     assert alert.details["calls"][0]["tokens"] == 62000
+    assert not AlertState.objects.filter(budget=chat).exists()  # the outlier is outside its scope
