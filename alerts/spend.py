@@ -77,16 +77,23 @@ def _batch(batch: list[SpendRequest], dims: tuple[str, ...], now: datetime) -> d
         # A single budget: its own filters make every row count, so ask for no groups at all.
         result = usage(replace(query, group_by=(), limit=1))
         dims = ()
+    # Sum each group's spend per local day once; then each budget adds up the groups it selects.
+    per_group: dict[tuple[str, ...], dict[date, Decimal]] = defaultdict(dict)
+    for row in result.rows:
+        if row["cost"]:
+            days = per_group[tuple(row[d] for d in dims)]
+            day = row["bucket"].astimezone(tz).date()
+            days[day] = days.get(day, Decimal(0)) + row["cost"]
     out = {}
     for req in batch:
-        wanted = {d: set(req.scope[d]) for d in dims}
-        series: Daily = defaultdict(lambda: Decimal(0))
-        for row in result.rows:
-            if all(row[d] in values for d, values in wanted.items()):
-                day = row["bucket"].astimezone(tz).date()
-                if day >= req.first_day:
-                    series[day] += row["cost"]
-        out[req.key] = dict(series)
+        wanted = [set(req.scope[d]) for d in dims]
+        series: Daily = {}
+        for key, days in per_group.items():
+            if all(value in allowed for value, allowed in zip(key, wanted, strict=True)):
+                for day, cost in days.items():
+                    if day >= req.first_day:
+                        series[day] = series.get(day, Decimal(0)) + cost
+        out[req.key] = series
     return out
 
 
