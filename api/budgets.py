@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from alerts.burn import burns
 from alerts.models import Budget
 from alerts.serializers import BudgetSerializer
 from api.admin_access import project_for
@@ -41,9 +42,18 @@ class BudgetListView(_BudgetView):
 
 
 class BudgetDetailView(_BudgetView):
-    @extend_schema(operation_id="budgets_read")
+    @extend_schema(operation_id="budgets_read", summary="A budget with its burn this period (spent, %, forecast)")
     def get(self, request: Request, budget_id: int) -> Response:
-        return Response(BudgetSerializer(self.budget(request, budget_id)).data)
+        budget = self.budget(request, budget_id)
+        burn = burns([budget])[budget.pk]
+        current = {
+            "period_start": burn.window.start.isoformat(),
+            "period_end": burn.window.end.isoformat(),
+            "spent_usd": f"{burn.spent:.12f}",
+            "percent": f"{burn.percent}",
+            "forecast_usd": None if burn.forecast is None else f"{burn.forecast:.12f}",
+        }
+        return Response({**BudgetSerializer(budget).data, "current": current})
 
     @extend_schema(operation_id="budgets_update", summary="Change a budget; rules given replace the rules")
     def patch(self, request: Request, budget_id: int) -> Response:

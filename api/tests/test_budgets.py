@@ -109,6 +109,13 @@ def test_budget_round_trip_as_in_the_issue(admin: APIClient) -> None:
     assert admin.get(f"/v1/budgets/{got['id']}").status_code == 404
 
 
+def test_budget_detail_shows_this_periods_burn(admin: APIClient, api: APIClient) -> None:
+    created = admin.post("/v1/budgets", {"name": "d", "amount_usd": "8", "period": "day"}, format="json").json()
+    spend(api, "2.00", datetime.now(UTC), feature="search")
+    current = admin.get(f"/v1/budgets/{created['id']}").json()["current"]
+    assert (current["spent_usd"], current["percent"]) == ("2.000000000000", "25.0")
+
+
 def test_budget_defaults_to_50_80_100(admin: APIClient) -> None:
     created = admin.post("/v1/budgets", {"name": "m", "amount_usd": "10"}, format="json").json()
     assert created["rules"] == [
