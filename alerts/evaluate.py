@@ -127,10 +127,14 @@ def _outliers(budgets: list[Budget], now: datetime) -> dict[tuple[int, datetime]
                 key = (budget.project_id, day.start, day.end)
                 lowest = min(Decimal(str(t)) for t in rule.thresholds) / 100
                 factors[key] = min(factors.get(key, lowest), lowest)
-    return {
-        (project_id, start): token_outliers(project_id, start, end, factor)
-        for (project_id, start, end), factor in factors.items()
-    }
+    found: dict[tuple[int, datetime], list[Outlier]] = {}
+    for (project_id, start, end), factor in factors.items():
+        try:
+            found[(project_id, start)] = token_outliers(project_id, start, end, factor)
+        except Exception:  # the spend rules still run; outliers are looked for again next time
+            log.exception("looking for outlier calls of project %s failed", project_id)
+            found[(project_id, start)] = []
+    return found
 
 
 def evaluate_one(

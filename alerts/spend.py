@@ -7,6 +7,7 @@ selects. A thousand budgets over a handful of dimension sets cost a handful of q
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -18,6 +19,7 @@ from alerts import scope as scopes
 from alerts.periods import midnight
 from ledger.queries import MAX_LIMIT, UsageQuery, usage
 
+log = logging.getLogger(__name__)
 Daily = dict[date, Decimal]
 
 
@@ -41,8 +43,11 @@ def daily_spend(requests: list[SpendRequest], now: datetime) -> dict[Any, Daily]
     for req in requests:
         batches[_batch_key(req)].append(req)
     out: dict[Any, Daily] = {}
-    for (_project, _tz, dims, _tags), batch in batches.items():
-        out.update(_batch(batch, dims, now))
+    for (project_id, _tz, dims, _tags), batch in batches.items():
+        try:
+            out.update(_batch(batch, dims, now))
+        except Exception:  # one failing batch must not starve the others; its budgets wait for the next run
+            log.exception("reading spend for %d budget(s) of project %s failed", len(batch), project_id)
     return out
 
 
