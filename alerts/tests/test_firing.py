@@ -6,6 +6,7 @@ import multiprocessing
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connections
@@ -83,13 +84,27 @@ def test_scope_counts_only_matching_calls(project: Project, api: APIClient) -> N
     spend(api, "6.00", datetime(2026, 10, 3, tzinfo=UTC), feature="search", tags={"team": "platform"})
     spend(api, "5.00", datetime(2026, 10, 3, tzinfo=UTC), feature="chat", tags={"team": "growth"})
     series = daily_spend(
-        [SpendRequest(b.pk, project.pk, __import__("zoneinfo").ZoneInfo("UTC"), b.scope, window_of(b, OCT).first_day)
+        [SpendRequest(b.pk, project.pk, ZoneInfo("UTC"), b.scope, window_of(b, OCT).first_day)
          for b in (search, growth, whole)],
         OCT,
     )  # fmt: skip
     assert measure(search, series[search.pk], OCT).spend == Decimal("6")
     assert measure(growth, series[growth.pk], OCT).spend == Decimal("5")
     assert measure(whole, series[whole.pk], OCT).spend == Decimal("11")
+
+
+def test_tag_budgets_in_several_zones_share_one_scan_and_keep_their_own_days(project: Project, api: APIClient) -> None:
+    utc = budget(project, "100.00", name="utc", scope={"tag": {"team": ["growth"]}})
+    berlin = budget(project, "100.00", name="berlin", timezone="Europe/Berlin", scope={"tag": {"team": ["growth"]}})
+    spend(api, "5.00", datetime(2026, 10, 31, 22, 30, tzinfo=UTC), tags={"team": "growth"})  # Oct 31 in both
+    spend(api, "3.00", datetime(2026, 10, 31, 23, 15, tzinfo=UTC), tags={"team": "growth"})  # Nov 1 in Berlin
+    spend(api, "7.00", datetime(2026, 10, 31, 23, 20, tzinfo=UTC), tags={"team": "platform"})
+    now = datetime(2026, 10, 31, 23, 30, tzinfo=UTC)
+    requests = [SpendRequest(b.pk, project.pk, ZoneInfo(b.timezone), b.scope, window_of(b, now).first_day)
+                for b in (utc, berlin)]  # fmt: skip
+    series = daily_spend(requests, now)
+    assert measure(utc, series[utc.pk], now).spend == Decimal("8")
+    assert measure(berlin, series[berlin.pk], now).spend == Decimal("3")
 
 
 def test_budget_in_its_own_time_zone_counts_its_local_month(project: Project, api: APIClient) -> None:
