@@ -22,6 +22,10 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("purge-outbox", "ingest.tasks.purge_outbox", 3600.0, "ingest"),
     # Recomputes hours marked dirty by drains, feedback and reprices (a drain also enqueues it).
     Periodic("rollup-dirty", "ledger.tasks.rollup_dirty", 10.0, "rollup"),
+    # Budgets are evaluated after every rollup; this catches period starts, amount changes and
+    # anything a lost nudge missed. The sweep sends due deliveries (retries, lost nudges).
+    Periodic("evaluate-budgets", "alerts.tasks.evaluate_all", 300.0, "alerts"),
+    Periodic("send-due-deliveries", "alerts.tasks.send_due_deliveries", 15.0, "alerts"),
 )
 
 

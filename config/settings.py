@@ -159,6 +159,31 @@ OUTBOX_MAX_DATA_ATTEMPTS = env_int("OUTBOX_MAX_DATA_ATTEMPTS", 5, minimum=1)
 OUTBOX_DRAIN_BATCHES = env_int("OUTBOX_DRAIN_BATCHES", 40, minimum=1)  # batches per ClickHouse insert
 OUTBOX_KEEP_DONE_HOURS = env_int("OUTBOX_KEEP_DONE_HOURS", 24, minimum=1)  # also the Idempotency-Key window
 
+# Budgets and alerts (docs/alerts.md).
+METERLINE_BASE_URL = env_url("METERLINE_BASE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
+ALERTS_HTTP_TIMEOUT_SECONDS = env_int("ALERTS_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
+ALERTS_RETRY_BASE_SECONDS = env_int("ALERTS_RETRY_BASE_SECONDS", 30, minimum=1)
+ALERTS_RETRY_MAX_SECONDS = env_int("ALERTS_RETRY_MAX_SECONDS", 3600, minimum=1)
+ALERTS_MAX_ATTEMPTS = env_int("ALERTS_MAX_ATTEMPTS", 10, minimum=1)
+# Email: SMTP when EMAIL_HOST is set, else the console (embedded mode prints mails to the log).
+_email_host = env_optional("EMAIL_HOST")
+EMAIL_HOST = _email_host or "localhost"
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if _email_host else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")  # or EMAIL_HOST_PASSWORD_FILE
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    if env_optional("EMAIL_USE_TLS") is not None:
+        raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one to false")
+    EMAIL_USE_TLS = False  # SSL asked for explicitly wins over the STARTTLS default
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Meterline <alerts@localhost>")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]

@@ -115,6 +115,8 @@ class UsageQuery:
     granularity: str | None = "day"  # None: one total per group
     group_by: tuple[str, ...] = ()
     filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # tag key -> allowed values (calls whose tag has one of them); answered from the raw table
+    tags: dict[str, tuple[str, ...]] = field(default_factory=dict)
     metrics: tuple[str, ...] = DEFAULT_METRICS
     tz: str = "UTC"
     limit: int = 100  # groups
@@ -146,6 +148,9 @@ def validate(q: UsageQuery) -> ZoneInfo:
     unknown = [d for d in (*q.group_by, *q.filters) if d not in DIMENSIONS]
     if unknown:
         raise QueryError(f"unknown dimension {unknown[0]!r}; known: {', '.join(DIMENSIONS)}")
+    for key, values in q.tags.items():
+        if not key or not values:
+            raise QueryError("a tag filter needs a key and at least one value")
     if len(set(q.group_by)) != len(q.group_by):
         raise QueryError("group_by names a dimension twice")
     bad = [m for m in (*q.metrics, q.order_by) if m not in METRICS]
@@ -173,6 +178,8 @@ def _whole_hour_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> bool:
 def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
     """(FROM clause, a name for it) for the query's needs."""
     needed = set(q.group_by) | set(q.filters)
+    if q.tags:  # no rollup keeps tags: filter the raw calls, keeping only the dimensions asked for
+        return _raw_source(q, tuple(d for d in DIMENSIONS if d in needed)), "llm_calls"
     # Customer and user rollups hold no latency sketches: quantiles over those come from raw.
     needs_sketch = any("_digest" in METRICS[m].sql for m in q.metrics)
     aligned_hours = q.start.minute == q.start.second == q.end.minute == q.end.second == 0
@@ -194,13 +201,22 @@ def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
     elif needed <= set(USER_DIMENSIONS) and day_ok and not needs_sketch:
         return "rollup_user_day FINAL", "rollup_user_day"
     # No rollup holds this combination: aggregate the raw calls with the same measure definitions.
-    dims = ", ".join(f"c.{d} AS {d}" for d in DIMENSIONS)
-    raw = (
-        f"(SELECT c.project_id AS project_id, toStartOfMinute(c.timestamp) AS bucket, {dims},{_RAW_MEASURES}"
-        + _RAW_SOURCE.replace("{hour_filter}", "").replace("{start:", "{raw_start:").replace("{end:", "{raw_end:")
-        + f"\nGROUP BY project_id, bucket, {', '.join(DIMENSIONS)} SETTINGS join_use_nulls = 1)"
+    return _raw_source(q, DIMENSIONS), "llm_calls"
+
+
+def _raw_source(q: UsageQuery, dimensions: tuple[str, ...]) -> str:
+    """Raw calls aggregated per minute and ``dimensions`` (fewer dimensions: far fewer groups)."""
+    dims = "".join(f", c.{d} AS {d}" for d in dimensions)
+    tag_filter = "".join(
+        f" AND tags[{{tk{i}:String}}] IN {{tv{i}:Array(String)}}" for i in range(len(q.tags))
+    )  # values bound by usage(), in sorted key order
+    return (
+        f"(SELECT c.project_id AS project_id, toStartOfMinute(c.timestamp) AS bucket{dims},{_RAW_MEASURES}"
+        + _RAW_SOURCE.replace("{hour_filter}", tag_filter)
+        .replace("{start:", "{raw_start:")
+        .replace("{end:", "{raw_end:")
+        + f"\nGROUP BY project_id, bucket{''.join(', ' + d for d in dimensions)} SETTINGS join_use_nulls = 1)"
     )
-    return raw, "llm_calls"
 
 
 def _bucket_sql(granularity: str | None, column: str) -> str:
@@ -244,6 +260,8 @@ def usage(q: UsageQuery) -> UsageResult:
         f"{bucket_col} >= {{start:DateTime('UTC')}}",
         f"{bucket_col} < {{end:DateTime('UTC')}}",
     ]
+    for i, (key, values) in enumerate(sorted(q.tags.items())):
+        params[f"tk{i}"], params[f"tv{i}"] = key, list(values)
     for i, (dim, values) in enumerate(sorted(q.filters.items())):
         params[f"f{i}"] = list(values)
         where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")

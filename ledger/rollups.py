@@ -220,6 +220,7 @@ class RollupResult:
     hours: int = 0
     projects: int = 0
     has_more: bool = False
+    project_ids: tuple[int, ...] = ()  # the projects whose rollups changed (budgets evaluate these)
 
 
 def rollup_dirty(max_hours: int = 2000) -> RollupResult:
@@ -235,7 +236,12 @@ def rollup_dirty(max_hours: int = 2000) -> RollupResult:
     for i in range(0, len(marks), 200):  # bounded OR chains (SQLite caps expression depth)
         chunk = marks[i : i + 200]
         DirtyBucket.objects.filter(reduce(or_, (Q(pk=pk, marked_at=marked) for pk, _, _, marked in chunk))).delete()
-    return RollupResult(hours=len(marks), projects=len(by_project), has_more=len(marks) == max_hours)
+    return RollupResult(
+        hours=len(marks),
+        projects=len(by_project),
+        has_more=len(marks) == max_hours,
+        project_ids=tuple(sorted(by_project)),
+    )
 
 
 def mark_range_dirty(start: datetime, end: datetime, project_id: int | None = None) -> int:

@@ -12,6 +12,7 @@ import time
 
 from django.db import close_old_connections, connections
 
+from alerts.evaluate import evaluate_projects
 from config.celery import app as celery_app
 from config.schedule import PERIODIC
 from ingest import dispatch
@@ -52,7 +53,9 @@ class EmbeddedRunner:
             try:
                 drained = drain_until_empty(deadline_seconds=30).records
                 if sync_feedback() or drained or DirtyBucket.objects.exists():
-                    rollup_dirty()
+                    touched = rollup_dirty().project_ids
+                    if touched:  # budgets see fresh spend right after the rollup, in this thread
+                        evaluate_projects(touched)
             except Exception:
                 log.exception("embedded drain or rollup failed; retrying")
                 self.stopping.wait(self.idle_wait)

@@ -1,0 +1,65 @@
+"""Each budget's burn for the dashboards: spent, percent and forecast of the current period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from alerts import forecast as forecasting
+from alerts.evaluate import measure, window_of
+from alerts.models import Budget
+from alerts.periods import Window
+from alerts.spend import SpendRequest, daily_spend
+
+
+@dataclass(frozen=True)
+class Burn:
+    window: Window
+    spent: Decimal
+    percent: Decimal
+    forecast: Decimal | None
+    forecast_percent: Decimal | None
+
+    @property
+    def bar(self) -> int:
+        return int(min(Decimal(100), self.percent))
+
+    @property
+    def tone(self) -> str:
+        worst = max(self.percent, self.forecast_percent or Decimal(0))
+        return "bad" if self.percent >= 100 else "warn" if worst >= 80 else "good"
+
+
+def burns(budgets: list[Budget], now: datetime | None = None) -> dict[int, Burn]:
+    """One batched spend read for all the budgets; the forecast for every one of them."""
+    now = now or datetime.now(UTC)
+    requests = []
+    for budget in budgets:
+        tz = ZoneInfo(budget.timezone)
+        first = now.astimezone(tz).date() - timedelta(days=forecasting.HISTORY_DAYS)
+        requests.append(
+            SpendRequest(budget.pk, budget.project_id, tz, budget.scope, min(first, window_of(budget, now).first_day))
+        )
+    series = daily_spend(requests, now)
+    out = {}
+    for budget in budgets:
+        m = measure(budget, series.get(budget.pk, {}), now)
+        forecast = m.forecast
+        if forecast is None and m.window.start <= now:
+            tz = ZoneInfo(budget.timezone)
+            today = now.astimezone(tz).date()
+            day = m.day
+            elapsed = Decimal((now - day.start).total_seconds()) / Decimal((day.end - day.start).total_seconds())
+            forecast = forecasting.forecast_spend(
+                series.get(budget.pk, {}), m.window.first_day, m.window.end_day, today, elapsed
+            )
+        out[budget.pk] = Burn(
+            window=m.window,
+            spent=m.spend,
+            percent=(m.spend * 100 / budget.amount).quantize(Decimal("0.1")),
+            forecast=forecast,
+            forecast_percent=None if forecast is None else (forecast * 100 / budget.amount).quantize(Decimal("0.1")),
+        )
+    return out

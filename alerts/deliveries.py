@@ -1,0 +1,111 @@
+"""Sending deliveries: claim with compare-and-set, send through the channel's transport, record.
+
+A delivery row exists before anything is sent (status ``sending``, due at ``next_attempt_at``).
+A worker claims it by moving ``next_attempt_at`` one lease ahead in a conditional UPDATE: only
+the worker whose UPDATE matched sends, so two workers never send the same delivery. The outcome
+is then written: ``sent``; or a transient failure due again after a capped exponential backoff
+(``failed`` once the attempts run out); or a permanent failure, which never retries and, for a
+dead webhook, disables the channel with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from alerts.message import from_alert, test_message
+from alerts.models import Channel, Delivery, DeliveryStatus
+from alerts.transports import DeliveryError, PermanentError, TransientError, transport_for
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before attempt ``attempts + 1``: base * 2^(attempts-1), capped."""
+    base, cap = settings.ALERTS_RETRY_BASE_SECONDS, settings.ALERTS_RETRY_MAX_SECONDS
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+def claim(delivery_id: int, now: datetime) -> bool:
+    return (
+        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING, next_attempt_at__lte=now).update(
+            next_attempt_at=now + LEASE, attempts=F("attempts") + 1
+        )
+        == 1
+    )
+
+
+def attempt(delivery_id: int, now: datetime | None = None) -> str | None:
+    """Claim and send one delivery. Returns "sent", "retry", "failed", or None if not ours/not due."""
+    now = now or timezone.now()
+    if not claim(delivery_id, now):
+        return None
+    delivery = Delivery.objects.select_related("channel", "alert__budget__project", "alert__rule").get(pk=delivery_id)
+    mine = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING)
+    channel = delivery.channel
+    if not channel.enabled:
+        mine.update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="channel disabled")
+        return "failed"
+    try:
+        transport_for(channel).send(from_alert(delivery.alert), delivery_id)
+    except TransientError as exc:
+        if delivery.attempts >= settings.ALERTS_MAX_ATTEMPTS:
+            mine.update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=f"gave up: {exc}"[:1000])
+            log.warning("delivery %s failed after %s attempts", delivery_id, delivery.attempts)
+            return "failed"
+        delay = backoff(delivery.attempts)
+        if exc.retry_after is not None:  # the receiver's Retry-After is a floor, within the cap
+            delay = max(delay, timedelta(seconds=min(exc.retry_after, settings.ALERTS_RETRY_MAX_SECONDS)))
+        mine.update(next_attempt_at=now + delay, last_error=str(exc)[:1000])
+        log.info("delivery %s: transient failure, retry in %ss", delivery_id, int(delay.total_seconds()))
+        return "retry"
+    except PermanentError as exc:
+        mine.update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=str(exc)[:1000])
+        if exc.disable:
+            channel.disable(str(exc))
+            log.warning("channel %s disabled after a permanent failure", channel.pk)
+        return "failed"
+    mine.update(status=DeliveryStatus.SENT, sent_at=timezone.now(), next_attempt_at=None, last_error="")
+    return "sent"
+
+
+def due(now: datetime | None = None, limit: int = 200) -> list[int]:
+    now = now or timezone.now()
+    return list(
+        Delivery.objects.filter(status=DeliveryStatus.SENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
+    """Attempt every delivery that is due at ``now`` (the clock is a parameter for tests)."""
+    outcomes: dict[str, int] = {}
+    for delivery_id in due(now, limit):
+        outcome = attempt(delivery_id, now)
+        if outcome:
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+def send_test(channel: Channel) -> tuple[bool, str]:
+    """Send a sample alert now; a permanent failure disables the channel like a real one would."""
+    try:
+        transport_for(channel).send(test_message(channel), None)
+    except PermanentError as exc:
+        if exc.disable:
+            channel.disable(str(exc))
+        return False, str(exc)
+    except DeliveryError as exc:
+        return False, str(exc)
+    return True, "sent"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

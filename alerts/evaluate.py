@@ -1,0 +1,196 @@
+"""Budget evaluation: measure each budget's spend, forecast and anomalies, then fire what is crossed.
+
+Called right after a rollup for the projects it touched, on the periodic schedule, and by the
+``check_budgets`` command. Spend is read through ``ledger.queries.usage`` in batches (alerts.spend).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+
+from alerts import forecast as forecasting
+from alerts.firing import LIVE, fire, rearm_after_amount_change
+from alerts.models import AlertState, Budget, Rule, RuleKind, Signal
+from alerts.outliers import Outlier, token_outliers
+from alerts.periods import Window, day_window, period_window
+from alerts.spend import Daily, SpendRequest, daily_spend, top_contributors
+
+log = logging.getLogger(__name__)
+
+BASELINE_DAYS = 14  # a day-spike anomaly compares today with the mean of up to this many days
+MIN_BASELINE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Measurement:
+    window: Window
+    day: Window
+    spend: Decimal
+    forecast: Decimal | None
+    today: Decimal
+    baseline: Decimal | None  # mean spend of the complete days before today
+
+
+@dataclass
+class Report:
+    budgets: int = 0
+    delivery_ids: list[int] = field(default_factory=list)
+
+
+def window_of(budget: Budget, now: datetime) -> Window:
+    return period_window(budget.period, ZoneInfo(budget.timezone), now, budget.period_start, budget.period_days)
+
+
+def _needs_history(budget: Budget) -> bool:
+    return any(rule.kind != RuleKind.ACTUAL for rule in budget.rules.all())
+
+
+def measure(budget: Budget, daily: Daily, now: datetime) -> Measurement:
+    tz = ZoneInfo(budget.timezone)
+    window, day = window_of(budget, now), day_window(tz, now)
+    today = day.first_day
+    spend = sum((v for d, v in daily.items() if window.first_day <= d <= today), Decimal(0))
+    elapsed = Decimal((now - day.start).total_seconds()) / Decimal((day.end - day.start).total_seconds())
+    forecast = None
+    if _needs_history(budget) and window.start <= now:
+        forecast = forecasting.forecast_spend(daily, window.first_day, window.end_day, today, elapsed)
+    history = [daily.get(today - timedelta(days=i), Decimal(0)) for i in range(BASELINE_DAYS, 0, -1)]
+    known = [d for d in daily if d < today and daily[d] > 0]
+    if known:
+        history = history[-min(BASELINE_DAYS, (today - min(known)).days) :]
+    baseline = sum(history, Decimal(0)) / len(history) if known and len(history) >= MIN_BASELINE_DAYS else None
+    return Measurement(window, day, spend, forecast, daily.get(today, Decimal(0)), baseline)
+
+
+def evaluate_projects(project_ids: Iterable[int], now: datetime | None = None) -> Report:
+    """Evaluate every budget of the given projects."""
+    budgets = Budget.objects.filter(project_id__in=list(project_ids)).prefetch_related("rules__channels")
+    return evaluate_budgets(list(budgets), now)
+
+
+def evaluate_all(now: datetime | None = None) -> Report:
+    return evaluate_budgets(list(Budget.objects.prefetch_related("rules__channels")), now)
+
+
+def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Report:
+    """Measure the budgets (batched spend queries), fire crossed thresholds, enqueue deliveries."""
+    now = now or datetime.now(UTC)
+    report = Report(budgets=len(budgets))
+    requests = []
+    for budget in budgets:
+        tz = ZoneInfo(budget.timezone)
+        window = window_of(budget, now)
+        first = window.first_day
+        if _needs_history(budget):
+            first = min(first, now.astimezone(tz).date() - timedelta(days=forecasting.HISTORY_DAYS))
+        if window.start > now:  # a custom period that has not begun
+            continue
+        requests.append(SpendRequest(budget.pk, budget.project_id, tz, budget.scope, first))
+    series = daily_spend(requests, now)
+    # This period's spend alerts of every budget, in one query (re-arming after amount changes).
+    live: dict[int, list[AlertState]] = {}
+    states = AlertState.objects.filter(budget__in=budgets, signal=Signal.SPEND, status__in=LIVE, period_end__gt=now)
+    for state in states.select_related("rule"):
+        live.setdefault(state.budget_id, []).append(state)
+    outliers = _outliers(budgets, now)
+    for budget in budgets:
+        if budget.pk not in series:
+            continue
+        try:
+            m = measure(budget, series[budget.pk], now)
+            found = outliers.get((budget.project_id, m.day.start), [])
+            report.delivery_ids += evaluate_one(budget, m, now, live.get(budget.pk, []), found)
+        except Exception:  # one broken budget must not stop the others; the next run retries it
+            log.exception("evaluating budget %s failed", budget.pk)
+    if report.delivery_ids:
+        from alerts.tasks import enqueue_deliveries
+
+        ids = list(report.delivery_ids)
+        transaction.on_commit(lambda: enqueue_deliveries(ids))
+    return report
+
+
+def _outliers(budgets: list[Budget], now: datetime) -> dict[tuple[int, datetime], list[Outlier]]:
+    """Outlier calls of today, one raw query per (project, local day) for all anomaly budgets."""
+    factors: dict[tuple[int, datetime, datetime], Decimal] = {}
+    for budget in budgets:
+        for rule in budget.rules.all():
+            if rule.kind == RuleKind.ANOMALY and rule.thresholds:
+                day = day_window(ZoneInfo(budget.timezone), now)
+                key = (budget.project_id, day.start, day.end)
+                lowest = min(Decimal(str(t)) for t in rule.thresholds) / 100
+                factors[key] = min(factors.get(key, lowest), lowest)
+    found: dict[tuple[int, datetime], list[Outlier]] = {}
+    for (project_id, start, end), factor in factors.items():
+        try:
+            found[(project_id, start)] = token_outliers(project_id, start, end, factor)
+        except Exception:  # the spend rules still run; outliers are looked for again next time
+            log.exception("looking for outlier calls of project %s failed", project_id)
+            found[(project_id, start)] = []
+    return found
+
+
+def evaluate_one(
+    budget: Budget,
+    m: Measurement,
+    now: datetime,
+    live: list[AlertState] | None = None,
+    outliers: list[Outlier] | None = None,
+) -> list[int]:
+    """Fire what this budget's measurement crosses (``live``: its spend alerts this period)."""
+    if live is None or any(state.amount != budget.amount for state in live):
+        rearm_after_amount_change(budget, m.window.start, m.spend, m.forecast)
+    period = (m.window.start, m.window.end)
+    created: list[int] = []
+
+    def contributors() -> dict[str, object]:
+        return {"top_contributors": top_contributors(budget.project_id, budget.scope, m.window.start, m.window.end)}
+
+    for rule in budget.rules.all():
+        thresholds = [Decimal(str(t)) for t in rule.thresholds]
+        if rule.kind == RuleKind.ACTUAL:
+            hit = forecasting.crossed(m.spend, budget.amount, thresholds)
+            created += fire(budget, rule, period, Signal.SPEND, hit, m.spend, m.forecast, contributors, now)
+        elif rule.kind == RuleKind.FORECAST:
+            hit = forecasting.crossed(m.forecast, budget.amount, thresholds)
+            created += fire(budget, rule, period, Signal.SPEND, hit, m.spend, m.forecast, contributors, now)
+        elif rule.kind == RuleKind.ANOMALY:
+            created += _anomalies(budget, rule, m, thresholds, now, outliers)
+    return created
+
+
+def _anomalies(
+    budget: Budget,
+    rule: Rule,
+    m: Measurement,
+    thresholds: list[Decimal],
+    now: datetime,
+    outliers: list[Outlier] | None,
+) -> list[int]:
+    day = (m.day.start, m.day.end)
+    created: list[int] = []
+    if m.baseline:
+        hit = forecasting.crossed(m.today, m.baseline, thresholds)
+        details = {"baseline_usd": f"{m.baseline:.6f}", "today_usd": f"{m.today:.6f}", "baseline_days": BASELINE_DAYS}
+        created += fire(budget, rule, day, Signal.DAY_SPIKE, hit, m.today, None, lambda: details, now)
+    if outliers is None:
+        outliers = token_outliers(budget.project_id, m.day.start, m.day.end, min(thresholds) / 100)
+    outliers = [o for o in outliers if o.in_scope(budget.scope)]
+    if outliers:
+        top = max(outliers, key=lambda o: o.tokens / o.usual if o.usual else float("inf"))
+        hit = forecasting.crossed(Decimal(top.tokens), Decimal(str(top.usual)), thresholds)
+        details = {
+            "calls": [
+                {"feature": o.feature, "event_id": o.event_id, "tokens": o.tokens, "usual_p95": round(o.usual)}
+                for o in outliers[:5]
+            ]
+        }
+        created += fire(budget, rule, day, Signal.CALL_TOKENS, hit, m.today, None, lambda: details, now)
+    return created

@@ -1,0 +1,241 @@
+"""API shapes of channels, budgets (with their rules) and alerts. Validation lives here, once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from rest_framework import serializers
+
+from alerts import channels as channel_config
+from alerts import scope as scopes
+from alerts.models import DEFAULT_THRESHOLDS, AlertState, Budget, Channel, ChannelKind, Period, Rule, RuleKind
+from tenancy.models import Project
+
+MAX_THRESHOLDS = 10
+
+
+class ChannelSerializer(serializers.Serializer[Channel]):
+    id = serializers.IntegerField(read_only=True)
+    kind = serializers.ChoiceField(choices=ChannelKind.choices)
+    name = serializers.CharField(max_length=200)
+    config = serializers.JSONField()
+    enabled = serializers.BooleanField(required=False)
+    disabled_at = serializers.DateTimeField(read_only=True)
+    disabled_reason = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, instance: Channel) -> dict[str, Any]:
+        return {
+            "id": instance.pk,
+            "kind": instance.kind,
+            "name": instance.name,
+            "config": channel_config.masked(instance.kind, instance.config),
+            "enabled": instance.enabled,
+            "disabled_at": instance.disabled_at.isoformat() if instance.disabled_at else None,
+            "disabled_reason": instance.disabled_reason,
+            "created_at": instance.created_at.isoformat(),
+        }
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance: Channel | None = self.instance  # type: ignore[assignment]
+        if instance is not None and "kind" in attrs and attrs["kind"] != instance.kind:
+            raise serializers.ValidationError({"kind": "a channel's kind cannot change; create a new channel"})
+        kind = attrs.get("kind") or (instance.kind if instance else "")
+        if "config" in attrs:
+            try:
+                attrs["config"] = channel_config.validate_config(
+                    kind, attrs["config"], instance.config if instance else None
+                )
+            except channel_config.ConfigError as exc:
+                raise serializers.ValidationError({"config": str(exc)}) from None
+        return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> Channel:
+        validated_data.pop("enabled", None)
+        return Channel.objects.create(project=self.context["project"], **validated_data)
+
+    def update(self, instance: Channel, validated_data: dict[str, Any]) -> Channel:
+        enabled = validated_data.pop("enabled", None)
+        for key, value in validated_data.items():
+            setattr(instance, key, value)
+        if "config" in validated_data or enabled:  # a fixed config (or an explicit enable) re-enables
+            instance.disabled_at, instance.disabled_reason = None, ""
+        elif enabled is False and instance.enabled:
+            instance.disable("disabled by a user")
+        instance.save()
+        return instance
+
+
+class RuleSerializer(serializers.Serializer[Rule]):
+    id = serializers.IntegerField(read_only=True)
+    kind = serializers.ChoiceField(choices=RuleKind.choices)
+    thresholds = serializers.ListField(
+        child=serializers.DecimalField(max_digits=8, decimal_places=2, min_value=Decimal("0.01")),
+        max_length=MAX_THRESHOLDS,
+        required=False,
+    )
+    channels = serializers.ListField(child=serializers.IntegerField(), max_length=20, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        thresholds = attrs.get("thresholds")
+        if thresholds is None:
+            thresholds = [Decimal(t) for t in DEFAULT_THRESHOLDS] if attrs["kind"] != "anomaly" else [Decimal(300)]
+        if not thresholds:
+            raise serializers.ValidationError({"thresholds": "give at least one threshold"})
+        if attrs["kind"] == RuleKind.ANOMALY and min(thresholds) <= 100:
+            raise serializers.ValidationError(
+                {"thresholds": "anomaly thresholds are percent of the usual and must exceed 100 (300 = 3x)"}
+            )
+        if attrs["kind"] != RuleKind.ANOMALY and max(thresholds) > 1000:
+            raise serializers.ValidationError({"thresholds": "thresholds are percent of the amount, at most 1000"})
+        attrs["thresholds"] = sorted({t.normalize() for t in thresholds})
+        project: Project = self.context["project"]
+        wanted = set(attrs.get("channels", []))
+        found = set(Channel.objects.filter(project=project, pk__in=wanted).values_list("pk", flat=True))
+        if wanted - found:
+            raise serializers.ValidationError({"channels": f"no channel {min(wanted - found)} in this project"})
+        attrs["channels"] = sorted(wanted)
+        return attrs
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+class BudgetSerializer(serializers.Serializer[Budget]):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    amount_usd = serializers.DecimalField(
+        max_digits=18, decimal_places=6, min_value=Decimal("0.000001"), source="amount"
+    )
+    period = serializers.ChoiceField(choices=Period.choices, default=Period.MONTH)
+    period_start = serializers.DateField(required=False, allow_null=True)
+    period_days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=3660)
+    timezone = serializers.CharField(max_length=64, default="UTC")
+    scope = serializers.JSONField(required=False)
+    rules = RuleSerializer(many=True, required=False)
+
+    def validate_timezone(self, value: str) -> str:
+        try:
+            if value.startswith(("right/", "posix/")):
+                raise ValueError(value)
+            ZoneInfo(value)
+        except Exception:
+            raise serializers.ValidationError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    def validate_scope(self, value: Any) -> dict[str, Any]:
+        try:
+            return scopes.normalize(value)
+        except scopes.ScopeError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance: Budget | None = self.instance  # type: ignore[assignment]
+        period = attrs.get("period", instance.period if instance else Period.MONTH)
+        start = attrs.get("period_start", instance.period_start if instance else None)
+        days = attrs.get("period_days", instance.period_days if instance else None)
+        if period == Period.CUSTOM:
+            if start is None:
+                raise serializers.ValidationError({"period_start": "a custom period needs period_start (a date)"})
+            if not days:
+                raise serializers.ValidationError({"period_days": "a custom period needs period_days (its length)"})
+        else:
+            attrs["period_start"], attrs["period_days"] = None, None
+        return attrs
+
+    def to_representation(self, instance: Budget) -> dict[str, Any]:
+        return {
+            "id": instance.pk,
+            "name": instance.name,
+            "amount_usd": f"{instance.amount:.2f}"
+            if instance.amount == instance.amount.quantize(Decimal("0.01"))
+            else f"{instance.amount.normalize():f}",
+            "period": instance.period,
+            "period_start": instance.period_start.isoformat() if instance.period_start else None,
+            "period_days": instance.period_days,
+            "timezone": instance.timezone,
+            "scope": instance.scope,
+            "rules": [
+                {
+                    "id": rule.pk,
+                    "kind": rule.kind,
+                    "thresholds": [_number(Decimal(str(t))) for t in rule.thresholds],
+                    "channels": sorted(c.pk for c in rule.channels.all()),
+                }
+                for rule in instance.rules.all()
+            ],
+            "created_at": instance.created_at.isoformat(),
+            "updated_at": instance.updated_at.isoformat(),
+        }
+
+    @transaction.atomic
+    def create(self, validated_data: dict[str, Any]) -> Budget:
+        rules = validated_data.pop("rules", None)
+        if rules is None:
+            rules = [{"kind": "actual", "thresholds": [Decimal(t) for t in DEFAULT_THRESHOLDS], "channels": []}]
+        budget = Budget.objects.create(project=self.context["project"], **validated_data)
+        _set_rules(budget, rules)
+        return budget
+
+    @transaction.atomic
+    def update(self, instance: Budget, validated_data: dict[str, Any]) -> Budget:
+        rules = validated_data.pop("rules", None)
+        for key, value in validated_data.items():
+            setattr(instance, key, value)
+        instance.save()
+        if rules is not None:
+            _set_rules(instance, rules)
+        return Budget.objects.prefetch_related("rules__channels").get(pk=instance.pk)
+
+
+def _set_rules(budget: Budget, rules: list[dict[str, Any]]) -> None:
+    """Replace the rules, keeping a rule (and its alert history) where the n-th rule of a kind stays.
+
+    Matching by (kind, position among that kind) means editing thresholds or channels never
+    re-fires alerts already sent this period."""
+    existing: dict[str, list[Rule]] = {}
+    for rule in Rule.objects.filter(budget=budget).order_by("pk"):
+        existing.setdefault(rule.kind, []).append(rule)
+    keep: set[int] = set()
+    for data in rules:
+        same_kind = existing.get(data["kind"], [])
+        rule = same_kind.pop(0) if same_kind else Rule(budget=budget, kind=data["kind"])
+        rule.thresholds = [_number(t) for t in data["thresholds"]]
+        rule.save()
+        rule.channels.set(data.get("channels", []))
+        keep.add(rule.pk)
+    Rule.objects.filter(budget=budget).exclude(pk__in=keep).delete()
+
+
+def alert_json(alert: AlertState) -> dict[str, Any]:
+    return {
+        "id": alert.pk,
+        "budget": {"id": alert.budget_id, "name": alert.budget.name},
+        "rule": {"id": alert.rule_id, "kind": alert.rule.kind},
+        "signal": alert.signal,
+        "threshold": _number(alert.threshold),
+        "status": alert.status,
+        "period_start": alert.period_start.isoformat(),
+        "period_end": alert.period_end.isoformat(),
+        "spend_usd": f"{alert.spend:.12f}",
+        "forecast_usd": None if alert.forecast is None else f"{alert.forecast:.12f}",
+        "amount_usd": f"{alert.amount:.2f}",
+        "details": alert.details,
+        "fired_at": alert.fired_at.isoformat(),
+        "deliveries": [
+            {
+                "id": d.pk,
+                "channel": {"id": d.channel_id, "name": d.channel.name, "kind": d.channel.kind},
+                "status": d.status,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+                "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
+            }
+            for d in alert.deliveries.all()
+        ],
+    }

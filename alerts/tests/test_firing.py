@@ -1,0 +1,180 @@
+"""Thresholds fire once per period: supersession, re-arming, amount changes, concurrent workers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connections
+from rest_framework.test import APIClient
+
+from alerts.evaluate import evaluate_budgets, evaluate_projects, measure, window_of
+from alerts.firing import fire
+from alerts.forecast import crossed
+from alerts.models import AlertState, Budget, Channel, Delivery, Signal
+from alerts.spend import SpendRequest, daily_spend
+from alerts.tests.helpers import budget, receiver, spend
+from tenancy.models import Project
+
+OCT = datetime(2026, 10, 20, 12, tzinfo=UTC)
+NOV = datetime(2026, 11, 5, 12, tzinfo=UTC)
+
+
+def states(b: Budget) -> dict[tuple[str, int], str]:
+    return {
+        (s.period_start.strftime("%Y-%m"), int(s.threshold)): s.status
+        for s in AlertState.objects.filter(budget=b).order_by("pk")
+    }
+
+
+def test_jump_past_several_thresholds_fires_only_the_highest_and_next_period_rearms(
+    project: Project, api: APIClient
+) -> None:
+    b = budget(project, "100.00")
+    # given 40 % spent: nothing crossed yet
+    spend(api, "40.00", datetime(2026, 10, 3, tzinfo=UTC))
+    evaluate_projects([project.pk], now=OCT)
+    assert states(b) == {}
+    # when one step takes it to 105 %
+    spend(api, "65.00", datetime(2026, 10, 4, tzinfo=UTC))
+    evaluate_projects([project.pk], now=OCT)
+    # then only 100 fired; 50 and 80 are superseded
+    assert states(b) == {("2026-10", 100): "fired", ("2026-10", 80): "superseded", ("2026-10", 50): "superseded"}
+    fired = AlertState.objects.get(budget=b, threshold=100)
+    assert (fired.spend, fired.amount) == (Decimal("105"), Decimal("100"))
+    # evaluating again changes nothing
+    evaluate_projects([project.pk], now=OCT)
+    assert AlertState.objects.filter(budget=b).count() == 3
+    # next period: every threshold is armed again
+    spend(api, "55.00", datetime(2026, 11, 2, tzinfo=UTC))
+    evaluate_projects([project.pk], now=NOV)
+    assert states(b)[("2026-11", 50)] == "fired"
+    assert ("2026-11", 80) not in states(b)
+
+
+def test_amount_change_rearms_thresholds_no_longer_crossed(project: Project, api: APIClient) -> None:
+    b = budget(project, "100.00")
+    spend(api, "85.00", datetime(2026, 10, 3, tzinfo=UTC))
+    evaluate_projects([project.pk], now=OCT)
+    assert states(b) == {("2026-10", 80): "fired", ("2026-10", 50): "superseded"}
+    # when the amount is raised to 150: 85 is 57 % — 80 is no longer crossed, 50 still is
+    Budget.objects.filter(pk=b.pk).update(amount=Decimal("150"))
+    evaluate_projects([project.pk], now=OCT)
+    assert states(b) == {("2026-10", 80): "rearmed", ("2026-10", 50): "superseded"}
+    # and 80 fires again once spend reaches 80 % of the new amount (120)
+    spend(api, "40.00", datetime(2026, 10, 4, tzinfo=UTC))
+    evaluate_projects([project.pk], now=OCT)
+    rows = list(AlertState.objects.filter(budget=b, threshold=80).order_by("pk").values_list("status", "amount"))
+    assert rows == [("rearmed", Decimal("100")), ("fired", Decimal("150"))]
+    # lowering the amount keeps crossed thresholds fired and fires the newly crossed 100
+    Budget.objects.filter(pk=b.pk).update(amount=Decimal("120"))
+    evaluate_projects([project.pk], now=OCT)
+    assert AlertState.objects.get(budget=b, threshold=100).status == "fired"
+    assert AlertState.objects.filter(budget=b, threshold=80, status="fired").count() == 1
+
+
+def test_scope_counts_only_matching_calls(project: Project, api: APIClient) -> None:
+    search = budget(project, "10.00", name="search", scope={"feature": ["search"]})
+    growth = budget(project, "10.00", name="growth", scope={"tag": {"team": ["growth"]}})
+    whole = budget(project, "10.00", name="whole")
+    spend(api, "6.00", datetime(2026, 10, 3, tzinfo=UTC), feature="search", tags={"team": "platform"})
+    spend(api, "5.00", datetime(2026, 10, 3, tzinfo=UTC), feature="chat", tags={"team": "growth"})
+    series = daily_spend(
+        [SpendRequest(b.pk, project.pk, ZoneInfo("UTC"), b.scope, window_of(b, OCT).first_day)
+         for b in (search, growth, whole)],
+        OCT,
+    )  # fmt: skip
+    assert measure(search, series[search.pk], OCT).spend == Decimal("6")
+    assert measure(growth, series[growth.pk], OCT).spend == Decimal("5")
+    assert measure(whole, series[whole.pk], OCT).spend == Decimal("11")
+
+
+def test_tag_budgets_in_several_zones_share_one_scan_and_keep_their_own_days(project: Project, api: APIClient) -> None:
+    utc = budget(project, "100.00", name="utc", scope={"tag": {"team": ["growth"]}})
+    berlin = budget(project, "100.00", name="berlin", timezone="Europe/Berlin", scope={"tag": {"team": ["growth"]}})
+    spend(api, "5.00", datetime(2026, 10, 31, 22, 30, tzinfo=UTC), tags={"team": "growth"})  # Oct 31 in both
+    spend(api, "3.00", datetime(2026, 10, 31, 23, 15, tzinfo=UTC), tags={"team": "growth"})  # Nov 1 in Berlin
+    spend(api, "7.00", datetime(2026, 10, 31, 23, 20, tzinfo=UTC), tags={"team": "platform"})
+    now = datetime(2026, 10, 31, 23, 30, tzinfo=UTC)
+    requests = [SpendRequest(b.pk, project.pk, ZoneInfo(b.timezone), b.scope, window_of(b, now).first_day)
+                for b in (utc, berlin)]  # fmt: skip
+    series = daily_spend(requests, now)
+    assert measure(utc, series[utc.pk], now).spend == Decimal("8")
+    assert measure(berlin, series[berlin.pk], now).spend == Decimal("3")
+
+
+def test_budget_in_its_own_time_zone_counts_its_local_month(project: Project, api: APIClient) -> None:
+    berlin = budget(project, "100.00", timezone="Europe/Berlin")
+    # 23:30 UTC on Sep 30 is already October 1st in Berlin; 23:30 UTC on Oct 31 is November there
+    spend(api, "55.00", datetime(2026, 9, 30, 23, 30, tzinfo=UTC))
+    spend(api, "70.00", datetime(2026, 10, 31, 23, 30, tzinfo=UTC))
+    evaluate_projects([project.pk], now=datetime(2026, 10, 31, 21, 0, tzinfo=UTC))  # 22:00 in Berlin
+    october = AlertState.objects.get(budget=berlin)
+    assert (october.period_start, october.spend) == (datetime(2026, 9, 30, 22, tzinfo=UTC), Decimal("55"))
+    evaluate_projects([project.pk], now=datetime(2026, 10, 31, 23, 45, tzinfo=UTC))  # November in Berlin
+    november = AlertState.objects.filter(budget=berlin).exclude(pk=october.pk).get()
+    # the month ends at local midnight, which is 23:00 UTC after the DST change on Oct 25
+    assert (november.period_start, november.spend) == (datetime(2026, 10, 31, 23, tzinfo=UTC), Decimal("70"))
+    assert november.period_end == datetime(2026, 11, 30, 23, tzinfo=UTC)
+
+
+def _fire_in_child(budget_id: int, spend_usd: str, start_barrier: multiprocessing.synchronize.Barrier) -> None:
+    connections["default"].connection = None  # never share the parent's socket
+    b = Budget.objects.prefetch_related("rules__channels").get(pk=budget_id)
+    window = window_of(b, OCT)
+    from alerts.tasks import enqueue_deliveries
+
+    start_barrier.wait()
+    for rule in b.rules.all():
+        hit = crossed(Decimal(spend_usd), b.amount, [Decimal(t) for t in rule.thresholds])
+        created = fire(b, rule, (window.start, window.end), Signal.SPEND, hit, Decimal(spend_usd), None, dict, OCT)
+        enqueue_deliveries(created)
+    connections.close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_threads_and_processes_deliver_each_threshold_exactly_once(project: Project, api: APIClient) -> None:
+    with receiver() as hook:
+        channel = Channel.objects.create(
+            project=project, kind="webhook", name="hook", config={"url": hook.url, "secret": "s" * 32}
+        )
+        b = budget(project, "100.00", rules=[("actual", [50, 80, 100], [channel])])
+        spend(api, "85.00", datetime(2026, 10, 3, tzinfo=UTC))
+        budgets = list(Budget.objects.filter(pk=b.pk).prefetch_related("rules__channels"))
+        # four processes (PostgreSQL only: chDB belongs to this process) and four threads (the
+        # full evaluation, ClickHouse included) all decide at the same moment
+        connections.close_all()
+        ctx = multiprocessing.get_context("fork")
+        barrier = ctx.Barrier(8)
+        children = [ctx.Process(target=_fire_in_child, args=(b.pk, "85.00", barrier)) for _ in range(4)]
+        for child in children:
+            child.start()
+        errors: list[BaseException] = []
+
+        def evaluate() -> None:
+            try:
+                barrier.wait()
+                evaluate_budgets(budgets, now=OCT)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=evaluate) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for child in children:
+            child.join(60)
+            assert child.exitcode == 0
+        assert not errors
+        assert states(b) == {("2026-10", 80): "fired", ("2026-10", 50): "superseded"}
+        assert hook.wait_for(1, timeout=10)
+        # every one of them has finished sending: exactly one request reached the receiver
+        assert [r.json()["rule"]["threshold"] for r in hook.requests] == ["80"]
+        assert Delivery.objects.get().status == "sent"
