@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from alerts.models import Budget  # noqa: E402
 from ledger.clickhouse.client import ClickHouse, get_clickhouse  # noqa: E402
 from ledger.clickhouse.migrate import migrate  # noqa: E402
 from ledger.queries import UsageQuery, usage  # noqa: E402
@@ -108,6 +110,12 @@ def measure(client: Client, url: str, loads: int) -> tuple[float, float, float, 
 def run(calls: int, loads: int) -> None:
     project, now = seed(calls)
     admin = get_user_model().objects.create_superuser("bench-admin", password="x")
+    for i, (period, scope) in enumerate(
+        [("month", {}), ("week", {}), ("day", {}), ("quarter", {})]
+        + [("month", {"feature": [f]}) for f in ("chat-assistant", "support-triage", "doc-extract", "code-review")]
+        + [("month", {"customer_id": ["customer-1"]}), ("month", {"model": ["gpt-4o"]})]
+    ):
+        Budget.objects.create(project=project, name=f"budget {i}", amount=Decimal(1000 + i), period=period, scope=scope)
     client = Client()
     client.force_login(admin)
     ClickHouse.query = _counting_query  # type: ignore[method-assign]  # count, then call through
@@ -139,6 +147,7 @@ def run(calls: int, loads: int) -> None:
         ("calls: 50 slowest, 7 days", f"{base}/calls/?{week}&order=latency"),
         ("one call, every field", f"{base}/calls/{top_call}/"),
         ("CSV export: top customers", f"{base}/?export=customers"),
+        ("budgets (10 budgets, burn and history)", f"{base}/budgets/"),
     ]
 
     raw_sql = (

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from alerts import forecast as forecasting
 from dashboards import charts
 from dashboards.filters import Filters
 from dashboards.tables import Column, PageData, Table, per_call, per_thousand, share, usd
@@ -31,27 +32,25 @@ def _sum(rows: list[dict[str, Any]], key: str) -> Any:
 @dataclass(frozen=True)
 class MonthToDate:
     spent: Decimal
-    forecast: Decimal
+    forecast: Decimal | None  # None until one complete day is known
     period_start: datetime
     period_end: datetime
-    daily_rate: Decimal
 
 
 def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> MonthToDate:
-    """This calendar month's spend (in the filters' time zone) and a run-rate forecast to month end.
-
-    The forecast adds, to what is spent, the average daily spend of the last seven complete days
-    (fewer early in the month) for the time left in the month: a deliberately plain figure; the
-    budgets' forecast rules use their own, weekday-aware method."""
+    """This calendar month's spend (in the filters' time zone) and its forecast to month end, by the
+    same weekday-aware method as the budgets' forecast rules (alerts.forecast, docs/alerts.md)."""
     zone = f.zone
     now = (now or datetime.now(UTC)).astimezone(zone)
-    start = datetime.combine(now.date().replace(day=1), time(), zone)
+    today = now.date()
+    start = datetime.combine(today.replace(day=1), time(), zone)
     next_month = (start + timedelta(days=32)).replace(day=1)
-    end_of_today = datetime.combine(now.date() + timedelta(days=1), time(), zone)
+    history_from = min(today.replace(day=1), today - timedelta(days=forecasting.HISTORY_DAYS))
+    end_of_today = datetime.combine(today + timedelta(days=1), time(), zone)
     rows = usage(
         UsageQuery(
             project_id=project_id,
-            start=start.astimezone(UTC),
+            start=datetime.combine(history_from, time(), zone).astimezone(UTC),
             end=end_of_today.astimezone(UTC),
             granularity="day",
             tz=f.tz,
@@ -59,16 +58,12 @@ def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> M
             metrics=("cost",),
         )
     ).rows
-    spent = _sum(rows, "cost") if rows else ZERO
-    complete = [r["cost"] for r in rows[:-1]][-7:]  # the last row is today, still running
-    if complete:
-        rate = sum(complete, start=ZERO) / len(complete)
-    else:  # the first day of the month: today's pace so far
-        elapsed = Decimal((now - start).total_seconds()) / 86400
-        rate = spent / elapsed if elapsed > 0 else ZERO
-    left_days = Decimal((next_month - now).total_seconds()) / 86400
-    forecast = (spent + rate * left_days).quantize(Decimal("0.000000000001"))
-    return MonthToDate(spent, forecast, start, next_month, rate)
+    daily = {r["bucket"].astimezone(zone).date(): r["cost"] for r in rows}
+    spent = sum((v for d, v in daily.items() if d >= start.date()), start=ZERO)
+    day_start = datetime.combine(today, time(), zone)
+    elapsed = Decimal((now - day_start).total_seconds()) / Decimal((end_of_today - day_start).total_seconds())
+    forecast = forecasting.forecast_spend(daily, start.date(), next_month.date(), today, elapsed)
+    return MonthToDate(spent, forecast, start, next_month)
 
 
 def _stacked_series(project_id: int, f: Filters, stack: str, totals: list[dict[str, Any]]) -> dict[str, Any]:
@@ -249,7 +244,11 @@ def overview(project_id: int, f: Filters, stack: str = "feature", customers: boo
             "label": "Month to date",
             "value": mtd.spent,
             "kind": "money",
-            "sub": f"forecast {usd(mtd.forecast)} by {mtd.period_end:%b %d}",
+            "sub": (
+                f"forecast {usd(mtd.forecast)} by {mtd.period_end:%b %d}"
+                if mtd.forecast is not None
+                else "forecast after the first complete day"
+            ),
         },
         {"label": "Waste", "value": waste, "kind": "money", "sub": _pct(share(waste, cost)) + " of spend"},
         {"label": "Saved by caching", "value": app_cache + provider_cache, "kind": "money", "sub": "app + provider"},

@@ -14,6 +14,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
+from alerts.burn import burns
+from alerts.models import Budget
 from dashboards import charts
 from dashboards.compare import DIMENSIONS as COMPARE_DIMENSIONS
 from dashboards.compare import compare
@@ -185,12 +187,25 @@ def overview_view(request: HttpRequest, project: Project) -> HttpResponse:
 
 
 def _budget_burn(project: Project) -> list[dict[str, Any]]:
-    """Each budget's burn this period, when the alerts app provides it."""
-    try:
-        from alerts.burn import burn_rows  # type: ignore[import-not-found]
-    except ImportError:
+    """Each of the project's budgets this period: spent, share, forecast (one batched read)."""
+    budgets = list(Budget.objects.filter(project=project).order_by("name"))
+    if not budgets:
         return []
-    return list(burn_rows(project))
+    burn = burns(budgets)
+    return [
+        {
+            "name": b.name,
+            "amount": b.amount,
+            "spent": burn[b.pk].spent,
+            "pct": float(burn[b.pk].percent) / 100,
+            "bar_pct": burn[b.pk].bar,
+            "level": burn[b.pk].tone,
+            "forecast": burn[b.pk].forecast,
+            "period": burn[b.pk].window,
+        }
+        for b in budgets
+        if b.pk in burn
+    ]
 
 
 @project_page("read")

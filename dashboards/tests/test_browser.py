@@ -13,6 +13,7 @@ import io
 import os
 from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.test import APIClient
 
+from alerts.models import Budget
 from dashboards.tests.conftest import DAY1, TODAY, TRAFFIC, ingest
 from tenancy.models import ApiKey, Membership, Organization, Project
 
@@ -70,6 +72,7 @@ def site(transactional_db: Any, ch: Any, _end_live_server_sessions: None) -> Pro
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiKey.issue(project, ['ingest'])[1]}")
     ingest(api, TRAFFIC)
+    Budget.objects.create(project=project, name="monthly LLM spend", amount=Decimal("0.02"), period="month")
     user = get_user_model().objects.create_user("e2e-admin", password=PASSWORD)
     Membership.objects.create(user=user, organization=project.organization, role="admin")
     return project
@@ -121,6 +124,9 @@ def test_every_page_renders_filters_change_numbers_and_csv_matches_the_api(
         "customer": f"{base}/customers/globex/?{RANGE}",
         "calls": f"{base}/calls/?{RANGE}&order=latency",
         "call": f"{base}/calls/ev-4/",
+        "budgets": f"{base}/budgets/",
+        "budget-new": f"{base}/budgets/new",
+        "channels": f"{base}/budgets/channels/",
         "settings-keys": f"{base}/settings/",
         "settings-members": f"{base}/settings/members/",
         "settings-prices": f"{base}/prices/",

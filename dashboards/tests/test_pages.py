@@ -300,3 +300,32 @@ def test_a_new_members_password_is_shown_once_and_kept_nowhere(project: Project,
     assert Client().login(username="fresh", password=password)
     assert admin.post(url(project, "settings/"), {"revoke": "not-a-number"}).status_code == 302
     assert admin.post(url(project, "settings/members/"), {"remove": "x"}).status_code == 302
+
+
+@pytest.mark.django_db
+def test_overview_shows_each_budgets_burn_this_period(traffic: Project, member: Any) -> None:
+    from alerts.models import Budget
+
+    Budget.objects.create(project=traffic, name="all spend", amount=Decimal("0.01"), period="week")
+    Budget.objects.create(
+        project=traffic, name="search", amount=Decimal("1"), period="month", scope={"feature": ["search"]}
+    )
+    page = member("viewer").get(url(traffic, ""), RANGE)
+    rows = {b["name"]: b for b in page.context["budgets"]}
+    for name, params in (("all spend", {}), ("search", {"feature": "search"})):
+        window = rows[name]["period"]
+        spent = usage_between(traffic, window.start, window.end, **params)
+        assert rows[name]["spent"] == spent
+        assert rows[name]["pct"] == pytest.approx(float(spent / rows[name]["amount"]), abs=0.001)
+    assert "all spend" in page.content.decode()
+    assert page.context["kpis"][2]["label"] == "Month to date"
+
+
+def usage_between(project: Project, start: Any, end: Any, **params: Any) -> Decimal:
+    key = ApiKey.issue(project, ["read"])[1]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    answer = client.get(
+        "/v1/usage", {"from": start.isoformat(), "to": end.isoformat(), "granularity": "total", **params}
+    )
+    return sum((Decimal(r["cost"]) for r in answer.json()["data"]), start=Decimal(0))
