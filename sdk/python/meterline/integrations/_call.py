@@ -2,6 +2,8 @@
 
 A wrapper never changes what the app sees: results and streams come back as they are (a stream
 inside a transparent proxy), and an exception is recorded with ``status=error`` and re-raised as is.
+The one thing a proxy may take out of a stream is an event the wrapper itself caused the provider
+to send (an observer's ``hides``): the app then sees the stream it would have had unwrapped.
 A failure inside Meterline's own bookkeeping is logged and swallowed, never raised into the app.
 """
 
@@ -97,6 +99,10 @@ class Observer:
     def observe(self, event: Any) -> None:
         raise NotImplementedError
 
+    def hides(self, event: Any) -> bool:
+        """Whether ``event`` (already observed) is kept from the app: only what the wrapper asked for."""
+        return False
+
     def fields(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -121,11 +127,16 @@ class _StreamBase:
             fields = {}
         self._observer.call.finish(status, error, fields)
 
-    def _see(self, event: Any) -> None:
+    def _see(self, event: Any) -> bool:
+        """Observe ``event``; whether the app should see it."""
         try:
             self._observer.observe(event)
         except Exception as exc:
             log.warning("meterline: could not read a stream event (%s)", type(exc).__name__)
+        try:
+            return not self._observer.hides(event)
+        except Exception:
+            return True
 
 
 class RecordingStream(_StreamBase):
@@ -134,24 +145,25 @@ class RecordingStream(_StreamBase):
     def __iter__(self) -> Iterator[Any]:
         try:
             for event in self._stream:
-                self._see(event)
-                yield event
+                if self._see(event):
+                    yield event
         except BaseException as exc:
             self._finish(status_of(exc), exc)
             raise
         self._finish("ok")
 
     def __next__(self) -> Any:
-        try:
-            event = next(self._stream)
-        except StopIteration:
-            self._finish("ok")
-            raise
-        except BaseException as exc:
-            self._finish(status_of(exc), exc)
-            raise
-        self._see(event)
-        return event
+        while True:
+            try:
+                event = next(self._stream)
+            except StopIteration:
+                self._finish("ok")
+                raise
+            except BaseException as exc:
+                self._finish(status_of(exc), exc)
+                raise
+            if self._see(event):
+                return event
 
     def __enter__(self) -> RecordingStream:
         return self
@@ -176,8 +188,8 @@ class AsyncRecordingStream(_StreamBase):
     async def _events(self) -> AsyncIterator[Any]:
         try:
             async for event in self._stream:
-                self._see(event)
-                yield event
+                if self._see(event):
+                    yield event
         except BaseException as exc:
             self._finish(status_of(exc), exc)
             raise
@@ -187,16 +199,17 @@ class AsyncRecordingStream(_StreamBase):
         return self._events()
 
     async def __anext__(self) -> Any:
-        try:
-            event = await self._stream.__anext__()
-        except StopAsyncIteration:
-            self._finish("ok")
-            raise
-        except BaseException as exc:
-            self._finish(status_of(exc), exc)
-            raise
-        self._see(event)
-        return event
+        while True:
+            try:
+                event = await self._stream.__anext__()
+            except StopAsyncIteration:
+                self._finish("ok")
+                raise
+            except BaseException as exc:
+                self._finish(status_of(exc), exc)
+                raise
+            if self._see(event):
+                return event
 
     async def __aenter__(self) -> AsyncRecordingStream:
         return self
