@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import openai
+import pydantic
 import pytest
 from meterline import Client
 from meterline.integrations.openai import instrument
@@ -259,3 +260,70 @@ def test_the_chat_stream_helper_sees_no_usage_chunk_it_did_not_ask_for(provider:
     assert kinds.count("chunk") == 4  # the helper's raw chunks: the content ones only
     assert final.usage is None  # as unwrapped: the app did not ask for usage
     assert rec.one()["input_tokens"] == 2006
+
+
+class Greeting(pydantic.BaseModel):
+    greeting: str
+
+
+def test_structured_outputs_parse_is_recorded_like_create(provider: Provider, rec: Recorded) -> None:
+    provider.cached = True
+    client = sync_client(provider, rec)
+    result = client.chat.completions.parse(model="gpt-4o", messages=MESSAGES, response_format=Greeting)
+    assert result.choices[0].message.parsed == Greeting(greeting="Hello!")  # the app's result is untouched
+    assert provider.requests[-1]["response_format"]["type"] == "json_schema"
+    response = client.responses.parse(model="o3", input="Say hi", max_output_tokens=2000)
+    assert response.output_text == "Hi"
+    chat, responses = rec.calls()
+    assert (chat["model"], chat["input_tokens"], chat["cache_read_tokens"], chat["output_tokens"]) == (
+        "gpt-4o", 2006, 1920, 300)  # fmt: skip
+    assert (chat["status"], chat["streamed"], chat["request_id"]) == ("ok", False, "req_standin_1")
+    assert (responses["input_tokens"], responses["reasoning_tokens"], responses["max_tokens"]) == (2048, 640, 2000)
+
+
+def test_async_parse_is_recorded(provider: Provider, rec: Recorded) -> None:
+    client = async_client(provider, rec)
+    result = asyncio.run(client.chat.completions.parse(model="gpt-4o", messages=MESSAGES, response_format=Greeting))
+    assert result.choices[0].message.parsed == Greeting(greeting="Hello!")
+    assert (rec.one()["status"], rec.one()["input_tokens"]) == ("ok", 2006)
+
+
+def test_clients_derived_with_options_or_copy_are_recorded(provider: Provider, rec: Recorded) -> None:
+    client = sync_client(provider, rec)
+    derived = [client.with_options(timeout=30), client.copy(max_retries=0), client.with_options(timeout=5).copy()]
+    for other in derived:
+        assert other is not client
+        other.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        stream = other.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        assert [chunk.choices[0].finish_reason for chunk in stream][-1] == "stop"  # same settings: usage chunk hidden
+        other.responses.create(model="o3", input="hi")
+    calls = rec.calls()
+    assert len(calls) == 9
+    assert [call["input_tokens"] for call in calls] == [2006, 2006, 2048] * 3
+    assert [call["streamed"] for call in calls] == [False, True, False] * 3
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert len(rec.calls()) == 10  # the original is still recorded, once
+
+
+def test_derived_clients_keep_the_instrument_settings(provider: Provider, rec: Recorded) -> None:
+    client = instrument(
+        openai.OpenAI(api_key="sk-test", base_url=f"{provider.url}/v1", max_retries=0),
+        recorder=rec.client.record,
+        provider="azure",
+        include_usage=False,
+    )
+    list(client.with_options(timeout=30).chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert "stream_options" not in provider.requests[-1]
+    assert rec.one()["provider"] == "azure"
+
+
+def test_an_async_client_with_options_is_recorded(provider: Provider, rec: Recorded) -> None:
+    client = async_client(provider, rec)
+
+    async def main() -> None:
+        await client.with_options(timeout=30).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        stream = await client.copy().chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        assert [c.choices[0].finish_reason async for c in stream][-1] == "stop"
+
+    asyncio.run(main())
+    assert [(c["input_tokens"], c["streamed"]) for c in rec.calls()] == [(2006, False), (2006, True)]

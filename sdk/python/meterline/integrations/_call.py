@@ -10,6 +10,7 @@ A failure inside Meterline's own bookkeeping is logged and swallowed, never rais
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
@@ -54,6 +55,25 @@ def get(obj: Any, *path: str) -> Any:
 
 def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def wrap_copies(client: Any, instrument: Callable[[Any], Any]) -> None:
+    """Make ``client.copy(...)`` and ``client.with_options(...)`` return instrumented clients.
+
+    Both build a new client whose resources are new too, so the wrap must be applied again; the
+    patch is on the instance, so the original client's class (and other clients) are untouched."""
+    original = getattr(client, "copy", None)
+    if original is None or getattr(original, "__meterline__", False):
+        return
+
+    @functools.wraps(original)
+    def copy(*args: Any, **kwargs: Any) -> Any:
+        return instrument(original(*args, **kwargs))
+
+    copy.__meterline__ = True  # type: ignore[attr-defined]
+    client.copy = copy
+    if hasattr(client, "with_options"):
+        client.with_options = copy
 
 
 class Call:

@@ -9,8 +9,12 @@ extra chunk that has ``choices=[]`` and the usage; when the wrapper (not the cal
 that chunk is read and kept from the app, whose loop over ``chunk.choices[0]`` sees the stream it
 would have seen unwrapped. A caller who asked for ``include_usage`` gets every chunk, unchanged.
 
-Token fields follow the CallRecord: the prompt total includes cached
-tokens (``prompt_tokens_details.cached_tokens`` → cache reads) and the completion total includes
+``chat.completions.parse`` and ``responses.parse`` are recorded like ``create``, and
+``with_options(...)`` / ``copy(...)`` of an instrumented client return an instrumented client
+(same recorder and settings).
+
+Token fields follow the CallRecord: the prompt total includes cached tokens
+(``prompt_tokens_details.cached_tokens`` → cache reads) and the completion total includes
 reasoning tokens.
 """
 
@@ -30,6 +34,7 @@ from meterline.integrations._call import (
     get,
     is_async,
     status_of,
+    wrap_copies,
 )
 
 C = TypeVar("C")
@@ -40,13 +45,16 @@ _MAX_TOKENS_ARGS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 def instrument(
     client: C, *, recorder: Recorder | None = None, provider: str = "openai", include_usage: bool = True
 ) -> C:
-    """Record every ``chat.completions.create`` and ``responses.create`` of ``client``; returns it."""
+    """Record every ``create`` and ``parse`` of ``client``'s chat completions and responses; returns it."""
     record = recorder or default_recorder()
     completions = client.chat.completions  # type: ignore[attr-defined]
-    _wrap(completions, "create", _chat_fields, _ChatObserver, record, provider, include_usage)
+    for name in ("create", "parse"):
+        _wrap(completions, name, _chat_fields, _ChatObserver, record, provider, include_usage)
     responses = getattr(client, "responses", None)
     if responses is not None:
-        _wrap(responses, "create", _responses_fields, _ResponsesObserver, record, provider, include_usage)
+        for name in ("create", "parse"):
+            _wrap(responses, name, _responses_fields, _ResponsesObserver, record, provider, include_usage)
+    wrap_copies(client, lambda copy: instrument(copy, recorder=record, provider=provider, include_usage=include_usage))
     return client
 
 
@@ -62,9 +70,9 @@ def _wrap(
     provider: str,
     include_usage: bool,
 ) -> None:
-    original = getattr(resource, name)
-    if getattr(original, "__meterline__", False):
-        return  # already instrumented
+    original = getattr(resource, name, None)
+    if original is None or getattr(original, "__meterline__", False):
+        return  # not in this version of the client, or already instrumented
     chat = observer_type is _ChatObserver
 
     def begin(kwargs: dict[str, Any]) -> tuple[Call, bool, bool]:
