@@ -4,6 +4,12 @@ Retries are for network failures, 5xx, 408 and 429 only, with capped exponential
 jitter, ``Retry-After`` being a floor. Any other 4xx drops the batch (counted, logged without its
 content). A batch that cannot be sent goes to the spool when there is one, else it is dropped.
 While the spool holds batches, new ones queue behind them so the server gets them oldest first.
+
+With a spool, a network failure or timeout is not retried in place: the batch goes to the spool at
+once and the shipper turns to spool-and-probe (new batches to disk, one spooled batch probing the
+endpoint, backing off). A silent endpoint would otherwise hold the consumer for every try's
+timeout and backoff while the bounded queue overflows. A server that answers (5xx, 408, 429) is
+retried as before: it is up, and its ``Retry-After`` says when to come back.
 """
 
 from __future__ import annotations
@@ -121,6 +127,8 @@ class Shipper:
                 reply = self.transport.post(body, headers, self._timeout())
             except OSError as exc:
                 log.info("meterline: endpoint unreachable (%s)", type(exc).__name__)
+                if self.spool is not None:
+                    return "failed"  # to the spool now; the probe finds out when it is back
             else:
                 if reply.status == 202:
                     self._accepted(reply, count)

@@ -35,6 +35,14 @@ class Provider:
                 # Many small writes (SSE events): do not let Nagle and delayed ACKs space them out.
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except ConnectionResetError:
+                    # openai's Stream stops reading at [DONE] and closes the connection before the
+                    # chunked body's last bytes, so waiting for its next request may meet a reset.
+                    pass
+
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 provider.requests.append(body)
@@ -111,6 +119,8 @@ class Provider:
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "Hello!", "refusal": None, "annotations": []}
+        if (body.get("response_format") or {}).get("type") == "json_schema":  # structured outputs
+            message["content"] = json.dumps({"greeting": "Hello!"})
         if body.get("tools"):
             message["content"] = None
             message["tool_calls"] = [

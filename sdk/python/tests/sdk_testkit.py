@@ -37,9 +37,9 @@ def accepted(count: int) -> bytes:
 
 
 class Sink:
-    """A stand-in for Meterline's calls endpoint."""
+    """A stand-in for Meterline's calls endpoint (on ``port`` when given: one that comes back)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
         self.script: deque[tuple[int, dict[str, str]]] = deque()
         self._changed = threading.Condition()
@@ -71,7 +71,7 @@ class Sink:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
@@ -93,6 +93,49 @@ class Sink:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class BlackHole:
+    """An endpoint gone silent: it accepts TCP connections, reads nothing and never answers."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port: int = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.held: list[socket.socket] = []  # every connection accepted, kept open and unanswered
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            with self._lock:
+                self.held.append(conn)
+
+    def connections(self) -> int:
+        with self._lock:
+            return len(self.held)
+
+    def close(self) -> None:
+        """Stop listening (the port can then be taken by a :class:`Sink`) and drop what it held."""
+        if self._listener.fileno() == -1:
+            return  # already closed
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        except OSError:
+            pass
+        self._listener.close()
+        self._thread.join(5)
+        with self._lock:
+            for conn in self.held:
+                conn.close()
 
 
 @dataclass

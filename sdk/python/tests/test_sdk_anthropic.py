@@ -154,3 +154,42 @@ def test_the_async_stream_helper_left_early_is_cancelled(provider: Provider, rec
     asyncio.run(main())
     [call] = rec.calls()
     assert (call["status"], call["streamed"]) == ("cancelled", True)
+
+
+def test_clients_derived_with_options_or_copy_are_recorded(provider: Provider, rec: Recorded) -> None:
+    provider.cached = True
+    client = sync_client(provider, rec)
+    for other in (client.with_options(timeout=30), client.copy(max_retries=0), client.with_options().copy()):
+        assert other is not client
+        other.messages.create(model="claude-haiku-4-5", max_tokens=1024, messages=MESSAGES)
+        with other.messages.stream(model="claude-haiku-4-5", max_tokens=1024, messages=MESSAGES) as stream:
+            assert stream.get_final_text() == "Hello"
+    assert [(tokens(c), c["streamed"]) for c in rec.calls()] == [(CACHED, False), (CACHED, True)] * 3
+
+
+def test_derived_clients_keep_the_instrument_settings(provider: Provider, rec: Recorded) -> None:
+    client = instrument(
+        anthropic.Anthropic(api_key="sk-ant-test", base_url=provider.url, max_retries=0),
+        recorder=rec.client.record,
+        provider="bedrock",
+    )
+    client.with_options(timeout=30).messages.create(model="claude-haiku-4-5", max_tokens=1024, messages=MESSAGES)
+    [call] = rec.calls()
+    assert call["provider"] == "bedrock"
+
+
+def test_an_async_client_with_options_is_recorded(provider: Provider, rec: Recorded) -> None:
+    client = async_client(provider, rec)
+
+    async def main() -> None:
+        await client.with_options(timeout=30).messages.create(
+            model="claude-haiku-4-5", max_tokens=1024, messages=MESSAGES
+        )
+        stream = await client.copy().messages.create(
+            model="claude-haiku-4-5", max_tokens=1024, messages=MESSAGES, stream=True
+        )
+        async for _ in stream:
+            pass
+
+    asyncio.run(main())
+    assert [(tokens(c), c["streamed"]) for c in rec.calls()] == [(UNCACHED, False), (UNCACHED, True)]

@@ -3,7 +3,8 @@
 LiteLLM itself is not installed here (1.107.0 was a compromised release and the package pulls a
 large tree), so the kwargs and response objects below follow LiteLLM's documented shapes:
 ``model_call_details`` kwargs with ``litellm_params`` / ``standard_logging_object``, and a
-``ModelResponse`` whose ``usage`` is OpenAI-shaped, its prompt total including cache tokens.
+``ModelResponse`` whose ``usage`` is OpenAI-shaped (the prompt total including cache reads), with
+Anthropic's cache fields added for Claude models.
 """
 
 from __future__ import annotations
@@ -22,16 +23,26 @@ from sdk_testkit import ScriptedTransport
 START = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 
 
-def usage(prompt: int, completion: int, cached: int = 0, cache_write: int = 0, reasoning: int = 0) -> Any:
+def usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> Any:
+    """An OpenAI-style LiteLLM usage: ``prompt_tokens`` is the total, cache reads included."""
     return SimpleNamespace(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
         prompt_tokens_details=SimpleNamespace(cached_tokens=cached, audio_tokens=None),
         completion_tokens_details=SimpleNamespace(reasoning_tokens=reasoning),
-        cache_creation_input_tokens=cache_write,
-        cache_read_input_tokens=cached,
     )
+
+
+def anthropic_usage(prompt: int, read: int, write: int, text: int | None = None) -> Any:
+    """LiteLLM's usage for a Claude call: OpenAI fields plus Anthropic's cache fields."""
+    found = usage(prompt, 100, cached=read)
+    found.cache_read_input_tokens = read
+    found.cache_creation_input_tokens = write
+    if text is not None:  # newer releases: the uncached input, and the writes in the details too
+        found.prompt_tokens_details.text_tokens = text
+        found.prompt_tokens_details.cache_creation_tokens = write
+    return found
 
 
 def kwargs_for(model: str, provider: str, stream: bool = False, **extra: Any) -> dict[str, Any]:
@@ -71,15 +82,55 @@ def test_success_with_cached_tokens_and_reasoning() -> None:
     assert "prompt" not in str(call)
 
 
-def test_anthropic_through_litellm_keeps_cache_writes_apart() -> None:
+# Claude's call: 50 uncached input tokens, 5000 read from the cache, 2000 written to it.
+ANTHROPIC_SHAPES = {
+    # LiteLLM's documented shape: prompt_tokens = cache misses + cache hits, the writes apart.
+    "prompt_tokens_without_writes": anthropic_usage(5050, 5000, 2000),
+    # Newer releases fold the writes into prompt_tokens and give the uncached part as text_tokens.
+    "prompt_tokens_with_writes_and_text_tokens": anthropic_usage(7050, 5000, 2000, text=50),
+    # Anthropic's own usage (litellm.anthropic.messages): input_tokens excludes the cache.
+    "anthropic_messages": SimpleNamespace(
+        input_tokens=50, cache_read_input_tokens=5000, cache_creation_input_tokens=2000, output_tokens=100
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(ANTHROPIC_SHAPES))
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock"])
+def test_anthropic_through_litellm_records_the_total_input(shape: str, provider: str) -> None:
     callback, transport = rig()
-    response = SimpleNamespace(id="msg_1", model="claude-haiku-4-5-20251001",
-                               usage=usage(7050, 100, cached=5000, cache_write=2000))  # fmt: skip
-    callback.log_success_event(
-        kwargs_for("claude-haiku-4-5", "anthropic"), response, START, START + timedelta(seconds=2)
-    )
+    response = SimpleNamespace(id="msg_1", model="claude-haiku-4-5-20251001", usage=ANTHROPIC_SHAPES[shape])
+    callback.log_success_event(kwargs_for("claude-haiku-4-5", provider), response, START, START + timedelta(seconds=2))
     [call] = transport.delivered()
     assert (call["input_tokens"], call["cache_read_tokens"], call["cache_write_tokens"]) == (7050, 5000, 2000)
+    assert call["output_tokens"] == 100
+
+
+def test_anthropic_without_cache_fields_is_still_the_total() -> None:
+    callback, transport = rig()
+    response = SimpleNamespace(id="msg_1", model="claude-haiku-4-5-20251001", usage=usage(50, 100))
+    callback.log_success_event(kwargs_for("claude-haiku-4-5", "anthropic"), response, START, START)
+    [call] = transport.delivered()
+    assert (call["input_tokens"], call["cache_read_tokens"], call["cache_write_tokens"]) == (50, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("provider", "found", "expected"),
+    [
+        ("openai", usage(2006, 300, cached=1920), (2006, 1920)),
+        # xAI's text_tokens include the cached ones: an OpenAI-style total is taken as it is.
+        ("xai", usage(125, 48, cached=98), (125, 98)),
+        ("openai", SimpleNamespace(input_tokens=2048, input_tokens_details=SimpleNamespace(cached_tokens=1536),
+                                   output_tokens=900), (2048, 1536)),  # litellm.responses()
+    ],
+)  # fmt: skip
+def test_openai_style_prompt_tokens_are_the_total(provider: str, found: Any, expected: tuple[int, int]) -> None:
+    if provider == "xai":
+        found.prompt_tokens_details.text_tokens = 125
+    callback, transport = rig()
+    callback.log_success_event(kwargs_for("m", provider), SimpleNamespace(id="c", model="m", usage=found), START, START)
+    [call] = transport.delivered()
+    assert (call["input_tokens"], call["cache_read_tokens"], call["cache_write_tokens"]) == (*expected, 0)
 
 
 def test_a_streamed_call_gets_ttft_from_completion_start_time() -> None:

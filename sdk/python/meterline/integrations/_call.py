@@ -2,12 +2,15 @@
 
 A wrapper never changes what the app sees: results and streams come back as they are (a stream
 inside a transparent proxy), and an exception is recorded with ``status=error`` and re-raised as is.
+The one thing a proxy may take out of a stream is an event the wrapper itself caused the provider
+to send (an observer's ``hides``): the app then sees the stream it would have had unwrapped.
 A failure inside Meterline's own bookkeeping is logged and swallowed, never raised into the app.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
@@ -54,6 +57,25 @@ def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def wrap_copies(client: Any, instrument: Callable[[Any], Any]) -> None:
+    """Make ``client.copy(...)`` and ``client.with_options(...)`` return instrumented clients.
+
+    Both build a new client whose resources are new too, so the wrap must be applied again; the
+    patch is on the instance, so the original client's class (and other clients) are untouched."""
+    original = getattr(client, "copy", None)
+    if original is None or getattr(original, "__meterline__", False):
+        return
+
+    @functools.wraps(original)
+    def copy(*args: Any, **kwargs: Any) -> Any:
+        return instrument(original(*args, **kwargs))
+
+    copy.__meterline__ = True  # type: ignore[attr-defined]
+    client.copy = copy
+    if hasattr(client, "with_options"):
+        client.with_options = copy
+
+
 class Call:
     """One model call being timed; ``finish`` records it exactly once."""
 
@@ -97,6 +119,10 @@ class Observer:
     def observe(self, event: Any) -> None:
         raise NotImplementedError
 
+    def hides(self, event: Any) -> bool:
+        """Whether ``event`` (already observed) is kept from the app: only what the wrapper asked for."""
+        return False
+
     def fields(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -121,11 +147,16 @@ class _StreamBase:
             fields = {}
         self._observer.call.finish(status, error, fields)
 
-    def _see(self, event: Any) -> None:
+    def _see(self, event: Any) -> bool:
+        """Observe ``event``; whether the app should see it."""
         try:
             self._observer.observe(event)
         except Exception as exc:
             log.warning("meterline: could not read a stream event (%s)", type(exc).__name__)
+        try:
+            return not self._observer.hides(event)
+        except Exception:
+            return True
 
 
 class RecordingStream(_StreamBase):
@@ -134,24 +165,25 @@ class RecordingStream(_StreamBase):
     def __iter__(self) -> Iterator[Any]:
         try:
             for event in self._stream:
-                self._see(event)
-                yield event
+                if self._see(event):
+                    yield event
         except BaseException as exc:
             self._finish(status_of(exc), exc)
             raise
         self._finish("ok")
 
     def __next__(self) -> Any:
-        try:
-            event = next(self._stream)
-        except StopIteration:
-            self._finish("ok")
-            raise
-        except BaseException as exc:
-            self._finish(status_of(exc), exc)
-            raise
-        self._see(event)
-        return event
+        while True:
+            try:
+                event = next(self._stream)
+            except StopIteration:
+                self._finish("ok")
+                raise
+            except BaseException as exc:
+                self._finish(status_of(exc), exc)
+                raise
+            if self._see(event):
+                return event
 
     def __enter__(self) -> RecordingStream:
         return self
@@ -176,8 +208,8 @@ class AsyncRecordingStream(_StreamBase):
     async def _events(self) -> AsyncIterator[Any]:
         try:
             async for event in self._stream:
-                self._see(event)
-                yield event
+                if self._see(event):
+                    yield event
         except BaseException as exc:
             self._finish(status_of(exc), exc)
             raise
@@ -187,16 +219,17 @@ class AsyncRecordingStream(_StreamBase):
         return self._events()
 
     async def __anext__(self) -> Any:
-        try:
-            event = await self._stream.__anext__()
-        except StopAsyncIteration:
-            self._finish("ok")
-            raise
-        except BaseException as exc:
-            self._finish(status_of(exc), exc)
-            raise
-        self._see(event)
-        return event
+        while True:
+            try:
+                event = await self._stream.__anext__()
+            except StopAsyncIteration:
+                self._finish("ok")
+                raise
+            except BaseException as exc:
+                self._finish(status_of(exc), exc)
+                raise
+            if self._see(event):
+                return event
 
     async def __aenter__(self) -> AsyncRecordingStream:
         return self

@@ -3,6 +3,9 @@
 
     client = meterline.integrations.anthropic.instrument(Anthropic())
 
+``with_options(...)`` / ``copy(...)`` of an instrumented client return an instrumented client
+(same recorder and settings).
+
 Anthropic's ``input_tokens`` EXCLUDES the prompt cache, so the record's ``input_tokens`` is
 ``input_tokens + cache_read_input_tokens + cache_creation_input_tokens`` (the CallRecord total),
 with the two cache parts in ``cache_read_tokens`` and ``cache_write_tokens``.
@@ -24,6 +27,7 @@ from meterline.integrations._call import (
     get,
     is_async,
     status_of,
+    wrap_copies,
 )
 
 C = TypeVar("C")
@@ -37,6 +41,7 @@ def instrument(client: C, *, recorder: Recorder | None = None, provider: str = "
     original = messages.create
     if getattr(original, "__meterline__", False):
         return client
+    wrap_copies(client, lambda copy: instrument(copy, recorder=record, provider=provider))
 
     def begin(kwargs: dict[str, Any]) -> tuple[Call, bool]:
         streamed = kwargs.get("stream") is True

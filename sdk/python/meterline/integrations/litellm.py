@@ -4,9 +4,9 @@
     from meterline.integrations.litellm import MeterlineCallback
     litellm.callbacks = [MeterlineCallback()]
 
-LiteLLM reports usage in OpenAI's shape, with the prompt total including cached tokens and the
-cache parts in ``prompt_tokens_details.cached_tokens`` / ``cache_read_input_tokens`` and
-``cache_creation_input_tokens``. Attribution comes from ``metadata={"meterline": {...}}`` on the
+LiteLLM reports usage in OpenAI's shape, plus Anthropic's cache fields for Anthropic models; how
+that becomes the record's token fields (``input_tokens`` being the TOTAL input) is in
+:func:`usage_fields`. Attribution comes from ``metadata={"meterline": {...}}`` on the
 call, over the ``attribute()`` defaults (async callbacks run in the caller's context; LiteLLM runs
 sync callbacks on its own threads, where only the metadata is seen). The cost LiteLLM computed is
 not sent: Meterline prices the tokens from its own catalogue.
@@ -88,7 +88,7 @@ def record_fields(kwargs: dict[str, Any], response: Any, start: Any, end: Any, f
         fields["error_type"] = type(exception).__name__ if exception is not None else "error"
     else:
         fields["status"] = "ok"
-        fields.update(_usage(get(response, "usage")))
+        fields.update(usage_fields(get(response, "usage"), provider))
         response_model = get(response, "model")
         if isinstance(response_model, str):
             fields["response_model"] = response_model[:200]
@@ -104,22 +104,67 @@ def record_fields(kwargs: dict[str, Any], response: Any, start: Any, end: Any, f
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _usage(usage: Any) -> dict[str, Any]:
+def usage_fields(usage: Any, provider: str = "") -> dict[str, Any]:
+    """LiteLLM usage → CallRecord token fields; the record's ``input_tokens`` is the TOTAL input.
+
+    Two shapes, told apart explicitly:
+
+    - OpenAI-style (OpenAI, Azure, Gemini, DeepSeek, …): ``prompt_tokens`` is the total and
+      includes the cache reads, which are ``prompt_tokens_details.cached_tokens``. The record's
+      input is ``prompt_tokens``.
+    - Anthropic-style (the provider is ``anthropic``, or the usage carries Anthropic's
+      ``cache_creation_input_tokens`` / ``cache_read_input_tokens``, as LiteLLM adds for Claude on
+      Anthropic, Bedrock and Vertex): the record's input is ``uncached + cache_read + cache_write``.
+      The uncached part is ``prompt_tokens_details.text_tokens`` when LiteLLM gives it (releases
+      that fold the cache writes into ``prompt_tokens`` do); otherwise ``prompt_tokens`` minus the
+      reads, LiteLLM's documented shape being ``prompt_tokens`` = cache misses + cache hits, the
+      writes apart (``prompt_tokens`` below the reads means it holds the misses alone). A LiteLLM
+      release that folded the writes into ``prompt_tokens`` without ``text_tokens`` is counted
+      ``cache_write`` too high; there the numbers cannot tell the two apart.
+    - Anthropic's own usage (``input_tokens`` and no ``prompt_tokens``, as from
+      ``litellm.anthropic.messages``): ``input_tokens + cache_read + cache_write``; without the
+      Anthropic fields that shape is OpenAI Responses', whose ``input_tokens`` is the total.
+    """
     if usage is None:
         return {}
-    total_in = as_int(get(usage, "prompt_tokens"))
-    cache_read = as_int(get(usage, "prompt_tokens_details", "cached_tokens")) or as_int(
-        get(usage, "cache_read_input_tokens")
+    details = get(usage, "prompt_tokens_details")
+    cache_read = as_int(get(details, "cached_tokens")) or as_int(get(usage, "cache_read_input_tokens"))
+    cache_write = as_int(get(usage, "cache_creation_input_tokens")) or as_int(get(details, "cache_creation_tokens"))
+    prompt = get(usage, "prompt_tokens")
+    output = get(usage, "completion_tokens")
+    anthropic = (
+        provider == "anthropic" or _has(usage, "cache_creation_input_tokens") or _has(usage, "cache_read_input_tokens")
     )
-    cache_write = as_int(get(usage, "cache_creation_input_tokens"))
+    if prompt is None and get(usage, "input_tokens") is not None:  # Messages or Responses shape
+        output = get(usage, "output_tokens")
+        if anthropic:  # Anthropic's own: input_tokens excludes the cache
+            total_in = as_int(get(usage, "input_tokens")) + cache_read + cache_write
+        else:  # OpenAI Responses: input_tokens is the total, reads inside
+            total_in = as_int(get(usage, "input_tokens"))
+            cache_read = as_int(get(usage, "input_tokens_details", "cached_tokens"))
+    elif anthropic:
+        prompt_total = as_int(prompt)
+        text = get(details, "text_tokens")
+        if isinstance(text, int) and not isinstance(text, bool) and 0 <= text and text + cache_read <= prompt_total:
+            uncached = text
+        elif prompt_total >= cache_read:
+            uncached = prompt_total - cache_read
+        else:
+            uncached = prompt_total
+        total_in = uncached + cache_read + cache_write
+    else:
+        total_in = as_int(prompt)
     return {
-        # LiteLLM's prompt total already includes cache parts; never let them exceed it.
-        "input_tokens": max(total_in, cache_read + cache_write),
+        "input_tokens": total_in,
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,
-        "output_tokens": as_int(get(usage, "completion_tokens")),
+        "output_tokens": as_int(output),
         "reasoning_tokens": as_int(get(usage, "completion_tokens_details", "reasoning_tokens")),
     }
+
+
+def _has(usage: Any, name: str) -> bool:
+    return get(usage, name) is not None
 
 
 def _millis(start: Any, end: Any) -> float | None:

@@ -4,9 +4,18 @@
 
 Streamed Chat Completions only report usage when asked to, so the wrapper adds
 ``stream_options={"include_usage": True}`` unless the caller set ``include_usage`` itself (or
-passed ``include_usage=False`` to :func:`instrument`). Token fields follow the CallRecord: the
-prompt total includes cached tokens (``prompt_tokens_details.cached_tokens`` → cache reads) and the
-completion total includes reasoning tokens.
+passed ``include_usage=False`` to :func:`instrument`). The provider then ends the stream with one
+extra chunk that has ``choices=[]`` and the usage; when the wrapper (not the caller) asked for it,
+that chunk is read and kept from the app, whose loop over ``chunk.choices[0]`` sees the stream it
+would have seen unwrapped. A caller who asked for ``include_usage`` gets every chunk, unchanged.
+
+``chat.completions.parse`` and ``responses.parse`` are recorded like ``create``, and
+``with_options(...)`` / ``copy(...)`` of an instrumented client return an instrumented client
+(same recorder and settings).
+
+Token fields follow the CallRecord: the prompt total includes cached tokens
+(``prompt_tokens_details.cached_tokens`` → cache reads) and the completion total includes
+reasoning tokens.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from meterline.integrations._call import (
     get,
     is_async,
     status_of,
+    wrap_copies,
 )
 
 C = TypeVar("C")
@@ -35,13 +45,16 @@ _MAX_TOKENS_ARGS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 def instrument(
     client: C, *, recorder: Recorder | None = None, provider: str = "openai", include_usage: bool = True
 ) -> C:
-    """Record every ``chat.completions.create`` and ``responses.create`` of ``client``; returns it."""
+    """Record every ``create`` and ``parse`` of ``client``'s chat completions and responses; returns it."""
     record = recorder or default_recorder()
     completions = client.chat.completions  # type: ignore[attr-defined]
-    _wrap(completions, "create", _chat_fields, _ChatObserver, record, provider, include_usage)
+    for name in ("create", "parse"):
+        _wrap(completions, name, _chat_fields, _ChatObserver, record, provider, include_usage)
     responses = getattr(client, "responses", None)
     if responses is not None:
-        _wrap(responses, "create", _responses_fields, _ResponsesObserver, record, provider, include_usage)
+        for name in ("create", "parse"):
+            _wrap(responses, name, _responses_fields, _ResponsesObserver, record, provider, include_usage)
+    wrap_copies(client, lambda copy: instrument(copy, recorder=record, provider=provider, include_usage=include_usage))
     return client
 
 
@@ -57,19 +70,23 @@ def _wrap(
     provider: str,
     include_usage: bool,
 ) -> None:
-    original = getattr(resource, name)
-    if getattr(original, "__meterline__", False):
-        return  # already instrumented
+    original = getattr(resource, name, None)
+    if original is None or getattr(original, "__meterline__", False):
+        return  # not in this version of the client, or already instrumented
     chat = observer_type is _ChatObserver
 
-    def begin(kwargs: dict[str, Any]) -> tuple[Call, bool]:
+    def begin(kwargs: dict[str, Any]) -> tuple[Call, bool, bool]:
+        """The call, whether it streams, and whether the wrapper asked for the stream's usage chunk."""
         streamed = kwargs.get("stream") is True
+        injected = False
         if streamed and chat and include_usage:
             options = kwargs.get("stream_options")
             if not isinstance(options, dict):
                 kwargs["stream_options"] = {"include_usage": True}
+                injected = True
             elif "include_usage" not in options:
                 kwargs["stream_options"] = {**options, "include_usage": True}
+                injected = True
         max_tokens = next((kwargs[k] for k in _MAX_TOKENS_ARGS if isinstance(kwargs.get(k), int)), None)
         model = kwargs.get("model")
         fields = {
@@ -78,20 +95,23 @@ def _wrap(
             "streamed": streamed,
             "max_tokens": max_tokens,
         }
-        return Call(record, fields), streamed
+        return Call(record, fields), streamed, injected
+
+    def observer(call: Call, injected: bool) -> Observer:
+        return _ChatObserver(call, hide_usage_chunk=injected) if chat else observer_type(call)
 
     if is_async(original):
 
         @functools.wraps(original)
         async def async_create(*args: Any, **kwargs: Any) -> Any:
-            call, streamed = begin(kwargs)
+            call, streamed, injected = begin(kwargs)
             try:
                 result = await original(*args, **kwargs)
             except BaseException as exc:
                 call.finish(status_of(exc), exc)
                 raise
             if streamed:
-                return AsyncRecordingStream(result, observer_type(call))
+                return AsyncRecordingStream(result, observer(call, injected))
             call.finish("ok", fields=_safe(result_fields, result))
             return result
 
@@ -101,14 +121,14 @@ def _wrap(
 
     @functools.wraps(original)
     def create(*args: Any, **kwargs: Any) -> Any:
-        call, streamed = begin(kwargs)
+        call, streamed, injected = begin(kwargs)
         try:
             result = original(*args, **kwargs)
         except BaseException as exc:
             call.finish(status_of(exc), exc)
             raise
         if streamed:
-            return RecordingStream(result, observer_type(call))
+            return RecordingStream(result, observer(call, injected))
         call.finish("ok", fields=_safe(result_fields, result))
         return result
 
@@ -183,12 +203,16 @@ def _responses_fields(result: Any) -> dict[str, Any]:
 
 
 class _ChatObserver(Observer):
-    """Chat Completions chunks: the first one is the first token; usage comes in the last."""
+    """Chat Completions chunks: the first one is the first token; usage comes in the last.
 
-    def __init__(self, call: Call) -> None:
+    With ``hide_usage_chunk`` (the wrapper asked for usage, the caller did not), the usage-only
+    chunk (``choices=[]`` and a usage) is kept from the app."""
+
+    def __init__(self, call: Call, hide_usage_chunk: bool = False) -> None:
         super().__init__(call)
         self._fields: dict[str, Any] = {}
         self._tool_calls: set[tuple[int, int]] = set()
+        self._hide_usage_chunk = hide_usage_chunk
 
     def observe(self, chunk: Any) -> None:
         choices = get(chunk, "choices") or []
@@ -202,6 +226,9 @@ class _ChatObserver(Observer):
         usage = get(chunk, "usage")
         if usage is not None:
             self._fields.update(_chat_usage(usage))
+
+    def hides(self, chunk: Any) -> bool:
+        return self._hide_usage_chunk and not get(chunk, "choices") and get(chunk, "usage") is not None
 
     def fields(self) -> dict[str, Any]:
         return {**self._fields, "tool_calls": len(self._tool_calls)}
