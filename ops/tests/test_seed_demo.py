@@ -7,6 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from alerts.models import Budget
 from ledger.clickhouse.client import ClickHouse
 from tenancy.models import ApiKey, Project
 
@@ -46,3 +47,8 @@ def test_seed_demo_is_realistic_and_runs_once(ch: ClickHouse) -> None:
     # the first key was revoked and a new one issued: keys are only ever shown once
     assert key_line not in second
     assert ApiKey.objects.filter(project=project, name="demo", revoked_at__isnull=True).count() == 1
+    # Two demo budgets sized from the demo's spend, with rules, created once.
+    budgets = {b.name: b for b in Budget.objects.filter(project=project)}
+    assert set(budgets) == {"Monthly LLM spend", "chat-assistant (tight)"}
+    assert budgets["Monthly LLM spend"].amount > budgets["chat-assistant (tight)"].amount >= 1
+    assert sorted(r.kind for r in budgets["Monthly LLM spend"].rules.all()) == ["actual", "forecast"]

@@ -4,6 +4,7 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -11,11 +12,13 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from tqdm import tqdm
 
+from alerts.models import Budget, Rule
 from ingest.drain import build_rows, encode_records, insert_rows
 from ingest.models import Batch
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
 from ledger.pricebook import load_price_book
+from ledger.pricing import pusd_to_usd
 from ops.demo import generate
 from tenancy.models import ApiKey, Membership, Organization, Project, Role
 
@@ -52,9 +55,34 @@ class Command(BaseCommand):
             self.stdout.write(f"demo data already present ({int(existing):,} calls); not generating again")
         else:
             self._seed(project, options["calls"])
+        self._budgets(project)
         self.stdout.write(
             f"\n  Meterline demo\n  URL:      {options['url']}\n  login:    admin / {password}\n  API key:  {raw_key}\n"
         )
+
+    def _budgets(self, project: Project) -> None:
+        """Two demo budgets sized from the demo's own spend: one on course, one that runs over."""
+        if Budget.objects.filter(project=project).exists():
+            return
+        spent = pusd_to_usd(
+            int(
+                get_clickhouse().command(
+                    "SELECT sum(cost_pusd) FROM llm_calls WHERE project_id = {p:UInt64}"
+                    " AND timestamp >= now() - INTERVAL 30 DAY",
+                    parameters={"p": project.pk},
+                )
+            )
+        )
+        plans = [
+            ("Monthly LLM spend", {}, (spent * Decimal("1.3")).quantize(Decimal(1), ROUND_CEILING)),
+            ("chat-assistant (tight)", {"feature": ["chat-assistant"]}, (spent * Decimal("0.2")).quantize(Decimal(1))),
+        ]
+        for name, scope, amount in plans:
+            budget = Budget.objects.create(
+                project=project, name=name, scope=scope, period="month", amount=max(amount, 1)
+            )
+            Rule.objects.create(budget=budget, kind="actual", thresholds=[50, 80, 100])
+            Rule.objects.create(budget=budget, kind="forecast", thresholds=[100])
 
     def _seed(self, project: Project, total: int) -> None:
         started = time.monotonic()
