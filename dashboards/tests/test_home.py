@@ -28,7 +28,7 @@ def test_home_lists_only_the_members_projects() -> None:
 
 @pytest.mark.django_db
 def test_signing_in_lands_on_the_dashboards() -> None:
-    user = get_user_model().objects.create_user("lander", password="pw-lander")
+    get_user_model().objects.create_user("lander", password="pw-lander")
     answer = Client().post("/accounts/login/", {"username": "lander", "password": "pw-lander"})
     assert answer.status_code == 302
     assert answer["Location"] == "/"

@@ -73,7 +73,7 @@ class Command(BaseCommand):
                 )
             )
         )
-        plans = [
+        plans: list[tuple[str, dict[str, list[str]], Decimal]] = [
             ("Monthly LLM spend", {}, (spent * Decimal("1.3")).quantize(Decimal(1), ROUND_CEILING)),
             ("chat-assistant (tight)", {"feature": ["chat-assistant"]}, (spent * Decimal("0.2")).quantize(Decimal(1))),
         ]
