@@ -78,9 +78,8 @@ class Command(BaseCommand):
             ("chat-assistant (tight)", {"feature": ["chat-assistant"]}, (spent * Decimal("0.2")).quantize(Decimal(1))),
         ]
         for name, scope, amount in plans:
-            budget = Budget.objects.create(
-                project=project, name=name, scope=scope, period="month", amount=max(amount, 1)
-            )
+            amount = amount if amount >= 1 else Decimal(1)
+            budget = Budget.objects.create(project=project, name=name, scope=scope, period="month", amount=amount)
             Rule.objects.create(budget=budget, kind="actual", thresholds=[50, 80, 100])
             Rule.objects.create(budget=budget, kind="forecast", thresholds=[100])
 
