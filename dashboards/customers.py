@@ -7,7 +7,7 @@ from typing import Any
 
 from dashboards import charts
 from dashboards.filters import Filters
-from dashboards.tables import Column, PageData, Table, number, per_call, per_thousand, share, usd
+from dashboards.tables import Column, PageData, Table, number, per_call, share, spend_columns, spend_row, usd
 from ledger.queries import usage
 
 ZERO = Decimal(0)
@@ -96,24 +96,8 @@ def customer_detail(project_id: int, f: Filters, customer: str) -> PageData:
         Table(
             "features",
             "By feature and model",
-            [
-                Column("feature", "Feature"),
-                Column("model", "Model"),
-                Column("calls", "Calls", "int"),
-                Column("cost", "Cost", "money"),
-                Column("cost_per_call", "Per call", "money"),
-                Column("cost_per_1k", "Per 1,000 calls", "money"),
-                Column("share", "Share of this customer", "pct"),
-            ],
-            [
-                {
-                    **r,
-                    "cost_per_call": per_call(r["cost"], r["calls"]),
-                    "cost_per_1k": per_thousand(r["cost"], r["calls"]),
-                    "share": share(r["cost"], cost),
-                }
-                for r in by_feature_model
-            ],
+            [Column("feature", "Feature"), Column("model", "Model"), *spend_columns("Share of this customer")],
+            [spend_row(r, cost) for r in by_feature_model],
         )
     )
     page.kpis = [

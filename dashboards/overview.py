@@ -15,7 +15,7 @@ from typing import Any
 from alerts import forecast as forecasting
 from dashboards import charts
 from dashboards.filters import Filters
-from dashboards.tables import Column, PageData, Table, per_call, per_thousand, share, usd
+from dashboards.tables import Column, PageData, Table, per_call, per_thousand, share, spend_columns, spend_row, usd
 from ledger.pricebook import load_price_book
 from ledger.pricing import pusd_to_usd, tokens_cost_pusd
 from ledger.queries import UsageQuery, usage
@@ -179,25 +179,8 @@ def overview(project_id: int, f: Filters, stack: str = "feature", customers: boo
         return Table(
             name,
             title,
-            [
-                Column(dim, label),
-                Column("calls", "Calls", "int"),
-                Column("cost", "Cost", "money"),
-                Column("cost_per_call", "Per call", "money"),
-                Column("cost_per_1k", "Per 1,000 calls", "money"),
-                Column("share", "Share of spend", "pct"),
-            ],
-            [
-                {
-                    dim: r[dim],
-                    "calls": r["calls"],
-                    "cost": r["cost"],
-                    "cost_per_call": per_call(r["cost"], r["calls"]),
-                    "cost_per_1k": per_thousand(r["cost"], r["calls"]),
-                    "share": share(r["cost"], cost),
-                }
-                for r in rows
-            ],
+            [Column(dim, label), *spend_columns()],
+            [spend_row({dim: r[dim], "calls": r["calls"], "cost": r["cost"]}, cost) for r in rows],
             note="Only the top rows are shown; export for the same rows." if truncated else "",
         )
 

@@ -120,6 +120,27 @@ def per_call(cost: Decimal, calls: int) -> Decimal | None:
     return (cost / calls).quantize(MONEY_PLACES, ROUND_DOWN) if calls else None
 
 
+def spend_columns(share_label: str = "Share of spend") -> list[Column]:
+    """The columns every spend breakdown shares: calls, cost, per call, per 1,000 calls, share."""
+    return [
+        Column("calls", "Calls", "int"),
+        Column("cost", "Cost", "money"),
+        Column("cost_per_call", "Per call", "money"),
+        Column("cost_per_1k", "Per 1,000 calls", "money"),
+        Column("share", share_label, "pct"),
+    ]
+
+
+def spend_row(row: dict[str, Any], total: Decimal) -> dict[str, Any]:
+    """A usage row with the derived spend figures of :func:`spend_columns` added."""
+    return {
+        **row,
+        "cost_per_call": per_call(row["cost"], row["calls"]),
+        "cost_per_1k": per_thousand(row["cost"], row["calls"]),
+        "share": share(row["cost"], total),
+    }
+
+
 def rendered(table: Table) -> dict[str, Any]:
     """The table as the template draws it: formatted cells, numeric columns right-aligned."""
     numeric = {"money", "int", "float", "pct", "ms"}
