@@ -24,7 +24,7 @@ from dashboards.engineering import PERCENTILES, SPLITS, engineering
 from dashboards.filters import GRANULARITY_CHOICES, Filters, parse_filters
 from dashboards.overview import STACKS, overview
 from dashboards.pages import project_page, render_page
-from dashboards.tables import PageData, rendered
+from dashboards.tables import Column, PageData, Table, rendered
 from ledger.explore import CALL_ORDERS, CallsQuery, call_detail, dimension_values, top_calls
 from ledger.queries import QueryError
 from tenancy.access import may, visible_projects
@@ -274,6 +274,29 @@ def customer_view(request: HttpRequest, project: Project, customer: str) -> Http
     )
 
 
+CALL_COLUMNS = [
+    Column("event_id", "Event"),
+    Column("timestamp", "When (UTC)"),
+    Column("provider", "Provider"),
+    Column("model", "Model"),
+    Column("feature", "Feature"),
+    Column("customer_id", "Customer"),
+    Column("route_version", "Route version"),
+    Column("route", "Route"),
+    Column("status", "Status"),
+    Column("attempt", "Attempt", "int"),
+    Column("traffic", "Traffic"),
+    Column("cache_hit", "Cache hit"),
+    Column("input_tokens", "Input", "int"),
+    Column("cache_read_tokens", "Cache read", "int"),
+    Column("output_tokens", "Output", "int"),
+    Column("reasoning_tokens", "Reasoning", "int"),
+    Column("ttft_ms", "TTFT", "ms"),
+    Column("latency_ms", "Latency", "ms"),
+    Column("cost_usd", "Cost", "money"),
+]
+
+
 @project_page("detail")
 def calls_view(request: HttpRequest, project: Project) -> HttpResponse:
     f = _filters(request)
@@ -283,11 +306,15 @@ def calls_view(request: HttpRequest, project: Project) -> HttpResponse:
         rows = top_calls(CallsQuery(project.pk, f.start, f.end, dict(f.dims), order_by=order, limit=50))
     except QueryError as exc:
         rows, query_error = [], str(exc)
+    if request.GET.get("export") == "calls":
+        table = Table("calls", "Calls", CALL_COLUMNS, rows)
+        return table.csv_response(f"{project.name}-{f.start_date}-{f.end_date}-by-{order}")
+    keep = {"order": order if order != "cost" else ""}
     return render_page(
         request,
         "dashboards/calls.html",
         {
-            **_frame(request, project, f, {"order": order if order != "cost" else ""}),
+            **_frame(request, project, f, keep),
             "calls": rows,
             "order": order,
             "orders": list(CALL_ORDERS),

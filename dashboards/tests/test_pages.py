@@ -329,3 +329,13 @@ def usage_between(project: Project, start: Any, end: Any, **params: Any) -> Deci
         "/v1/usage", {"from": start.isoformat(), "to": end.isoformat(), "granularity": "total", **params}
     )
     return sum((Decimal(r["cost"]) for r in answer.json()["data"]), start=Decimal(0))
+
+
+@pytest.mark.django_db
+def test_the_calls_list_exports_every_listed_field(traffic: Project, member: Any) -> None:
+    answer = member("engineer").get(url(traffic, "calls/"), {**RANGE, "order": "latency", "export": "calls"})
+    rows = list(csv.DictReader(io.StringIO(answer.content.decode())))
+    assert [r["event_id"] for r in rows[:2]] == ["ev-10", "ev-3"]
+    costs = {r["event_id"]: r["cost"] for r in _calls_cost(traffic)}
+    assert all(Decimal(r["cost_usd"]) == costs[r["event_id"]] for r in rows)
+    assert rows[0]["latency_ms"] == "3100.0"
