@@ -83,7 +83,8 @@ def lines(title: str, xs: Sequence[str], series: dict[str, list[float | None]], 
     traces = [
         {
             "type": "scatter",
-            "mode": "lines",
+            "mode": "lines+markers",  # markers: a value between two empty buckets is still seen
+            "marker": {"size": 5},
             "name": name,
             "x": list(xs),
             "y": ys,
