@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,6 +13,8 @@ from alerts.evaluate import measure, window_of
 from alerts.models import Budget
 from alerts.periods import Window
 from alerts.spend import SpendRequest, daily_spend
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,16 +39,26 @@ def burns(budgets: list[Budget], now: datetime | None = None) -> dict[int, Burn]
     """One batched spend read for all the budgets; the forecast for every one of them."""
     now = now or datetime.now(UTC)
     requests = []
+    usable = []
     for budget in budgets:
-        tz = ZoneInfo(budget.timezone)
-        first = now.astimezone(tz).date() - timedelta(days=forecasting.HISTORY_DAYS)
-        requests.append(
-            SpendRequest(budget.pk, budget.project_id, tz, budget.scope, min(first, window_of(budget, now).first_day))
-        )
+        try:  # a budget whose period cannot be computed has no burn; the others still do
+            tz = ZoneInfo(budget.timezone)
+            first = min(
+                now.astimezone(tz).date() - timedelta(days=forecasting.HISTORY_DAYS), window_of(budget, now).first_day
+            )
+        except Exception as exc:
+            log.error("budget %s: cannot compute its period (%s)", budget.pk, type(exc).__name__)
+            continue
+        usable.append(budget)
+        requests.append(SpendRequest(budget.pk, budget.project_id, tz, budget.scope, first))
     series = daily_spend(requests, now)
     out = {}
-    for budget in budgets:
-        m = measure(budget, series.get(budget.pk, {}), now)
+    for budget in usable:
+        try:
+            m = measure(budget, series.get(budget.pk, {}), now)
+        except Exception as exc:
+            log.error("budget %s: cannot measure its burn (%s)", budget.pk, type(exc).__name__)
+            continue
         forecast = m.forecast
         if forecast is None and m.window.start <= now:
             tz = ZoneInfo(budget.timezone)

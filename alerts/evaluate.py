@@ -85,11 +85,15 @@ def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Repo
     report = Report(budgets=len(budgets))
     requests = []
     for budget in budgets:
-        tz = ZoneInfo(budget.timezone)
-        window = window_of(budget, now)
-        first = window.first_day
-        if _needs_history(budget):
-            first = min(first, now.astimezone(tz).date() - timedelta(days=forecasting.HISTORY_DAYS))
+        try:  # a budget whose window cannot be built (bad stored dates) is skipped, not everyone
+            tz = ZoneInfo(budget.timezone)
+            window = window_of(budget, now)
+            first = window.first_day
+            if _needs_history(budget):
+                first = min(first, now.astimezone(tz).date() - timedelta(days=forecasting.HISTORY_DAYS))
+        except Exception as exc:
+            log.error("budget %s: cannot compute its period (%s); skipped", budget.pk, type(exc).__name__)
+            continue
         if window.start > now:  # a custom period that has not begun
             continue
         requests.append(SpendRequest(budget.pk, budget.project_id, tz, budget.scope, first))

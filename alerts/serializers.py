@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
+from django.utils import timezone as dj_timezone
 from rest_framework import serializers
 
 from alerts import channels as channel_config
@@ -15,6 +17,8 @@ from alerts.models import DEFAULT_THRESHOLDS, AlertState, Budget, Channel, Chann
 from tenancy.models import Project
 
 MAX_THRESHOLDS = 10
+MAX_PERIOD_DAYS = 366
+PERIOD_START_YEARS = 10  # a custom period_start lies within this many years of today
 
 
 class ChannelSerializer(serializers.Serializer[Channel]):
@@ -113,10 +117,19 @@ class BudgetSerializer(serializers.Serializer[Budget]):
     )
     period = serializers.ChoiceField(choices=Period.choices, default=Period.MONTH)
     period_start = serializers.DateField(required=False, allow_null=True)
-    period_days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=3660)
+    period_days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_PERIOD_DAYS)
     timezone = serializers.CharField(max_length=64, default="UTC")
     scope = serializers.JSONField(required=False)
     rules = RuleSerializer(many=True, required=False)
+
+    def validate_period_start(self, value: date | None) -> date | None:
+        if value is None:
+            return value
+        today = dj_timezone.now().date()
+        reach = timedelta(days=round(365.25 * PERIOD_START_YEARS))
+        if not today - reach <= value <= today + reach:
+            raise serializers.ValidationError(f"period_start must be within {PERIOD_START_YEARS} years of today")
+        return value
 
     def validate_timezone(self, value: str) -> str:
         try:

@@ -45,14 +45,16 @@ class BudgetDetailView(_BudgetView):
     @extend_schema(operation_id="budgets_read", summary="A budget with its burn this period (spent, %, forecast)")
     def get(self, request: Request, budget_id: int) -> Response:
         budget = self.budget(request, budget_id)
-        burn = burns([budget])[budget.pk]
-        current = {
-            "period_start": burn.window.start.isoformat(),
-            "period_end": burn.window.end.isoformat(),
-            "spent_usd": f"{burn.spent:.12f}",
-            "percent": f"{burn.percent}",
-            "forecast_usd": None if burn.forecast is None else f"{burn.forecast:.12f}",
-        }
+        burn = burns([budget]).get(budget.pk)
+        current = None  # a budget whose period cannot be computed (stored before validation) has no burn
+        if burn is not None:
+            current = {
+                "period_start": burn.window.start.isoformat(),
+                "period_end": burn.window.end.isoformat(),
+                "spent_usd": f"{burn.spent:.12f}",
+                "percent": f"{burn.percent}",
+                "forecast_usd": None if burn.forecast is None else f"{burn.forecast:.12f}",
+            }
         return Response({**BudgetSerializer(budget).data, "current": current})
 
     @extend_schema(operation_id="budgets_update", summary="Change a budget; rules given replace the rules")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -12,7 +12,7 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
-from alerts.evaluate import evaluate_budgets, evaluate_projects, measure, window_of
+from alerts.evaluate import evaluate_all, evaluate_budgets, evaluate_projects, measure, window_of
 from alerts.firing import fire
 from alerts.forecast import crossed
 from alerts.models import AlertState, Budget, Channel, Delivery, Signal
@@ -178,3 +178,16 @@ def test_many_threads_and_processes_deliver_each_threshold_exactly_once(project:
         # every one of them has finished sending: exactly one request reached the receiver
         assert [r.json()["rule"]["threshold"] for r in hook.requests] == ["80"]
         assert Delivery.objects.get().status == "sent"
+
+
+def test_a_budget_whose_period_cannot_be_built_does_not_stop_the_others(project: Project, api: APIClient) -> None:
+    # stored before validation capped it: building this window overflows the date range
+    broken = budget(project, "10.00", name="broken", period="custom", period_start=date(9999, 12, 1), period_days=60)
+    good = budget(project, "100.00", name="good")
+    spend(api, "85.00", datetime(2026, 10, 3, tzinfo=UTC))
+    evaluate_projects([project.pk], now=OCT)
+    assert states(good) == {("2026-10", 80): "fired", ("2026-10", 50): "superseded"}
+    assert states(broken) == {}
+    other = budget(project, "100.00", name="other")
+    evaluate_all(now=OCT)
+    assert states(other) == {("2026-10", 80): "fired", ("2026-10", 50): "superseded"}

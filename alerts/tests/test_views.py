@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -123,3 +123,11 @@ def test_form_errors_name_the_rule_field(project: Project) -> None:
     assert answer.status_code == 400
     assert "rules[0].thresholds[1]: A valid number is required." in answer.content.decode()
     assert not Budget.objects.filter(project=project).exists()
+
+
+def test_budgets_page_shows_the_others_beside_a_budget_whose_period_cannot_be_built(project: Project) -> None:
+    budget(project, "10.00", name="broken", period="custom", period_start=date(9999, 12, 1), period_days=60)
+    budget(project, "10.00", name="fine")
+    page = login(project, "viewer").get(f"/p/{project.pk}/budgets/")
+    assert page.status_code == 200
+    assert "fine" in page.content.decode()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -133,6 +133,9 @@ def test_budget_defaults_to_50_80_100(admin: APIClient) -> None:
         ({"period": "fortnight"}, "period", "not a valid choice"),
         ({"period": "custom"}, "period_start", "needs period_start"),
         ({"period": "custom", "period_start": "2026-11-03"}, "period_days", "needs period_days"),
+        ({"period": "custom", "period_start": "9999-12-01", "period_days": 60}, "period_start", "within 10 years"),
+        ({"period": "custom", "period_start": "1900-01-01", "period_days": 60}, "period_start", "within 10 years"),
+        ({"period": "custom", "period_start": "2026-11-03", "period_days": 367}, "period_days", "366"),
         ({"scope": {"team": ["x"]}}, "scope", "scope.team is not a scope dimension"),
         ({"scope": {"feature": []}}, "scope", "scope.feature must be a non-empty list"),
         ({"rules": [{"kind": "actual", "thresholds": ["abc"]}]}, "rules", "valid number"),
@@ -146,6 +149,16 @@ def test_bad_budgets_are_400_naming_the_field(
     answer = admin.post("/v1/budgets", {"name": "b", "amount_usd": "10", **change}, format="json")
     assert answer.status_code == 400
     assert message in str(answer.json()[field])
+
+
+def test_a_budget_stored_with_an_unbuildable_period_still_reads(project: Project, admin: APIClient) -> None:
+    broken = Budget.objects.create(
+        project=project, name="b", amount=10, period="custom", period_start=date(9999, 12, 1), period_days=60
+    )
+    answer = admin.get(f"/v1/budgets/{broken.pk}")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["current"] is None
+    assert admin.get("/v1/budgets").status_code == 200
 
 
 def test_write_needs_the_admin_scope_and_read_needs_read(project: Project) -> None:
