@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import transaction
 
 from alerts import forecast as forecasting
@@ -83,6 +84,8 @@ def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Repo
     """Measure the budgets (batched spend queries), fire crossed thresholds, enqueue deliveries."""
     now = now or datetime.now(UTC)
     report = Report(budgets=len(budgets))
+    grace = timedelta(seconds=settings.ALERTS_PERIOD_GRACE_SECONDS)
+    previous: dict[int, Window] = {}
     requests = []
     for budget in budgets:
         try:  # a budget whose window cannot be built (bad stored dates) is skipped, not everyone
@@ -91,6 +94,11 @@ def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Repo
             first = window.first_day
             if _needs_history(budget):
                 first = min(first, now.astimezone(tz).date() - timedelta(days=forecasting.HISTORY_DAYS))
+            if window.start <= now < window.start + grace:  # the period that just ended may have late spend
+                ended = window_of(budget, window.start - timedelta(microseconds=1))
+                if ended.end == window.start:  # (a custom period's first window has none before it)
+                    previous[budget.pk] = ended
+                    first = min(first, ended.first_day)
         except Exception as exc:
             log.error("budget %s: cannot compute its period (%s); skipped", budget.pk, type(exc).__name__)
             continue
@@ -108,6 +116,8 @@ def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Repo
         if budget.pk not in series:
             continue
         try:
+            if budget.pk in previous:
+                report.delivery_ids += evaluate_ended(budget, previous[budget.pk], series[budget.pk], now)
             m = measure(budget, series[budget.pk], now)
             found = outliers.get((budget.project_id, m.day.start), [])
             report.delivery_ids += evaluate_one(budget, m, now, live.get(budget.pk, []), found)
@@ -141,14 +151,25 @@ def _outliers(budgets: list[Budget], now: datetime) -> dict[tuple[int, datetime]
     return found
 
 
+def evaluate_ended(budget: Budget, window: Window, daily: Daily, now: datetime) -> list[int]:
+    """The period that ended less than the grace ago: spend that arrived late (or was evaluated only
+    after the boundary) still fires its ``actual`` thresholds, into that period's alert rows."""
+    spend = sum((v for d, v in daily.items() if window.first_day <= d < window.end_day), Decimal(0))
+    # The period is over: its end-of-period spend is known, so it is also its forecast (for re-arming).
+    m = Measurement(window, day_window(ZoneInfo(budget.timezone), now), spend, spend, Decimal(0), None)
+    return evaluate_one(budget, m, now, kinds=(RuleKind.ACTUAL,))
+
+
 def evaluate_one(
     budget: Budget,
     m: Measurement,
     now: datetime,
     live: list[AlertState] | None = None,
     outliers: list[Outlier] | None = None,
+    kinds: tuple[str, ...] | None = None,
 ) -> list[int]:
-    """Fire what this budget's measurement crosses (``live``: its spend alerts this period)."""
+    """Fire what this budget's measurement crosses (``live``: its spend alerts this period;
+    ``kinds``: only rules of these kinds)."""
     if live is None or any(state.amount != budget.amount for state in live):
         rearm_after_amount_change(budget, m.window.start, m.spend, m.forecast)
     period = (m.window.start, m.window.end)
@@ -158,6 +179,8 @@ def evaluate_one(
         return {"top_contributors": top_contributors(budget.project_id, budget.scope, m.window.start, m.window.end)}
 
     for rule in budget.rules.all():
+        if kinds is not None and rule.kind not in kinds:
+            continue
         thresholds = [Decimal(str(t)) for t in rule.thresholds]
         if rule.kind == RuleKind.ACTUAL:
             hit = forecasting.crossed(m.spend, budget.amount, thresholds)

@@ -191,3 +191,34 @@ def test_a_budget_whose_period_cannot_be_built_does_not_stop_the_others(project:
     other = budget(project, "100.00", name="other")
     evaluate_all(now=OCT)
     assert states(other) == {("2026-10", 80): "fired", ("2026-10", 50): "superseded"}
+
+
+def test_the_period_that_just_ended_is_evaluated_during_the_grace(
+    project: Project, api: APIClient, settings: object
+) -> None:
+    setattr(settings, "ALERTS_PERIOD_GRACE_SECONDS", 7200)  # noqa: B010 - pytest-django's settings fixture
+    b = budget(project, "100.00")
+    spend(api, "95.00", datetime(2026, 10, 20, tzinfo=UTC))
+    evaluate_projects([project.pk], now=datetime(2026, 10, 31, 23, 59, 50, tzinfo=UTC))
+    assert states(b) == {("2026-10", 80): "fired", ("2026-10", 50): "superseded"}
+    # spend crosses 100 % five seconds before the month ends; the next evaluation is in November
+    spend(api, "6.00", datetime(2026, 10, 31, 23, 59, 55, tzinfo=UTC))
+    evaluate_projects([project.pk], now=datetime(2026, 11, 1, 0, 0, 5, tzinfo=UTC))
+    october = AlertState.objects.get(budget=b, threshold=100)
+    assert (october.status, october.spend, october.period_start) == (
+        "fired", Decimal("101"), datetime(2026, 10, 1, tzinfo=UTC)
+    )  # fmt: skip
+    assert not AlertState.objects.filter(budget=b, period_start__gte=datetime(2026, 11, 1, tzinfo=UTC)).exists()
+    # evaluating again in the grace fires nothing more
+    evaluate_projects([project.pk], now=datetime(2026, 11, 1, 1, tzinfo=UTC))
+    assert AlertState.objects.filter(budget=b).count() == 3
+
+
+def test_late_spend_after_the_grace_no_longer_fires_for_the_ended_period(
+    project: Project, api: APIClient, settings: object
+) -> None:
+    setattr(settings, "ALERTS_PERIOD_GRACE_SECONDS", 7200)  # noqa: B010 - pytest-django's settings fixture
+    b = budget(project, "100.00", rules=[("actual", [100], [])])
+    spend(api, "101.00", datetime(2026, 10, 31, 23, tzinfo=UTC))
+    evaluate_projects([project.pk], now=datetime(2026, 11, 1, 2, 0, 1, tzinfo=UTC))
+    assert states(b) == {}
