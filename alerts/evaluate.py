@@ -169,7 +169,27 @@ def evaluate_one(
     kinds: tuple[str, ...] | None = None,
 ) -> list[int]:
     """Fire what this budget's measurement crosses (``live``: its spend alerts this period;
-    ``kinds``: only rules of these kinds)."""
+    ``kinds``: only rules of these kinds).
+
+    Re-arming and firing happen with the budget row locked and its amount read again under the
+    lock: a worker that read the budget before an amount change cannot fire (under the old amount)
+    a threshold another worker has just re-armed under the new one."""
+    with transaction.atomic():
+        amount = Budget.objects.select_for_update().filter(pk=budget.pk).values_list("amount", flat=True).first()
+        if amount is None:  # deleted meanwhile
+            return []
+        budget.amount = amount
+        return _evaluate_locked(budget, m, now, live, outliers, kinds)
+
+
+def _evaluate_locked(
+    budget: Budget,
+    m: Measurement,
+    now: datetime,
+    live: list[AlertState] | None,
+    outliers: list[Outlier] | None,
+    kinds: tuple[str, ...] | None,
+) -> list[int]:
     if live is None or any(state.amount != budget.amount for state in live):
         rearm_after_amount_change(budget, m.window.start, m.spend, m.forecast)
     period = (m.window.start, m.window.end)

@@ -78,7 +78,9 @@ def rearm_after_amount_change(budget: Budget, period_start: datetime, spend: Dec
     """Re-arm this period's spend alerts that the budget's current amount no longer crosses.
 
     Only rows recorded under another amount are looked at: with an unchanged amount a fired
-    threshold stays fired even if spend later drops (a correction must not re-send the alert)."""
+    threshold stays fired even if spend later drops (a correction must not re-send the alert). A row
+    still crossed takes the current amount, so it is judged once per amount change, not every time.
+    Call it with the budget row locked (``select_for_update``), as :func:`evaluate_one` does."""
     rearmed = 0
     states = (
         AlertState.objects.filter(budget=budget, period_start=period_start, signal=Signal.SPEND, status__in=LIVE)
@@ -88,6 +90,9 @@ def rearm_after_amount_change(budget: Budget, period_start: datetime, spend: Dec
     for state in states:
         value = forecast if state.rule.kind == "forecast" else spend
         still_crossed = value is not None and value * 100 >= state.threshold * budget.amount
-        if not still_crossed:
-            rearmed += AlertState.objects.filter(pk=state.pk, status=state.status).update(status=AlertStatus.REARMED)
+        row = AlertState.objects.filter(pk=state.pk, status=state.status)
+        if still_crossed:
+            row.update(amount=budget.amount)
+        else:
+            rearmed += row.update(status=AlertStatus.REARMED)
     return rearmed

@@ -12,8 +12,8 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
-from alerts.evaluate import evaluate_all, evaluate_budgets, evaluate_projects, measure, window_of
-from alerts.firing import fire
+from alerts.evaluate import evaluate_all, evaluate_budgets, evaluate_one, evaluate_projects, measure, window_of
+from alerts.firing import fire, rearm_after_amount_change
 from alerts.forecast import crossed
 from alerts.models import AlertState, Budget, Channel, Delivery, Signal
 from alerts.spend import SpendRequest, daily_spend
@@ -222,3 +222,36 @@ def test_late_spend_after_the_grace_no_longer_fires_for_the_ended_period(
     spend(api, "101.00", datetime(2026, 10, 31, 23, tzinfo=UTC))
     evaluate_projects([project.pk], now=datetime(2026, 11, 1, 2, 0, 1, tzinfo=UTC))
     assert states(b) == {}
+
+
+def test_a_threshold_still_crossed_after_an_amount_change_takes_the_new_amount(
+    project: Project, api: APIClient
+) -> None:
+    b = budget(project, "100.00")
+    spend(api, "85.00", datetime(2026, 10, 3, tzinfo=UTC))
+    evaluate_projects([project.pk], now=OCT)
+    Budget.objects.filter(pk=b.pk).update(amount=Decimal("160"))
+    evaluate_projects([project.pk], now=OCT)  # 85 is 53 % of 160: 80 re-armed, 50 still crossed
+    rows = AlertState.objects.filter(budget=b).order_by("threshold").values_list("threshold", "status", "amount")
+    assert list(rows) == [(50, "superseded", Decimal("160")), (80, "rearmed", Decimal("100"))]
+    # a later correction with the amount unchanged does not re-arm 50 (so it cannot fire again)
+    b.refresh_from_db()
+    start = window_of(b, OCT).start
+    assert rearm_after_amount_change(b, start, Decimal("70"), None) == 0
+    assert AlertState.objects.get(budget=b, threshold=50).status == "superseded"
+
+
+def test_a_worker_holding_the_old_amount_cannot_refire_a_rearmed_threshold(project: Project, api: APIClient) -> None:
+    b = budget(project, "100.00")
+    spend(api, "85.00", datetime(2026, 10, 3, tzinfo=UTC))
+    evaluate_projects([project.pk], now=OCT)
+    # a worker reads the budget and its live alerts before the amount is raised...
+    stale = Budget.objects.prefetch_related("rules__channels").get(pk=b.pk)
+    live = list(AlertState.objects.filter(budget=b).select_related("rule"))
+    Budget.objects.filter(pk=b.pk).update(amount=Decimal("150"))
+    evaluate_projects([project.pk], now=OCT)  # ...another re-arms 80 under the new amount
+    assert states(b) == {("2026-10", 80): "rearmed", ("2026-10", 50): "superseded"}
+    # ...then the first worker fires: it judges by the amount in force, so 80 (85 < 120) stays re-armed
+    series = daily_spend([SpendRequest(b.pk, project.pk, ZoneInfo("UTC"), b.scope, window_of(b, OCT).first_day)], OCT)
+    assert evaluate_one(stale, measure(stale, series[b.pk], OCT), OCT, live, []) == []
+    assert not AlertState.objects.filter(budget=b, threshold=80, status="fired").exists()
