@@ -11,10 +11,11 @@ dead webhook, disables the channel with the reason.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from alerts.message import from_alert, test_message
@@ -55,24 +56,42 @@ def attempt(delivery_id: int, now: datetime | None = None) -> str | None:
     try:
         transport_for(channel).send(from_alert(delivery.alert), delivery_id)
     except TransientError as exc:
-        if delivery.attempts >= settings.ALERTS_MAX_ATTEMPTS:
-            mine.update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=f"gave up: {exc}"[:1000])
-            log.warning("delivery %s failed after %s attempts", delivery_id, delivery.attempts)
-            return "failed"
-        delay = backoff(delivery.attempts)
-        if exc.retry_after is not None:  # the receiver's Retry-After is a floor, within the cap
-            delay = max(delay, timedelta(seconds=min(exc.retry_after, settings.ALERTS_RETRY_MAX_SECONDS)))
-        mine.update(next_attempt_at=now + delay, last_error=str(exc)[:1000])
-        log.info("delivery %s: transient failure, retry in %ss", delivery_id, int(delay.total_seconds()))
-        return "retry"
+        return _transient(delivery, mine, now, str(exc), exc.retry_after)
     except PermanentError as exc:
         mine.update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=str(exc)[:1000])
         if exc.disable:
             channel.disable(str(exc))
             log.warning("channel %s disabled after a permanent failure", channel.pk)
         return "failed"
+    except Exception as exc:  # anything unforeseen: transient (under the attempts cap), never silent
+        log.warning("delivery %s: unexpected %s while sending", delivery_id, type(exc).__name__)
+        return _transient(delivery, mine, now, safe_error(exc), None)
     mine.update(status=DeliveryStatus.SENT, sent_at=timezone.now(), next_attempt_at=None, last_error="")
     return "sent"
+
+
+def _transient(
+    delivery: Delivery, mine: QuerySet[Delivery], now: datetime, reason: str, retry_after: float | None
+) -> str:
+    if delivery.attempts >= settings.ALERTS_MAX_ATTEMPTS:
+        mine.update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=f"gave up: {reason}"[:1000])
+        log.warning("delivery %s failed after %s attempts", delivery.pk, delivery.attempts)
+        return "failed"
+    delay = backoff(delivery.attempts)
+    if retry_after is not None:  # the receiver's Retry-After is a floor, within the cap
+        delay = max(delay, timedelta(seconds=min(retry_after, settings.ALERTS_RETRY_MAX_SECONDS)))
+    mine.update(next_attempt_at=now + delay, last_error=reason[:1000])
+    log.info("delivery %s: transient failure, retry in %ss", delivery.pk, int(delay.total_seconds()))
+    return "retry"
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+
+
+def safe_error(exc: BaseException) -> str:
+    """An unexpected failure as ``ClassName: message``, with any URL in the message replaced."""
+    text = " ".join(_URL.sub("<url>", str(exc)).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def due(now: datetime | None = None, limit: int = 200) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,13 @@ from tenancy.models import Project
 MAX_THRESHOLDS = 10
 MAX_PERIOD_DAYS = 366
 PERIOD_START_YEARS = 10  # a custom period_start lies within this many years of today
+
+
+def _plain_name(value: str) -> str:
+    """A name goes into email subjects and Slack headers: one line, no control characters."""
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise serializers.ValidationError("a name may not contain control characters or line breaks")
+    return value
 
 
 class ChannelSerializer(serializers.Serializer[Channel]):
@@ -42,6 +50,9 @@ class ChannelSerializer(serializers.Serializer[Channel]):
             "disabled_reason": instance.disabled_reason,
             "created_at": instance.created_at.isoformat(),
         }
+
+    def validate_name(self, value: str) -> str:
+        return _plain_name(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         instance: Channel | None = self.instance  # type: ignore[assignment]
@@ -121,6 +132,9 @@ class BudgetSerializer(serializers.Serializer[Budget]):
     timezone = serializers.CharField(max_length=64, default="UTC")
     scope = serializers.JSONField(required=False)
     rules = RuleSerializer(many=True, required=False)
+
+    def validate_name(self, value: str) -> str:
+        return _plain_name(value)
 
     def validate_period_start(self, value: date | None) -> date | None:
         if value is None:

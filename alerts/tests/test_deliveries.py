@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +18,7 @@ from rest_framework.test import APIClient
 from alerts import deliveries
 from alerts.models import Budget, Channel, Delivery
 from alerts.tests.helpers import budget, evaluate, receiver, spend
+from alerts.transports.email import EmailTransport
 from tenancy.models import Project
 
 OCT = datetime(2026, 10, 20, 12, tzinfo=UTC)
@@ -196,3 +201,77 @@ def test_send_test_reaches_every_kind_and_disables_on_permanent_failure(project:
         assert deliveries.send_test(slack) == (False, "Slack answered 404 no_service")
         slack.refresh_from_db()
         assert not slack.enabled
+
+
+@contextmanager
+def garbage_server() -> Iterator[str]:
+    """A TCP server that answers every request with a line that is not HTTP."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                conn.recv(65536)
+                conn.sendall(b"garbage\r\n\r\n")
+                conn.shutdown(socket.SHUT_WR)
+                while conn.recv(65536):
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def test_a_malformed_http_answer_is_a_transient_failure(project: Project, api: APIClient) -> None:
+    with garbage_server() as url:
+        channel = Channel.objects.create(
+            project=project, kind="webhook", name="x", config={"url": url, "secret": "s" * 16}
+        )
+        _fire(project, api, channel)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sending", 1)
+    assert delivery.last_error == "could not reach the receiver (BadStatusLine)"
+    assert delivery.next_attempt_at is not None
+
+
+def test_an_unexpected_error_is_retried_under_the_cap_and_recorded_without_urls(
+    project: Project, api: APIClient, settings: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setattr(settings, "ALERTS_MAX_ATTEMPTS", 2)  # noqa: B010 - pytest-django's settings fixture
+
+    def broken(self: object, message: object, delivery_id: int | None = None) -> None:
+        raise RuntimeError("boom while posting to https://hooks.example.com/SECRET-PATH")
+
+    monkeypatch.setattr(EmailTransport, "send", broken)
+    channel = Channel.objects.create(project=project, kind="email", name="mail", config={"to": ["a@example.com"]})
+    _fire(project, api, channel)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sending", 1)
+    assert delivery.last_error == "RuntimeError: boom while posting to <url>"
+    assert delivery.next_attempt_at is not None
+    assert deliveries.send_due(now=delivery.next_attempt_at) == {"failed": 1}
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.last_error) == ("failed", "gave up: RuntimeError: boom while posting to <url>")
+
+
+def test_a_budget_name_with_a_newline_still_mails_on_one_subject_line(project: Project, api: APIClient) -> None:
+    channel = Channel.objects.create(project=project, kind="email", name="mail", config={"to": ["a@example.com"]})
+    b = budget(project, "100.00", name="evil\nBcc: x@example.com", rules=[("actual", [50], [channel])])
+    spend(api, "60.00", datetime(2026, 10, 3, tzinfo=UTC))
+    evaluate(project, OCT)
+    assert Delivery.objects.get(alert__budget=b).status == "sent"
+    assert mail.outbox[0].subject == "[Meterline] evil Bcc: x@example.com has reached 50 % of its month budget"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import unicodedata
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -13,6 +14,12 @@ from alerts.models import Channel
 from alerts.transports import PermanentError, TransientError
 
 
+def subject(headline: str) -> str:
+    """``[Meterline] headline`` on one line: control characters (a newline in a name) become spaces."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in headline)
+    return f"[Meterline] {' '.join(text.split())}"[:200]
+
+
 class EmailTransport:
     def __init__(self, channel: Channel) -> None:
         self.to = [str(a) for a in channel.config["to"]]
@@ -20,7 +27,7 @@ class EmailTransport:
     def send(self, message: AlertMessage, delivery_id: int | None = None) -> None:
         context = {"m": message}
         email = EmailMultiAlternatives(
-            subject=f"[Meterline] {message.headline}"[:200],
+            subject=subject(message.headline),
             body=render_to_string("alerts/email/alert.txt", context),
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=self.to,

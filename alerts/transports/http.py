@@ -6,6 +6,7 @@ URL, a header or a body.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import urllib.error
 import urllib.request
@@ -50,7 +51,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Response:
             return Response(answer.status, answer.read(4096).decode("utf-8", "replace"), dict(answer.headers.items()))
     except urllib.error.HTTPError as exc:
         return Response(exc.code, exc.read(4096).decode("utf-8", "replace"), dict(exc.headers.items()))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        # HTTPException: a malformed answer (BadStatusLine, IncompleteRead, …), not an OSError
         raise TransientError(f"could not reach the receiver ({_reason(exc)})") from None
 
 
@@ -62,7 +64,7 @@ def slack_webhook(url: str) -> WebhookClient:
 def send_slack(url: str, payload: dict[str, Any]) -> Response:
     try:
         answer = slack_webhook(url).send_dict(payload)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         raise TransientError(f"could not reach Slack ({_reason(exc)})") from None
     return Response(answer.status_code, str(answer.body or ""), dict(answer.headers or {}))
 

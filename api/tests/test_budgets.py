@@ -66,6 +66,7 @@ def test_channels_never_return_secrets_whole(admin: APIClient) -> None:
         ),
         ({"kind": "email", "name": "x", "config": {"to": ["not-an-address"]}}, "config", "is not an email address"),
         ({"kind": "email", "name": "x", "config": {"to": ["a@b.io"], "cc": []}}, "config", "config.cc is not"),
+        ({"kind": "email", "name": "a\rb", "config": {"to": ["a@b.io"]}}, "name", "control characters"),
     ],
 )
 def test_bad_channels_are_400_naming_the_field(
@@ -128,6 +129,7 @@ def test_budget_defaults_to_50_80_100(admin: APIClient) -> None:
     ("change", "field", "message"),
     [
         ({"amount_usd": "ten"}, "amount_usd", "valid number"),
+        ({"name": "evil\nBcc: x@example.com"}, "name", "control characters"),
         ({"amount_usd": "0"}, "amount_usd", "greater than or equal"),
         ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
         ({"period": "fortnight"}, "period", "not a valid choice"),
