@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -43,46 +45,60 @@ def claim(delivery_id: int, now: datetime) -> bool:
 
 
 def attempt(delivery_id: int, now: datetime | None = None) -> str | None:
-    """Claim and send one delivery. Returns "sent", "retry", "failed", or None if not ours/not due."""
+    """Claim (at ``now``) and send one delivery. Returns "sent", "retry", "failed", or None if it was
+    not ours, not due, or our lease ran out while sending (another worker owns the outcome then)."""
     now = now or timezone.now()
     if not claim(delivery_id, now):
         return None
+    lease = now + LEASE
     delivery = Delivery.objects.select_related("channel", "alert__budget__project", "alert__rule").get(pk=delivery_id)
-    mine = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING)
+    # Every outcome is written only while the row still holds the lease this claim set.
+    mine = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING, next_attempt_at=lease)
     channel = delivery.channel
     if not channel.enabled:
-        mine.update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="channel disabled")
-        return "failed"
+        return _record(
+            mine, "failed", status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="channel disabled"
+        )
     try:
         transport_for(channel).send(from_alert(delivery.alert), delivery_id)
     except TransientError as exc:
         return _transient(delivery, mine, now, str(exc), exc.retry_after)
     except PermanentError as exc:
-        mine.update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=str(exc)[:1000])
+        outcome = _record(
+            mine, "failed", status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=str(exc)[:1000]
+        )
         if exc.disable:
             channel.disable(str(exc))
             log.warning("channel %s disabled after a permanent failure", channel.pk)
-        return "failed"
+        return outcome
     except Exception as exc:  # anything unforeseen: transient (under the attempts cap), never silent
         log.warning("delivery %s: unexpected %s while sending", delivery_id, type(exc).__name__)
         return _transient(delivery, mine, now, safe_error(exc), None)
-    mine.update(status=DeliveryStatus.SENT, sent_at=timezone.now(), next_attempt_at=None, last_error="")
-    return "sent"
+    return _record(
+        mine, "sent", status=DeliveryStatus.SENT, sent_at=timezone.now(), next_attempt_at=None, last_error=""
+    )
+
+
+def _record(mine: QuerySet[Delivery], outcome: str, **fields: object) -> str | None:
+    if mine.update(**fields):
+        return outcome
+    # The lease ran out (a hanging receiver) and another worker claimed the delivery: it owns the outcome.
+    log.warning("a delivery's lease ran out while sending; its outcome %r was not recorded", outcome)
+    return None
 
 
 def _transient(
     delivery: Delivery, mine: QuerySet[Delivery], now: datetime, reason: str, retry_after: float | None
-) -> str:
+) -> str | None:
     if delivery.attempts >= settings.ALERTS_MAX_ATTEMPTS:
-        mine.update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=f"gave up: {reason}"[:1000])
         log.warning("delivery %s failed after %s attempts", delivery.pk, delivery.attempts)
-        return "failed"
+        fields: dict[str, object] = {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
+        return _record(mine, "failed", **fields, last_error=f"gave up: {reason}"[:1000])
     delay = backoff(delivery.attempts)
     if retry_after is not None:  # the receiver's Retry-After is a floor, within the cap
         delay = max(delay, timedelta(seconds=min(retry_after, settings.ALERTS_RETRY_MAX_SECONDS)))
-    mine.update(next_attempt_at=now + delay, last_error=reason[:1000])
     log.info("delivery %s: transient failure, retry in %ss", delivery.pk, int(delay.total_seconds()))
-    return "retry"
+    return _record(mine, "retry", next_attempt_at=now + delay, last_error=reason[:1000])
 
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
@@ -103,11 +119,26 @@ def due(now: datetime | None = None, limit: int = 200) -> list[int]:
     )
 
 
-def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
-    """Attempt every delivery that is due at ``now`` (the clock is a parameter for tests)."""
+def send_due(
+    now: datetime | None = None, limit: int = 200, clock: Callable[[], datetime] | None = None
+) -> dict[str, int]:
+    """Attempt every delivery that is due at ``now`` (the clock is a parameter for tests).
+
+    Each claim takes the time of its own attempt (``clock()``; else ``now`` advanced by the time
+    spent so far; else the current time): after a receiver that hangs, the next claim's lease
+    starts when it is taken, so no other worker can claim that delivery while it is being sent."""
+    started = time.monotonic()
+
+    def claim_time() -> datetime:
+        if clock is not None:
+            return clock()
+        if now is None:
+            return timezone.now()
+        return now + timedelta(seconds=time.monotonic() - started)
+
     outcomes: dict[str, int] = {}
     for delivery_id in due(now, limit):
-        outcome = attempt(delivery_id, now)
+        outcome = attempt(delivery_id, claim_time())
         if outcome:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes

@@ -275,3 +275,51 @@ def test_a_budget_name_with_a_newline_still_mails_on_one_subject_line(project: P
     evaluate(project, OCT)
     assert Delivery.objects.get(alert__budget=b).status == "sent"
     assert mail.outbox[0].subject == "[Meterline] evil Bcc: x@example.com has reached 50 % of its month budget"
+
+
+def _due_again(project: Project, api: APIClient, channels: int) -> list[Delivery]:
+    """Deliveries (email, sent once) made due again at OCT, as if their nudges were lost."""
+    made = [
+        Channel.objects.create(project=project, kind="email", name=f"m{i}", config={"to": ["a@example.com"]})
+        for i in range(channels)
+    ]
+    b = budget(project, "100.00", rules=[("actual", [50], made)])
+    spend(api, "60.00", datetime(2026, 10, 3, tzinfo=UTC))
+    evaluate(project, OCT)
+    Delivery.objects.filter(alert__budget=b).update(status="sending", next_attempt_at=OCT, attempts=0)
+    return list(Delivery.objects.filter(alert__budget=b).order_by("pk"))
+
+
+def test_the_sweep_claims_each_delivery_at_its_own_time_so_a_hang_cannot_expose_the_next(
+    project: Project, api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _due_again(project, api, 2)
+    clock = [OCT]
+    visible: dict[int, bool] = {}
+
+    class Hanging:
+        def send(self, message: object, delivery_id: int | None = None) -> None:
+            # what another worker's sweep sees while this delivery is being sent
+            visible[delivery_id or 0] = delivery_id in deliveries.due(now=clock[0])
+            clock[0] += timedelta(seconds=200)  # the receiver hangs longer than a lease
+
+    monkeypatch.setattr(deliveries, "transport_for", lambda channel: Hanging())
+    assert deliveries.send_due(now=OCT, clock=lambda: clock[0]) == {"sent": 2}
+    assert visible == {first.pk: False, second.pk: False}
+
+
+def test_a_worker_whose_lease_ran_out_does_not_overwrite_the_outcome(
+    project: Project, api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (delivery,) = _due_again(project, api, 1)
+
+    class Overtaken:
+        def send(self, message: object, delivery_id: int | None = None) -> None:
+            # the lease ends while this send hangs; a second worker claims the delivery
+            assert deliveries.claim(delivery.pk, OCT + deliveries.LEASE)
+
+    monkeypatch.setattr(deliveries, "transport_for", lambda channel: Overtaken())
+    assert deliveries.attempt(delivery.pk, OCT) is None
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sending", 2)
+    assert delivery.next_attempt_at == OCT + 2 * deliveries.LEASE  # still the second worker's lease
