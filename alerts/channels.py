@@ -20,18 +20,26 @@ class ConfigError(ValueError):
 def _url(field: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"config.{field} is required")
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or len(value) > 2000:
+    try:
+        parsed = urlparse(value)
+        hostname = parsed.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ConfigError(f"config.{field} must be an http(s) URL") from None
+    if parsed.scheme not in ("http", "https") or not hostname or len(value) > 2000:
         raise ConfigError(f"config.{field} must be an http(s) URL")
     return value
 
 
 def mask(value: str) -> str:
     """``https://hooks.slack.com/…abcd`` for URLs, ``••••abcd`` for other secrets."""
-    parsed = urlparse(value)
     tail = value[-4:] if len(value) >= 16 else ""
-    if parsed.scheme in ("http", "https") and parsed.hostname:
-        return f"{parsed.scheme}://{parsed.hostname}/{MASK}{tail}"
+    try:
+        parsed = urlparse(value)
+        hostname = parsed.hostname
+    except ValueError:
+        return f"{MASK}{tail}"
+    if parsed.scheme in ("http", "https") and hostname:
+        return f"{parsed.scheme}://{hostname}/{MASK}{tail}"
     return f"{MASK}{tail}"
 
 
@@ -65,6 +73,8 @@ def validate_config(kind: str, config: Any, old: dict[str, Any] | None = None) -
         if not isinstance(to, list) or not to or len(to) > MAX_RECIPIENTS:
             raise ConfigError(f"config.to must be a list of 1 to {MAX_RECIPIENTS} email addresses")
         for address in to:
+            if not isinstance(address, str):
+                raise ConfigError("config.to must be a list of email addresses (strings)")
             try:
                 validate_email(address)
             except ValidationError:

@@ -95,16 +95,19 @@ class RuleSerializer(serializers.Serializer[Rule]):
     channels = serializers.ListField(child=serializers.IntegerField(), max_length=20, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        kind = attrs.get("kind")
+        if kind is None:  # (a PATCH is partial, but a rule given replaces a rule: it needs its kind)
+            raise serializers.ValidationError({"kind": "each rule needs its kind (actual, forecast or anomaly)"})
         thresholds = attrs.get("thresholds")
         if thresholds is None:
-            thresholds = [Decimal(t) for t in DEFAULT_THRESHOLDS] if attrs["kind"] != "anomaly" else [Decimal(300)]
+            thresholds = [Decimal(t) for t in DEFAULT_THRESHOLDS] if kind != "anomaly" else [Decimal(300)]
         if not thresholds:
             raise serializers.ValidationError({"thresholds": "give at least one threshold"})
-        if attrs["kind"] == RuleKind.ANOMALY and min(thresholds) <= 100:
+        if kind == RuleKind.ANOMALY and min(thresholds) <= 100:
             raise serializers.ValidationError(
                 {"thresholds": "anomaly thresholds are percent of the usual and must exceed 100 (300 = 3x)"}
             )
-        if attrs["kind"] != RuleKind.ANOMALY and max(thresholds) > 1000:
+        if kind != RuleKind.ANOMALY and max(thresholds) > 1000:
             raise serializers.ValidationError({"thresholds": "thresholds are percent of the amount, at most 1000"})
         attrs["thresholds"] = sorted({t.normalize() for t in thresholds})
         project: Project = self.context["project"]

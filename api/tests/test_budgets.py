@@ -67,6 +67,14 @@ def test_channels_never_return_secrets_whole(admin: APIClient) -> None:
         ({"kind": "email", "name": "x", "config": {"to": ["not-an-address"]}}, "config", "is not an email address"),
         ({"kind": "email", "name": "x", "config": {"to": ["a@b.io"], "cc": []}}, "config", "config.cc is not"),
         ({"kind": "email", "name": "a\rb", "config": {"to": ["a@b.io"]}}, "name", "control characters"),
+        ({"kind": "email", "name": "x", "config": {"to": [123]}}, "config", "config.to must be a list of email"),
+        ({"kind": "email", "name": "x", "config": {"to": [None]}}, "config", "config.to must be a list of email"),
+        (
+            {"kind": "webhook", "name": "x", "config": {"url": "http://[::1", "secret": "s" * 16}},
+            "config",
+            "config.url must be an http(s) URL",
+        ),
+        ({"kind": "slack", "name": "x", "config": {"webhook_url": "https://[zz/x"}}, "config", "config.webhook_url"),
     ],
 )
 def test_bad_channels_are_400_naming_the_field(
@@ -151,6 +159,14 @@ def test_bad_budgets_are_400_naming_the_field(
     answer = admin.post("/v1/budgets", {"name": "b", "amount_usd": "10", **change}, format="json")
     assert answer.status_code == 400
     assert message in str(answer.json()[field])
+
+
+def test_patching_rules_without_their_kind_is_400(admin: APIClient) -> None:
+    created = admin.post("/v1/budgets", {"name": "m", "amount_usd": "10"}, format="json").json()
+    answer = admin.patch(f"/v1/budgets/{created['id']}", {"rules": [{"thresholds": [50]}]}, format="json")
+    assert answer.status_code == 400
+    assert "each rule needs its kind" in str(answer.json()["rules"])
+    assert admin.get(f"/v1/budgets/{created['id']}").json()["rules"] == created["rules"]
 
 
 def test_a_budget_stored_with_an_unbuildable_period_still_reads(project: Project, admin: APIClient) -> None:
