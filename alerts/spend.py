@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from alerts import scope as scopes
 from alerts.periods import midnight
-from ledger.queries import MAX_LIMIT, UsageQuery, usage
+from ledger.queries import MAX_LIMIT, QueryError, UsageQuery, usage
 
 log = logging.getLogger(__name__)
 Daily = dict[date, Decimal]
@@ -57,8 +57,23 @@ def daily_spend(requests: list[SpendRequest], now: datetime) -> dict[Any, Daily]
         batches[_batch_key(req, now)].append(req)
     out: dict[Any, Daily] = {}
     for (project_id, zone, dims, _tags), batch in batches.items():
+        hourly = zone == HOURLY
         try:
-            out.update(_batch(batch, dims, now, hourly=zone == HOURLY))
+            out.update(_batch(batch, dims, now, hourly=hourly))
+        except QueryError as exc:
+            if len(batch) == 1:
+                log.error("reading spend for budget %s was refused: %s", batch[0].key, exc)
+                continue
+            # One budget's range (say, a long custom period past a table's retention) can make the
+            # batch's query invalid: ask for each budget on its own so the others are still evaluated.
+            log.warning(
+                "a spend batch of %d budgets of project %s was refused; reading each alone", len(batch), project_id
+            )
+            for req in batch:
+                try:
+                    out.update(_batch([req], dims, now, hourly=hourly))
+                except Exception:
+                    log.exception("reading spend for budget %s failed", req.key)
         except Exception:  # one failing batch must not starve the others; its budgets wait for the next run
             log.exception("reading spend for %d budget(s) of project %s failed", len(batch), project_id)
     return out

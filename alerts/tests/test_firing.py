@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -255,3 +255,21 @@ def test_a_worker_holding_the_old_amount_cannot_refire_a_rearmed_threshold(proje
     series = daily_spend([SpendRequest(b.pk, project.pk, ZoneInfo("UTC"), b.scope, window_of(b, OCT).first_day)], OCT)
     assert evaluate_one(stale, measure(stale, series[b.pk], OCT), OCT, live, []) == []
     assert not AlertState.objects.filter(budget=b, threshold=80, status="fired").exists()
+
+
+def test_a_budget_whose_spend_query_is_refused_does_not_silence_its_batch(
+    project: Project, api: APIClient, settings: object
+) -> None:
+    setattr(settings, "CLICKHOUSE_RAW_TTL_DAYS", 100)  # noqa: B010 - pytest-django's settings fixture
+    now = datetime.now(UTC)
+    tag = {"tag": {"team": ["growth"]}}  # tag scopes read the raw calls, which keep 100 days here
+    today = now.date()
+    # a long custom period reaching past the raw retention: its (batched) query is refused...
+    long = budget(project, "100.00", name="long", scope=tag, period="custom",
+                  period_start=today - timedelta(days=200), period_days=366)  # fmt: skip
+    monthly = budget(project, "100.00", name="monthly", scope=tag)
+    spend(api, "60.00", now - timedelta(minutes=1), tags={"team": "growth"})
+    evaluate_projects([project.pk], now=now)
+    # ...but the budget it was batched with is still evaluated
+    assert AlertState.objects.get(budget=monthly).threshold == 50
+    assert not AlertState.objects.filter(budget=long).exists()
