@@ -20,6 +20,10 @@ from tenancy.models import Project
 MAX_THRESHOLDS = 10
 MAX_PERIOD_DAYS = 366
 PERIOD_START_YEARS = 10  # a custom period_start lies within this many years of today
+RESTARTS = (
+    "Changing the period, its start or length, or the time zone starts a new period: "
+    "every threshold is armed again and may fire again in the same calendar month."
+)
 
 
 def _plain_name(value: str) -> str:
@@ -129,10 +133,20 @@ class BudgetSerializer(serializers.Serializer[Budget]):
     amount_usd = serializers.DecimalField(
         max_digits=18, decimal_places=6, min_value=Decimal("0.000001"), source="amount"
     )
-    period = serializers.ChoiceField(choices=Period.choices, default=Period.MONTH)
-    period_start = serializers.DateField(required=False, allow_null=True)
-    period_days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_PERIOD_DAYS)
-    timezone = serializers.CharField(max_length=64, default="UTC")
+    period = serializers.ChoiceField(choices=Period.choices, default=Period.MONTH, help_text=RESTARTS)
+    period_start = serializers.DateField(
+        required=False,
+        allow_null=True,
+        help_text="custom periods: the first day (within 10 years of today). " + RESTARTS,
+    )
+    period_days = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_PERIOD_DAYS,
+        help_text="custom periods: the length in days (1 to 366). " + RESTARTS,
+    )
+    timezone = serializers.CharField(max_length=64, default="UTC", help_text="an IANA name. " + RESTARTS)
     scope = serializers.JSONField(required=False)
     rules = RuleSerializer(many=True, required=False)
 

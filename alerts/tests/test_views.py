@@ -69,6 +69,7 @@ def test_admin_creates_edits_and_deletes_a_budget(project: Project) -> None:
     assert "timezone: unknown time zone" in bad.content.decode()
     edit = admin.get(f"/p/{project.pk}/budgets/{made.pk}/edit").content.decode()
     assert 'value="chat, search"' in edit
+    assert "time zone starts a new period" in edit
     assert admin.post(f"/p/{project.pk}/budgets/{made.pk}/delete").status_code == 302
     assert not Budget.objects.filter(pk=made.pk).exists()
 
