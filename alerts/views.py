@@ -117,6 +117,17 @@ def _form_initial(budget: Budget | None) -> dict[str, Any]:
     return initial
 
 
+def rules_fit_the_form(budget: Budget | None) -> bool:
+    """The form shows one thresholds field per kind and one channel list for all rules: a budget
+    with two rules of a kind, or rules with different channels, would lose rules if saved from it."""
+    if budget is None:
+        return True
+    rules = list(budget.rules.all())
+    kinds = [rule.kind for rule in rules]
+    channel_sets = {frozenset(c.pk for c in rule.channels.all()) for rule in rules}
+    return len(kinds) == len(set(kinds)) and len(channel_sets) <= 1
+
+
 @project_page("manage")
 def budget_form(request: HttpRequest, project: Project, budget_id: int | None = None) -> HttpResponse:
     budget = None
@@ -126,8 +137,11 @@ def budget_form(request: HttpRequest, project: Project, budget_id: int | None = 
             raise Http404("no such budget")
     errors: list[str] = []
     values = _form_initial(budget)
+    rules_editable = rules_fit_the_form(budget)
     if request.method == "POST":
         payload = _form_payload(request.POST)
+        if not rules_editable:  # name, amount, period and scope only: the rules stay as they are
+            payload.pop("rules")
         serializer = BudgetSerializer(budget, data=payload, context={"project": project})
         if serializer.is_valid():
             saved = serializer.save()
@@ -137,6 +151,7 @@ def budget_form(request: HttpRequest, project: Project, budget_id: int | None = 
         values = {**request.POST.dict(), "channels": [int(c) for c in request.POST.getlist("channels") if c.isdigit()]}
     context = {
         "budget": budget,
+        "rules_editable": rules_editable,
         "values": values,
         "errors": errors,
         "periods": Period.choices,

@@ -132,3 +132,33 @@ def test_budgets_page_shows_the_others_beside_a_budget_whose_period_cannot_be_bu
     page = login(project, "viewer").get(f"/p/{project.pk}/budgets/")
     assert page.status_code == 200
     assert "fine" in page.content.decode()
+
+
+def test_the_form_keeps_rules_it_cannot_show_and_points_to_the_api(project: Project) -> None:
+    admin = login(project, "admin")
+    a = Channel.objects.create(project=project, kind="email", name="a", config={"to": ["a@b.io"]})
+    b = budget(project, "100.00", name="two actual rules", rules=[("actual", [50], [a]), ("actual", [90], [])])
+    rule_ids = sorted(b.rules.values_list("pk", flat=True))
+    rule = b.rules.get(thresholds=[90])
+    now = datetime.now(UTC)
+    AlertState.objects.create(
+        budget=b, rule=rule, period_start=now, period_end=now, threshold=90, status="fired", spend=95, amount=100
+    )
+    edit = admin.get(f"/p/{project.pk}/budgets/{b.pk}/edit").content.decode()
+    assert f"PATCH /v1/budgets/{b.pk}" in edit
+    assert 'name="rule_actual"' not in edit
+    form = {"name": "renamed", "amount_usd": "120", "period": "month", "timezone": "UTC", "rule_actual": "50"}
+    answer = admin.post(f"/p/{project.pk}/budgets/{b.pk}/edit", form)
+    assert answer.status_code == 302
+    b.refresh_from_db()
+    assert (b.name, b.amount) == ("renamed", 120)
+    assert sorted(b.rules.values_list("pk", flat=True)) == rule_ids  # both rules (and their history) kept
+    assert AlertState.objects.filter(budget=b, rule=rule).exists()
+
+
+def test_the_form_still_edits_rules_that_fit_it(project: Project) -> None:
+    admin = login(project, "admin")
+    b = budget(project, "100.00", rules=[("actual", [50], []), ("forecast", [100], [])])
+    form = {"name": "m", "amount_usd": "100", "period": "month", "timezone": "UTC", "rule_actual": "60, 90"}
+    assert admin.post(f"/p/{project.pk}/budgets/{b.pk}/edit", form).status_code == 302
+    assert [(r.kind, r.thresholds) for r in b.rules.all()] == [("actual", [60, 90])]
