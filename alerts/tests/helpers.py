@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from rest_framework.test import APIClient
@@ -68,13 +70,15 @@ class Receiver:
 
     url: str
     requests: list[Received] = field(default_factory=list)
-    script: list[tuple[int, str]] = field(default_factory=list)
+    # answers in order: (status, text) or (status, text, extra headers)
+    script: list[tuple[Any, ...]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
-    def answer(self) -> tuple[int, str]:
+    def answer(self) -> tuple[int, str, dict[str, str]]:
         with self.lock:
-            return self.script.pop(0) if self.script else (200, "ok")
+            scripted = self.script.pop(0) if self.script else (200, "ok")
+        return scripted[0], scripted[1], scripted[2] if len(scripted) > 2 else {}
 
     def wait_for(self, count: int, timeout: float) -> bool:
         with self.arrived:
@@ -90,7 +94,7 @@ def receiver() -> Iterator[Receiver]:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             rec = state["r"]
-            status, text = rec.answer()
+            status, text, extra = rec.answer()
             with rec.arrived:
                 rec.requests.append(Received(self.path, dict(self.headers.items()), body))
                 rec.arrived.notify_all()
@@ -98,6 +102,8 @@ def receiver() -> Iterator[Receiver]:
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in extra.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
 
@@ -113,6 +119,15 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def documented_verify() -> Callable[..., bool]:
+    """The webhook ``verify()`` exactly as docs/alerts.md gives it to receivers (executed from the doc)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "def verify(" in b)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/alerts.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    return namespace["verify"]  # type: ignore[no-any-return]
 
 
 def evaluate(project: Project, now: datetime) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from rest_framework.test import APIClient
@@ -40,6 +40,16 @@ def test_a_spending_spike_fires_once_per_day(project: Project, api: APIClient) -
     record_calls(api, [{"cost_usd": "9.00", "feature": "search", "timestamp": "2026-10-20T11:00:00Z"}])
     evaluate(project, NOW)
     assert AlertState.objects.filter(budget=b).count() == 1
+    # the next day is a new day: a spike fires again (the baseline now counts Oct 20's $12.50)
+    record_calls(api, [{"cost_usd": "6.00", "feature": "search", "timestamp": "2026-10-21T09:00:00Z"}])
+    evaluate(project, NOW + timedelta(days=1))
+    spikes = AlertState.objects.filter(budget=b, signal="day_spike").order_by("period_start")
+    assert [(s.period_start, s.spend) for s in spikes] == [
+        (datetime(2026, 10, 20, tzinfo=UTC), Decimal("3.5")),
+        (datetime(2026, 10, 21, tzinfo=UTC), Decimal("6")),
+    ]
+    evaluate(project, NOW + timedelta(days=1, hours=1))
+    assert AlertState.objects.filter(budget=b).count() == 2  # still once per day
 
 
 def test_a_call_far_above_its_features_usual_tokens_fires(project: Project, api: APIClient) -> None:

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from alerts import deliveries
 from alerts.models import Budget, Channel, Delivery
-from alerts.tests.helpers import budget, evaluate, receiver, spend
+from alerts.tests.helpers import budget, documented_verify, evaluate, receiver, spend
 from alerts.transports.email import EmailTransport
 from tenancy.models import Project
 
@@ -98,12 +98,19 @@ def test_webhook_is_signed_and_the_receiver_can_verify_it(project: Project, api:
         b = _fire(project, api, channel)
         assert hook.wait_for(1, timeout=10)
         request = hook.requests[0]
-        timestamp = request.headers["Meterline-Timestamp"]
-        expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
-        assert hmac.compare_digest(request.headers["Meterline-Signature"], f"v1={expected}")
-        tampered = request.body.replace(b"85.", b"15.")
-        forged = hmac.new(secret.encode(), timestamp.encode() + b"." + tampered, hashlib.sha256).hexdigest()
-        assert forged != expected
+        verify = documented_verify()  # the receiver's side, literally as docs/alerts.md gives it
+        assert verify(secret, request.headers, request.body)
+        assert not verify(secret, request.headers, request.body.replace(b"85.", b"15."))  # tampered
+        assert not verify("another-secret-0123", request.headers, request.body)
+        named = {k.lower(): v for k, v in request.headers.items()}
+        without = {k: v for k, v in named.items() if k != "meterline-timestamp"}
+        assert not verify(secret, without, request.body)  # missing timestamp: False, not an exception
+        assert not verify(secret, {**without, "meterline-timestamp": "soon"}, request.body)
+        assert not verify(secret, {**without, "meterline-timestamp": "١٢٣"}, request.body)
+        assert not verify(secret, {k: v for k, v in named.items() if k != "meterline-signature"}, request.body)
+        stale = str(int(named["meterline-timestamp"]) - 301)
+        resigned = "v1=" + hmac.new(secret.encode(), stale.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+        assert not verify(secret, {"meterline-timestamp": stale, "meterline-signature": resigned}, request.body)
         body = request.json()
         assert body["type"] == "alert.fired"
         assert body["budget"] == {
@@ -323,3 +330,21 @@ def test_a_worker_whose_lease_ran_out_does_not_overwrite_the_outcome(
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("sending", 2)
     assert delivery.next_attempt_at == OCT + 2 * deliveries.LEASE  # still the second worker's lease
+
+
+def test_retry_after_is_a_floor_for_the_next_attempt(project: Project, api: APIClient, settings: object) -> None:
+    setattr(settings, "ALERTS_RETRY_BASE_SECONDS", 30)  # noqa: B010 - pytest-django's settings fixture
+    with receiver() as hook:
+        channel = Channel.objects.create(
+            project=project, kind="webhook", name="w", config={"url": hook.url, "secret": "s" * 16}
+        )
+        _fire(project, api, channel)  # answered 200
+        delivery = Delivery.objects.get()
+        Delivery.objects.filter(pk=delivery.pk).update(status="sending", next_attempt_at=OCT, attempts=0)
+        hook.script = [(429, "slow down", {"Retry-After": "90"})]
+        assert deliveries.attempt(delivery.pk, now=OCT) == "retry"
+    delivery.refresh_from_db()
+    assert delivery.last_error == "receiver answered 429"
+    assert delivery.next_attempt_at is not None
+    assert delivery.next_attempt_at >= OCT + timedelta(seconds=90)  # not the 30 s backoff
+    assert deliveries.send_due(now=OCT + timedelta(seconds=89)) == {}
