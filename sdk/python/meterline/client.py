@@ -161,6 +161,7 @@ class Client:
         if self._queue:
             pending = sum(1 for item in self._queue if type(item) is tuple)
             if pending:
+                self.counters.add("dropped", pending)  # lost for good: the process is going away
                 log.warning("meterline: %d record(s) not sent before the exit deadline", pending)
         return flushed
 

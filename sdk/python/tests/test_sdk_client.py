@@ -186,6 +186,22 @@ def test_the_exit_flush_has_a_deadline(tmp_path: Path) -> None:
     assert b"could not deliver 250 record(s) after retries; dropped" in done.stderr
 
 
+def test_records_left_queued_at_the_deadline_count_as_dropped() -> None:
+    blackhole = Sink()
+    blackhole.script.extend([(503, {"Retry-After": "30"})] * 10)
+    client = Client(KEY, blackhole.url, max_batch_records=10, flush_interval=0)
+    try:
+        for i in range(100):
+            client.record(provider="openai", model="gpt-4o", input_tokens=i)
+        client.shutdown(0.5)  # the consumer is stuck on its first batch (Retry-After 30)
+    finally:
+        blackhole.close()
+    counts = client.counts()
+    # Every record is accounted for: sent, or dropped (given up at the deadline, or still queued).
+    assert counts["sent"] + counts["dropped"] == 100
+    assert counts["dropped"] >= 50
+
+
 def test_module_api_init_record_flush_shutdown(sink: Sink) -> None:
     meterline.init(api_key=KEY, endpoint=sink.url, route_version="v7")
     meterline.record(provider="openai", model="gpt-4o")
