@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.celery import app as celery_app
@@ -68,6 +69,16 @@ def test_every_scheduled_task_is_registered() -> None:
     for periodic in PERIODIC:
         assert periodic.task in celery_app.tasks, periodic.task
     assert set(beat_schedule()) == {p.name for p in PERIODIC}
+
+
+def test_slow_entries_run_on_the_clock_and_every_entry_expires() -> None:
+    schedule = beat_schedule()
+    evaluate = schedule["evaluate-budgets"]["schedule"]
+    assert isinstance(evaluate, crontab)
+    assert evaluate.minute == set(range(0, 60, 5))  # on the clock: unaffected by beat restarts
+    assert schedule["sweep-outbox"]["schedule"] == 15.0
+    for name, entry in schedule.items():
+        assert 0 < entry["options"]["expires"] <= 3600, name  # type: ignore[index,operator]
 
 
 def test_hour_rollups_must_outlive_raw_rows(tmp_path: Path) -> None:
