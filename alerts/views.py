@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -49,16 +51,28 @@ def budgets(request: HttpRequest, project: Project) -> HttpResponse:
         burn_error = ""
     except QueryError as exc:
         burn, burn_error = {}, str(exc)
-    rows = []
-    for budget in items:
-        history = (
-            AlertState.objects.filter(budget=budget)
-            .select_related("rule")
-            .prefetch_related("deliveries__channel")[:HISTORY]
+    # Each budget's latest alerts, for all budgets in one query (a window per budget), not one each.
+    latest = (
+        AlertState.objects.filter(budget__in=items)
+        .annotate(
+            nth=Window(RowNumber(), partition_by=[F("budget_id")], order_by=[F("fired_at").desc(), F("pk").desc()])
         )
-        rows.append(
-            {"budget": budget, "scope": describe(budget.scope), "burn": burn.get(budget.pk), "history": history}
-        )
+        .filter(nth__lte=HISTORY)
+        .select_related("rule")
+        .prefetch_related("deliveries__channel")
+    )
+    history: dict[int, list[AlertState]] = {}
+    for state in latest:
+        history.setdefault(state.budget_id, []).append(state)
+    rows = [
+        {
+            "budget": budget,
+            "scope": describe(budget.scope),
+            "burn": burn.get(budget.pk),
+            "history": history.get(budget.pk, []),
+        }
+        for budget in items
+    ]
     channels = Channel.objects.filter(project=project).order_by("name")
     return render_page(request, "alerts/budgets.html", {"rows": rows, "channels": channels, "burn_error": burn_error})
 

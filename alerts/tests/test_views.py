@@ -162,3 +162,29 @@ def test_the_form_still_edits_rules_that_fit_it(project: Project) -> None:
     form = {"name": "m", "amount_usd": "100", "period": "month", "timezone": "UTC", "rule_actual": "60, 90"}
     assert admin.post(f"/p/{project.pk}/budgets/{b.pk}/edit", form).status_code == 302
     assert [(r.kind, r.thresholds) for r in b.rules.all()] == [("actual", [60, 90])]
+
+
+def test_the_budgets_page_reads_every_budgets_history_at_once(project: Project) -> None:
+    """The page's query count does not grow with the number of budgets (no query per budget)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def add_budgets(count: int) -> None:
+        for i in range(count):
+            b = budget(project, "10.00", name=f"b{Budget.objects.count()}-{i}")
+            for threshold in (50, 80):
+                AlertState.objects.create(
+                    budget=b, rule=b.rules.get(), period_start=datetime(2026, 11, 1, tzinfo=UTC),
+                    period_end=datetime(2026, 12, 1, tzinfo=UTC), threshold=threshold, status="fired",
+                    spend=threshold / 10, amount=10,
+                )  # fmt: skip
+
+    viewer = login(project, "viewer")
+    add_budgets(2)
+    with CaptureQueriesContext(connection) as few:
+        assert viewer.get(f"/p/{project.pk}/budgets/").status_code == 200
+    add_budgets(6)
+    with CaptureQueriesContext(connection) as many:
+        page = viewer.get(f"/p/{project.pk}/budgets/")
+    assert page.content.decode().count("<h3>Alert history</h3>") == 8
+    assert len(many.captured_queries) == len(few.captured_queries)
