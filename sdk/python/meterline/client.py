@@ -159,11 +159,30 @@ class Client:
         if thread is not None:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self._queue:
-            pending = sum(1 for item in self._queue if type(item) is tuple)
-            if pending:
-                self.counters.add("dropped", pending)  # lost for good: the process is going away
-                log.warning("meterline: %d record(s) not sent before the exit deadline", pending)
+            self._keep_what_is_left()
         return flushed
+
+    def _keep_what_is_left(self) -> None:
+        """Records still queued at the deadline: into the spool when there is one (the next start
+        replays them), else counted as dropped. The consumer thread is stuck or gone: it no longer
+        reads the queue."""
+        left = [item for item in self._queue if type(item) is tuple]
+        self._queue.clear()
+        if not left:
+            return
+        if self.shipper.spool is None:
+            self.counters.add("dropped", len(left))  # lost for good: the process is going away
+            log.warning("meterline: %d record(s) not sent before the exit deadline", len(left))
+            return
+        records = []
+        for time_ns, defaults, fields in left:  # type: ignore[misc]
+            try:
+                records.append(encode(build(overlay(self.defaults, defaults), fields, time_ns)))
+            except (TypeError, ValueError):  # RecordError included: the consumer would have dropped it too
+                self.counters.add("dropped", 1)
+        for start in range(0, len(records), self.consumer.max_batch_records):
+            self.shipper.spool_now(records[start : start + self.consumer.max_batch_records])
+        log.warning("meterline: %d record(s) not sent before the exit deadline were spooled", len(records))
 
     def counts(self) -> dict[str, int]:
         """Records sent, dropped, retried and spooled, plus those still queued."""

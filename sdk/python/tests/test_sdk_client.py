@@ -202,6 +202,35 @@ def test_records_left_queued_at_the_deadline_count_as_dropped() -> None:
     assert counts["dropped"] >= 80
 
 
+def test_with_a_spool_records_left_at_the_deadline_are_kept_for_the_next_start(tmp_path: Path) -> None:
+    silent = BlackHole()
+    client = Client(KEY, silent.url, max_batch_records=10, flush_interval=0, spool_dir=tmp_path)
+    try:
+        for i in range(100):
+            client.record(provider="openai", model="gpt-4o", input_tokens=i)
+        assert wait_until(lambda: silent.connections() == 1)
+        client.shutdown(0.2)
+        left = client.counts()
+    finally:
+        silent.close()
+    assert left["dropped"] == 0
+    assert left["spooled"] >= 80  # all but the batch stuck in flight
+    # The next start (same spool) replays them to the endpoint, each once.
+    sink = Sink()
+    try:
+        again = Client(KEY, sink.url, spool_dir=tmp_path)
+        again.record(provider="openai", model="gpt-4o", input_tokens=1000)
+        assert again.flush(5)
+        assert wait_until(lambda: len(sink.calls()) >= left["spooled"] + 1)
+        again.shutdown(2)
+        tokens = [c["input_tokens"] for c in sink.calls()]
+    finally:
+        sink.close()
+    # Each once; the batch that was in flight was spooled too when the endpoint dropped it.
+    assert len(tokens) == len(set(tokens)) >= left["spooled"] + 1
+    assert set(tokens) - {1000} <= set(range(100))
+
+
 def test_module_api_init_record_flush_shutdown(sink: Sink) -> None:
     meterline.init(api_key=KEY, endpoint=sink.url, route_version="v7")
     meterline.record(provider="openai", model="gpt-4o")
