@@ -95,7 +95,7 @@ def _frame(request: HttpRequest, project: Project, f: Filters, keep: dict[str, s
         "filters": f,
         "granularities": GRANULARITY_CHOICES,
         "dim_choices": dim_choices,
-        "customer_filter": ", ".join(f.dims.get("customer_id", ())),
+        "customer_values": f.dims.get("customer_id", ()),
         "keep": sorted(keep.items()),
         "active_filters": [{"dim": d, "values": ", ".join(v)} for d, v in f.dims.items()],
         "reset_query": f.without_dims().query_string(**keep),
@@ -107,11 +107,12 @@ def _filters(request: HttpRequest) -> Filters:
     f = parse_filters(request.GET)
     if not may(request.role, "detail"):  # type: ignore[attr-defined]
         # Per-customer figures are for finance, engineers and admins; viewers see aggregates only.
-        f = f.without("customer_id").without("user_id")
-    # The customer box is free text: "a, b" names two customers.
-    typed = [c.strip() for v in f.dims.get("customer_id", ()) for c in v.split(",") if c.strip()]
+        return f.without("customer_id").without("user_id")
+    # The customer box ("customers") is free text: "a, b" names two customers. Links carry each id
+    # exactly as ?customer_id=…, so an id with a comma in it stays whole.
+    typed = [c.strip() for v in request.GET.getlist("customers") for c in v.split(",") if c.strip()]
     if typed:
-        f = f.with_dim("customer_id", tuple(dict.fromkeys(typed)))
+        f = f.with_dim("customer_id", tuple(dict.fromkeys([*f.dims.get("customer_id", ()), *typed]))[:50])
     return f
 
 

@@ -339,3 +339,19 @@ def test_the_calls_list_exports_every_listed_field(traffic: Project, member: Any
     costs = {r["event_id"]: r["cost"] for r in _calls_cost(traffic)}
     assert all(Decimal(r["cost_usd"]) == costs[r["event_id"]] for r in rows)
     assert rows[0]["latency_ms"] == "3100.0"
+
+
+@pytest.mark.django_db
+def test_customer_ids_with_commas_stay_whole_and_the_box_adds_more(
+    api: APIClient, traffic: Project, member: Any
+) -> None:
+    from dashboards.tests.conftest import call, ingest
+
+    ingest(api, [call(77, 1, 6, customer_id="Acme, Inc")])
+    client = member("finance")
+    exact = client.get(url(traffic, ""), {**RANGE, "customer_id": "Acme, Inc"}).context["kpis"][0]["value"]
+    assert exact == next(r["cost"] for r in _calls_cost(traffic) if r["event_id"] == "ev-77")
+    assert exact > 0
+    both = client.get(url(traffic, ""), {**RANGE, "customer_id": "Acme, Inc", "customers": "globex, nobody"})
+    assert both.context["filters"].dims["customer_id"] == ("Acme, Inc", "globex", "nobody")
+    assert 'name="customer_id" value="Acme, Inc"' in both.content.decode()
