@@ -69,15 +69,3 @@ def describe(scope: dict[str, Any]) -> str:
     parts += [f"tag {k} = {', '.join(v)}" for k, v in scope.get("tag", {}).items()]
     return " · ".join(parts) or "whole project"
 
-
-def raw_conditions(scope: dict[str, Any], params: dict[str, Any], alias: str = "") -> str:
-    """SQL conditions over raw calls (``AND ...``) with their values bound into ``params``."""
-    dims, tags = filters(scope)
-    sql = []
-    for i, (dim, values) in enumerate(sorted(dims.items())):
-        params[f"sd{i}"] = list(values)
-        sql.append(f" AND toString({alias}{dim}) IN {{sd{i}:Array(String)}}")
-    for i, (key, values) in enumerate(sorted(tags.items())):
-        params[f"stk{i}"], params[f"stv{i}"] = key, list(values)
-        sql.append(f" AND {alias}tags[{{stk{i}:String}}] IN {{stv{i}:Array(String)}}")
-    return "".join(sql)

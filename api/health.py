@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from ops.health import readiness
+from ingest.readiness import readiness
 
 
 @require_GET

@@ -35,6 +35,7 @@ os.environ.update(
     DATABASE_URL=f"sqlite:///{WORKDIR}/bench.sqlite3",
     CLICKHOUSE_URL=f"chdb://{WORKDIR}/clickhouse",
     LOG_LEVEL="WARNING",
+    ALLOWED_HOSTS="testserver",  # the benchmarks drive Django's test client
 )
 os.environ.pop("CELERY_BROKER_URL", None)
 

@@ -71,6 +71,3 @@ class HasScope(BasePermission):
 class CanIngest(HasScope):
     required_scope = "ingest"
 
-
-class CanRead(HasScope):
-    required_scope = "read"

@@ -78,7 +78,7 @@ def test_slow_entries_run_on_the_clock_and_every_entry_expires() -> None:
     assert evaluate.minute == set(range(0, 60, 5))  # on the clock: unaffected by beat restarts
     assert schedule["sweep-outbox"]["schedule"] == 15.0
     for name, entry in schedule.items():
-        assert 0 < entry["options"]["expires"] <= 3600, name  # type: ignore[index,operator]
+        assert 0 < entry["options"]["expires"] <= 3600, name  # type: ignore[index]
 
 
 def test_hour_rollups_must_outlive_raw_rows(tmp_path: Path) -> None:
@@ -91,3 +91,14 @@ def test_hour_rollups_must_outlive_raw_rows(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "CLICKHOUSE_HOUR_TTL_DAYS=90 must be at least CLICKHOUSE_RAW_TTL_DAYS=400" in result.stderr
+
+
+def test_production_hosts_default_has_no_test_client_host(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ALLOWED_HOSTS"}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", METERLINE_VAR_DIR=str(tmp_path))
+    code = "import django; django.setup(); from django.conf import settings; print(','.join(settings.ALLOWED_HOSTS))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().split(",") == ["127.0.0.1", "localhost", "[::1]"]

@@ -68,11 +68,7 @@ class Client:
         self._retry = retry or RetryPolicy()
         self._spool_dir = Path(spool_dir) if spool_dir is not None else None
         self._spool_max_bytes = spool_max_bytes
-        self._batching = {
-            "max_batch_records": max_batch_records,
-            "max_batch_bytes": max_batch_bytes,
-            "flush_interval": flush_interval,
-        }
+        self._batching = (max_batch_records, max_batch_bytes, flush_interval)
         self._closed = False
         self._setup()
         _clients.add(self)
@@ -85,7 +81,16 @@ class Client:
         self._thread: threading.Thread | None = None
         spool = Spool(self._spool_dir, self._spool_max_bytes) if self._spool_dir is not None else None
         self.shipper = Shipper(self._transport, self._api_key, self.counters, self._retry, spool)
-        self.consumer = Consumer(self._queue, self.shipper, self.counters, defaults=self.defaults, **self._batching)
+        records, size, interval = self._batching
+        self.consumer = Consumer(
+            self._queue,
+            self.shipper,
+            self.counters,
+            defaults=self.defaults,
+            max_batch_records=records,
+            max_batch_bytes=size,
+            flush_interval=interval,
+        )
         self._wake = self.consumer.wake
         self._wake_at = self.consumer.max_batch_records
 
@@ -175,7 +180,7 @@ class Client:
             log.warning("meterline: %d record(s) not sent before the exit deadline", len(left))
             return
         records = []
-        for time_ns, defaults, fields in left:  # type: ignore[misc]
+        for time_ns, defaults, fields in left:
             try:
                 records.append(encode(build(overlay(self.defaults, defaults), fields, time_ns)))
             except (TypeError, ValueError):  # RecordError included: the consumer would have dropped it too

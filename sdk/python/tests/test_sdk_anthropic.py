@@ -12,7 +12,7 @@ from meterline.integrations.anthropic import instrument
 from provider_standin import CLAUDE_MODEL, Provider
 from sdk_testkit import ScriptedTransport
 
-MESSAGES = [{"role": "user", "content": "Say hello"}]
+MESSAGES: Any = [{"role": "user", "content": "Say hello"}]  # the SDKs' TypedDict params
 
 
 class Recorded:
@@ -21,7 +21,8 @@ class Recorded:
         self.client = Client("k", sync=True, transport=self.transport)
 
     def calls(self) -> list[dict[str, Any]]:
-        return self.transport.delivered()
+        delivered: list[dict[str, Any]] = self.transport.delivered()
+        return delivered
 
 
 @pytest.fixture

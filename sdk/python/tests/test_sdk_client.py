@@ -112,7 +112,8 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:
     class Blocked(ScriptedTransport):
         def post(self, body: bytes, headers: dict[str, str], timeout: float) -> meterline.Reply:
             gate.wait(10)
-            return super().post(body, headers, timeout)
+            reply: meterline.Reply = super().post(body, headers, timeout)
+            return reply
 
     transport = Blocked()
     client = Client(KEY, max_queue=50, max_batch_records=10, flush_interval=60, transport=transport)

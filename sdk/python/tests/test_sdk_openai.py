@@ -13,7 +13,7 @@ from meterline.integrations.openai import instrument
 from provider_standin import CHAT_MODEL, RESPONSES_MODEL, Provider
 from sdk_testkit import ScriptedTransport
 
-MESSAGES = [{"role": "user", "content": "Say hello"}]
+MESSAGES: Any = [{"role": "user", "content": "Say hello"}]  # the SDKs' TypedDict params
 
 
 class Recorded:
@@ -24,7 +24,8 @@ class Recorded:
         self.client = Client("k", sync=True, transport=self.transport)
 
     def calls(self) -> list[dict[str, Any]]:
-        return self.transport.delivered()
+        delivered: list[dict[str, Any]] = self.transport.delivered()
+        return delivered
 
     def one(self) -> dict[str, Any]:
         [call] = self.calls()

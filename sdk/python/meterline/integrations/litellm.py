@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - depends on what is installed
     _Base = object
 
 
-class MeterlineCallback(_Base):  # type: ignore[misc,valid-type]
+class MeterlineCallback(_Base):
     """Records each LiteLLM completion (success or failure) as a CallRecord."""
 
     def __init__(self, recorder: Recorder | None = None) -> None:

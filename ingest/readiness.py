@@ -1,4 +1,4 @@
-"""Readiness checks: the Django DB, the outbox backlog and ClickHouse."""
+"""Readiness: the Django DB answers, the outbox backlog (pending, dead, oldest age), ClickHouse answers."""
 
 from __future__ import annotations
 
