@@ -34,11 +34,13 @@ $(CHROMIUM):
 browser: $(CHROMIUM)
 
 test: install $(CHROMIUM)
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy .
