@@ -97,7 +97,7 @@ class Client:
     # -- the hot path --------------------------------------------------------------------------
 
     def record(self, **fields: Any) -> None:
-        """Queue one CallRecord (see DESIGN.md for the fields); never blocks, never raises on a full queue."""
+        """Queue one CallRecord (fields: docs/contract.md); never blocks, never raises on a full queue."""
         self.put(fields)
 
     def put(self, fields: dict[str, Any]) -> None:
