@@ -73,7 +73,9 @@ class RecordError(ValueError):
 
 def unknown_fields(names: Mapping[str, Any]) -> TypeError:
     extra = sorted(set(names) - FIELD_NAMES)
-    return TypeError(f"meterline: unknown CallRecord field(s) {', '.join(extra)}; see docs/contract.md in the Meterline repository")
+    return TypeError(
+        f"meterline: unknown CallRecord field(s) {', '.join(extra)}; see docs/contract.md in the Meterline repository"
+    )
 
 
 def overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> Mapping[str, Any]:
