@@ -71,7 +71,9 @@ def attempt(delivery_id: int, now: datetime | None = None) -> str | None:
             channel.disable(str(exc))
             log.warning("channel %s disabled after a permanent failure", channel.pk)
         return outcome
-    except Exception as exc:  # anything unforeseen: transient (under the attempts cap), never silent
+    # Anything unforeseen is transient (under the attempts cap) and recorded; only the class is logged,
+    # because a traceback could quote the webhook URL.
+    except Exception as exc:  # noqa: BLE001
         log.warning("delivery %s: unexpected %s while sending", delivery_id, type(exc).__name__)
         return _transient(delivery, mine, now, safe_error(exc), None)
     return _record(

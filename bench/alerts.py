@@ -53,7 +53,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 now = time.perf_counter()
                 budget_id = json.loads(body)["budget"]["id"]
@@ -132,7 +132,7 @@ def run_crossings(base_url: str, key: str, budget_ids: list[int], receiver: Rece
 
 def summary(label: str, samples: list[float]) -> str:
     ordered = sorted(samples)
-    p95 = ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
     verdict = "ok" if p95 <= TARGET_P95_S else "MISSED"
     return (
         f"{label:<44} n={len(ordered):<3} p50 {statistics.median(ordered):6.2f}s  p95 {p95:6.2f}s  "
@@ -220,7 +220,7 @@ def celery_mode(crossings: int) -> None:
     receiver = Receiver()
     key, ids = setup_crossings(crossings, receiver.url)
     port = free_port()
-    logs = open(Path(workdir) / "processes.log", "w")  # noqa: SIM115 - closed in finally
+    logs = open(Path(workdir) / "processes.log", "w")
     celery = [str(Path(PYTHON).parent / "celery"), "-A", "config"]
     procs = [
         subprocess.Popen(
@@ -242,14 +242,14 @@ def celery_mode(crossings: int) -> None:
             cwd=ROOT,
             stdout=logs,
             stderr=logs,
-        ),  # fmt: skip
+        ),
         subprocess.Popen(
             [*celery, "beat", "-s", f"{workdir}/beat-schedule", "--loglevel", "WARNING"],
             env=env,
             cwd=ROOT,
             stdout=logs,
             stderr=logs,
-        ),  # fmt: skip
+        ),
         subprocess.Popen([*manage, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=logs, stderr=logs),
     ]
     try:

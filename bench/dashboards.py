@@ -109,7 +109,7 @@ def measure(client: Client, url: str, loads: int) -> tuple[float, float, float, 
 
 def run(calls: int, loads: int) -> None:
     project, now = seed(calls)
-    admin = get_user_model().objects.create_superuser("bench-admin", password="x")
+    admin = get_user_model().objects.create_superuser("bench-admin", password="x")  # noqa: S106 (a throwaway bench user)
     for i, (period, scope) in enumerate(
         [("month", {}), ("week", {}), ("day", {}), ("quarter", {})]
         + [("month", {"feature": [f]}) for f in ("chat-assistant", "support-triage", "doc-extract", "code-review")]

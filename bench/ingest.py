@@ -441,7 +441,7 @@ def outbox_counts() -> dict[str, int]:
 def ch_count(table: str) -> int:
     from ledger.clickhouse.client import get_clickhouse
 
-    return int(get_clickhouse().command(f"SELECT count() FROM {table}"))  # bench-owned table names
+    return int(get_clickhouse().command(f"SELECT count() FROM {table}"))  # noqa: S608 (bench-owned table names)
 
 
 @dataclass

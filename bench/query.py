@@ -116,7 +116,7 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
         answer = fn()
         samples.append((time.perf_counter() - t0) * 1000)
     samples.sort()
-    return statistics.median(samples), samples[max(0, int(round(0.95 * len(samples))) - 1)], answer
+    return statistics.median(samples), samples[max(0, round(0.95 * len(samples)) - 1)], answer
 
 
 def main() -> None:

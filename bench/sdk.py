@@ -65,7 +65,7 @@ def _sink(port_out: Any) -> None:
             # the client's delayed ACK hold the second one back ~40 ms, and the sink would be the bottleneck.
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if self.path == "/v1/calls":
                 raw = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
@@ -83,7 +83,7 @@ def _sink(port_out: Any) -> None:
             self.end_headers()
             self.wfile.write(answer)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             with lock:
                 answer = json.dumps(counts).encode()
             self.send_response(200)
@@ -100,7 +100,7 @@ def _sink(port_out: Any) -> None:
 
 
 def sink_counts(url: str) -> dict[str, int]:
-    with urllib.request.urlopen(f"{url}/counts", timeout=10) as answer:  # noqa: S310 - loopback
+    with urllib.request.urlopen(f"{url}/counts", timeout=10) as answer:
         result: dict[str, int] = json.loads(answer.read())
     return result
 

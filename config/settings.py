@@ -90,7 +90,8 @@ _database_url = env_url(
     f"sqlite:///{VAR_DIR / 'meterline.sqlite3'}",
     schemes=("sqlite", "postgres", "postgresql", "pgsql"),
 )
-assert _database_url is not None
+if _database_url is None:  # it has a default: only an empty override gets here
+    raise ImproperlyConfigured("DATABASE_URL is empty")
 DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # WAL + a busy timeout: the embedded server writes the outbox from request threads while the

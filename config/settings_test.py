@@ -19,7 +19,7 @@ os.environ.setdefault("CLICKHOUSE_HOUR_TTL_DAYS", "3650")  # hour rollups must o
 os.environ.setdefault("CACHE_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 
-from config.settings import *  # noqa: E402,F403
+from config.settings import *
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user fixtures
 

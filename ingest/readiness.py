@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from django.db import DatabaseError, connection
 from django.db.models import Min
 from django.utils import timezone
 
@@ -25,13 +26,13 @@ def readiness() -> tuple[bool, dict[str, Any]]:
             "dead": Batch.objects.filter(status=BatchStatus.DEAD).count(),
             "oldest_pending_seconds": round((timezone.now() - oldest).total_seconds()) if oldest else 0,
         }
-    except Exception as exc:
+    except DatabaseError as exc:
         ok = False
         checks["database"] = f"unavailable: {type(exc).__name__}"
     try:
         get_clickhouse().command("SELECT 1")
         checks["clickhouse"] = "ok"
-    except Exception as exc:
+    except (ClickHouseError, OSError, RuntimeError) as exc:  # RuntimeError: chDB cannot open its directory
         ok = False
         checks["clickhouse"] = f"unavailable: {type(exc).__name__}"
     return ok, checks

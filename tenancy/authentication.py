@@ -70,4 +70,3 @@ class HasScope(BasePermission):
 
 class CanIngest(HasScope):
     required_scope = "ingest"
-

@@ -102,7 +102,7 @@ class Consumer:
             return
         try:
             self.shipper.ship(batch)
-        except Exception as exc:  # e.g. an unreadable spool directory: count the loss, keep the thread
+        except Exception as exc:  # noqa: BLE001 (e.g. an unreadable spool: count the loss, keep the thread)
             log.error("meterline: %d record(s) dropped by an unexpected error (%s)", len(batch), type(exc).__name__)
             self.counters.add("dropped", len(batch))
 

@@ -35,7 +35,7 @@ def merged(base: Mapping[str, Any], fields: Mapping[str, Any]) -> Mapping[str, A
     return MappingProxyType(values)
 
 
-class attribute:  # noqa: N801 - used like a function: ``with meterline.attribute(feature="chat"):``
+class attribute:
     """Set attribution defaults for the records made inside the ``with`` block."""
 
     def __init__(self, **fields: Any) -> None:
@@ -50,6 +50,7 @@ class attribute:  # noqa: N801 - used like a function: ``with meterline.attribut
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._token is not None
+        if self._token is None:
+            raise RuntimeError("attribute() exited without being entered")
         current.reset(self._token)
         self._token = None

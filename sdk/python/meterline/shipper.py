@@ -73,7 +73,7 @@ class Shipper:
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 (retry jitter, not a secret)
         self._next_probe = 0.0
         self._probe_failures = 0
         self.deadline: float | None = None  # set while shutting down: no waiting past it
@@ -197,7 +197,8 @@ class Shipper:
         self.counters.add("dropped", count)
 
     def _to_spool(self, body: bytes, count: int, key: str) -> None:
-        assert self.spool is not None
+        if self.spool is None:
+            raise RuntimeError("no spool configured")
         if self.spool.put(body, count, key):
             self.counters.add("spooled", count)
         else:

@@ -43,7 +43,7 @@ class Provider:
                     # chunked body's last bytes, so waiting for its next request may meet a reset.
                     pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 provider.requests.append(body)
                 if provider.delay:

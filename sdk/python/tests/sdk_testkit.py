@@ -51,7 +51,7 @@ class Sink:
                 # Many small writes (SSE events): do not let Nagle and delayed ACKs space them out.
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 calls = decode(body, self.headers.get("Content-Encoding", ""))
                 with sink._changed:

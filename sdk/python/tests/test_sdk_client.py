@@ -81,11 +81,11 @@ def test_attribution_is_per_thread_and_follows_asyncio_tasks(sink: Sink) -> None
 
 def test_bad_input_gets_a_clear_error() -> None:
     client = Client(KEY, "http://127.0.0.1:9", sync=True, transport=ScriptedTransport())
-    with pytest.raises(TypeError, match="unknown CallRecord field.*input_token"):
+    with pytest.raises(TypeError, match=r"unknown CallRecord field.*input_token"):
         client.record(provider="openai", model="gpt-4o", input_token=5)
     with pytest.raises(RecordError, match="output_tokens must be an int"):
         client.record(provider="openai", model="gpt-4o", output_tokens="5")
-    with pytest.raises(RecordError, match="cost_usd .*not a float"):
+    with pytest.raises(RecordError, match=r"cost_usd .*not a float"):
         client.record(provider="openai", model="gpt-4o", cost_usd=0.1)
     with pytest.raises(RecordError, match="model is required"):
         client.record(provider="openai")

@@ -61,7 +61,7 @@ def test_down_then_back_replays_oldest_first_with_the_same_keys(tmp_path: Path) 
 
 
 def test_with_a_spool_a_server_that_answers_5xx_is_still_retried(tmp_path: Path) -> None:
-    consumer, transport, clock, counters, spool = rig(tmp_path)
+    consumer, transport, _clock, counters, spool = rig(tmp_path)
     transport.script.extend([503])
     put(consumer, 0, 2)
     consumer.step()  # the server is up: its 503 gets the retry policy, not the spool
@@ -71,7 +71,7 @@ def test_with_a_spool_a_server_that_answers_5xx_is_still_retried(tmp_path: Path)
 
 
 def test_new_batches_wait_behind_the_spool_while_a_probe_fails(tmp_path: Path) -> None:
-    consumer, transport, clock, counters, spool = rig(tmp_path)
+    consumer, transport, clock, _counters, spool = rig(tmp_path)
     transport.script.extend([OSError()] * 2)
     put(consumer, 0, 2)
     consumer.step()
@@ -86,7 +86,7 @@ def test_new_batches_wait_behind_the_spool_while_a_probe_fails(tmp_path: Path) -
 
 
 def test_a_full_spool_drops_and_counts(tmp_path: Path) -> None:
-    consumer, transport, clock, counters, spool = rig(tmp_path, max_bytes=300)
+    consumer, transport, _clock, counters, spool = rig(tmp_path, max_bytes=300)
     transport.script.extend([OSError()] * 20)
     put(consumer, 0, 8)
     consumer.step()

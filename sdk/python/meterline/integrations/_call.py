@@ -106,7 +106,7 @@ class Call:
         values = {k: v for k, v in values.items() if v is not None}
         try:
             self._record(**values)
-        except Exception as exc:  # bookkeeping must never break the app's call
+        except Exception as exc:  # noqa: BLE001 (bookkeeping must never break the app's call)
             log.warning("meterline: could not record a call (%s)", exc)
 
 
@@ -142,7 +142,7 @@ class _StreamBase:
         self._finished = True
         try:
             fields = self._observer.fields()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (never break the app's stream)
             log.warning("meterline: could not read a stream's usage (%s)", type(exc).__name__)
             fields = {}
         self._observer.call.finish(status, error, fields)
@@ -151,11 +151,11 @@ class _StreamBase:
         """Observe ``event``; whether the app should see it."""
         try:
             self._observer.observe(event)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (never break the app's stream)
             log.warning("meterline: could not read a stream event (%s)", type(exc).__name__)
         try:
             return not self._observer.hides(event)
-        except Exception:
+        except Exception:  # noqa: BLE001 (when in doubt, the app sees its event)
             return True
 
 

@@ -175,7 +175,7 @@ def usage_fields(usage: Any) -> dict[str, Any]:
 def _safe_fields(message: Any) -> dict[str, Any]:
     try:
         return _message_fields(message)
-    except Exception:  # an unexpected shape: record the call without usage rather than fail the app
+    except Exception:  # noqa: BLE001 (an unexpected shape: record the call without usage, never fail the app)
         return {}
 
 

@@ -58,7 +58,7 @@ class MeterlineCallback(_Base):
         try:
             fields = record_fields(kwargs, response, start, end, failed)
             (self._record or default_recorder())(**fields)
-        except Exception as exc:  # a callback must never break LiteLLM's call
+        except Exception as exc:  # noqa: BLE001 (a callback must never break LiteLLM's call)
             log.warning("meterline: could not record a LiteLLM call (%s)", type(exc).__name__)
 
 

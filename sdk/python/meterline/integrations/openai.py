@@ -139,7 +139,7 @@ def _wrap(
 def _safe(read: Any, result: Any) -> dict[str, Any]:
     try:
         fields: dict[str, Any] = read(result)
-    except Exception:  # an unexpected shape: record the call without usage rather than fail the app
+    except Exception:  # noqa: BLE001 (an unexpected shape: record the call without usage, never fail the app)
         return {}
     return fields
 
