@@ -8,6 +8,7 @@ from api.health import healthz, readyz
 from tenancy.signin import ThrottledAdminAuthenticationForm, ThrottledLoginView
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
+handler500 = "api.errors.server_error"  # a store outage is a 503 with Retry-After on pages too
 
 urlpatterns = [
     path("v1/", include("api.urls")),
