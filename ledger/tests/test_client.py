@@ -135,3 +135,13 @@ def test_the_ledger_reads_name_themselves(
         _comment("ledger.explore.token_outliers", project.pk),
     ]
     assert {s["max_execution_time"] for s in queries} == {60}
+
+
+def test_a_server_client_waits_longer_than_the_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[dict[str, Any]] = []
+    monkeypatch.setattr("clickhouse_connect.get_client", lambda **kwargs: made.append(kwargs))
+    with override_settings(CLICKHOUSE_MAX_EXECUTION_TIME=60, CLICKHOUSE_MAX_EXECUTION_TIME_WRITE=900):
+        ClickHouse("http://meterline:secret@clickhouse:8123", "meterline")._connect("meterline")
+    with override_settings(CLICKHOUSE_MAX_EXECUTION_TIME=60, CLICKHOUSE_MAX_EXECUTION_TIME_WRITE=0):
+        ClickHouse("http://meterline:secret@clickhouse:8123", "meterline")._connect("meterline")
+    assert [m["send_receive_timeout"] for m in made] == [930, 300]
