@@ -1,9 +1,10 @@
-"""Single calls far above their feature's usual size, read from the raw calls.
+"""Single calls far above their feature's usual size, as the anomaly rules judge them.
 
 A feature's usual is the 95th percentile of its calls' tokens (input + output) across the project
 over the 7 days before the window; a call is an outlier when its tokens exceed ``factor`` times
-that. Features with fewer than ``min_calls`` calls in the baseline are not judged. One query per
-project and window serves every anomaly budget; each keeps the outliers its scope selects.
+that. Features with fewer than ``min_calls`` calls in the baseline are not judged. One read
+(:func:`ledger.explore.token_outliers`) per project and window serves every anomaly budget; each
+keeps the outliers its scope selects.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from alerts.models import SCOPE_DIMENSIONS
-from ledger.clickhouse.client import get_clickhouse
+from ledger import explore
 
 BASELINE = timedelta(days=7)
 MIN_CALLS = 20
@@ -44,29 +45,15 @@ def token_outliers(
     project_id: int, start: datetime, end: datetime, factor: Decimal, min_calls: int = MIN_CALLS
 ) -> list[Outlier]:
     """Calls in [start, end) above ``factor`` x their feature's usual tokens, biggest first."""
-    dims = ", ".join(f"toString(c.{d})" for d in SCOPE_DIMENSIONS)
-    sql = f"""
-        WITH baseline AS (
-            SELECT feature, quantile(0.95)(input_tokens + output_tokens) AS usual, count() AS n
-            FROM llm_calls FINAL
-            WHERE project_id = {{p:UInt64}}
-              AND timestamp >= {{bstart:DateTime64(3, 'UTC')}} AND timestamp < {{start:DateTime64(3, 'UTC')}}
-            GROUP BY feature HAVING n >= {{min_calls:UInt64}}
-        )
-        SELECT c.event_id, c.input_tokens + c.output_tokens AS tokens, b.usual, c.tags, {dims}
-        FROM (
-            SELECT * FROM llm_calls FINAL
-            WHERE project_id = {{p:UInt64}}
-              AND timestamp >= {{start:DateTime64(3, 'UTC')}} AND timestamp < {{end:DateTime64(3, 'UTC')}}
-        ) AS c
-        INNER JOIN baseline AS b ON b.feature = c.feature
-        WHERE c.input_tokens + c.output_tokens > b.usual * {{factor:Float64}}
-        ORDER BY tokens DESC LIMIT {MAX_CANDIDATES}
-    """
-    params = {"p": project_id, "bstart": start - BASELINE, "start": start, "end": end, "factor": float(factor),
-              "min_calls": min_calls}  # fmt: skip
-    out = []
-    for event_id, tokens, usual, tags, *values in get_clickhouse().query(sql, parameters=params).result_rows:
-        dimensions = dict(zip(SCOPE_DIMENSIONS, (str(v) for v in values), strict=True))
-        out.append(Outlier(dimensions["feature"], str(event_id), int(tokens), float(usual), dimensions, dict(tags)))
-    return out
+    query = explore.OutlierQuery(
+        project_id,
+        start,
+        end,
+        factor,
+        dimensions=SCOPE_DIMENSIONS,
+        baseline=BASELINE,
+        min_calls=min_calls,
+        limit=MAX_CANDIDATES,
+    )
+    found = explore.token_outliers(query)
+    return [Outlier(c.feature, c.event_id, c.tokens, c.usual, c.dimensions, c.tags) for c in found]

@@ -119,6 +119,10 @@ if CLICKHOUSE_HOUR_TTL_DAYS < CLICKHOUSE_RAW_TTL_DAYS:
         f"CLICKHOUSE_HOUR_TTL_DAYS={CLICKHOUSE_HOUR_TTL_DAYS} must be at least "
         f"CLICKHOUSE_RAW_TTL_DAYS={CLICKHOUSE_RAW_TTL_DAYS}"
     )
+# Seconds a statement may run before the server stops it (docs/operations.md): reads, and writes
+# (inserts, rollup INSERT ... SELECT, migrations; 0: unbounded).
+CLICKHOUSE_MAX_EXECUTION_TIME = env_int("CLICKHOUSE_MAX_EXECUTION_TIME", 60, minimum=1)
+CLICKHOUSE_MAX_EXECUTION_TIME_WRITE = env_int("CLICKHOUSE_MAX_EXECUTION_TIME_WRITE", 600, minimum=0)
 
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", None, schemes=("redis", "rediss", "amqp", "amqps"))
 CELERY_RESULT_BACKEND = None

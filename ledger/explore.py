@@ -1,18 +1,20 @@
 """Reads for exploring the ledger: the individual calls behind a number, and the values a filter offers.
 
 Aggregates go through :mod:`ledger.queries`; this module answers what a rollup cannot: single calls
-from the raw table (the most expensive, the slowest, one call with every field) and the distinct
-dimension values seen in a range. Same rules: values bound server-side, the project id on every
-query, UTC-aware datetimes, money as exact ``Decimal``.
+from the raw table (the most expensive, the slowest, one call with every field, the calls far above
+their feature's usual size) and the distinct dimension values seen in a range. Same rules: values
+bound server-side, the project id on every query, UTC-aware datetimes, money as exact ``Decimal``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from ledger.clickhouse.client import get_clickhouse
+from ledger.measures import MAIN_DIMENSIONS
 from ledger.pricing import pusd_to_usd
 from ledger.queries import DIMENSIONS, QueryError
 
@@ -89,6 +91,7 @@ def top_calls(q: CallsQuery) -> list[dict[str, Any]]:
         f"SELECT {', '.join(LIST_COLUMNS)} FROM llm_calls FINAL WHERE {where}"
         f" ORDER BY {CALL_ORDERS[q.order_by]} DESC NULLS LAST, timestamp DESC, event_id LIMIT {int(q.limit)}",
         parameters=params,
+        caller="ledger.explore.top_calls",
     )
     return [_decode(dict(zip(result.column_names, row, strict=True))) for row in result.result_rows]
 
@@ -99,6 +102,7 @@ def call_detail(project_id: int, event_id: str) -> dict[str, Any] | None:
         "SELECT * FROM llm_calls FINAL WHERE project_id = {project:UInt64} AND event_id = {event:String}"
         " ORDER BY version DESC LIMIT 1",
         parameters={"project": project_id, "event": event_id},
+        caller="ledger.explore.call_detail",
     )
     if not result.result_rows:
         return None
@@ -109,13 +113,78 @@ def call_detail(project_id: int, event_id: str) -> dict[str, Any] | None:
 
 def dimension_values(project_id: int, start: datetime, end: datetime, limit: int = 200) -> dict[str, list[str]]:
     """The distinct values of each main dimension seen in the range (day rollup), sorted."""
-    dims = ("feature", "model", "provider", "route_version", "route", "environment", "traffic", "status")
+    dims = MAIN_DIMENSIONS
     columns = ", ".join(f"groupUniqArray({int(limit)})(toString({d})) AS {d}" for d in dims)
     result = get_clickhouse().query(
         f"SELECT {columns} FROM (SELECT {', '.join(dims)} FROM rollup_day FINAL"
         " WHERE project_id = {project:UInt64} AND bucket >= toStartOfDay({start:DateTime('UTC')})"
         f" AND bucket < {{end:DateTime('UTC')}} GROUP BY {', '.join(dims)})",
         parameters={"project": project_id, "start": start, "end": end},
+        caller="ledger.explore.dimension_values",
     )
     row = result.result_rows[0] if result.result_rows else [[] for _ in dims]
     return {d: sorted(v for v in values if v != "") for d, values in zip(dims, row, strict=True)}
+
+
+@dataclass(frozen=True)
+class OutlierQuery:
+    """Calls in [start, end) whose tokens exceed ``factor`` x their feature's p95 over ``baseline`` before ``start``."""
+
+    project_id: int
+    start: datetime
+    end: datetime
+    factor: Decimal
+    dimensions: tuple[str, ...] = ()  # returned per call, as strings
+    baseline: timedelta = timedelta(days=7)
+    min_calls: int = 20  # features with fewer calls in the baseline are not judged
+    limit: int = 1000
+
+
+@dataclass(frozen=True)
+class OutlierCall:
+    event_id: str
+    feature: str
+    tokens: int  # input + output
+    usual: float  # the feature's p95 tokens over the baseline
+    dimensions: dict[str, str]
+    tags: dict[str, str]
+
+
+def token_outliers(q: OutlierQuery) -> list[OutlierCall]:
+    """The calls of the range far above their feature's usual tokens, biggest first (at most ``limit``)."""
+    unknown = [d for d in q.dimensions if d not in DIMENSIONS]
+    if unknown:
+        raise QueryError(f"unknown dimension {unknown[0]!r}; known: {', '.join(DIMENSIONS)}")
+    dims = "".join(f", toString(c.{d})" for d in q.dimensions)
+    sql = f"""
+        WITH baseline AS (
+            SELECT feature, quantile(0.95)(input_tokens + output_tokens) AS usual, count() AS n
+            FROM llm_calls FINAL
+            WHERE project_id = {{p:UInt64}}
+              AND timestamp >= {{bstart:DateTime64(3, 'UTC')}} AND timestamp < {{start:DateTime64(3, 'UTC')}}
+            GROUP BY feature HAVING n >= {{min_calls:UInt64}}
+        )
+        SELECT c.event_id, c.feature, c.input_tokens + c.output_tokens AS tokens, b.usual, c.tags{dims}
+        FROM (
+            SELECT * FROM llm_calls FINAL
+            WHERE project_id = {{p:UInt64}}
+              AND timestamp >= {{start:DateTime64(3, 'UTC')}} AND timestamp < {{end:DateTime64(3, 'UTC')}}
+        ) AS c
+        INNER JOIN baseline AS b ON b.feature = c.feature
+        WHERE c.input_tokens + c.output_tokens > b.usual * {{factor:Float64}}
+        ORDER BY tokens DESC LIMIT {int(q.limit)}
+    """
+    params = {"p": q.project_id, "bstart": q.start - q.baseline, "start": q.start, "end": q.end,
+              "factor": float(q.factor), "min_calls": q.min_calls}  # fmt: skip
+    rows = get_clickhouse().query(sql, parameters=params, caller="ledger.explore.token_outliers").result_rows
+    return [
+        OutlierCall(
+            str(event_id),
+            str(feature),
+            int(tokens),
+            float(usual),
+            dict(zip(q.dimensions, (str(v) for v in values), strict=True)),
+            dict(tags),
+        )  # fmt: skip
+        for event_id, feature, tokens, usual, tags, *values in rows
+    ]

@@ -20,17 +20,17 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from ledger.clickhouse.client import get_clickhouse
-from ledger.pricing import pusd_to_usd
-from ledger.rollups import (
-    _RAW_MEASURES,
-    _RAW_SOURCE,
+from ledger.measures import (
     COMPACT_DIMENSIONS,
     CUSTOMER_DIMENSIONS,
     CUSTOMER_ONLY,
     MAIN_DIMENSIONS,
+    RAW_MEASURES,
     ROUTE_DIMENSIONS,
     USER_DIMENSIONS,
+    raw_source,
 )
+from ledger.pricing import pusd_to_usd
 
 DIMENSIONS = (*MAIN_DIMENSIONS, "customer_id", "user_id")
 GRANULARITIES = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -211,10 +211,8 @@ def _raw_source(q: UsageQuery, dimensions: tuple[str, ...]) -> str:
         f" AND tags[{{tk{i}:String}}] IN {{tv{i}:Array(String)}}" for i in range(len(q.tags))
     )  # values bound by usage(), in sorted key order
     return (
-        f"(SELECT c.project_id AS project_id, toStartOfMinute(c.timestamp) AS bucket{dims},{_RAW_MEASURES}"
-        + _RAW_SOURCE.replace("{hour_filter}", tag_filter)
-        .replace("{start:", "{raw_start:")
-        .replace("{end:", "{raw_end:")
+        f"(SELECT c.project_id AS project_id, toStartOfMinute(c.timestamp) AS bucket{dims},{RAW_MEASURES}"
+        + raw_source(tag_filter, start="raw_start", end="raw_end")
         + f"\nGROUP BY project_id, bucket{''.join(', ' + d for d in dimensions)} SETTINGS join_use_nulls = 1)"
     )
 
@@ -284,7 +282,7 @@ def usage(q: UsageQuery) -> UsageResult:
             f" GROUP BY {', '.join(group_cols)} ORDER BY {METRICS[q.order_by].sql} DESC,"
             f" {', '.join(group_cols)} LIMIT {q.limit + 1}"
         )
-        groups = get_clickhouse().query(ranked, parameters=params).result_rows
+        groups = get_clickhouse().query(ranked, parameters=params, caller="ledger.queries.usage.groups").result_rows
         truncated = len(groups) > q.limit
         if not groups:
             return UsageResult([], False, source_name)
@@ -298,7 +296,7 @@ def usage(q: UsageQuery) -> UsageResult:
         f"SELECT {_bucket_sql(q.granularity, bucket_col)} AS b, {group_select}{select_metrics}"
         f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_cols)}{order_limit}"
     )
-    result = get_clickhouse().query(sql, parameters=params)
+    result = get_clickhouse().query(sql, parameters=params, caller="ledger.queries.usage")
     names = [c.removeprefix("m_").removeprefix("g_") for c in result.column_names]
     rows = [dict(zip(names, r, strict=True)) for r in result.result_rows]
     if order_limit:

@@ -23,84 +23,20 @@ from django.db.models import Q
 
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
+from ledger.measures import (
+    COMPACT_DIMENSIONS,
+    CUSTOMER_DIMENSIONS,
+    CUSTOMER_ONLY,
+    MAIN_DIMENSIONS,
+    MERGED_MEASURES,
+    RAW_MEASURES,
+    ROUTE_DIMENSIONS,
+    USER_DIMENSIONS,
+    raw_source,
+)
 from ledger.models import DirtyBucket
 
 log = logging.getLogger(__name__)
-
-MAIN_DIMENSIONS = ("feature", "model", "provider", "route_version", "route", "environment", "traffic", "status")
-CUSTOMER_DIMENSIONS = ("customer_id", "feature", "model")
-USER_DIMENSIONS = ("user_id", "customer_id")
-# Narrow views for the questions asked most, merged from a wider tier: each holds a few rows per
-# bucket where the wide tier holds hundreds, so the dashboards' default charts read almost nothing.
-ROUTE_DIMENSIONS = ("provider", "model", "route_version", "route")  # latency by model / route version
-COMPACT_DIMENSIONS = ("feature", "provider", "model", "route_version")  # spend stacked by these
-CUSTOMER_ONLY = ("customer_id",)  # top customers
-
-# Measures from raw calls (the table alias is `c`, feedback is `fb`).
-_RAW_MEASURES = """
-    count() AS calls,
-    countIf(c.status != 'ok') AS error_calls,
-    countIf(c.attempt > 1) AS retry_calls,
-    sumIf(c.input_tokens + c.output_tokens, c.attempt > 1) AS retry_tokens,
-    sumIf(toInt128(c.cost_pusd), c.attempt > 1) AS retry_cost_pusd,
-    countIf(c.cache_hit) AS cache_hits,
-    sum(toInt128(c.cache_saving_pusd)) AS cache_saving_pusd,
-    sum(c.input_tokens) AS input_tokens,
-    sum(c.input_tokens - c.cache_read_tokens - c.cache_write_tokens) AS uncached_input_tokens,
-    sum(c.cache_read_tokens) AS cache_read_tokens,
-    sum(c.cache_write_tokens) AS cache_write_tokens,
-    sum(c.output_tokens) AS output_tokens,
-    sum(c.reasoning_tokens) AS reasoning_tokens,
-    sum(toInt128(c.cost_input_pusd)) AS cost_input_pusd,
-    sum(toInt128(c.cost_cache_read_pusd)) AS cost_cache_read_pusd,
-    sum(toInt128(c.cost_cache_write_pusd)) AS cost_cache_write_pusd,
-    sum(toInt128(c.cost_output_pusd)) AS cost_output_pusd,
-    sum(toInt128(c.cost_reasoning_pusd)) AS cost_reasoning_pusd,
-    sum(toInt128(c.cost_pusd)) AS cost_pusd,
-    countIf(c.cost_source = 'unpriced') AS unpriced_calls,
-    countIf(c.streamed) AS streamed_calls,
-    sum(c.tool_calls) AS tool_calls,
-    countIf(isNotNull(c.latency_ms)) AS latency_calls,
-    sum(ifNull(c.latency_ms, 0)) AS latency_sum_ms,
-    quantileTDigestStateIf(assumeNotNull(c.ttft_ms), isNotNull(c.ttft_ms)) AS ttft_digest,
-    quantileTDigestStateIf(assumeNotNull(c.latency_ms), isNotNull(c.latency_ms)) AS latency_digest,
-    countIf(isNotNull(fb.score)) AS feedback_count,
-    sum(ifNull(fb.score, 0)) AS feedback_score_sum,
-    {version:UInt64} AS version"""
-
-_SUM_COLUMNS = (
-    "calls", "error_calls", "retry_calls", "retry_tokens", "retry_cost_pusd", "cache_hits", "cache_saving_pusd",
-    "input_tokens", "uncached_input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
-    "reasoning_tokens", "cost_input_pusd", "cost_cache_read_pusd", "cost_cache_write_pusd", "cost_output_pusd",
-    "cost_reasoning_pusd", "cost_pusd", "unpriced_calls", "streamed_calls", "tool_calls", "latency_calls",
-    "latency_sum_ms", "feedback_count", "feedback_score_sum",
-)  # fmt: skip
-# Measures merged from a finer rollup tier.
-_MERGED_MEASURES = ",\n".join(
-    [f"    sum({name}) AS {name}" for name in _SUM_COLUMNS]
-    + [
-        "    quantileTDigestMergeState(ttft_digest) AS ttft_digest",
-        "    quantileTDigestMergeState(latency_digest) AS latency_digest",
-        "    {version:UInt64} AS version",
-    ]
-)
-
-_RAW_SOURCE = """
-FROM (
-    SELECT project_id, event_id, timestamp, feature, model, provider, route_version, route, environment, traffic,
-           status, customer_id, user_id, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
-           reasoning_tokens, ttft_ms, latency_ms, attempt, cache_hit, streamed, tool_calls, cost_input_pusd,
-           cost_cache_read_pusd, cost_cache_write_pusd, cost_output_pusd, cost_reasoning_pusd, cost_pusd,
-           cache_saving_pusd, cost_source
-    FROM llm_calls FINAL
-    WHERE project_id = {project:UInt64}
-      AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}
-      {hour_filter}
-) AS c
-LEFT JOIN (
-    SELECT event_id, argMax(score, created_at) AS score
-    FROM feedback WHERE project_id = {project:UInt64} GROUP BY event_id
-) AS fb ON fb.event_id = c.event_id"""
 
 
 @dataclass(frozen=True)
@@ -127,7 +63,7 @@ TIERS = (
 
 def _measures(tier: Tier) -> tuple[str, list[str]]:
     """The measure expressions and their column names for a tier (sketches only where kept)."""
-    text = _RAW_MEASURES if tier.source == "raw" else _MERGED_MEASURES
+    text = RAW_MEASURES if tier.source == "raw" else MERGED_MEASURES
     lines = [line for line in text.strip("\n").split(",\n") if tier.sketches or "_digest" not in line]
     return ",\n".join(lines), [line.rsplit(" AS ", 1)[1].strip() for line in lines]
 
@@ -145,7 +81,7 @@ def _insert_sql(tier: Tier) -> str:
         select_dims = ", ".join(f"c.{d} AS {d}" for d in tier.dimensions)
         return (
             f"INSERT INTO {target} SELECT c.project_id AS project_id, {tier.bucket_expr} AS bucket, {select_dims},\n"
-            f"{measures}{_RAW_SOURCE.replace('{hour_filter}', hour_filter)}\n"
+            f"{measures}{raw_source(hour_filter)}\n"
             f"GROUP BY project_id, bucket, {dims} SETTINGS join_use_nulls = 1"
         )
     return (

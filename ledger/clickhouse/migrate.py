@@ -55,7 +55,9 @@ def discover() -> list[Migration]:
 
 
 def applied(ch: ClickHouse) -> set[int]:
-    rows = ch.query("SELECT version FROM schema_migrations FINAL").result_rows
+    rows = ch.query(
+        "SELECT version FROM schema_migrations FINAL", caller="ledger.clickhouse.migrate.applied"
+    ).result_rows
     return {int(r[0]) for r in rows}
 
 
@@ -66,7 +68,8 @@ def migrate(ch: ClickHouse | None = None) -> list[Migration]:
     ch.command(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
         "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-        "ENGINE = ReplacingMergeTree ORDER BY version"
+        "ENGINE = ReplacingMergeTree ORDER BY version",
+        caller="ledger.clickhouse.migrate",
     )
     done = applied(ch)
     ran = []
@@ -75,7 +78,12 @@ def migrate(ch: ClickHouse | None = None) -> list[Migration]:
             continue
         log.info("applying ClickHouse migration %04d_%s", migration.version, migration.name)
         for statement in migration.statements():
-            ch.command(statement)
-        ch.insert("schema_migrations", [[migration.version], [migration.name]], ["version", "name"])
+            ch.command(statement, caller=f"ledger.clickhouse.migrate.{migration.version:04d}_{migration.name}")
+        ch.insert(
+            "schema_migrations",
+            [[migration.version], [migration.name]],
+            ["version", "name"],
+            caller="ledger.clickhouse.migrate",
+        )
         ran.append(migration)
     return ran
