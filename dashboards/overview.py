@@ -12,10 +12,10 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from alerts import forecast as forecasting
 from dashboards import charts
 from dashboards.filters import Filters
 from dashboards.tables import Column, PageData, Table, per_call, per_thousand, share, spend_columns, spend_row, usd
+from ledger import forecast as forecasting
 from ledger.pricebook import load_price_book
 from ledger.pricing import pusd_to_usd, tokens_cost_pusd
 from ledger.queries import UsageQuery, usage
@@ -39,7 +39,7 @@ class MonthToDate:
 
 def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> MonthToDate:
     """This calendar month's spend (in the filters' time zone) and its forecast to month end, by the
-    same weekday-aware method as the budgets' forecast rules (alerts.forecast, docs/alerts.md)."""
+    same weekday-aware method as the budgets' forecast rules (ledger.forecast, docs/alerts.md)."""
     zone = f.zone
     now = (now or datetime.now(UTC)).astimezone(zone)
     today = now.date()
