@@ -68,7 +68,7 @@ def switch(request: HttpRequest) -> HttpResponse:
 
 def _dimension_values(project: Project, f: Filters) -> dict[str, list[str]]:
     key = f"dims:{project.pk}:{f.start.isoformat()}:{f.end.isoformat()}"
-    values = cache.get(key)
+    values: dict[str, list[str]] | None = cache.get(key)
     if values is None:
         values = dimension_values(project.pk, f.start, f.end)
         cache.set(key, values, DIM_VALUES_TTL)
