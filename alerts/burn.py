@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from alerts import forecast as forecasting
 from alerts.evaluate import measure, window_of
 from alerts.models import Budget
 from alerts.periods import Window
 from alerts.spend import SpendRequest, daily_spend
+from ledger import forecast as forecasting
 
 log = logging.getLogger(__name__)
 

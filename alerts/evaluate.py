@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import transaction
 
-from alerts import forecast as forecasting
 from alerts.firing import LIVE, fire, rearm_after_amount_change
 from alerts.models import AlertState, Budget, Rule, RuleKind, Signal
 from alerts.outliers import Outlier, token_outliers
 from alerts.periods import Window, day_window, period_window
 from alerts.spend import Daily, SpendRequest, daily_spend, top_contributors
+from ledger import forecast as forecasting
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ import unicodedata
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone as dj_timezone
@@ -15,6 +14,7 @@ from rest_framework import serializers
 from alerts import channels as channel_config
 from alerts import scope as scopes
 from alerts.models import DEFAULT_THRESHOLDS, AlertState, Budget, Channel, ChannelKind, Period, Rule, RuleKind
+from ledger.timeparse import UnknownTimeZone, time_zone
 from tenancy.models import Project
 
 MAX_THRESHOLDS = 10
@@ -164,10 +164,8 @@ class BudgetSerializer(serializers.Serializer[Budget]):
 
     def validate_timezone(self, value: str) -> str:
         try:
-            if value.startswith(("right/", "posix/")):
-                raise ValueError(value)
-            ZoneInfo(value)
-        except Exception:
+            time_zone(value)
+        except UnknownTimeZone:
             raise serializers.ValidationError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -17,9 +17,8 @@ from alerts.deliveries import send_test
 from alerts.models import SCOPE_DIMENSIONS, AlertState, Budget, Channel, ChannelKind, Period
 from alerts.scope import describe
 from alerts.serializers import BudgetSerializer, ChannelSerializer
-from dashboards.pages import project_page, render_page
 from ledger.queries import QueryError
-from tenancy.models import Project
+from web.frame import ProjectContext, project_page, render_page
 
 HISTORY = 20
 RULE_KINDS = ("actual", "forecast", "anomaly")
@@ -44,8 +43,8 @@ def _errors(errors: Any, path: str = "") -> list[str]:
 
 
 @project_page("read")
-def budgets(request: HttpRequest, project: Project) -> HttpResponse:
-    items = list(Budget.objects.filter(project=project).prefetch_related("rules__channels"))
+def budgets(ctx: ProjectContext) -> HttpResponse:
+    items = list(Budget.objects.filter(project=ctx.project).prefetch_related("rules__channels"))
     try:
         burn = burns(items)
         burn_error = ""
@@ -73,8 +72,8 @@ def budgets(request: HttpRequest, project: Project) -> HttpResponse:
         }
         for budget in items
     ]
-    channels = Channel.objects.filter(project=project).order_by("name")
-    return render_page(request, "alerts/budgets.html", {"rows": rows, "channels": channels, "burn_error": burn_error})
+    channels = Channel.objects.filter(project=ctx.project).order_by("name")
+    return render_page(ctx, "alerts/budgets.html", {"rows": rows, "channels": channels, "burn_error": burn_error})
 
 
 def _form_payload(post: Any) -> dict[str, Any]:
@@ -143,26 +142,27 @@ def rules_fit_the_form(budget: Budget | None) -> bool:
 
 
 @project_page("manage")
-def budget_form(request: HttpRequest, project: Project, budget_id: int | None = None) -> HttpResponse:
+def budget_form(ctx: ProjectContext, budget_id: int | None = None) -> HttpResponse:
     budget = None
     if budget_id is not None:
-        budget = Budget.objects.filter(project=project, pk=budget_id).prefetch_related("rules__channels").first()
+        budget = Budget.objects.filter(project=ctx.project, pk=budget_id).prefetch_related("rules__channels").first()
         if budget is None:
             raise Http404("no such budget")
     errors: list[str] = []
     values = _form_initial(budget)
     rules_editable = rules_fit_the_form(budget)
-    if request.method == "POST":
-        payload = _form_payload(request.POST)
+    if ctx.request.method == "POST":
+        payload = _form_payload(ctx.request.POST)
         if not rules_editable:  # name, amount, period and scope only: the rules stay as they are
             payload.pop("rules")
-        serializer = BudgetSerializer(budget, data=payload, context={"project": project})
+        serializer = BudgetSerializer(budget, data=payload, context={"project": ctx.project})
         if serializer.is_valid():
             saved = serializer.save()
-            messages.success(request, f"Budget {saved.name!r} saved.")
-            return HttpResponseRedirect(reverse("alerts:budgets", kwargs={"project_id": project.pk}))
+            messages.success(ctx.request, f"Budget {saved.name!r} saved.")
+            return HttpResponseRedirect(reverse("alerts:budgets", kwargs={"project_id": ctx.project.pk}))
         errors = _errors(serializer.errors)
-        values = {**request.POST.dict(), "channels": [int(c) for c in request.POST.getlist("channels") if c.isdigit()]}
+        posted = ctx.request.POST
+        values = {**posted.dict(), "channels": [int(c) for c in posted.getlist("channels") if c.isdigit()]}
     context = {
         "budget": budget,
         "rules_editable": rules_editable,
@@ -171,20 +171,20 @@ def budget_form(request: HttpRequest, project: Project, budget_id: int | None = 
         "periods": Period.choices,
         "scope_fields": [(dim, values.get(f"scope_{dim}", "")) for dim in SCOPE_DIMENSIONS],
         "rule_fields": [(kind, values.get(f"rule_{kind}", "")) for kind in RULE_KINDS],
-        "channels": Channel.objects.filter(project=project).order_by("name"),
+        "channels": Channel.objects.filter(project=ctx.project).order_by("name"),
     }
-    return render_page(request, "alerts/budget_form.html", context, status=400 if errors else 200)
+    return render_page(ctx, "alerts/budget_form.html", context, status=400 if errors else 200)
 
 
 @require_POST
 @project_page("manage")
-def budget_delete(request: HttpRequest, project: Project, budget_id: int) -> HttpResponse:
-    budget = Budget.objects.filter(project=project, pk=budget_id).first()
+def budget_delete(ctx: ProjectContext, budget_id: int) -> HttpResponse:
+    budget = Budget.objects.filter(project=ctx.project, pk=budget_id).first()
     if budget is None:
         raise Http404("no such budget")
     budget.delete()
-    messages.success(request, f"Budget {budget.name!r} deleted.")
-    return HttpResponseRedirect(reverse("alerts:budgets", kwargs={"project_id": project.pk}))
+    messages.success(ctx.request, f"Budget {budget.name!r} deleted.")
+    return HttpResponseRedirect(reverse("alerts:budgets", kwargs={"project_id": ctx.project.pk}))
 
 
 def _channel_payload(post: Any) -> dict[str, Any]:
@@ -200,45 +200,45 @@ def _channel_payload(post: Any) -> dict[str, Any]:
 
 
 @project_page("manage")
-def channels(request: HttpRequest, project: Project) -> HttpResponse:
+def channels(ctx: ProjectContext) -> HttpResponse:
     errors: list[str] = []
     values: dict[str, Any] = {"kind": "slack"}
-    if request.method == "POST":
-        serializer = ChannelSerializer(data=_channel_payload(request.POST), context={"project": project})
+    if ctx.request.method == "POST":
+        serializer = ChannelSerializer(data=_channel_payload(ctx.request.POST), context={"project": ctx.project})
         if serializer.is_valid():
             channel = serializer.save()
-            messages.success(request, f"Channel {channel.name!r} created.")
-            return HttpResponseRedirect(reverse("alerts:channels", kwargs={"project_id": project.pk}))
+            messages.success(ctx.request, f"Channel {channel.name!r} created.")
+            return HttpResponseRedirect(reverse("alerts:channels", kwargs={"project_id": ctx.project.pk}))
         errors = _errors(serializer.errors)
-        values = {k: v for k, v in request.POST.dict().items() if k not in ("secret", "webhook_url", "url")}
+        values = {k: v for k, v in ctx.request.POST.dict().items() if k not in ("secret", "webhook_url", "url")}
     listed = [
         {"channel": c, "config": channel_config.masked(c.kind, c.config)}
-        for c in Channel.objects.filter(project=project).order_by("name")
+        for c in Channel.objects.filter(project=ctx.project).order_by("name")
     ]
     context = {"listed": listed, "errors": errors, "values": values, "kinds": ChannelKind.choices}
-    return render_page(request, "alerts/channels.html", context, status=400 if errors else 200)
+    return render_page(ctx, "alerts/channels.html", context, status=400 if errors else 200)
 
 
 @require_POST
 @project_page("manage")
-def channel_test(request: HttpRequest, project: Project, channel_id: int) -> HttpResponse:
-    channel = Channel.objects.filter(project=project, pk=channel_id).first()
+def channel_test(ctx: ProjectContext, channel_id: int) -> HttpResponse:
+    channel = Channel.objects.filter(project=ctx.project, pk=channel_id).first()
     if channel is None:
         raise Http404("no such channel")
     ok, detail = send_test(channel)
     if ok:
-        messages.success(request, f"Test alert sent to {channel.name!r}.")
+        messages.success(ctx.request, f"Test alert sent to {channel.name!r}.")
     else:
-        messages.error(request, f"Test alert to {channel.name!r} failed: {detail}")
-    return HttpResponseRedirect(reverse("alerts:channels", kwargs={"project_id": project.pk}))
+        messages.error(ctx.request, f"Test alert to {channel.name!r} failed: {detail}")
+    return HttpResponseRedirect(reverse("alerts:channels", kwargs={"project_id": ctx.project.pk}))
 
 
 @require_POST
 @project_page("manage")
-def channel_delete(request: HttpRequest, project: Project, channel_id: int) -> HttpResponse:
-    channel = Channel.objects.filter(project=project, pk=channel_id).first()
+def channel_delete(ctx: ProjectContext, channel_id: int) -> HttpResponse:
+    channel = Channel.objects.filter(project=ctx.project, pk=channel_id).first()
     if channel is None:
         raise Http404("no such channel")
     channel.delete()
-    messages.success(request, f"Channel {channel.name!r} deleted.")
-    return HttpResponseRedirect(reverse("alerts:channels", kwargs={"project_id": project.pk}))
+    messages.success(ctx.request, f"Channel {channel.name!r} deleted.")
+    return HttpResponseRedirect(reverse("alerts:channels", kwargs={"project_id": ctx.project.pk}))

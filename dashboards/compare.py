@@ -42,23 +42,25 @@ def _delta(a: Any, b: Any) -> tuple[Any, float]:
 
 def compare(project_id: int, f: Filters, dim: str, a: str, b: str) -> PageData:
     page = PageData()
-    variants = (a, b)
     scoped = f.without(dim)  # the two variants are the filter on this dimension
     query_metrics = tuple(m for m, _, _ in METRICS if m != "cost_per_call")
     totals = usage(
         scoped.usage(
-            project_id,
-            granularity=None,
-            group_by=(dim,),
-            filters={dim: variants},
-            metrics=query_metrics,
-            limit=2,
+            project_id, granularity=None, group_by=(dim,), filters={dim: (a, b)}, metrics=query_metrics, limit=2
         )
     ).rows
-    by_variant = {r[dim]: r for r in totals}
     page.extra["has_data"] = bool(totals)
     if not totals:
         return page
+    rows = _comparison_rows({r[dim]: r for r in totals}, a, b)
+    page.extra["comparison"] = rows
+    page.tables.append(_comparison_table(rows, a, b))
+    page.charts += _charts(project_id, scoped, dim, a, b)
+    return page
+
+
+def _comparison_rows(by_variant: dict[str, dict[str, Any]], a: str, b: str) -> list[dict[str, Any]]:
+    """One row per metric: A, B, the delta, the relative change and whether B is better or worse."""
     for row in by_variant.values():
         row["cost_per_call"] = per_call(row["cost"], row["calls"])
     rows = []
@@ -71,33 +73,35 @@ def compare(project_id: int, f: Filters, dim: str, a: str, b: str) -> PageData:
             better = (rel > 0) == (key in HIGHER_IS_BETTER)
             verdict = "better" if better else "worse"
         rows.append({"metric": label, "a": va, "b": vb, "delta": diff, "change": rel, "verdict": verdict, "kind": kind})
-    page.extra["comparison"] = rows
-    page.tables.append(
-        Table(
-            "comparison",
-            f"{a} vs {b}",
-            [
-                Column("metric", "Metric"),
-                Column("a", a, "raw"),
-                Column("b", b, "raw"),
-                Column("delta", "Delta (B − A)", "raw"),
-                Column("change", "Change", "pct"),
-            ],
-            rows,
-        )
-    )
+    return rows
+
+
+def _comparison_table(rows: list[dict[str, Any]], a: str, b: str) -> Table:
+    columns = [
+        Column("metric", "Metric"),
+        Column("a", a, "raw"),
+        Column("b", b, "raw"),
+        Column("delta", "Delta (B − A)", "raw"),
+        Column("change", "Change", "pct"),
+    ]
+    return Table("comparison", f"{a} vs {b}", columns, rows)
+
+
+def _charts(project_id: int, scoped: Filters, dim: str, a: str, b: str) -> list[tuple[str, dict[str, Any]]]:
+    """Cost per call and latency p95 of the two variants over time."""
     series = usage(
         scoped.usage(
             project_id,
-            granularity=f.bucket,
+            granularity=scoped.bucket,
             group_by=(dim,),
-            filters={dim: variants},
+            filters={dim: (a, b)},
             metrics=("cost_per_call", "latency_p95", "error_rate"),
             limit=2,
         )
     ).rows
     xs, cpc = charts.series_by_group(series, dim, "cost_per_call")
     _, lat = charts.series_by_group(series, dim, "latency_p95")
-    page.charts.append(("cost-per-call", charts.lines("Cost per call", xs, cpc, "$", yaxis={"tickprefix": "$"})))
-    page.charts.append(("latency", charts.lines("Latency p95", xs, lat, "ms")))
-    return page
+    return [
+        ("cost-per-call", charts.lines("Cost per call", xs, cpc, "$", yaxis={"tickprefix": "$"})),
+        ("latency", charts.lines("Latency p95", xs, lat, "ms")),
+    ]

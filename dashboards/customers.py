@@ -91,7 +91,6 @@ def customer_detail(project_id: int, f: Filters, customer: str) -> PageData:
     ).rows
     xs, series = charts.series_by_group(over_time, "feature", "cost")
     page.charts.append(("spend", charts.stacked_bars(f"{customer}: spend per {f.bucket} by feature", xs, series)))
-    mine_per_call, avg_per_call = per_call(cost, calls), per_call(p_cost, p_calls)
     page.tables.append(
         Table(
             "features",
@@ -100,7 +99,14 @@ def customer_detail(project_id: int, f: Filters, customer: str) -> PageData:
             [spend_row(r, cost) for r in by_feature_model],
         )
     )
-    page.kpis = [
+    page.kpis = _customer_kpis(cost, calls, p_cost, p_calls)
+    return page
+
+
+def _customer_kpis(cost: Decimal, calls: int, p_cost: Decimal, p_calls: int) -> list[dict[str, Any]]:
+    """One customer's spend, calls and per-call cost against the whole project's (``p_…``)."""
+    mine_per_call, avg_per_call = per_call(cost, calls), per_call(p_cost, p_calls)
+    return [
         {
             "label": "Spend",
             "value": cost,
@@ -116,4 +122,3 @@ def customer_detail(project_id: int, f: Filters, customer: str) -> PageData:
             "sub": "per call, vs all customers",
         },
     ]
-    return page

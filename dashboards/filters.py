@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from django.http import QueryDict
 
 from ledger.queries import DIMENSIONS, UsageQuery
+from ledger.timeparse import BadDate, UnknownTimeZone, parse_day, time_zone
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 730
@@ -95,8 +96,8 @@ EARLIEST, LATEST = date(1970, 1, 2), date(2100, 1, 1)  # what ClickHouse's DateT
 
 def _date(value: str, name: str, errors: list[str]) -> date | None:
     try:
-        parsed = date.fromisoformat(value)
-    except ValueError:
+        parsed = parse_day(value)
+    except BadDate:
         errors.append(f"{name} must be a date like 2026-11-01 (got {value[:40]!r}); using the default")
         return None
     if not EARLIEST <= parsed <= LATEST:
@@ -109,12 +110,10 @@ def parse_filters(query: QueryDict, today: date | None = None) -> Filters:
     errors: list[str] = []
     tz = query.get("tz", "UTC") or "UTC"
     try:
-        if tz.startswith(("right/", "posix/")):
-            raise ValueError(tz)
-        zone = ZoneInfo(tz)
-    except Exception:
+        zone = time_zone(tz)
+    except UnknownTimeZone:
         errors.append(f"unknown time zone {tz[:60]!r}; using UTC")
-        tz, zone = "UTC", ZoneInfo("UTC")
+        tz, zone = "UTC", time_zone("UTC")
     today = today or datetime.now(zone).date()
     end = _date(query.get("to", ""), "to", errors) if query.get("to") else None
     start = _date(query.get("from", ""), "from", errors) if query.get("from") else None

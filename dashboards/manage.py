@@ -14,13 +14,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from dashboards.pages import project_page, render_page
 from ledger.models import PriceOverride
 from ledger.tasks import reprice_task
 from tenancy.models import ApiKey, Membership, Project, Role, Scope
+from web.frame import ProjectContext, project_page, render_page
 
 
 class KeyForm(forms.Form):
@@ -75,7 +75,8 @@ def _back(name: str, project: Project) -> HttpResponseRedirect:
 
 
 @project_page("manage")
-def keys_view(request: HttpRequest, project: Project) -> HttpResponse:
+def keys_view(ctx: ProjectContext) -> HttpResponse:
+    request, project = ctx.request, ctx.project
     form = KeyForm()
     if request.method == "POST":
         if "revoke" in request.POST:
@@ -87,13 +88,14 @@ def keys_view(request: HttpRequest, project: Project) -> HttpResponse:
         form = KeyForm(request.POST)
         if form.is_valid():
             key, raw = ApiKey.issue(project, form.cleaned_data["scopes"], form.cleaned_data["name"])
-            return render_page(request, "dashboards/key_created.html", {"key": key, "raw": raw})
+            return render_page(ctx, "dashboards/key_created.html", {"key": key, "raw": raw})
     keys = ApiKey.objects.filter(project=project).order_by("-created_at")
-    return render_page(request, "dashboards/keys.html", {"keys": keys, "form": form})
+    return render_page(ctx, "dashboards/keys.html", {"keys": keys, "form": form})
 
 
 @project_page("manage")
-def members_view(request: HttpRequest, project: Project) -> HttpResponse:
+def members_view(ctx: ProjectContext) -> HttpResponse:
+    request, project = ctx.request, ctx.project
     org = project.organization
     form = MemberForm()
     if request.method == "POST":
@@ -127,15 +129,16 @@ def members_view(request: HttpRequest, project: Project) -> HttpResponse:
                     user=user, organization=org, defaults={"role": form.cleaned_data["role"]}
                 )
             if password:  # shown on this response only: never in a cookie, a log or the database
-                return render_page(request, "dashboards/member_created.html", {"new_user": user, "password": password})
+                return render_page(ctx, "dashboards/member_created.html", {"new_user": user, "password": password})
             messages.success(request, f"{user} {'added' if added else 'updated'}.")
             return _back("dashboards:members", project)
     members = Membership.objects.filter(organization=org).select_related("user").order_by("user__username")
-    return render_page(request, "dashboards/members.html", {"members": members, "form": form, "roles": Role.choices})
+    return render_page(ctx, "dashboards/members.html", {"members": members, "form": form, "roles": Role.choices})
 
 
 @project_page("manage")
-def prices_view(request: HttpRequest, project: Project) -> HttpResponse:
+def prices_view(ctx: ProjectContext) -> HttpResponse:
+    request, project = ctx.request, ctx.project
     initial = {
         "provider": request.GET.get("provider", ""),
         "model": request.GET.get("model", ""),
@@ -153,4 +156,4 @@ def prices_view(request: HttpRequest, project: Project) -> HttpResponse:
             messages.success(request, f"Price for {override.provider}/{override.model} saved.{note}")
             return _back("dashboards:prices", project)
     overrides = PriceOverride.objects.filter(project=project).order_by("provider", "model", "-effective_from")
-    return render_page(request, "dashboards/prices.html", {"overrides": overrides, "form": form, "zero": Decimal(0)})
+    return render_page(ctx, "dashboards/prices.html", {"overrides": overrides, "form": form, "zero": Decimal(0)})

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from alerts import forecast as forecasting
 from dashboards import charts
 from dashboards.filters import Filters
 from dashboards.tables import Column, PageData, Table, per_call, per_thousand, share, spend_columns, spend_row, usd
+from ledger import forecast as forecasting
 from ledger.pricebook import load_price_book
 from ledger.pricing import pusd_to_usd, tokens_cost_pusd
 from ledger.queries import UsageQuery, usage
@@ -23,6 +23,8 @@ from ledger.queries import UsageQuery, usage
 STACKS = {"feature": "Feature", "model": "Model", "customer_id": "Customer", "route_version": "Route version"}
 TOP_GROUPS = 8
 ZERO = Decimal(0)
+TOTAL_METRICS = ("cost", "calls", "retry_cost", "cache_savings", "errors", "unpriced_calls")
+MODEL_METRICS = ("cost", "calls", "unpriced_calls", "cache_read_tokens", "cost_cache_read", "cache_savings")
 
 
 def _sum(rows: list[dict[str, Any]], key: str) -> Any:
@@ -39,7 +41,7 @@ class MonthToDate:
 
 def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> MonthToDate:
     """This calendar month's spend (in the filters' time zone) and its forecast to month end, by the
-    same weekday-aware method as the budgets' forecast rules (alerts.forecast, docs/alerts.md)."""
+    same weekday-aware method as the budgets' forecast rules (ledger.forecast, docs/alerts.md)."""
     zone = f.zone
     now = (now or datetime.now(UTC)).astimezone(zone)
     today = now.date()
@@ -81,29 +83,42 @@ def _stacked_series(project_id: int, f: Filters, stack: str, totals: list[dict[s
 def overview(project_id: int, f: Filters, stack: str = "feature", customers: bool = True) -> PageData:
     """The overview's figures; ``customers=False`` leaves out everything per customer."""
     page = PageData()
-    totals = usage(
-        f.usage(
-            project_id,
-            granularity=f.bucket,
-            metrics=("cost", "calls", "retry_cost", "cache_savings", "errors", "unpriced_calls"),
-        )
-    ).rows
+    totals = usage(f.usage(project_id, granularity=f.bucket, metrics=TOTAL_METRICS)).rows
     cost, calls = _sum(totals, "cost"), _sum(totals, "calls")
     page.extra["has_data"] = calls > 0
     if not calls:
         return page
-
     mtd = month_to_date(project_id, f)
     page.extra["mtd"] = mtd
     page.charts.append(("spend", _stacked_series(project_id, f, stack, totals)))
+    models = _model_rows(project_id, f)
+    waste, wasted = _waste(project_id, f, cost)
+    savings, saved = _savings(project_id, models, cost)
+    page.tables.append(_top(project_id, f, cost, "features", "Top features", "feature", "Feature", limit=50))
+    if customers:
+        page.tables.append(_top(project_id, f, cost, "customers", "Top customers", "customer_id", "Customer", limit=25))
+    page.tables += [waste, savings, _models_table(models, cost)]
+    page.extra["unpriced"] = [r for r in models if r["unpriced_calls"]]
+    page.kpis = _kpis(cost, calls, mtd, wasted, saved)
+    return page
 
-    features = usage(f.usage(project_id, granularity=None, group_by=("feature",), metrics=("cost", "calls"), limit=50))
-    top_customers = (
-        usage(f.usage(project_id, granularity=None, group_by=("customer_id",), metrics=("cost", "calls"), limit=25))
-        if customers
-        else None
+
+def _top(project_id: int, f: Filters, cost: Decimal, name: str, title: str, dim: str, label: str, limit: int) -> Table:
+    """The biggest spenders along one dimension, with their share of the range's spend."""
+    result = usage(f.usage(project_id, granularity=None, group_by=(dim,), metrics=("cost", "calls"), limit=limit))
+    return Table(
+        name,
+        title,
+        [Column(dim, label), *spend_columns()],
+        [spend_row({dim: r[dim], "calls": r["calls"], "cost": r["cost"]}, cost) for r in result.rows],
+        note="Only the top rows are shown; export for the same rows." if result.truncated else "",
     )
-    waste_rows = usage(
+
+
+def _waste(project_id: int, f: Filters, cost: Decimal) -> tuple[Table, Decimal]:
+    """Spend that bought nothing for users, and its total. Each call counts once: eval/shadow
+    traffic and failed calls in full; for live calls that succeeded, what their retries cost."""
+    rows = usage(
         f.usage(
             project_id,
             granularity=None,
@@ -112,131 +127,106 @@ def overview(project_id: int, f: Filters, stack: str = "feature", customers: boo
             limit=100,
         )
     ).rows
-    models = usage(
-        f.usage(
-            project_id,
-            granularity=None,
-            group_by=("provider", "model"),
-            metrics=("cost", "calls", "unpriced_calls", "cache_read_tokens", "cost_cache_read", "cache_savings"),
-            limit=500,
-        )
+    shadow = sum((r["cost"] for r in rows if r["traffic"] != "live"), start=ZERO)
+    failed = sum((r["cost"] for r in rows if r["traffic"] == "live" and r["status"] != "ok"), start=ZERO)
+    retried = sum((r["retry_cost"] for r in rows if r["traffic"] == "live" and r["status"] == "ok"), start=ZERO)
+    waste = shadow + failed + retried
+    table = Table(
+        "waste",
+        "Waste",
+        [Column("kind", "Kind"), Column("cost", "Cost", "money"), Column("share", "Share of spend", "pct")],
+        [
+            {"kind": "Retries of successful live calls", "cost": retried, "share": share(retried, cost)},
+            {"kind": "Eval and shadow traffic", "cost": shadow, "share": share(shadow, cost)},
+            {"kind": "Failed live calls (error, timeout, cancelled)", "cost": failed, "share": share(failed, cost)},
+            {"kind": "Total", "cost": waste, "share": share(waste, cost)},
+        ],
+        note=(
+            "Each call is counted once: eval/shadow traffic and failed live calls in full; a live call"
+            " that succeeded counts only when it was a retry (attempt > 1), as the record contract defines."
+        ),
+    )
+    return table, waste
+
+
+def _model_rows(project_id: int, f: Filters) -> list[dict[str, Any]]:
+    return usage(
+        f.usage(project_id, granularity=None, group_by=("provider", "model"), metrics=MODEL_METRICS, limit=500)
     ).rows
 
-    # Waste: spend that bought nothing for users. Each call counts once: eval/shadow traffic and
-    # failed calls in full; for live calls that succeeded, what their retries cost.
-    shadow = sum((r["cost"] for r in waste_rows if r["traffic"] != "live"), start=ZERO)
-    failed = sum((r["cost"] for r in waste_rows if r["traffic"] == "live" and r["status"] != "ok"), start=ZERO)
-    retried = sum((r["retry_cost"] for r in waste_rows if r["traffic"] == "live" and r["status"] == "ok"), start=ZERO)
-    waste = shadow + failed + retried
-    page.tables.append(
-        Table(
-            "waste",
-            "Waste",
-            [Column("kind", "Kind"), Column("cost", "Cost", "money"), Column("share", "Share of spend", "pct")],
-            [
-                {"kind": "Retries of successful live calls", "cost": retried, "share": share(retried, cost)},
-                {"kind": "Eval and shadow traffic", "cost": shadow, "share": share(shadow, cost)},
-                {"kind": "Failed live calls (error, timeout, cancelled)", "cost": failed, "share": share(failed, cost)},
-                {"kind": "Total", "cost": waste, "share": share(waste, cost)},
-            ],
-            note=(
-                "Each call is counted once: eval/shadow traffic and failed live calls in full; a live call"
-                " that succeeded counts only when it was a retry (attempt > 1), as the record contract defines."
-            ),
-        )
-    )
 
-    # Savings: the app's own cache (calls that never reached a provider) and provider prompt caching
-    # (cache reads priced below fresh input). The latter is valued at each model's current input price.
-    app_cache = _sum(models, "cache_savings") if models else ZERO
+def _provider_cache_savings(project_id: int, models: list[dict[str, Any]]) -> Decimal:
+    """What provider prompt caching saved: cache reads valued at each model's current input price."""
     books = load_price_book(project_id)
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    provider_cache = ZERO
+    saved = ZERO
     for row in models:
         if not row["cache_read_tokens"]:
             continue
         price = books.price(row["provider"], row["model"], "default", now_ms)
         if price is not None:
             full = pusd_to_usd(tokens_cost_pusd(row["cache_read_tokens"], price.rates_for(0).input))
-            provider_cache += max(ZERO, full - row["cost_cache_read"])
-    page.tables.append(
-        Table(
-            "savings",
-            "Savings",
-            [Column("kind", "Kind"), Column("saved", "Saved", "money"), Column("share", "Against spend", "pct")],
-            [
-                {"kind": "App cache hits (no provider call)", "saved": app_cache, "share": share(app_cache, cost)},
-                {
-                    "kind": "Provider prompt-cache reads (at today's input price)",
-                    "saved": provider_cache,
-                    "share": share(provider_cache, cost),
-                },
-            ],
-        )
+            saved += max(ZERO, full - row["cost_cache_read"])
+    return saved
+
+
+def _savings(project_id: int, models: list[dict[str, Any]], cost: Decimal) -> tuple[Table, Decimal]:
+    """The app's own cache (calls that never reached a provider) and provider prompt caching, and their sum."""
+    app_cache = _sum(models, "cache_savings") if models else ZERO
+    provider_cache = _provider_cache_savings(project_id, models)
+    table = Table(
+        "savings",
+        "Savings",
+        [Column("kind", "Kind"), Column("saved", "Saved", "money"), Column("share", "Against spend", "pct")],
+        [
+            {"kind": "App cache hits (no provider call)", "saved": app_cache, "share": share(app_cache, cost)},
+            {
+                "kind": "Provider prompt-cache reads (at today's input price)",
+                "saved": provider_cache,
+                "share": share(provider_cache, cost),
+            },
+        ],
+    )
+    return table, app_cache + provider_cache
+
+
+def _models_table(models: list[dict[str, Any]], cost: Decimal) -> Table:
+    return Table(
+        "models",
+        "Spend by model",
+        [
+            Column("provider", "Provider"),
+            Column("model", "Model"),
+            Column("calls", "Calls", "int"),
+            Column("cost", "Cost", "money"),
+            Column("cost_per_call", "Per call", "money"),
+            Column("unpriced_calls", "Unpriced calls", "int"),
+            Column("share", "Share of spend", "pct"),
+        ],
+        [
+            {
+                **{k: r[k] for k in ("provider", "model", "calls", "cost", "unpriced_calls")},
+                "cost_per_call": per_call(r["cost"], r["calls"]),
+                "share": share(r["cost"], cost),
+            }
+            for r in models
+        ],
     )
 
-    def breakdown(name: str, title: str, dim: str, label: str, rows: list[dict[str, Any]], truncated: bool) -> Table:
-        return Table(
-            name,
-            title,
-            [Column(dim, label), *spend_columns()],
-            [spend_row({dim: r[dim], "calls": r["calls"], "cost": r["cost"]}, cost) for r in rows],
-            note="Only the top rows are shown; export for the same rows." if truncated else "",
-        )
 
-    if top_customers is not None:
-        page.tables.insert(
-            0,
-            breakdown(
-                "customers", "Top customers", "customer_id", "Customer", top_customers.rows, top_customers.truncated
-            ),
-        )
-    page.tables.insert(
-        0, breakdown("features", "Top features", "feature", "Feature", features.rows, features.truncated)
+def _kpis(cost: Decimal, calls: int, mtd: MonthToDate, waste: Decimal, saved: Decimal) -> list[dict[str, Any]]:
+    forecast = (
+        f"forecast {usd(mtd.forecast)} by {mtd.period_end:%b %d}"
+        if mtd.forecast is not None
+        else "forecast after the first complete day"
     )
-    unpriced = [r for r in models if r["unpriced_calls"]]
-    page.extra["unpriced"] = unpriced
-    page.tables.append(
-        Table(
-            "models",
-            "Spend by model",
-            [
-                Column("provider", "Provider"),
-                Column("model", "Model"),
-                Column("calls", "Calls", "int"),
-                Column("cost", "Cost", "money"),
-                Column("cost_per_call", "Per call", "money"),
-                Column("unpriced_calls", "Unpriced calls", "int"),
-                Column("share", "Share of spend", "pct"),
-            ],
-            [
-                {
-                    **{k: r[k] for k in ("provider", "model", "calls", "cost", "unpriced_calls")},
-                    "cost_per_call": per_call(r["cost"], r["calls"]),
-                    "share": share(r["cost"], cost),
-                }
-                for r in models
-            ],
-        )
-    )
-    cost_per_1k = per_thousand(cost, calls)
-    page.kpis = [
+    return [
         {"label": "Spend in range", "value": cost, "kind": "money", "sub": f"{calls:,} calls"},
-        {"label": "Per 1,000 calls", "value": cost_per_1k, "kind": "money", "sub": "average"},
-        {
-            "label": "Month to date",
-            "value": mtd.spent,
-            "kind": "money",
-            "sub": (
-                f"forecast {usd(mtd.forecast)} by {mtd.period_end:%b %d}"
-                if mtd.forecast is not None
-                else "forecast after the first complete day"
-            ),
-        },
+        {"label": "Per 1,000 calls", "value": per_thousand(cost, calls), "kind": "money", "sub": "average"},
+        {"label": "Month to date", "value": mtd.spent, "kind": "money", "sub": forecast},
         {"label": "Waste", "value": waste, "kind": "money", "sub": _pct(share(waste, cost)) + " of spend"},
-        {"label": "Saved by caching", "value": app_cache + provider_cache, "kind": "money", "sub": "app + provider"},
+        {"label": "Saved by caching", "value": saved, "kind": "money", "sub": "app + provider"},
     ]
-    return page
 
 
 def _pct(value: float) -> str:

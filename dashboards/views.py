@@ -23,12 +23,12 @@ from dashboards.customers import customer_detail, customer_list
 from dashboards.engineering import PERCENTILES, SPLITS, engineering
 from dashboards.filters import GRANULARITY_CHOICES, Filters, parse_filters
 from dashboards.overview import STACKS, overview
-from dashboards.pages import project_page, render_page
 from dashboards.tables import Column, PageData, Table, rendered
 from ledger.explore import CALL_ORDERS, CallsQuery, call_detail, dimension_values, top_calls
 from ledger.queries import QueryError
-from tenancy.access import may, visible_projects
+from tenancy.access import visible_projects
 from tenancy.models import Project
+from web.frame import ProjectContext, project_page, render_page
 
 DIM_LABELS = {
     "feature": "Feature",
@@ -68,14 +68,14 @@ def switch(request: HttpRequest) -> HttpResponse:
 
 def _dimension_values(project: Project, f: Filters) -> dict[str, list[str]]:
     key = f"dims:{project.pk}:{f.start.isoformat()}:{f.end.isoformat()}"
-    values = cache.get(key)
+    values: dict[str, list[str]] | None = cache.get(key)
     if values is None:
         values = dimension_values(project.pk, f.start, f.end)
         cache.set(key, values, DIM_VALUES_TTL)
     return values
 
 
-def _frame(request: HttpRequest, project: Project, f: Filters, keep: dict[str, str] | None = None) -> dict[str, Any]:
+def _frame(project: Project, f: Filters, keep: dict[str, str] | None = None) -> dict[str, Any]:
     """What the filter bar and the tables' export links need."""
     values = _dimension_values(project, f)
     dim_choices = []
@@ -103,9 +103,10 @@ def _frame(request: HttpRequest, project: Project, f: Filters, keep: dict[str, s
     }
 
 
-def _filters(request: HttpRequest) -> Filters:
+def _filters(ctx: ProjectContext) -> Filters:
+    request = ctx.request
     f = parse_filters(request.GET)
-    if not may(request.role, "detail"):  # type: ignore[attr-defined]
+    if not ctx.can_detail:
         # Per-customer figures are for finance, engineers and admins; viewers see aggregates only.
         return f.without("customer_id").without("user_id")
     # The customer box ("customers") is free text: "a, b" names two customers. Links carry each id
@@ -117,8 +118,7 @@ def _filters(request: HttpRequest) -> Filters:
 
 
 def _page(
-    request: HttpRequest,
-    project: Project,
+    ctx: ProjectContext,
     template: str,
     build: Any,
     f: Filters,
@@ -131,17 +131,17 @@ def _page(
         data: PageData = build()
     except QueryError as exc:
         data, query_error = PageData(extra={"has_data": False}), str(exc)
-    export = request.GET.get("export")
+    export = ctx.request.GET.get("export")
     if export:
         table = data.table(export)
         if table is None:
             raise Http404(f"this page has no table {export!r}")
-        return table.csv_response(f"{project.name}-{f.start_date}-{f.end_date}")
+        return table.csv_response(f"{ctx.project.name}-{f.start_date}-{f.end_date}")
     return render_page(
-        request,
+        ctx,
         template,
         {
-            **_frame(request, project, f, keep),
+            **_frame(ctx.project, f, keep),
             **data.extra,
             "query_error": query_error,
             "kpis": data.kpis,
@@ -154,11 +154,11 @@ def _page(
     )
 
 
-def _link_customers(data: PageData, request: HttpRequest, project: Project, f: Filters, table: str) -> PageData:
+def _link_customers(data: PageData, ctx: ProjectContext, f: Filters, table: str) -> PageData:
     """Link customer ids in ``table`` to their page (same range), for roles that may open it."""
     found = data.table(table)
-    if found is not None and may(request.role, "detail"):  # type: ignore[attr-defined]
-        url = reverse("dashboards:customer", kwargs={"project_id": project.pk, "customer": "__c__"})
+    if found is not None and ctx.can_detail:
+        url = reverse("dashboards:customer", kwargs={"project_id": ctx.project.pk, "customer": "__c__"})
         found.links["customer_id"] = url.replace("__c__", "{value}") + "?" + f.without("customer_id").query_string()
     return data
 
@@ -169,21 +169,20 @@ def _choice(request: HttpRequest, name: str, choices: Any, default: str) -> str:
 
 
 @project_page("read")
-def overview_view(request: HttpRequest, project: Project) -> HttpResponse:
-    f = _filters(request)
-    detail = may(request.role, "detail")  # type: ignore[attr-defined]
+def overview_view(ctx: ProjectContext) -> HttpResponse:
+    f = _filters(ctx)
+    detail = ctx.can_detail
     stacks = {k: v for k, v in STACKS.items() if detail or k != "customer_id"}
-    stack = _choice(request, "stack", stacks, "feature")
+    stack = _choice(ctx.request, "stack", stacks, "feature")
     return _page(
-        request,
-        project,
+        ctx,
         "dashboards/overview.html",
-        lambda: _link_customers(overview(project.pk, f, stack, customers=detail), request, project, f, "customers"),
+        lambda: _link_customers(overview(ctx.project.pk, f, stack, customers=detail), ctx, f, "customers"),
         f,
         keep={"stack": stack if stack != "feature" else ""},
         stack=stack,
         stacks=list(stacks.items()),
-        budgets=_budget_burn(project),
+        budgets=_budget_burn(ctx.project),
     )
 
 
@@ -210,15 +209,14 @@ def _budget_burn(project: Project) -> list[dict[str, Any]]:
 
 
 @project_page("read")
-def engineering_view(request: HttpRequest, project: Project) -> HttpResponse:
-    f = _filters(request)
-    split = _choice(request, "split", SPLITS, "model")
-    pct = _choice(request, "pct", PERCENTILES, "p95")
+def engineering_view(ctx: ProjectContext) -> HttpResponse:
+    f = _filters(ctx)
+    split = _choice(ctx.request, "split", SPLITS, "model")
+    pct = _choice(ctx.request, "pct", PERCENTILES, "p95")
     return _page(
-        request,
-        project,
+        ctx,
         "dashboards/engineering.html",
-        lambda: engineering(project.pk, f, split, pct),
+        lambda: engineering(ctx.project.pk, f, split, pct),
         f,
         keep={"split": split if split != "model" else "", "pct": pct if pct != "p95" else ""},
         split=split,
@@ -229,17 +227,16 @@ def engineering_view(request: HttpRequest, project: Project) -> HttpResponse:
 
 
 @project_page("read")
-def compare_view(request: HttpRequest, project: Project) -> HttpResponse:
-    f = _filters(request)
-    dim = _choice(request, "dim", COMPARE_DIMENSIONS, "route_version")
-    options = _dimension_values(project, f).get(dim, [])
-    a = request.GET.get("a") or (options[0] if options else "")
-    b = request.GET.get("b") or (options[1] if len(options) > 1 else a)
+def compare_view(ctx: ProjectContext) -> HttpResponse:
+    f = _filters(ctx)
+    dim = _choice(ctx.request, "dim", COMPARE_DIMENSIONS, "route_version")
+    options = _dimension_values(ctx.project, f).get(dim, [])
+    a = ctx.request.GET.get("a") or (options[0] if options else "")
+    b = ctx.request.GET.get("b") or (options[1] if len(options) > 1 else a)
     return _page(
-        request,
-        project,
+        ctx,
         "dashboards/compare.html",
-        lambda: compare(project.pk, f, dim, a, b) if a and b else PageData(extra={"has_data": False}),
+        lambda: compare(ctx.project.pk, f, dim, a, b) if a and b else PageData(extra={"has_data": False}),
         f,
         keep={"dim": dim, "a": a, "b": b},
         dim=dim,
@@ -251,25 +248,23 @@ def compare_view(request: HttpRequest, project: Project) -> HttpResponse:
 
 
 @project_page("detail")
-def customers_view(request: HttpRequest, project: Project) -> HttpResponse:
-    f = _filters(request)
+def customers_view(ctx: ProjectContext) -> HttpResponse:
+    f = _filters(ctx)
     return _page(
-        request,
-        project,
+        ctx,
         "dashboards/customers.html",
-        lambda: _link_customers(customer_list(project.pk, f), request, project, f, "customers"),
+        lambda: _link_customers(customer_list(ctx.project.pk, f), ctx, f, "customers"),
         f,
     )
 
 
 @project_page("detail")
-def customer_view(request: HttpRequest, project: Project, customer: str) -> HttpResponse:
-    f = _filters(request)
+def customer_view(ctx: ProjectContext, customer: str) -> HttpResponse:
+    f = _filters(ctx)
     return _page(
-        request,
-        project,
+        ctx,
         "dashboards/customer.html",
-        lambda: customer_detail(project.pk, f, customer),
+        lambda: customer_detail(ctx.project.pk, f, customer),
         f,
         customer=customer,
     )
@@ -299,23 +294,23 @@ CALL_COLUMNS = [
 
 
 @project_page("detail")
-def calls_view(request: HttpRequest, project: Project) -> HttpResponse:
-    f = _filters(request)
-    order = _choice(request, "order", CALL_ORDERS, "cost")
+def calls_view(ctx: ProjectContext) -> HttpResponse:
+    f = _filters(ctx)
+    order = _choice(ctx.request, "order", CALL_ORDERS, "cost")
     query_error = ""
     try:
-        rows = top_calls(CallsQuery(project.pk, f.start, f.end, dict(f.dims), order_by=order, limit=50))
+        rows = top_calls(CallsQuery(ctx.project.pk, f.start, f.end, dict(f.dims), order_by=order, limit=50))
     except QueryError as exc:
         rows, query_error = [], str(exc)
-    if request.GET.get("export") == "calls":
+    if ctx.request.GET.get("export") == "calls":
         table = Table("calls", "Calls", CALL_COLUMNS, rows)
-        return table.csv_response(f"{project.name}-{f.start_date}-{f.end_date}-by-{order}")
+        return table.csv_response(f"{ctx.project.name}-{f.start_date}-{f.end_date}-by-{order}")
     keep = {"order": order if order != "cost" else ""}
     return render_page(
-        request,
+        ctx,
         "dashboards/calls.html",
         {
-            **_frame(request, project, f, keep),
+            **_frame(ctx.project, f, keep),
             "calls": rows,
             "order": order,
             "orders": list(CALL_ORDERS),
@@ -326,9 +321,9 @@ def calls_view(request: HttpRequest, project: Project) -> HttpResponse:
 
 
 @project_page("detail")
-def call_view(request: HttpRequest, project: Project, event_id: str) -> HttpResponse:
-    record = call_detail(project.pk, event_id)
+def call_view(ctx: ProjectContext, event_id: str) -> HttpResponse:
+    record = call_detail(ctx.project.pk, event_id)
     if record is None:
         raise Http404("no such call in this project")
     fields = [(k, v) for k, v in record.items()]
-    return render_page(request, "dashboards/call.html", {"event_id": event_id, "fields": fields})
+    return render_page(ctx, "dashboards/call.html", {"event_id": event_id, "fields": fields})

@@ -14,10 +14,10 @@ from rest_framework.test import APIClient
 
 from alerts.evaluate import evaluate_all, evaluate_budgets, evaluate_one, evaluate_projects, measure, window_of
 from alerts.firing import fire, rearm_after_amount_change
-from alerts.forecast import crossed
 from alerts.models import AlertState, Budget, Channel, Delivery, Signal
 from alerts.spend import SpendRequest, daily_spend
 from alerts.tests.helpers import budget, receiver, spend
+from ledger.forecast import crossed
 from tenancy.models import Project
 
 OCT = datetime(2026, 10, 20, 12, tzinfo=UTC)

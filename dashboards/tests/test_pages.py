@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from dashboards.tables import Table
 from dashboards.tests.conftest import DAY1, ROLES, TODAY
 from ingest.tests.helpers import raw_rows
 from ledger.models import PriceOverride
@@ -52,7 +53,8 @@ def usage(project: Project, **params: Any) -> list[dict[str, Any]]:
         {"from": DAY1.isoformat(), "to": (TODAY + timedelta(days=1)).isoformat(), **params},
     )
     assert answer.status_code == 200, answer.content
-    return answer.json()["data"]
+    rows: list[dict[str, Any]] = answer.json()["data"]
+    return rows
 
 
 @pytest.mark.django_db
@@ -100,7 +102,7 @@ def test_overview_figures_match_the_ledger(traffic: Project, member: Any) -> Non
 
 
 def _table(ctx: Any, name: str) -> list[dict[str, Any]]:
-    table = ctx["page_data"].table(name)
+    table: Table | None = ctx["page_data"].table(name)
     assert table is not None, name
     return table.rows
 
