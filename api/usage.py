@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 
 from api.access import project_for_read
 from ledger.queries import DEFAULT_METRICS, DIMENSIONS, METRICS, QueryError, UsageQuery, usage
+from ledger.timeparse import BadDate, NaiveDatetime, parse_instant
 from tenancy.authentication import ApiKeyAuthentication
 
 _KNOWN = {"from", "to", "granularity", "group_by", "metrics", "tz", "limit", "order_by", "project", *DIMENSIONS}
@@ -30,15 +30,11 @@ def _when(name: str, value: str | None) -> datetime:
     if not value:
         raise QueryError(f"{name} is required (RFC 3339, e.g. 2026-11-01T00:00:00Z, or a date)")
     try:
-        day = parse_date(value) if len(value) == 10 else None
-        parsed = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else parse_datetime(value)
-    except ValueError:  # well-formed but impossible, e.g. February 30th or an offset of +24:00
-        parsed = None
-    if parsed is None:
-        raise QueryError(f"{name}={value!r} is not an RFC 3339 datetime or a date (UTC)")
-    if parsed.tzinfo is None:
-        raise QueryError(f"{name} needs a UTC offset, e.g. {value}Z")
-    return parsed
+        return parse_instant(value)
+    except NaiveDatetime:
+        raise QueryError(f"{name} needs a UTC offset, e.g. {value}Z") from None
+    except BadDate:  # also well-formed but impossible, e.g. February 30th or an offset of +24:00
+        raise QueryError(f"{name}={value!r} is not an RFC 3339 datetime or a date (UTC)") from None
 
 
 def parse_query(request: Request, project_id: int) -> UsageQuery:

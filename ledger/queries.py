@@ -31,6 +31,7 @@ from ledger.measures import (
     raw_source,
 )
 from ledger.pricing import pusd_to_usd
+from ledger.timeparse import UnknownTimeZone, time_zone
 
 DIMENSIONS = (*MAIN_DIMENSIONS, "customer_id", "user_id")
 GRANULARITIES = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -138,10 +139,8 @@ def validate(q: UsageQuery) -> ZoneInfo:
     if q.start >= q.end:
         raise QueryError("from must be before to")
     try:
-        if q.tz.startswith(("right/", "posix/")):  # leap-second variants: unknown to ClickHouse
-            raise ValueError(q.tz)
-        tz = ZoneInfo(q.tz)
-    except Exception:
+        tz = time_zone(q.tz)
+    except UnknownTimeZone:
         raise QueryError(f"unknown time zone {q.tz!r}") from None
     if q.granularity is not None and q.granularity not in GRANULARITIES:
         raise QueryError(f"granularity must be one of {', '.join(GRANULARITIES)}")
