@@ -28,16 +28,56 @@ RESTARTS = (
 
 def _plain_name(value: str) -> str:
     """A name goes into email subjects and Slack headers: one line, no control characters."""
-    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
-        raise serializers.ValidationError("a name may not contain control characters or line breaks")
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") for c in value):
+        raise serializers.ValidationError("a name may not contain control characters, surrogates or line breaks")
     return value
+
+
+def _shown(text: str) -> str:
+    """``text`` safe to echo in an error answer (JSON-encodable, no NUL)."""
+    return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text[:100])
+
+
+def _unstorable(value: Any, path: str) -> str | None:
+    """The first string inside a JSON value (keys included) that PostgreSQL cannot store: one holding
+    U+0000 or an unpaired surrogate (``"\\ud800"`` is valid JSON but not valid UTF-8)."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            shown = _shown(str(key))
+            found = _unstorable(key, f"{path} key {shown!r}") if isinstance(key, str) else None
+            found = found or _unstorable(item, f"{path}.{shown}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unstorable(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+class StorableJSONField(serializers.JSONField):
+    """A JSON field whose strings PostgreSQL can store: a 400 naming the place, never a database error."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        where = _unstorable(value, self.field_name or "value")
+        if where:
+            raise serializers.ValidationError(
+                f"{where} contains a NUL character or an unpaired surrogate, which cannot be stored"
+            )
+        return value
 
 
 class ChannelSerializer(serializers.Serializer[Channel]):
     id = serializers.IntegerField(read_only=True)
     kind = serializers.ChoiceField(choices=ChannelKind.choices)
     name = serializers.CharField(max_length=200)
-    config = serializers.JSONField()
+    config = StorableJSONField()
     enabled = serializers.BooleanField(required=False)
     disabled_at = serializers.DateTimeField(read_only=True)
     disabled_reason = serializers.CharField(read_only=True)
@@ -59,7 +99,7 @@ class ChannelSerializer(serializers.Serializer[Channel]):
         return _plain_name(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        instance: Channel | None = self.instance  # type: ignore[assignment]
+        instance: Channel | None = self.instance
         if instance is not None and "kind" in attrs and attrs["kind"] != instance.kind:
             raise serializers.ValidationError({"kind": "a channel's kind cannot change; create a new channel"})
         kind = attrs.get("kind") or (instance.kind if instance else "")
@@ -147,7 +187,7 @@ class BudgetSerializer(serializers.Serializer[Budget]):
         help_text="custom periods: the length in days (1 to 366). " + RESTARTS,
     )
     timezone = serializers.CharField(max_length=64, default="UTC", help_text="an IANA name. " + RESTARTS)
-    scope = serializers.JSONField(required=False)
+    scope = StorableJSONField(required=False)
     rules = RuleSerializer(many=True, required=False)
 
     def validate_name(self, value: str) -> str:
@@ -176,7 +216,7 @@ class BudgetSerializer(serializers.Serializer[Budget]):
             raise serializers.ValidationError(str(exc)) from None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        instance: Budget | None = self.instance  # type: ignore[assignment]
+        instance: Budget | None = self.instance
         period = attrs.get("period", instance.period if instance else Period.MONTH)
         start = attrs.get("period_start", instance.period_start if instance else None)
         days = attrs.get("period_days", instance.period_days if instance else None)

@@ -151,7 +151,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BYTES
 _cache_url = env_url("CACHE_URL", None, schemes=("redis", "rediss"))
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        {"BACKEND": "config.cache.ResilientRedisCache", "LOCATION": _cache_url}
         if _cache_url
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

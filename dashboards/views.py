@@ -6,11 +6,12 @@ renders it or, with ``?export=<table>``, answers that table as CSV over the same
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
@@ -56,7 +57,9 @@ def home(request: HttpRequest) -> HttpResponse:
 def switch(request: HttpRequest) -> HttpResponse:
     """The project switcher: the same page in another project (or that project's overview)."""
     wanted = request.GET.get("project", "")
-    if not wanted.isdigit() or not visible_projects(request.user).filter(pk=int(wanted)).exists():
+    if not re.fullmatch(r"[0-9]{1,18}", wanted):  # ASCII digits only: "²".isdigit() is true
+        return HttpResponseBadRequest("project must be a project id (digits)")
+    if not visible_projects(request.user).filter(pk=int(wanted)).exists():
         raise Http404("no such project")
     for name in (request.GET.get("page", ""), "dashboards:overview"):
         try:
