@@ -90,10 +90,11 @@ def replay_dead(ids: Iterable[uuid.UUID] | None = None) -> int:
 PURGE_BATCH = 2000  # batches deleted per purge run: one short statement, never a table-long DELETE
 
 
-def purge_done(older_than: timedelta, limit: int = PURGE_BATCH) -> tuple[int, bool]:
-    """Delete up to ``limit`` drained batches past the idempotency window; pending and dead ones
-    stay. Returns (deleted, has_more): ``has_more`` when the limit was reached. (No ORDER BY: the
-    status index finds ``limit`` of them without sorting every done batch.)"""
+def purge_done(older_than: timedelta, limit: int | None = None) -> tuple[int, bool]:
+    """Delete up to ``limit`` (default ``PURGE_BATCH``) drained batches past the idempotency window;
+    pending and dead ones stay. Returns (deleted, has_more): ``has_more`` when the limit was reached.
+    (No ORDER BY: the status index finds ``limit`` of them without sorting every done batch.)"""
+    limit = limit or PURGE_BATCH
     cutoff = timezone.now() - older_than
     expired = Batch.objects.filter(status=BatchStatus.DONE, done_at__lt=cutoff)
     ids = list(expired.values_list("id", flat=True)[:limit])
