@@ -81,7 +81,8 @@ def evaluate_all(now: datetime | None = None) -> Report:
 
 
 def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Report:
-    """Measure the budgets (batched spend queries), fire crossed thresholds, enqueue deliveries."""
+    """Measure the budgets (batched spend queries) and fire crossed thresholds; the report holds the
+    deliveries created, for the caller to send (``ops.pipeline.after_evaluation``)."""
     now = now or datetime.now(UTC)
     report = Report(budgets=len(budgets))
     grace = timedelta(seconds=settings.ALERTS_PERIOD_GRACE_SECONDS)
@@ -123,12 +124,7 @@ def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Repo
             report.delivery_ids += evaluate_one(budget, m, now, live.get(budget.pk, []), found)
         except Exception:  # one broken budget must not stop the others; the next run retries it
             log.exception("evaluating budget %s failed", budget.pk)
-    if report.delivery_ids:
-        from alerts.tasks import enqueue_deliveries
-
-        ids = list(report.delivery_ids)
-        transaction.on_commit(lambda: enqueue_deliveries(ids))
-    return report
+    return report  # the caller sends report.delivery_ids once its transaction commits
 
 
 def _outliers(budgets: list[Budget], now: datetime) -> dict[tuple[int, datetime], list[Outlier]]:

@@ -13,14 +13,19 @@ from typing import Any
 
 from celery.schedules import crontab
 
+from config.queues import Queue, queue_for
+
 
 @dataclass(frozen=True)
 class Periodic:
     name: str
     task: str
     every_seconds: float
-    queue: str
     minutes: str | None = None  # a crontab minute field ("*/5", "7") for beat; None: the interval
+
+    @property
+    def queue(self) -> Queue:
+        return queue_for(self.task)
 
     def beat_entry(self) -> Any:
         return crontab(minute=self.minutes) if self.minutes is not None else self.every_seconds
@@ -28,14 +33,14 @@ class Periodic:
 
 PERIODIC: tuple[Periodic, ...] = (
     # Drains batches whose nudge was lost and retries failed ones once their backoff is over.
-    Periodic("sweep-outbox", "ingest.tasks.drain_outbox", 15.0, "ingest"),
-    Periodic("purge-outbox", "ingest.tasks.purge_outbox", 3600.0, "ingest", minutes="7"),
+    Periodic("sweep-outbox", "ingest.tasks.drain_outbox", 15.0),
+    Periodic("purge-outbox", "ingest.tasks.purge_outbox", 3600.0, minutes="7"),
     # Recomputes hours marked dirty by drains, feedback and reprices (a drain also enqueues it).
-    Periodic("rollup-dirty", "ledger.tasks.rollup_dirty", 10.0, "rollup"),
+    Periodic("rollup-dirty", "ledger.tasks.rollup_dirty", 10.0),
     # Budgets are evaluated after every rollup; this catches period starts, amount changes and
     # anything a lost nudge missed. The sweep sends due deliveries (retries, lost nudges).
-    Periodic("evaluate-budgets", "alerts.tasks.evaluate_all", 300.0, "alerts", minutes="*/5"),
-    Periodic("send-due-deliveries", "alerts.tasks.send_due_deliveries", 15.0, "alerts"),
+    Periodic("evaluate-budgets", "alerts.tasks.evaluate_all", 300.0, minutes="*/5"),
+    Periodic("send-due-deliveries", "alerts.tasks.send_due_deliveries", 15.0),
 )
 
 
@@ -44,7 +49,8 @@ def beat_schedule() -> dict[str, dict[str, object]]:
         p.name: {
             "task": p.task,
             "schedule": p.beat_entry(),
-            "options": {"queue": p.queue, "expires": p.every_seconds},
+            # an entry expires when the next one is due: a backlog after downtime holds one of each
+            "options": {"queue": p.queue.value, "expires": p.every_seconds},
         }
         for p in PERIODIC
     }

@@ -14,6 +14,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_optional, env_str, env_url
+from config.queues import ROUTES, Queue
 
 # Lets admin and queryset generics (ModelAdmin[Model]) be written at runtime for the type checker.
 django_stubs_ext.monkeypatch()
@@ -130,13 +131,21 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_QUEUE = Queue.DEFAULT.value
 CELERY_TIMEZONE = "UTC"
-CELERY_TASK_ROUTES = {
-    "ingest.tasks.*": {"queue": "ingest"},
-    "ledger.tasks.*": {"queue": "rollup"},
-    "alerts.tasks.*": {"queue": "alerts"},
-}
+CELERY_TASK_ROUTES = {pattern: {"queue": queue.value} for pattern, queue in ROUTES.items()}
+# Every task is bounded: past the soft limit it is interrupted (SoftTimeLimitExceeded, its claims
+# expire and the sweeps redo the work), past the hard limit its worker process is replaced.
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900, minimum=10)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, minimum=5)
+if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_SOFT_TIME_LIMIT={CELERY_TASK_SOFT_TIME_LIMIT} must be below "
+        f"CELERY_TASK_TIME_LIMIT={CELERY_TASK_TIME_LIMIT}"
+    )
+# A rollup's claim on its dirty hours outlasts the task that holds it; a killed worker's hours are
+# claimed again after it.
+ROLLUP_CLAIM_SECONDS = CELERY_TASK_TIME_LIMIT + 60
 # No broker: run tasks in-process. `serve` also drives the periodic schedule itself.
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 

@@ -79,6 +79,9 @@ class DirtyBucket(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     hour = models.DateTimeField()
     marked_at = models.DateTimeField(default=timezone.now)
+    # The rollup recomputing this hour: its claim token, held until ``claimed_until`` (a lease).
+    claim = models.UUIDField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints: ClassVar = [

@@ -15,12 +15,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import reduce
-from operator import or_
 
 from django.conf import settings
-from django.db.models import Q
 
+from ledger.claims import Mark, claim_dirty, finish_claim, release_claim
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
 from ledger.measures import (
@@ -34,7 +32,6 @@ from ledger.measures import (
     USER_DIMENSIONS,
     raw_source,
 )
-from ledger.models import DirtyBucket
 
 log = logging.getLogger(__name__)
 
@@ -160,23 +157,30 @@ class RollupResult:
 
 
 def rollup_dirty(max_hours: int = 2000) -> RollupResult:
-    """Recompute the oldest dirty hours; a mark is cleared only if nobody re-marked it meanwhile."""
-    marks = list(DirtyBucket.objects.order_by("hour").values_list("pk", "project_id", "hour", "marked_at")[:max_hours])
+    """Claim the oldest dirty hours (``ledger.claims``) and recompute them, project by project.
+
+    A project's marks are cleared right after its recompute, unless re-marked meanwhile (those stay
+    dirty for the next rollup). If a recompute fails, the marks not yet recomputed are handed back
+    and the error propagates."""
+    token, marks = claim_dirty(max_hours)
     if not marks:
         return RollupResult()
-    by_project: dict[int, list[datetime]] = defaultdict(list)
-    for _, project_id, hour, _ in marks:
-        by_project[project_id].append(hour)
-    for project_id, hours in sorted(by_project.items()):
-        recompute(project_id, hours)
-    for i in range(0, len(marks), 200):  # bounded OR chains (SQLite caps expression depth)
-        chunk = marks[i : i + 200]
-        DirtyBucket.objects.filter(reduce(or_, (Q(pk=pk, marked_at=marked) for pk, _, _, marked in chunk))).delete()
+    by_project: dict[int, list[Mark]] = defaultdict(list)
+    for mark in marks:
+        by_project[mark[1]].append(mark)
+    projects = sorted(by_project)
+    for i, project_id in enumerate(projects):
+        try:
+            recompute(project_id, [hour for _, _, hour, _ in by_project[project_id]])
+        except BaseException:
+            release_claim(token, [m for pid in projects[i:] for m in by_project[pid]])
+            raise
+        finish_claim(token, by_project[project_id])
     return RollupResult(
         hours=len(marks),
         projects=len(by_project),
         has_more=len(marks) == max_hours,
-        project_ids=tuple(sorted(by_project)),
+        project_ids=tuple(projects),
     )
 
 

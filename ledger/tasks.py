@@ -7,26 +7,17 @@ from datetime import datetime
 from typing import Any
 
 from celery import shared_task
-from django.conf import settings
 
 from ledger.reprice import reprice
 from ledger.rollups import rollup_dirty
+from ops import pipeline
 
 
 @shared_task(name="ledger.tasks.rollup_dirty", acks_late=True, ignore_result=True)
 def rollup_dirty_task() -> dict[str, Any]:
-    """Recompute dirty hours; re-enqueue while more are waiting; evaluate the touched projects' budgets."""
+    """Recompute the dirty hours this worker claims; the pipeline re-enqueues it and evaluates budgets."""
     result = rollup_dirty()
-    if result.has_more and settings.CELERY_BROKER_URL:
-        rollup_dirty_task.apply_async(queue="rollup", expires=300)
-    if result.project_ids:
-        # Budgets react to fresh spend right away rather than at the next scheduled evaluation.
-        from alerts.tasks import evaluate_projects_task
-
-        if settings.CELERY_BROKER_URL:
-            evaluate_projects_task.apply_async((list(result.project_ids),), queue="alerts", expires=300)
-        else:
-            evaluate_projects_task(list(result.project_ids))
+    pipeline.after_rollup(result)
     return asdict(result)
 
 

@@ -5,4 +5,9 @@ from django.apps import AppConfig
 
 class OpsConfig(AppConfig):
     name = "ops"
-    verbose_name = "Operations: health, the embedded server, demo data"
+    verbose_name = "Operations: health, the embedded server, demo data, the pipeline"
+
+    def ready(self) -> None:
+        from ops import pipeline
+
+        pipeline.install()

@@ -1,7 +1,8 @@
 """The embedded runner: in-process drain and periodic schedule for ``serve`` without a broker.
 
 chDB locks its data directory to one process, so in embedded mode the web server's own process
-drains the outbox and runs the schedule, on daemon threads.
+drains the outbox and runs the schedule, on daemon threads. Both run the pipeline's tasks inline
+(``ops.pipeline``): a drain is followed by its rollup, evaluation and deliveries in that thread.
 """
 
 from __future__ import annotations
@@ -12,14 +13,8 @@ import time
 
 from django.db import close_old_connections, connections
 
-from alerts.evaluate import evaluate_projects
-from config.celery import app as celery_app
 from config.schedule import PERIODIC
-from ingest import dispatch
-from ingest.drain import drain_until_empty
-from ledger.feedback import sync_feedback
-from ledger.models import DirtyBucket
-from ledger.rollups import rollup_dirty
+from ops import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +27,7 @@ class EmbeddedRunner:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        celery_app.loader.import_default_modules()  # register every app's tasks before scheduling them
-        dispatch.use_embedded_runner(self.wakeup)
+        pipeline.use_embedded_runner(self.wakeup)
         for target, name in ((self._drain_loop, "meterline-drain"), (self._schedule_loop, "meterline-schedule")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -42,7 +36,7 @@ class EmbeddedRunner:
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()
         self.wakeup.set()
-        dispatch.use_embedded_runner(None)
+        pipeline.use_embedded_runner(None)
         for thread in self._threads:
             thread.join(timeout)
 
@@ -51,13 +45,9 @@ class EmbeddedRunner:
             self.wakeup.wait(self.idle_wait)
             self.wakeup.clear()
             try:
-                drained = drain_until_empty(deadline_seconds=30).records
-                if sync_feedback() or drained or DirtyBucket.objects.exists():
-                    touched = rollup_dirty().project_ids
-                    if touched:  # budgets see fresh spend right after the rollup, in this thread
-                        evaluate_projects(touched)
+                pipeline.run_inline(pipeline.DRAIN)  # then its rollup, evaluation and deliveries
             except Exception:
-                log.exception("embedded drain or rollup failed; retrying")
+                log.exception("embedded drain failed; retrying")
                 self.stopping.wait(self.idle_wait)
             finally:
                 close_old_connections()
@@ -71,7 +61,7 @@ class EmbeddedRunner:
                 if now >= next_run[periodic.name]:
                     next_run[periodic.name] = now + periodic.every_seconds
                     try:
-                        celery_app.tasks[periodic.task].apply()
+                        pipeline.run_inline(periodic.task)
                     except Exception:
                         log.exception("periodic task %s failed", periodic.task)
                     finally:

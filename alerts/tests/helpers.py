@@ -135,9 +135,10 @@ def evaluate(project: Project, now: datetime) -> None:
     from django.test import TestCase
 
     from alerts.evaluate import evaluate_projects
+    from alerts.tasks import enqueue_deliveries
 
     with TestCase.captureOnCommitCallbacks(execute=True):
-        evaluate_projects([project.pk], now=now)
+        enqueue_deliveries(evaluate_projects([project.pk], now=now).delivery_ids)
 
 
 def record_calls(api: APIClient, records: list[dict[str, Any]]) -> None:

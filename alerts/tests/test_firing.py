@@ -155,10 +155,12 @@ def test_many_threads_and_processes_deliver_each_threshold_exactly_once(project:
             child.start()
         errors: list[BaseException] = []
 
+        from alerts.tasks import enqueue_deliveries
+
         def evaluate() -> None:
             try:
                 barrier.wait()
-                evaluate_budgets(budgets, now=OCT)
+                enqueue_deliveries(evaluate_budgets(budgets, now=OCT).delivery_ids)
             except BaseException as exc:
                 errors.append(exc)
             finally:

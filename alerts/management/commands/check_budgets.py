@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from alerts import deliveries
 from alerts.evaluate import evaluate_all, evaluate_projects
+from alerts.tasks import enqueue_deliveries
 from tenancy.models import Project
 
 
@@ -23,6 +24,7 @@ class Command(BaseCommand):
             report = evaluate_projects([project.pk])
         else:
             report = evaluate_all()
+        enqueue_deliveries(report.delivery_ids)  # sent the way every evaluation's deliveries are
         sent = deliveries.send_due()
         self.stdout.write(
             f"evaluated {report.budgets} budget(s); {len(report.delivery_ids)} new delivery(ies); due sends: {sent}"

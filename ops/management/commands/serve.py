@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from waitress import serve
 
 from config.wsgi import application
+from ops import pipeline
 from ops.embedded import EmbeddedRunner
 
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         runner = None
-        if not settings.CELERY_BROKER_URL:
+        if not pipeline.has_broker():
             runner = EmbeddedRunner()
             runner.start()
             self.stdout.write("embedded mode: drain and schedule run in this process")
