@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -51,6 +51,10 @@ class ChannelViewSet(
         summary="Send a test alert through the channel now",
         request=None,
         parameters=[PROJECT_PARAMETER],
+        responses=inline_serializer(
+            "ChannelTestResult",
+            {"ok": serializers.BooleanField(), "detail": serializers.CharField(), "channel": ChannelSerializer()},
+        ),
     )
     @action(detail=True, methods=["post"], url_path="test", url_name="test")
     def send_test(self, request: Request, *args: Any, **kwargs: Any) -> Response:
