@@ -55,7 +55,7 @@ class PartialUpdateMixin:
         return Response(serializer.data)
 
 
-class ProjectScopedViewSet(GenericViewSet):  # type: ignore[type-arg]
+class ProjectScopedViewSet(GenericViewSet[Any]):
     """A viewset over one project's rows: ``project_field`` names the path from the row to its project."""
 
     authentication_classes = (ApiKeyAuthentication, SessionAuthentication)
