@@ -2,66 +2,63 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework.authentication import SessionAuthentication
-from rest_framework.permissions import IsAuthenticated
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import mixins, serializers
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from alerts.deliveries import send_test
+from alerts import deliveries
 from alerts.models import Channel
 from alerts.serializers import ChannelSerializer
-from api.admin_access import project_for, project_for_admin
-from tenancy.authentication import ApiKeyAuthentication
+from api.viewsets import PROJECT_PARAMETER, PartialUpdateMixin, ProjectScopedViewSet
 
 
-class _ChannelView(APIView):
-    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="channels_list", summary="Alert channels (secrets masked)", parameters=[PROJECT_PARAMETER]
+    ),
+    create=extend_schema(
+        operation_id="channels_create",
+        summary="Create a Slack, email or webhook channel",
+        parameters=[PROJECT_PARAMETER],
+    ),
+    retrieve=extend_schema(operation_id="channels_read", parameters=[PROJECT_PARAMETER]),
+    partial_update=extend_schema(
+        operation_id="channels_update",
+        summary="Change a channel; a new config re-enables it",
+        parameters=[PROJECT_PARAMETER],
+    ),
+    destroy=extend_schema(operation_id="channels_delete", parameters=[PROJECT_PARAMETER]),
+)
+class ChannelViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    PartialUpdateMixin,
+    mixins.DestroyModelMixin,
+    ProjectScopedViewSet,
+):
+    queryset = Channel.objects.all()
     serializer_class = ChannelSerializer
+    lookup_url_kwarg = "channel_id"
+    ordering = ("pk",)
 
-    def channel(self, request: Request, channel_id: int) -> Channel:
-        return get_object_or_404(Channel, pk=channel_id, project=project_for(request))
-
-
-class ChannelListView(_ChannelView):
-    @extend_schema(operation_id="channels_list", summary="Alert channels (secrets masked)")
-    def get(self, request: Request) -> Response:
-        project = project_for(request)
-        channels = Channel.objects.filter(project=project).order_by("pk")
-        return Response({"data": [ChannelSerializer(c).data for c in channels]})
-
-    @extend_schema(operation_id="channels_create", summary="Create a Slack, email or webhook channel")
-    def post(self, request: Request) -> Response:
-        serializer = ChannelSerializer(data=request.data, context={"project": project_for(request)})
-        serializer.is_valid(raise_exception=True)
-        return Response(ChannelSerializer(serializer.save()).data, status=201)
-
-
-class ChannelDetailView(_ChannelView):
-    @extend_schema(operation_id="channels_read")
-    def get(self, request: Request, channel_id: int) -> Response:
-        return Response(ChannelSerializer(self.channel(request, channel_id)).data)
-
-    @extend_schema(operation_id="channels_update", summary="Change a channel; a new config re-enables it")
-    def patch(self, request: Request, channel_id: int) -> Response:
-        channel = self.channel(request, channel_id)
-        serializer = ChannelSerializer(channel, data=request.data, partial=True, context={"project": channel.project})
-        serializer.is_valid(raise_exception=True)
-        return Response(ChannelSerializer(serializer.save()).data)
-
-    @extend_schema(operation_id="channels_delete")
-    def delete(self, request: Request, channel_id: int) -> Response:
-        self.channel(request, channel_id).delete()
-        return Response(status=204)
-
-
-class ChannelTestView(_ChannelView):
-    @extend_schema(operation_id="channels_test", summary="Send a test alert through the channel now", request=None)
-    def post(self, request: Request, channel_id: int) -> Response:
-        channel = get_object_or_404(Channel, pk=channel_id, project=project_for_admin(request))
-        ok, detail = send_test(channel)
+    @extend_schema(
+        operation_id="channels_test",
+        summary="Send a test alert through the channel now",
+        request=None,
+        parameters=[PROJECT_PARAMETER],
+        responses=inline_serializer(
+            "ChannelTestResult",
+            {"ok": serializers.BooleanField(), "detail": serializers.CharField(), "channel": ChannelSerializer()},
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="test", url_name="test")
+    def send_test(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        channel = self.get_object()
+        ok, detail = deliveries.send_test(channel)
         channel.refresh_from_db()
         return Response({"ok": ok, "detail": detail, "channel": ChannelSerializer(channel).data}, status=200)
