@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 
 from tenancy.access import visible_projects
@@ -21,6 +21,8 @@ def project_for_read(request: Request) -> Project:
     wanted = request.query_params.get("project")
     if not wanted:
         raise NotFound("name the project with ?project=<id or name>")
+    if "\x00" in wanted or len(wanted) > 200:  # a project name is at most 200 characters, never a NUL
+        raise ValidationError({"project": ["must be a project id or name (at most 200 characters, no NUL)"]})
     projects = visible_projects(user)
     project = (
         projects.filter(pk=int(wanted)).first()

@@ -102,3 +102,16 @@ def test_the_project_switcher_refuses_what_is_not_an_id(project: Project, value:
     answer = client.get("/switch", {"project": value})
     assert answer.status_code == 400
     assert b"project" in answer.content
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/usage?from=2026-11-01&to=2026-11-02", "/v1/budgets", "/v1/channels", "/v1/alerts"]
+)
+def test_a_nul_in_the_project_parameter_is_a_400(project: Project, path: str) -> None:
+    user = get_user_model().objects.create_user("nul-project", password="pw")
+    Membership.objects.create(user=user, organization=project.organization, role=Role.ADMIN)
+    client = Client()
+    client.force_login(user)
+    answer = client.get(f"{path}&project=a%00b" if "?" in path else f"{path}?project=a%00b")
+    assert answer.status_code == 400
+    assert "project" in answer.json()
