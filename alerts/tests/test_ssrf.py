@@ -447,7 +447,8 @@ def test_the_allowlist_setting_is_parsed_strictly(settings: Any) -> None:
     [("8.8.8.8", True), ("93.184.216.34", True), ("2606:4700::1111", True), ("2002:808:808::", True),
      ("127.0.0.1", False), ("::1", False), ("169.254.169.254", False), ("100.64.0.1", False),
      ("100.127.255.255", False), ("fd00::1", False), ("fe80::1", False), ("224.0.0.251", False),
-     ("ff02::1", False), ("0.0.0.0", False),  # noqa: S104 ("::", False), ("::ffff:127.0.0.1", False),
+     ("ff02::1", False), ("::", False), ("::ffff:127.0.0.1", False),
+     ("0.0.0.0", False),  # noqa: S104 - an address to refuse, nothing binds to it
      ("::ffff:8.8.8.8", False), ("64:ff9b::7f00:1", False), ("2002:7f00:1::", False), ("240.0.0.1", False),
      ("192.0.2.1", False), ("2001:db8::1", False)],
 )  # fmt: skip
