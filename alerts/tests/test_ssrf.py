@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 from rest_framework.test import APIClient
@@ -440,6 +441,8 @@ def test_the_allowlist_setting_is_parsed_strictly(settings: Any) -> None:
         settings.ALERTS_ALLOWED_PRIVATE_HOSTS = [bad]
         with pytest.raises(ImproperlyConfigured, match="ALERTS_ALLOWED_PRIVATE_HOSTS"):
             destinations.allowlist()
+        with pytest.raises(ImproperlyConfigured, match="ALERTS_ALLOWED_PRIVATE_HOSTS"):
+            apps.get_app_config("alerts").ready()  # checked when the process starts
 
 
 @pytest.mark.parametrize(
