@@ -8,6 +8,8 @@ from urllib.parse import urlparse
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from alerts.transports import destinations
+
 MASK = "••••"
 SECRET_FIELDS = {"slack": ("webhook_url",), "webhook": ("url", "secret"), "email": ()}
 MAX_RECIPIENTS = 20
@@ -27,6 +29,13 @@ def _url(field: str, value: Any) -> str:
         raise ConfigError(f"config.{field} must be an http(s) URL") from None
     if parsed.scheme not in ("http", "https") or not hostname or len(value) > 2000:
         raise ConfigError(f"config.{field} must be an http(s) URL")
+    try:
+        destinations.check(value)
+    except destinations.Refused:
+        raise ConfigError(
+            f"config.{field} must point at a public address: loopback, private, link-local and other internal"
+            " addresses are refused unless the operator allows the host (ALERTS_ALLOWED_PRIVATE_HOSTS)"
+        ) from None
     return value
 
 

@@ -147,7 +147,10 @@ def send_due(
 
 
 def send_test(channel: Channel) -> tuple[bool, str]:
-    """Send a sample alert now; a permanent failure disables the channel like a real one would."""
+    """Send a sample alert now; a permanent failure disables the channel like a real one would.
+
+    The result names the outcome only ("sent", "receiver answered 500", "could not reach the
+    receiver"): never the receiver's body, and one wording for every network failure."""
     try:
         transport_for(channel).send(test_message(channel), None)
     except PermanentError as exc:
@@ -156,6 +159,9 @@ def send_test(channel: Channel) -> tuple[bool, str]:
         return False, str(exc)
     except DeliveryError as exc:
         return False, str(exc)
+    except Exception as exc:  # noqa: BLE001 - only the class: its text could quote a URL or an answer
+        log.warning("test send to channel %s: unexpected %s", channel.pk, type(exc).__name__)
+        return False, f"could not send ({type(exc).__name__})"
     return True, "sent"
 
 

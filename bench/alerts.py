@@ -158,6 +158,7 @@ def django_env(workdir: str, database_url: str, broker: str | None) -> dict[str,
         "CLICKHOUSE_URL": f"chdb://{workdir}/clickhouse",
         "LOG_LEVEL": "WARNING",
         "SECRET_KEY": "bench-only",
+        "ALERTS_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",  # the webhook receiver is local
         "PYTHONPATH": str(ROOT),
     }
     env.pop("CELERY_BROKER_URL", None)

@@ -180,6 +180,8 @@ ALERTS_HTTP_TIMEOUT_SECONDS = env_int("ALERTS_HTTP_TIMEOUT_SECONDS", 10, minimum
 ALERTS_RETRY_BASE_SECONDS = env_int("ALERTS_RETRY_BASE_SECONDS", 30, minimum=1)
 ALERTS_RETRY_MAX_SECONDS = env_int("ALERTS_RETRY_MAX_SECONDS", 3600, minimum=1)
 ALERTS_MAX_ATTEMPTS = env_int("ALERTS_MAX_ATTEMPTS", 10, minimum=1)
+# Slack/webhook URLs must reach public addresses; these host names and/or CIDRs may be internal.
+ALERTS_ALLOWED_PRIVATE_HOSTS = env_list("ALERTS_ALLOWED_PRIVATE_HOSTS", [])
 # After a period ends, its actual-spend thresholds are still evaluated this long (late or backfilled spend).
 ALERTS_PERIOD_GRACE_SECONDS = env_int("ALERTS_PERIOD_GRACE_SECONDS", 7200, minimum=0)
 # Email: SMTP when EMAIL_HOST is set, else the console (embedded mode prints mails to the log).

@@ -18,6 +18,8 @@ os.environ.setdefault("CLICKHOUSE_RAW_TTL_DAYS", "3650")
 os.environ.setdefault("CLICKHOUSE_HOUR_TTL_DAYS", "3650")  # hour rollups must outlive raw rows
 os.environ.setdefault("CACHE_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+# Alert tests deliver to stdlib servers on 127.0.0.1 (alerts/tests/test_ssrf.py overrides it to prove refusal).
+os.environ.setdefault("ALERTS_ALLOWED_PRIVATE_HOSTS", "127.0.0.1")
 
 from config.settings import *
 

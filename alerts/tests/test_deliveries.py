@@ -154,7 +154,7 @@ def test_unreachable_receiver_is_transient_and_gives_up_after_max_attempts(
     _fire(project, api, channel)
     delivery = Delivery.objects.get()
     assert delivery.status == "sending"
-    assert delivery.last_error == "could not reach the receiver (ConnectionRefusedError)"
+    assert delivery.last_error == "could not reach the receiver"  # no cause: the same for every port
     assert delivery.next_attempt_at is not None
     assert deliveries.send_due(now=delivery.next_attempt_at) == {"failed": 1}
     delivery.refresh_from_db()
@@ -251,7 +251,7 @@ def test_a_malformed_http_answer_is_a_transient_failure(project: Project, api: A
         _fire(project, api, channel)
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("sending", 1)
-    assert delivery.last_error == "could not reach the receiver (BadStatusLine)"
+    assert delivery.last_error == "could not reach the receiver"
     assert delivery.next_attempt_at is not None
 
 
