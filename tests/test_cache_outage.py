@@ -58,8 +58,8 @@ def test_pages_and_ingest_work_while_redis_is_stopped(
     key = ApiKey.issue(project, ["ingest", "read"])[1]
     user = get_user_model().objects.create_user("redis-outage-user", password="pw")
     Membership.objects.create(user=user, organization=org, role=Role.ADMIN)
-    caches = {"default": {"BACKEND": "config.cache.ResilientRedisCache", "LOCATION": f"redis://127.0.0.1:{port}/0"}}
-    with override_settings(CACHES=caches, INGEST_RATE_LIMIT="1000/min"):
+    redis_only = {"default": {"BACKEND": "config.cache.ResilientRedisCache", "LOCATION": f"redis://127.0.0.1:{port}/0"}}
+    with override_settings(CACHES=redis_only, INGEST_RATE_LIMIT="1000/min"):
         cache.set("probe", 1)
         assert cache.get("probe") == 1  # Redis up: a real cache
         page = Client(raise_request_exception=False)
