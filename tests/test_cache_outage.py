@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
