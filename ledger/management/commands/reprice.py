@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ledger.management.commands.rollup import _when
+from ledger.management.commands.rollup import when_argument
 from ledger.reprice import reprice
 from ledger.rollups import rollup_dirty
 from tenancy.models import Project
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", help="project name (default: all)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        start, end = _when(options["start"]), _when(options["end"])
+        start, end = when_argument(options["start"]), when_argument(options["end"])
         if start >= end:
             raise CommandError("--from must be before --to")
         projects = Project.objects.all()

@@ -4,19 +4,19 @@ from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils.dateparse import parse_datetime
 
 from ledger.rollups import mark_range_dirty, rollup_dirty
+from ledger.timeparse import BadDate, NaiveDatetime, parse_instant
 from tenancy.models import Project
 
 
-def _when(value: str) -> datetime:
-    parsed = parse_datetime(f"{value}T00:00:00+00:00") if len(value) == 10 else parse_datetime(value)
-    if parsed is None:
-        raise CommandError(f"{value!r} is not a date or an ISO 8601 datetime")
-    if parsed.tzinfo is None:
-        raise CommandError(f"{value!r} needs a UTC offset, e.g. {value}Z")
-    return parsed
+def when_argument(value: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except NaiveDatetime:
+        raise CommandError(f"{value!r} needs a UTC offset, e.g. {value}Z") from None
+    except BadDate:  # also a well-formed but impossible date, e.g. 2026-02-30
+        raise CommandError(f"{value!r} is not a date or an ISO 8601 datetime") from None
 
 
 class Command(BaseCommand):
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         if bool(options["start"]) != bool(options["end"]):
             raise CommandError("give both --from and --to, or neither")
         if options["start"]:
-            start, end = _when(options["start"]), _when(options["end"])
+            start, end = when_argument(options["start"]), when_argument(options["end"])
             if start >= end:
                 raise CommandError("--from must be before --to")
             project_id = None
