@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from waitress import serve
 
-from config.wsgi import application
 from ops import pipeline
 from ops.embedded import EmbeddedRunner
 
@@ -19,6 +19,11 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=8)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The all-in-one server serves its own CSS, JavaScript and plotly.js: collect them first (quick
+        # when nothing changed), before the WSGI application (and whitenoise's file index) is built.
+        call_command("collectstatic", interactive=False, verbosity=0)
+        from config.wsgi import application
+
         runner = None
         if not pipeline.has_broker():
             runner = EmbeddedRunner()

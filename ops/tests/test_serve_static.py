@@ -1,0 +1,64 @@
+"""`manage.py serve` on a fresh directory serves its own static files (no collectstatic run before)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_without_collectstatic_serves_css_js_and_plotly(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "METERLINE_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "CLICKHOUSE_URL": f"chdb://{tmp_path}/clickhouse",
+    }
+    env.pop("CELERY_BROKER_URL", None)
+    env.pop("CACHE_URL", None)
+    assert not (tmp_path / "static").exists()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            assert time.monotonic() < deadline, "serve did not answer in 90 s"
+            time.sleep(0.2)
+        for path, kind in (
+            ("/static/web/app.css", "text/css"),
+            ("/static/web/app.js", "javascript"),
+            ("/static/vendor/plotly.min.js", "javascript"),
+        ):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+                assert answer.status == 200
+                assert kind in answer.headers["Content-Type"], (path, answer.headers["Content-Type"])
+                assert len(answer.read()) > 100
+    finally:
+        server.terminate()
+        server.wait(30)
