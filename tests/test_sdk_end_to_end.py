@@ -8,8 +8,10 @@ server that can refuse connections, or swallow an answer after the server has st
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,7 @@ def test_records_land_with_exact_costs(live_server: Any, project: Project, inges
         client.record(**fields, latency_ms=1200.0, ttft_ms=300.0, customer_id=f"c{i % 7}")
     # when it flushes and the server drains
     assert client.flush(60)
-    assert client.counts() == {"sent": 300, "dropped": 0, "retried": 0, "spooled": 0, "queued": 0}
+    assert client.counts() == {"sent": 300, "dropped": 0, "invalid": 0, "retried": 0, "spooled": 0, "queued": 0}
     drain()
     # then every row is there once, priced exactly
     rows = raw_rows(project, "model, cost_pusd, cost_source, feature, ttft_ms, latency_ms")
@@ -69,6 +71,56 @@ def test_records_land_with_exact_costs(live_server: Any, project: Project, inges
             "catalogue", "e2e", 300.0, 1200.0)  # fmt: skip
     assert cost_sum(project) == (300, 300, 100 * sum(cost for _, cost in CASES))  # 3.47 USD
     client.shutdown(5)
+
+
+def test_rfc3339_timestamps_land_at_their_exact_utc_instant(
+    live_server: Any, project: Project, ingest_key: str
+) -> None:
+    # given RFC 3339 strings (Z, fractional seconds, offsets) for instants of a recent day
+    day = (datetime.now(UTC) - timedelta(days=3)).date()
+    at_ten = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
+    cases = {
+        f"{day}T10:00:00Z": at_ten,
+        f"{day}T10:00:00.123456Z": at_ten + timedelta(milliseconds=123),
+        f"{day}T12:00:00.250+02:00": at_ten + timedelta(milliseconds=250),
+        f"{day}T04:30:00.999-05:30": at_ten + timedelta(milliseconds=999),
+    }
+    client = Client(ingest_key, live_server.url, flush_interval=0.05)
+    # when the app records them through the SDK (and one without an offset, which the server refuses too)
+    for i, text in enumerate(cases):
+        client.record(provider="openai", model="gpt-4o", input_tokens=10, request_id=f"sdk-{i}", timestamp=text)
+    client.record(provider="openai", model="gpt-4o", request_id="naive", timestamp=f"{day}T10:00:00")
+    assert client.flush(60)
+    assert client.counts() == {"sent": 4, "dropped": 1, "invalid": 1, "retried": 0, "spooled": 0, "queued": 0}
+    client.shutdown(5)
+    # and the same strings go straight to /v1/calls, as another client would send them
+    calls = [
+        {"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "request_id": f"http-{i}", "timestamp": text}
+        for i, text in enumerate(cases)
+    ]
+    assert _post_calls(live_server.url, ingest_key, calls) == {"accepted": 4, "rejected": []}
+    drain()
+    # then each is stored at its exact UTC instant, the SDK's rows and the server's own reading alike
+    stored = {r["request_id"]: r["timestamp"] for r in raw_rows(project, "request_id, timestamp")}
+    expected = {f"{via}-{i}": instant for via in ("sdk", "http") for i, instant in enumerate(cases.values())}
+    assert {key: _utc(value) for key, value in stored.items()} == expected
+
+
+def _utc(value: datetime) -> datetime:
+    """A value of the DateTime64(3, 'UTC') column (the client may hand it over naive, in UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _post_calls(url: str, key: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=30)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    conn.request("POST", "/v1/calls", body=json.dumps({"calls": calls}), headers=headers)
+    answer = conn.getresponse()
+    body = json.loads(answer.read())
+    conn.close()
+    assert answer.status == 202, body
+    return {"accepted": body["accepted"], "rejected": body["rejected"]}
 
 
 class Gate:

@@ -37,7 +37,9 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-logging.getLogger("meterline").addHandler(logging.NullHandler())
+# No handler of our own, not even a NullHandler: the "meterline" logger propagates to the app's
+# logging, and where the app configured none, Python's last-resort handler prints WARNING and above
+# to stderr. A dropped record must not go unseen (an app can still silence the logger).
 _client: Client | None = None
 _warned = False
 
@@ -81,7 +83,7 @@ def shutdown(timeout: float | None = None) -> bool:
 
 
 def counts() -> dict[str, int]:
-    """Records sent, dropped, retried, spooled and queued by the process-wide client."""
+    """Records sent, dropped, invalid (of the dropped), retried, spooled and queued by the process-wide client."""
     return {} if _client is None else _client.counts()
 
 

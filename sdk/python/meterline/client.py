@@ -22,7 +22,7 @@ from typing import Any
 from meterline import context
 from meterline.consumer import Captured, Consumer
 from meterline.counters import Counters
-from meterline.fields import FIELD_NAMES, build, encode, overlay, unknown_fields
+from meterline.fields import FIELD_NAMES, RecordError, build, encode, overlay, unknown_fields
 from meterline.shipper import RetryPolicy, Shipper
 from meterline.spool import Spool
 from meterline.transport import HttpTransport, Transport
@@ -120,7 +120,11 @@ class Client:
 
     def _record_now(self, fields: dict[str, Any]) -> None:
         # In sync mode a bad record raises here, in the caller, with the field's name.
-        data = encode(build(overlay(self.defaults, context.current.get()), fields, time.time_ns()))
+        try:
+            data = encode(build(overlay(self.defaults, context.current.get()), fields, time.time_ns()))
+        except RecordError as exc:
+            self.counters.drop_invalid(exc.kind, warn=False)  # the caller hears of it: no log needed
+            raise
         with self._lock:
             self.shipper.ship([data])
 
@@ -183,14 +187,16 @@ class Client:
         for time_ns, defaults, fields in left:
             try:
                 records.append(encode(build(overlay(self.defaults, defaults), fields, time_ns)))
-            except (TypeError, ValueError):  # RecordError included: the consumer would have dropped it too
-                self.counters.add("dropped", 1)
+            except RecordError as exc:  # the consumer would have dropped it too
+                self.counters.drop_invalid(exc.kind)
+            except (TypeError, ValueError) as exc:
+                self.counters.drop_invalid(type(exc).__name__)
         for start in range(0, len(records), self.consumer.max_batch_records):
             self.shipper.spool_now(records[start : start + self.consumer.max_batch_records])
         log.warning("meterline: %d record(s) not sent before the exit deadline were spooled", len(records))
 
     def counts(self) -> dict[str, int]:
-        """Records sent, dropped, retried and spooled, plus those still queued."""
+        """Records sent, dropped (``invalid``: those of them refused as invalid), retried, spooled, and still queued."""
         return {**self.counters.snapshot(), "queued": len(self._queue)}
 
     def _after_fork_in_child(self) -> None:

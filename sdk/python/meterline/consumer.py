@@ -78,8 +78,7 @@ class Consumer:
             data = encode(build(overlay(self.defaults, defaults), fields, time_ns))
         except (RecordError, TypeError, ValueError) as exc:
             # The message names the field and the rule, never the value.
-            log.warning("meterline: record dropped: %s", exc if isinstance(exc, RecordError) else type(exc).__name__)
-            self.counters.add("dropped", 1)
+            self.counters.drop_invalid(exc.kind if isinstance(exc, RecordError) else type(exc).__name__)
             return
         size = len(data) + 1  # and a comma
         if size + _ENVELOPE_BYTES > self.max_batch_bytes:

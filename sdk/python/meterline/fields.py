@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from meterline.timestamps import check_not_ahead, epoch_ms
 from meterline.uuid7 import uuid7
 
 _TEXT = 200
@@ -59,8 +59,6 @@ MAX_COST_USD = Decimal(1_000_000)
 FIELD_NAMES = frozenset(
     [*STRINGS, *INTEGERS, *MILLIS, *CHOICES, *BOOLEANS, "timestamp", "cost_usd", "tags"],
 )
-# Epoch values below this are seconds, not milliseconds (the server's rule).
-MIN_EPOCH_MS = 100_000_000_000
 
 
 class RecordError(ValueError):
@@ -69,6 +67,12 @@ class RecordError(ValueError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"meterline record: {field} {problem}")
         self.field = field
+        self.problem = problem
+
+    @property
+    def kind(self) -> str:
+        """The field and the rule: what the once-per-kind warning and its memory go by."""
+        return f"{self.field} {self.problem}"
 
 
 def unknown_fields(names: Mapping[str, Any]) -> TypeError:
@@ -101,7 +105,12 @@ def build(defaults: Mapping[str, Any], fields: Mapping[str, Any], time_ns: int) 
         if name not in out:
             raise RecordError(name, "is required")
     _cross_checks(out)
-    if "timestamp" not in out:
+    if "timestamp" in out:
+        try:
+            check_not_ahead(out["timestamp"], time_ns // 1_000_000)
+        except ValueError as exc:
+            raise RecordError("timestamp", str(exc)) from None
+    else:
         # The timestamp is the request's start: the moment of record() minus the call's latency.
         out["timestamp"] = (time_ns // 1_000_000) - int(out.get("latency_ms", 0))
     if "event_id" not in out:
@@ -192,15 +201,10 @@ def _cost(value: Any) -> str:
 
 
 def _timestamp(value: Any) -> int:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise RecordError("timestamp", "needs a timezone (use datetime.now(UTC))")
-        return int(value.timestamp() * 1000)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RecordError("timestamp", "must be an aware datetime or int epoch milliseconds")
-    if 0 <= value < MIN_EPOCH_MS:
-        raise RecordError("timestamp", "epoch timestamps are milliseconds; this looks like seconds")
-    return value
+    try:
+        return epoch_ms(value)
+    except ValueError as exc:
+        raise RecordError("timestamp", str(exc)) from None
 
 
 def _cross_checks(out: dict[str, Any]) -> None:

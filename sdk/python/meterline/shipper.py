@@ -176,12 +176,11 @@ class Shipper:
             self.counters.add("sent", count)
             return
         self.counters.add("sent", accepted)
-        if rejected:
-            fields = sorted({name for item in rejected for name in (item.get("errors") or {})})
-            log.warning(
-                "meterline: the server rejected %d record(s) (fields: %s); dropped", len(rejected), ", ".join(fields)
-            )
-            self.counters.add("dropped", len(rejected))
+        for item in rejected:
+            # Only the field names: the server's messages may quote the record (a tag key, say).
+            errors = item.get("errors") if isinstance(item, dict) else None
+            fields = sorted(map(str, errors)) if isinstance(errors, dict) else []
+            self.counters.drop_invalid(f"refused by the server (fields: {', '.join(fields) or 'unnamed'})")
 
     def _refused(self, status: int, count: int) -> None:
         why = {401: "the API key is unknown or revoked", 403: "the API key lacks the ingest scope"}.get(status, "")

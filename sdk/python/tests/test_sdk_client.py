@@ -14,7 +14,7 @@ from pathlib import Path
 import meterline
 import pytest
 from meterline import Client, RecordError, RetryPolicy
-from sdk_testkit import BlackHole, ScriptedTransport, Sink, wait_until
+from sdk_testkit import BlackHole, ScriptedTransport, Sink, app_env, wait_until
 
 KEY = "ml_test_key"
 
@@ -37,7 +37,7 @@ def test_records_reach_the_sink_with_defaults_and_attribution(sink: Sink) -> Non
     assert calls[0]["latency_ms"] == 1500.0
     assert len({c["event_id"] for c in calls}) == 3
     assert sink.requests[0].headers["Authorization"] == f"Bearer {KEY}"
-    assert client.counts() == {"sent": 3, "dropped": 0, "retried": 0, "spooled": 0, "queued": 0}
+    assert client.counts() == {"sent": 3, "dropped": 0, "invalid": 0, "retried": 0, "spooled": 0, "queued": 0}
     client.shutdown(2)
 
 
@@ -166,7 +166,7 @@ def test_records_are_flushed_at_exit(sink: Sink, tmp_path: Path) -> None:
     script = tmp_path / "app.py"
     script.write_text(EXIT_SCRIPT)
     # The process exits right after recording; its batch is an hour from due: only the exit flush sends it.
-    done = subprocess.run([sys.executable, str(script), sink.url], timeout=60, capture_output=True)
+    done = subprocess.run([sys.executable, str(script), sink.url], timeout=60, capture_output=True, env=app_env())
     assert done.returncode == 0, done.stderr
     assert sorted(c["input_tokens"] for c in sink.calls()) == list(range(250))
 
@@ -179,7 +179,9 @@ def test_the_exit_flush_has_a_deadline(tmp_path: Path) -> None:
     blackhole = Sink()
     blackhole.script.extend([(503, {"Retry-After": "30"})] * 10)
     try:
-        done = subprocess.run([sys.executable, str(script), blackhole.url], timeout=30, capture_output=True)
+        done = subprocess.run(
+            [sys.executable, str(script), blackhole.url], timeout=30, capture_output=True, env=app_env()
+        )
     finally:
         blackhole.close()
     # it gave up at the deadline (not after 30 s of Retry-After), counted and said so, and exited cleanly

@@ -126,7 +126,7 @@ def test_retries_5xx_408_429_and_network_errors_with_one_idempotency_key() -> No
     assert 1.0 <= rig.sleeps[1] <= 2.0
     assert 2.0 <= rig.sleeps[2] <= 4.0
     assert rig.sleeps[3] == 30.0  # 429's Retry-After is above the 4-8 s backoff: it wins
-    assert rig.counters.snapshot() == {"sent": 4, "dropped": 0, "retried": 16, "spooled": 0}
+    assert rig.counters.snapshot() == {"sent": 4, "dropped": 0, "invalid": 0, "retried": 16, "spooled": 0}
 
 
 def test_retry_after_is_a_floor_not_a_ceiling() -> None:
@@ -144,7 +144,7 @@ def test_gives_up_after_the_retries_and_counts_the_drop() -> None:
     rig.put(3)
     rig.consumer.step()
     assert len(rig.transport.sent) == 3  # the first try and two retries, then no more
-    assert rig.counters.snapshot() == {"sent": 0, "dropped": 3, "retried": 6, "spooled": 0}
+    assert rig.counters.snapshot() == {"sent": 0, "dropped": 3, "invalid": 0, "retried": 6, "spooled": 0}
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 415, 422])

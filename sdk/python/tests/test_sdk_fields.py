@@ -35,8 +35,8 @@ def test_uuid7s_are_unique_and_ordered_by_millisecond() -> None:
 
 
 def test_explicit_timestamps_are_epoch_milliseconds() -> None:
-    aware = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-    assert build({}, {"provider": "p", "model": "m", "timestamp": aware}, NS)["timestamp"] == 1_795_168_800_000
+    aware = datetime(2025, 11, 20, 10, 0, tzinfo=UTC)  # two hours before NS (a day ahead of it is refused)
+    assert build({}, {"provider": "p", "model": "m", "timestamp": aware}, NS)["timestamp"] == 1_763_632_800_000
     with pytest.raises(RecordError, match="needs a timezone"):
         build({}, {"provider": "p", "model": "m", "timestamp": datetime(2026, 11, 20)}, NS)  # noqa: DTZ001
     with pytest.raises(RecordError, match="looks like seconds"):

@@ -57,7 +57,7 @@ def test_down_then_back_replays_oldest_first_with_the_same_keys(tmp_path: Path) 
     assert replayed[0].headers["Idempotency-Key"] == first_key
     assert replayed[0].body == transport.sent[0].body
     assert spool.pending() == []
-    assert counters.snapshot() == {"sent": 6, "dropped": 0, "retried": 0, "spooled": 6}
+    assert counters.snapshot() == {"sent": 6, "dropped": 0, "invalid": 0, "retried": 0, "spooled": 6}
 
 
 def test_with_a_spool_a_server_that_answers_5xx_is_still_retried(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_with_a_spool_a_server_that_answers_5xx_is_still_retried(tmp_path: Path)
     consumer.step()  # the server is up: its 503 gets the retry policy, not the spool
     assert [s.outcome for s in transport.sent] == [503, 202]
     assert spool.pending() == []
-    assert counters.snapshot() == {"sent": 2, "dropped": 0, "retried": 2, "spooled": 0}
+    assert counters.snapshot() == {"sent": 2, "dropped": 0, "invalid": 0, "retried": 2, "spooled": 0}
 
 
 def test_new_batches_wait_behind_the_spool_while_a_probe_fails(tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_a_silent_endpoint_spools_after_one_timeout_and_replays_once_when_back(t
         put(consumer, 0, 10)
         consumer.step()  # one request, one timeout: the batch is on disk, no retry in place
         assert (hole.connections(), sleeps) == (1, [])
-        assert counters.snapshot() == {"sent": 0, "dropped": 0, "retried": 0, "spooled": 10}
+        assert counters.snapshot() == {"sent": 0, "dropped": 0, "invalid": 0, "retried": 0, "spooled": 10}
         # when records keep coming before the probe is due, they go to disk without a request
         for first in range(10, 100, 10):
             put(consumer, first, 10)
@@ -151,7 +151,7 @@ def test_a_silent_endpoint_spools_after_one_timeout_and_replays_once_when_back(t
         consumer.step()
         assert hole.connections() == 2
         assert len(spool.pending()) == 11
-        assert counters.snapshot() == {"sent": 0, "dropped": 0, "retried": 0, "spooled": 110}
+        assert counters.snapshot() == {"sent": 0, "dropped": 0, "invalid": 0, "retried": 0, "spooled": 110}
         # then, a real endpoint back on the same address, everything is replayed exactly once, oldest first
         hole.close()
         sink = Sink(hole.port)
@@ -159,7 +159,7 @@ def test_a_silent_endpoint_spools_after_one_timeout_and_replays_once_when_back(t
         consumer.step()
         assert [call["input_tokens"] for call in sink.calls()] == list(range(110))
         assert spool.pending() == []
-        assert counters.snapshot() == {"sent": 110, "dropped": 0, "retried": 0, "spooled": 110}
+        assert counters.snapshot() == {"sent": 110, "dropped": 0, "invalid": 0, "retried": 0, "spooled": 110}
         assert sleeps == []
     finally:
         hole.close() if sink is None else sink.close()
