@@ -31,6 +31,11 @@ USER meterline
 # The key is a placeholder for this step only; settings never read the DB or ClickHouse here.
 RUN SECRET_KEY=collectstatic-build-only python manage.py collectstatic --noinput -v0
 
+# gunicorn is not meant to face clients: a worker thread reads its request itself, so a few slow
+# clients (slowloris) hold every thread. docker-compose.yml publishes nginx instead
+# (ops/nginx/nginx.conf.template), which buffers whole requests; port 8000 stays on the compose
+# network. gunicorn does not trust forwarded headers from nginx's address (--forwarded-allow-ips
+# is left at 127.0.0.1); Django reads X-Forwarded-Proto when METERLINE_TRUST_X_FORWARDED_PROTO is set.
 EXPOSE 8000
 
 CMD ["gunicorn", "config.wsgi:application", \

@@ -33,7 +33,15 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
-test: install $(CHROMIUM)
+# The proxy test runs Debian's nginx with the shipped config in front of gunicorn; it starts its
+# own nginx, so the package's system service (started by the package on systemd machines) is
+# stopped and disabled right after a fresh install.
+NGINX := /usr/sbin/nginx
+$(NGINX):
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null'
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'command -v systemctl >/dev/null && systemctl disable --now nginx >/dev/null 2>&1 || true'
+
+test: install $(CHROMIUM) $(NGINX)
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
