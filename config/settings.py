@@ -215,8 +215,9 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_MAX_FAILURES_PER_ACCOUNT = env_int("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5, minimum=1)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
-# Behind the shipped nginx the client address is the last X-Forwarded-For entry (nginx appends it).
-TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+# Behind the shipped nginx the client address is X-Forwarded-For (nginx overwrites it with the peer's
+# address; the last entry is used, so a proxy that appends works too).
+TRUST_X_FORWARDED_FOR = env_bool("METERLINE_TRUST_X_FORWARDED_FOR", False)
 LOGIN_REDIRECT_URL = "/"  # the landing page: the only project's overview, or the list of projects
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
