@@ -46,8 +46,8 @@ def burns(budgets: list[Budget], now: datetime | None = None) -> dict[int, Burn]
             first = min(
                 now.astimezone(tz).date() - timedelta(days=forecasting.HISTORY_DAYS), window_of(budget, now).first_day
             )
-        except Exception as exc:
-            log.error("budget %s: cannot compute its period (%s)", budget.pk, type(exc).__name__)
+        except Exception:  # bad stored dates or zone: this budget only, with the traceback in the log
+            log.exception("budget %s: cannot compute its period", budget.pk)
             continue
         usable.append(budget)
         requests.append(SpendRequest(budget.pk, budget.project_id, tz, budget.scope, first))
@@ -56,8 +56,8 @@ def burns(budgets: list[Budget], now: datetime | None = None) -> dict[int, Burn]
     for budget in usable:
         try:
             m = measure(budget, series.get(budget.pk, {}), now)
-        except Exception as exc:
-            log.error("budget %s: cannot measure its burn (%s)", budget.pk, type(exc).__name__)
+        except Exception:  # one budget that cannot be measured must not hide the others' burn
+            log.exception("budget %s: cannot measure its burn", budget.pk)
             continue
         forecast = m.forecast
         if forecast is None and m.window.start <= now:

@@ -100,8 +100,8 @@ def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Repo
                 if ended.end == window.start:  # (a custom period's first window has none before it)
                     previous[budget.pk] = ended
                     first = min(first, ended.first_day)
-        except Exception as exc:
-            log.error("budget %s: cannot compute its period (%s); skipped", budget.pk, type(exc).__name__)
+        except Exception:  # bad stored dates or zone: skip this budget, evaluate the others
+            log.exception("budget %s: cannot compute its period; skipped", budget.pk)
             continue
         if window.start > now:  # a custom period that has not begun
             continue

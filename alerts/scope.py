@@ -68,4 +68,3 @@ def describe(scope: dict[str, Any]) -> str:
     parts = [f"{k} = {', '.join(v)}" for k, v in scope.items() if k != "tag"]
     parts += [f"tag {k} = {', '.join(v)}" for k, v in scope.get("tag", {}).items()]
     return " · ".join(parts) or "whole project"
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import ClassVar
 
 from django import forms
 from django.contrib import messages
@@ -44,7 +45,7 @@ class PriceForm(forms.ModelForm):
 
     class Meta:
         model = PriceOverride
-        fields = [
+        fields = (
             "provider",
             "model",
             "effective_from",
@@ -54,8 +55,8 @@ class PriceForm(forms.ModelForm):
             "cache_write_per_mtok",
             "reasoning_per_mtok",
             "note",
-        ]
-        labels = {
+        )
+        labels: ClassVar = {
             "input_per_mtok": "Input, USD per million tokens",
             "output_per_mtok": "Output, USD per million tokens",
             "cache_read_per_mtok": "Cache read (empty: input price)",

@@ -185,6 +185,6 @@ def token_outliers(q: OutlierQuery) -> list[OutlierCall]:
             float(usual),
             dict(zip(q.dimensions, (str(v) for v in values), strict=True)),
             dict(tags),
-        )  # fmt: skip
+        )
         for event_id, feature, tokens, usual, tags, *values in rows
     ]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Task
 from django.conf import settings
 from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from config.celery import app as celery_app
 from config.queues import EXPIRES_SECONDS, queue_for
@@ -101,7 +102,7 @@ def batch_accepted() -> None:
     if has_broker():
         try:
             send(DRAIN)
-        except Exception as exc:  # the batch is durable; the sweep will pick it up
+        except (KombuOperationalError, OSError) as exc:  # the batch is durable; the sweep will pick it up
             log.warning("could not enqueue a drain (%s); the periodic sweep will drain it", type(exc).__name__)
     elif _embedded_wakeup is not None:
         _embedded_wakeup.set()

@@ -87,7 +87,7 @@ def test_two_concurrent_rollups_recompute_disjoint_hours_and_exact_totals(
         try:
             while rollups.rollup_dirty(max_hours=16).has_more:
                 pass
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 (handed to the main thread, which re-raises it)
             errors.append(exc)
         finally:
             connections.close_all()

@@ -33,7 +33,7 @@ def ingest(raw_key: str) -> Any:
 def stored_row(key: ApiKey) -> str:
     """The key's database row exactly as PostgreSQL holds it, every column as text."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT row_to_json(k)::text FROM {ApiKey._meta.db_table} k WHERE id = %s", [key.pk])  # noqa: S608
+        cursor.execute(f"SELECT row_to_json(k)::text FROM {ApiKey._meta.db_table} k WHERE id = %s", [key.pk])
         (row,) = cursor.fetchone()
     return str(row)
 
