@@ -37,7 +37,7 @@ _CALL_NAMES = tuple("timestamp" if name == "ts_ms" else name for name in FIELDS)
 
 def decode_batch(batch: Batch) -> CallGroup:
     """A claimed batch's records as the ledger's input, keeping its id and arrival time."""
-    columns = decode_records(bytes(batch.payload)) if batch.payload else []
+    columns = decode_records(bytes(batch.payload))
     calls = CallColumns(**dict(zip(_CALL_NAMES, columns, strict=True))) if columns else CallColumns.from_records([])
     return CallGroup(batch.project_id, batch.id, int(batch.received_at.timestamp() * 1000), calls)
 
