@@ -503,8 +503,8 @@ def precompute_groups(records: int) -> list[list[list[Any]]]:
 
 def timed_ceiling(groups: list[list[list[Any]]], repeats: int) -> list[float]:
     """Records/s of bare clickhouse-connect column inserts into a fresh ``AS llm_calls`` table."""
-    from ingest.drain import COLUMNS
     from ledger.clickhouse.client import get_clickhouse
+    from ledger.raw import COLUMNS
 
     ch = get_clickhouse()
     client = ch.client

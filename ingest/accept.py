@@ -16,9 +16,8 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
 from ingest import dispatch
-from ingest.drain import encode_records
 from ingest.models import Batch, BatchStatus
-from ingest.records import EnvelopeError, Window, decode_envelope, validate
+from ingest.records import EnvelopeError, Window, decode_envelope, encode_records, validate
 from tenancy.models import Project
 
 RETRY_AFTER_SECONDS = 5

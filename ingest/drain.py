@@ -1,4 +1,4 @@
-"""Drain the outbox into ClickHouse: decode → price → insert raw rows → mark done + dirty hours.
+"""Drain the outbox into ClickHouse: claim → decode → price and insert (``ledger.raw``) → mark done.
 
 One drain claims several batches and writes them in a single insert (ClickHouse prefers fewer,
 larger inserts). The insert carries a deduplication token made from the batch ids, and the table
@@ -14,10 +14,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
-import msgspec
 from clickhouse_connect.driver.exceptions import OperationalError
 from django.conf import settings
 from django.db import InterfaceError as DbInterfaceError
@@ -25,90 +22,29 @@ from django.db import OperationalError as DbOperationalError
 
 from ingest import outbox
 from ingest.models import Batch
-from ingest.records import FIELDS
-from ledger.clickhouse.client import get_clickhouse
+from ingest.records import FIELDS, decode_records
 from ledger.pricebook import load_price_book
-from ledger.pricing import PriceBook, cost_parts
+from ledger.pricing import PriceBook
+from ledger.raw import CallColumns, CallGroup, RawRows, insert_rows, price_calls
 
 log = logging.getLogger(__name__)
 
-RAW_TABLE = "llm_calls"
-MS_PER_HOUR = 3_600_000
-COLUMNS = (
-    "project_id", "batch_id", "received_at", "version", "event_id", "timestamp", "provider", "model",
-    "response_model", "feature", "customer_id", "user_id", "route_version", "route", "environment",
-    "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
-    "ttft_ms", "latency_ms", "status", "error_type", "attempt", "traffic", "cache_hit", "service_tier",
-    "streamed", "tool_calls", "max_tokens", "trace_id", "session_id", "request_id", "tags",
-    "cost_input_pusd", "cost_cache_read_pusd", "cost_cache_write_pusd", "cost_output_pusd",
-    "cost_reasoning_pusd", "cost_pusd", "cache_saving_pusd", "cost_source", "price_ref",
-)  # fmt: skip
-_F = {name: i for i, name in enumerate(FIELDS)}
-_decoder = msgspec.msgpack.Decoder()
 # Failures of reachability, retried for as long as it takes; anything else counts as a data error.
 TRANSIENT = (OperationalError, DbOperationalError, DbInterfaceError)
-# What the outbox stores per record, minus the trailing reported cost (priced below).
-_PASSTHROUGH_SLOTS = tuple(
-    (_F[name], COLUMNS.index("timestamp" if name == "ts_ms" else name)) for name in FIELDS[: _F["reported_pusd"]]
-)
-_COST_START = COLUMNS.index("cost_input_pusd")
+# The payload's columns (``FIELDS`` order) under the names ledger.raw gives them.
+_CALL_NAMES = tuple("timestamp" if name == "ts_ms" else name for name in FIELDS)
 
 
-def encode_records(records: Sequence[tuple[Any, ...]]) -> bytes:
-    """The outbox payload: the records column by column (``FIELDS`` order), as msgpack.
-
-    Columns decode straight into what the insert needs, with far fewer objects than rows would."""
-    return msgspec.msgpack.encode(list(zip(*records, strict=True)))
-
-
-@dataclass
-class Rows:
-    """Column-oriented rows for ``llm_calls`` plus the hours they touch per project."""
-
-    columns: list[list[Any]]
-    hours: dict[int, set[datetime]]
-
-    @property
-    def count(self) -> int:
-        return len(self.columns[0]) if self.columns else 0
+def decode_batch(batch: Batch) -> CallGroup:
+    """A claimed batch's records as the ledger's input, keeping its id and arrival time."""
+    columns = decode_records(bytes(batch.payload))
+    calls = CallColumns(**dict(zip(_CALL_NAMES, columns, strict=True))) if columns else CallColumns.from_records([])
+    return CallGroup(batch.project_id, batch.id, int(batch.received_at.timestamp() * 1000), calls)
 
 
-def build_rows(batches: Sequence[Batch], books: dict[int, PriceBook], version: int) -> Rows:
-    """Decode and price the batches' records into columns in ``COLUMNS`` order."""
-    columns: list[list[Any]] = [[] for _ in COLUMNS]
-    hours: dict[int, set[datetime]] = {}
-    for batch in batches:
-        fields = _decoder.decode(bytes(batch.payload)) if batch.payload else []
-        if not fields:
-            continue
-        n = len(fields[0])
-        project_id = batch.project_id
-        book = books[project_id]
-        received_ms = int(batch.received_at.timestamp() * 1000)
-        columns[0].extend([project_id] * n)
-        columns[1].extend([batch.id] * n)
-        columns[2].extend([received_ms] * n)
-        columns[3].extend([version] * n)
-        for source, target in _PASSTHROUGH_SLOTS:
-            columns[target].extend(fields[source])
-        # One comprehension, then a transpose: far cheaper than nine appends per record.
-        price, parts = book.price, cost_parts
-        f = fields
-        costs = [
-            parts(price(provider, model, tier, ts), i, cr, cw, o, rs, rep, hit)
-            for provider, model, tier, ts, i, cr, cw, o, rs, rep, hit in zip(
-                f[2], f[3], f[23], f[1], f[11], f[12], f[13], f[14], f[15], f[31], f[22], strict=True
-            )
-        ]
-        for column, values in zip(columns[_COST_START:], zip(*costs, strict=True), strict=True):
-            column.extend(values)
-        seen_hours = {ts // MS_PER_HOUR for ts in fields[_F["ts_ms"]]}
-        hours.setdefault(project_id, set()).update(datetime.fromtimestamp(h * 3600, tz=UTC) for h in seen_hours)
-    return Rows(columns, hours)
-
-
-def insert_rows(rows: Rows, token: str) -> None:
-    get_clickhouse().insert(RAW_TABLE, rows.columns, COLUMNS, settings={"insert_deduplication_token": token})
+def build_rows(batches: Sequence[Batch], books: dict[int, PriceBook], version: int) -> RawRows:
+    """Decode the batches and price them into one insert's rows."""
+    return price_calls((decode_batch(b) for b in batches), books, version)
 
 
 def dedup_token(batches: Sequence[Batch]) -> str:
@@ -166,7 +102,7 @@ def _settle(batches: Sequence[Batch], exc: Exception) -> DrainResult:
 class _InFlight:
     future: Future[None]
     batches: list[Batch]
-    rows: Rows
+    rows: RawRows
 
 
 def _finish(flight: _InFlight) -> DrainResult:
@@ -197,7 +133,7 @@ def drain_until_empty(deadline_seconds: float = 60.0) -> DrainResult:
             batches = [] if out_of_time or total.failed else outbox.claim(limit)
             if batches or not out_of_time:
                 last_full = len(batches) == limit
-            rows: Rows | None = None
+            rows: RawRows | None = None
             built_failure: DrainResult | None = None
             if batches:
                 try:

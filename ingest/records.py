@@ -3,14 +3,15 @@
 A batch is decoded once into raw JSON fragments; each fragment is decoded by msgspec straight into
 a typed struct (the fast path, a few microseconds a record). Only a record that fails goes through
 the slow path, which checks every field on its own so the client sees all of its mistakes at once.
-Accepted records are packed as tuples in ``FIELDS`` order for the outbox.
+Accepted records are packed as tuples in ``FIELDS`` order; the outbox stores them column by column
+as msgpack (``encode_records`` / ``decode_records``).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -83,6 +84,20 @@ FIELDS = (
 )  # fmt: skip
 Packed = tuple[Any, ...]
 Errors = dict[str, list[str]]
+_payload_decoder = msgspec.msgpack.Decoder()
+
+
+def encode_records(records: Sequence[Packed]) -> bytes:
+    """The outbox payload: the records column by column (``FIELDS`` order), as msgpack.
+
+    Columns decode straight into what the insert needs, with far fewer objects than rows would."""
+    return msgspec.msgpack.encode(list(zip(*records, strict=True)))
+
+
+def decode_records(payload: bytes) -> list[list[Any]]:
+    """An outbox payload's columns, in ``FIELDS`` order (empty for a batch with no records)."""
+    columns: list[list[Any]] = _payload_decoder.decode(payload) if payload else []
+    return columns
 
 
 class Envelope(msgspec.Struct, forbid_unknown_fields=True):

@@ -8,25 +8,23 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from ingest.drain import build_rows, encode_records, insert_rows
-from ingest.models import Batch
-from ingest.records import FIELDS
 from ledger.clickhouse.client import get_clickhouse
-from ledger.dirty import mark_dirty
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook
+from ledger.raw import CALL_FIELDS, RAW_TABLE, CallColumns, CallGroup, write_calls
 
-# The outbox record layout, read back from the raw table.
+# The writer's input fields, read back from the raw table (the reported cost from a reported row).
 _SELECT = ", ".join(
     {
-        "ts_ms": "toUnixTimestamp64Milli(timestamp)",
+        "timestamp": "toUnixTimestamp64Milli(timestamp)",
         "reported_pusd": "if(cost_source = 'reported', cost_pusd, NULL)",
         "status": "toString(status)",
         "traffic": "toString(traffic)",
         "service_tier": "toString(service_tier)",
     }.get(name, name)
-    for name in FIELDS
+    for name in CALL_FIELDS
 )
 
 
@@ -43,7 +41,7 @@ def reprice(project_id: int, start: datetime, end: datetime, step: timedelta = t
     first, last = (
         get_clickhouse()
         .query(
-            "SELECT min(timestamp), max(timestamp), count() FROM llm_calls WHERE project_id = {p:UInt64}"
+            f"SELECT min(timestamp), max(timestamp), count() FROM {RAW_TABLE} WHERE project_id = {{p:UInt64}}"
             " AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}",
             parameters={"p": project_id, "start": start, "end": end},
         )
@@ -63,34 +61,19 @@ def reprice(project_id: int, start: datetime, end: datetime, step: timedelta = t
 
 def _reprice_slice(project_id: int, start: datetime, end: datetime, book: dict[int, PriceBook], version: int) -> int:
     result = get_clickhouse().query(
-        f"SELECT batch_id, toUnixTimestamp64Milli(received_at), {_SELECT} FROM llm_calls FINAL"
+        f"SELECT batch_id, toUnixTimestamp64Milli(received_at), {_SELECT} FROM {RAW_TABLE} FINAL"
         " WHERE project_id = {p:UInt64} AND timestamp >= {start:DateTime64(3, 'UTC')}"
         " AND timestamp < {end:DateTime64(3, 'UTC')}",
         parameters={"p": project_id, "start": start, "end": end},
     )
-    groups: dict[tuple[uuid.UUID, int], list[tuple[object, ...]]] = defaultdict(list)
+    records: dict[tuple[uuid.UUID, int], list[tuple[Any, ...]]] = defaultdict(list)
     for row in result.result_rows:
-        groups[(row[0], row[1])].append(tuple(row[2:]))
-    if not groups:
-        return 0
+        records[(row[0], row[1])].append(tuple(row[2:]))
     # Rows keep their batch and arrival time; only the pricing columns change.
-    batches = [
-        Batch(
-            id=batch_id,
-            project_id=project_id,
-            received_at=datetime.fromtimestamp(received_ms / 1000, tz=UTC),
-            payload=encode_records(records),
-            record_count=len(records),
-        )
-        for (batch_id, received_ms), records in groups.items()
+    groups = [
+        CallGroup(project_id, batch_id, received_ms, CallColumns.from_records(calls))
+        for (batch_id, received_ms), calls in records.items()
     ]
-    return _write(batches, book, version, start)
-
-
-def _write(batches: list[Batch], book: dict[int, PriceBook], version: int, slice_start: datetime) -> int:
-    rows = build_rows(batches, book, version)
     # A token of its own per reprice and slice: never dropped as a duplicate of the original insert
     # or of another slice holding rows of the same batch.
-    insert_rows(rows, f"reprice-{version}-{int(slice_start.timestamp() * 1000)}")
-    mark_dirty(rows.hours)
-    return rows.count
+    return write_calls(groups, book, version, f"reprice-{version}-{int(start.timestamp() * 1000)}").count

@@ -1,4 +1,4 @@
-"""Realistic demo traffic: 30 days of an LLM product's calls, priced by the real drain code.
+"""Realistic demo traffic: 30 days of an LLM product's calls, priced by the ledger's raw writer.
 
 Several features with their own token shapes and models, a long tail of customers, a business-hours
 rhythm, route version v2 rolling out over v1 (routing more traffic to small models), provider
@@ -60,7 +60,8 @@ def _hour_weight(hour_utc: int, weekday: int) -> float:
 
 
 def generate(total: int, end_ms: int, days: int = 30, seed: int = 7) -> Iterator[tuple[Any, ...]]:
-    """Yield ``total`` packed records (ingest.records.FIELDS order) over ``days`` before ``end_ms``."""
+    """Yield ``total`` records over ``days`` before ``end_ms``, values in ``ledger.raw.CALL_FIELDS`` order
+    (the outbox's ``ingest.records.FIELDS`` order too; ``timestamp`` in epoch ms)."""
     rng = random.Random(seed)
     start_ms = end_ms - days * DAY_MS
     hours = days * 24

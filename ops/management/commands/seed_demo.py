@@ -3,7 +3,6 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -13,12 +12,10 @@ from django.db import transaction
 from tqdm import tqdm
 
 from alerts.models import Budget, Rule
-from ingest.drain import build_rows, encode_records, insert_rows
-from ingest.models import Batch
 from ledger.clickhouse.client import get_clickhouse
-from ledger.dirty import mark_dirty
 from ledger.pricebook import load_price_book
-from ledger.pricing import pusd_to_usd
+from ledger.pricing import PriceBook, pusd_to_usd
+from ledger.raw import CallColumns, CallGroup, write_calls
 from ops.demo import generate
 from tenancy.models import ApiKey, Membership, Organization, Project, Role
 
@@ -101,17 +98,9 @@ class Command(BaseCommand):
                 bar.update(len(chunk))
         self.stdout.write(f"seeded {written:,} calls in {time.monotonic() - started:.1f}s")
 
-    def _write(self, project: Project, records: list[tuple[Any, ...]], books: dict[int, Any]) -> int:
-        # The drain's own pricing and column code, fed without the outbox: a deterministic token per
-        # chunk makes a re-run after a crash insert nothing twice.
-        batch = Batch(
-            id=uuid.uuid5(uuid.NAMESPACE_URL, f"meterline-demo/{project.pk}/{records[0][0]}"),
-            project=project,
-            received_at=datetime.now(UTC),
-            payload=encode_records(records),
-            record_count=len(records),
-        )
-        rows = build_rows([batch], books, version=time.time_ns() // 1000)
-        insert_rows(rows, str(batch.id))
-        mark_dirty(rows.hours)
-        return rows.count
+    def _write(self, project: Project, records: list[tuple[Any, ...]], books: dict[int, PriceBook]) -> int:
+        # The ledger's own pricing and insert, as the drain uses them: a deterministic batch id and
+        # token per chunk makes a re-run after a crash insert nothing twice.
+        batch_id = uuid.uuid5(uuid.NAMESPACE_URL, f"meterline-demo/{project.pk}/{records[0][0]}")
+        group = CallGroup(project.pk, batch_id, time.time_ns() // 1_000_000, CallColumns.from_records(records))
+        return write_calls([group], books, version=time.time_ns() // 1000, token=str(batch_id)).count

@@ -1,0 +1,72 @@
+"""The outbox payload (msgpack, the records column by column in ``FIELDS`` order) stays readable:
+a batch written by an earlier release drains to the same rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from ingest.models import Batch, BatchStatus
+from ingest.records import FIELDS, decode_records, encode_records
+from ingest.tests.helpers import drain, raw_rows
+from ledger.raw import CALL_FIELDS
+from tenancy.models import Project
+
+# Two records as the outbox has stored them since its first release (bytes frozen on purpose).
+STORED_PAYLOAD = bytes.fromhex(
+    "dc002092a56f6c642d31a56f6c642d3292cf0000019aa0b4e17bcf0000019aa0ebcf8092a66f70656e6169a873656c66686f"
+    "737492ab6770742d346f2d6d696e69a474696e7992b66770742d346f2d6d696e692d323032342d30372d3138a092a4636861"
+    "74a092a461636d65a092a27531a092a27631a092a46d696e69a092aa70726f64756374696f6ea092cd03e80592cd01900092"
+    "0000920a0092000092cb405e200000000000c092cb408c200000000000c092a26f6ba56572726f7292a0aa726174655f6c69"
+    "6d697492010292a46c697665a46576616c92c2c392a764656661756c74a5626174636892c3c292020092cd1000c092a27431"
+    "a092a27331a092a27231a09281a47465616da667726f7774688092c0ce0003d090"
+)
+RECORDS = [
+    ("old-1", 1763632800123, "openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "chat", "acme", "u1", "v1", "mini",
+     "production", 1000, 400, 0, 10, 0, 120.5, 900.0, "ok", "", 1, "live", False, "default", True, 2, 4096, "t1", "s1",
+     "r1", {"team": "growth"}, None),
+    ("old-2", 1763636400000, "selfhost", "tiny", "", "", "", "", "", "", "", 5, 0, 0, 0, 0, None, None, "error",
+     "rate_limit", 2, "eval", True, "batch", False, 0, None, "", "", "", {}, 250000),
+]  # fmt: skip
+
+
+def test_the_payload_format_is_unchanged() -> None:
+    assert encode_records(RECORDS) == STORED_PAYLOAD
+    assert decode_records(STORED_PAYLOAD) == [list(column) for column in zip(*RECORDS, strict=True)]
+    assert decode_records(b"") == []
+
+
+def test_the_payload_fields_are_the_ledgers_call_fields_by_name() -> None:
+    # the drain hands the payload's columns to ledger.raw by name; only the timestamp is renamed
+    assert tuple("timestamp" if name == "ts_ms" else name for name in FIELDS) == CALL_FIELDS
+
+
+@pytest.mark.django_db
+def test_a_batch_stored_by_an_earlier_release_still_drains(project: Project) -> None:
+    received = datetime(2025, 11, 20, 11, 0, 1, 500_000, tzinfo=UTC)
+    batch = Batch.objects.create(project=project, payload=STORED_PAYLOAD, record_count=2, received_at=received)
+    result = drain()
+    assert (result.batches, result.records, result.failed) == (1, 2, 0)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.DONE
+    rows = raw_rows(
+        project,
+        "event_id, toUnixTimestamp64Milli(timestamp) AS ts, received_at, batch_id, response_model, customer_id, "
+        "cache_read_tokens, ttft_ms, status, attempt, traffic, cache_hit, service_tier, streamed, tool_calls, "
+        "max_tokens, tags, cost_input_pusd, cost_cache_read_pusd, cost_output_pusd, cost_pusd, cost_source",
+    )
+    assert [row.pop("received_at").replace(tzinfo=UTC) for row in rows] == [received.replace(microsecond=500_000)] * 2
+    assert rows == [
+        {"event_id": "old-1", "ts": 1763632800123, "batch_id": batch.id, "response_model": "gpt-4o-mini-2024-07-18",
+         "customer_id": "acme", "cache_read_tokens": 400, "ttft_ms": 120.5, "status": "ok", "attempt": 1,
+         "traffic": "live", "cache_hit": False, "service_tier": "default", "streamed": True, "tool_calls": 2,
+         "max_tokens": 4096, "tags": {"team": "growth"}, "cost_input_pusd": 600 * 150_000,
+         "cost_cache_read_pusd": 400 * 75_000, "cost_output_pusd": 10 * 600_000,
+         "cost_pusd": 600 * 150_000 + 400 * 75_000 + 10 * 600_000, "cost_source": "catalogue"},
+        {"event_id": "old-2", "ts": 1763636400000, "batch_id": batch.id, "response_model": "", "customer_id": "",
+         "cache_read_tokens": 0, "ttft_ms": None, "status": "error", "attempt": 2, "traffic": "eval",
+         "cache_hit": True, "service_tier": "batch", "streamed": False, "tool_calls": 0, "max_tokens": None,
+         "tags": {}, "cost_input_pusd": 0, "cost_cache_read_pusd": 0, "cost_output_pusd": 0, "cost_pusd": 0,
+         "cost_source": "unpriced"},
+    ]  # fmt: skip
