@@ -191,7 +191,7 @@ def embedded(crossings: int) -> None:
     runner = EmbeddedRunner()
     runner.start()
     try:
-        base = f"http://127.0.0.1:{server.effective_port}"  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{server.effective_port}"
         print(summary("(a) embedded (serve: waitress + runner)", run_crossings(base, key, ids, receiver)))
     finally:
         runner.stop()

@@ -145,5 +145,6 @@ def _previous(project: Project, key: str) -> Batch | None:
 def _replay(previous: Batch, digest: str) -> Answer:
     if previous.body_sha256 != digest:
         raise IngestError(422, "Idempotency-Key was already used with a different body")
-    assert previous.response is not None
+    if previous.response is None:  # every keyed batch stores its answer in the same transaction
+        raise RuntimeError(f"batch {previous.pk} has an Idempotency-Key but no stored answer")
     return Answer(202, previous.response, replayed=True)

@@ -92,7 +92,7 @@ def _settle(batches: Sequence[Batch], exc: Exception) -> DrainResult:
         try:
             result.records += _write([batch])
             result.batches += 1
-        except Exception as one:
+        except Exception as one:  # noqa: BLE001 (any failure releases the batch; _fail classifies and logs it)
             _fail([batch], one)
             result.failed += 1
     return result
@@ -111,7 +111,7 @@ def _finish(flight: _InFlight) -> DrainResult:
     try:
         flight.future.result()
         outbox.complete(flight.batches, flight.rows.hours)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any failure releases the batches; _settle classifies and logs it)
         return _settle(flight.batches, exc)
     return DrainResult(batches=len(flight.batches), records=flight.rows.count)
 
@@ -138,7 +138,7 @@ def drain_until_empty(deadline_seconds: float = 60.0) -> DrainResult:
             if batches:
                 try:
                     rows = build_rows(batches, _load_books(batches), version=time.time_ns() // 1000)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 (as above: released, classified, logged)
                     built_failure = _settle(batches, exc)
             if flight is not None:
                 _add(total, _finish(flight))

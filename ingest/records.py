@@ -112,15 +112,12 @@ _envelope = msgspec.json.Decoder(Envelope)
 _record = msgspec.json.Decoder(CallRecord)
 _members = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _FIELD_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    f.name: msgspec.json.Decoder(f.type)
-    for f in msgspec.structs.fields(CallRecord)  # type: ignore[arg-type]
+    f.name: msgspec.json.Decoder(f.type) for f in msgspec.structs.fields(CallRecord)
 }
-_REQUIRED = {f.name for f in msgspec.structs.fields(CallRecord) if f.required}  # type: ignore[arg-type]
+_REQUIRED = {f.name for f in msgspec.structs.fields(CallRecord) if f.required}
 # For enum-like fields, the allowed values, so an error can say what would have been right.
 _CHOICES: dict[str, tuple[str, ...]] = {
-    f.name: get_args(f.type)
-    for f in msgspec.structs.fields(CallRecord)  # type: ignore[arg-type]
-    if get_origin(f.type) is Literal
+    f.name: get_args(f.type) for f in msgspec.structs.fields(CallRecord) if get_origin(f.type) is Literal
 }
 
 

@@ -280,7 +280,7 @@ def resolve_catalogue(provider: str, model: str, tier: str, when: datetime, mult
     prov, info = found
     standard = info.get_prices(when)
     context = _TIER_CONTEXT.get(tier)
-    chosen = info.get_prices(when, context) if context else standard  # type: ignore[arg-type]
+    chosen = info.get_prices(when, context) if context else standard
     has_variant = context is not None and chosen != standard
     rates = _rates_from_model_price(chosen)
     if rates is None:

@@ -62,7 +62,7 @@ def _hour_weight(hour_utc: int, weekday: int) -> float:
 def generate(total: int, end_ms: int, days: int = 30, seed: int = 7) -> Iterator[tuple[Any, ...]]:
     """Yield ``total`` records over ``days`` before ``end_ms``, values in ``ledger.raw.CALL_FIELDS`` order
     (the outbox's ``ingest.records.FIELDS`` order too; ``timestamp`` in epoch ms)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (reproducible demo traffic, not a secret)
     start_ms = end_ms - days * DAY_MS
     hours = days * 24
     start_hour = start_ms // 3_600_000

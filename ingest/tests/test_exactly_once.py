@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -31,7 +32,7 @@ def total_cost(project: Project) -> int:
 
 @pytest.mark.django_db
 def test_idempotency_key_replay_returns_first_answer_and_stores_once(api: APIClient, project: Project) -> None:
-    body = calls(3) + [{"provider": "openai"}]
+    body: list[dict[str, Any]] = [*calls(3), {"provider": "openai"}]
     first = post_calls(api, body, **{"Idempotency-Key": "k-1"})
     again = post_calls(api, body, **{"Idempotency-Key": "k-1"})
     assert first.status_code == again.status_code == 202
@@ -147,7 +148,7 @@ def test_a_batch_that_cannot_be_written_goes_dead_and_can_be_replayed(
     post_calls(api, calls(2, prefix="bad-"))
     real_build = drain_module.build_rows
 
-    def build_rows_failing_on_bad(batches, books, version):  # type: ignore[no-untyped-def]
+    def build_rows_failing_on_bad(batches, books, version):
         if any(b.record_count and b.payload and b"bad-" in bytes(b.payload) for b in batches):
             raise ValueError("cannot price this batch")
         return real_build(batches, books, version)
@@ -189,7 +190,7 @@ def test_pipelined_drain_stops_at_a_failed_insert_and_keeps_the_rest_pending(
     real_insert = drain_module.insert_rows
     inserts: list[int] = []
 
-    def insert_failing_second_time(rows, token):  # type: ignore[no-untyped-def]
+    def insert_failing_second_time(rows, token):
         inserts.append(rows.count)
         if len(inserts) == 2:
             from clickhouse_connect.driver.exceptions import OperationalError

@@ -64,7 +64,8 @@ def test_accepted_record_is_visible_in_usage_within_ten_seconds(
     assert post_calls(api, [record]).status_code == 202
 
     def visible() -> bool:
-        return reader.get("/v1/usage", query).json()["data"] == [{"calls": 1}]
+        data = reader.get("/v1/usage", query).json()["data"]
+        return bool(data == [{"calls": 1}])
 
     assert wait_for(visible, deadline_seconds=10.0)
     print(f"ingest-to-visible lag: {time.monotonic() - accepted_at:.2f}s")  # noqa: T201
