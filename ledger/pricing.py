@@ -182,25 +182,6 @@ def cost_parts(
     return (c_in, c_cr, c_cw, c_out, c_rs, computed, 0, price.source, price.ref)
 
 
-def compute_cost(
-    price: Price | None,
-    input_tokens: int,
-    cache_read_tokens: int,
-    cache_write_tokens: int,
-    output_tokens: int,
-    reasoning_tokens: int,
-    reported_pusd: int | None = None,
-    cache_hit: bool = False,
-) -> Cost:
-    """:func:`cost_parts` with named fields."""
-    return Cost._make(
-        cost_parts(
-            price, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
-            reported_pusd, cache_hit,
-        )
-    )  # fmt: skip
-
-
 # --- the catalogue ---------------------------------------------------------------------------
 
 _CATALOGUE_VERSION = genai_prices.__version__

@@ -13,7 +13,6 @@ from genai_prices import Usage
 from ledger import pricing
 from ledger.pricing import (
     PriceBook,
-    compute_cost,
     pusd_to_usd,
     rate_from_mtok,
     resolve_catalogue,
@@ -22,6 +21,24 @@ from ledger.pricing import (
 
 NOV = int(datetime(2026, 11, 1, 12, tzinfo=UTC).timestamp() * 1000)
 USD = 10**12
+
+
+def compute_cost(
+    price: pricing.Price | None,
+    input_tokens: int,
+    cache_read_tokens: int,
+    cache_write_tokens: int,
+    output_tokens: int,
+    reasoning_tokens: int,
+    reported_pusd: int | None = None,
+    cache_hit: bool = False,
+) -> pricing.Cost:
+    """:func:`ledger.pricing.cost_parts` with named fields (the drain uses the plain tuple)."""
+    parts = pricing.cost_parts(
+        price, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+        reported_pusd, cache_hit,
+    )  # fmt: skip
+    return pricing.Cost._make(parts)
 
 
 def test_rates_are_exact_integers_for_ordinary_prices() -> None:
