@@ -19,6 +19,7 @@ from ingest import dispatch
 from ingest.drain import encode_records
 from ingest.models import Batch, BatchStatus
 from ingest.records import EnvelopeError, Window, decode_envelope, validate
+from ledger import telemetry
 from tenancy.models import Project
 
 RETRY_AFTER_SECONDS = 5
@@ -131,6 +132,7 @@ def accept(project: Project, body: bytes, idempotency_key: str | None) -> Answer
         raise IngestError(
             503, "the outbox cannot be written right now; retry", {"Retry-After": str(RETRY_AFTER_SECONDS)}
         ) from None
+    telemetry.count_accepted(len(result.accepted), len(result.rejected))
     return Answer(202, answer)
 
 
