@@ -23,6 +23,7 @@ from django.utils import timezone
 from alerts.message import from_alert, test_message
 from alerts.models import Channel, Delivery, DeliveryStatus
 from alerts.transports import DeliveryError, PermanentError, TransientError, transport_for
+from ledger import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def attempt(delivery_id: int, now: datetime | None = None) -> str | None:
 
 def _record(mine: QuerySet[Delivery], outcome: str, **fields: object) -> str | None:
     if mine.update(**fields):
+        telemetry.DELIVERY_ATTEMPTS.labels(outcome).inc()
         return outcome
     # The lease ran out (a hanging receiver) and another worker claimed the delivery: it owns the outcome.
     log.warning("a delivery's lease ran out while sending; its outcome %r was not recorded", outcome)

@@ -6,6 +6,7 @@ Embedded defaults (``make run``): SQLite under ``var/``, chDB under ``var/clickh
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -253,6 +254,21 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": ["api.schema.add_call_record_schema"],
 }
+
+# GET /metrics (docs/operations.md, "Metrics"): a bearer token, client networks, or both. Neither: loopback only.
+METRICS_TOKEN = env_optional("METRICS_TOKEN")  # or METRICS_TOKEN_FILE
+if METRICS_TOKEN is not None and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 24`)")
+_any_network = ["0.0.0.0/0", "::/0"]
+METRICS_ALLOWED_NETWORKS = env_list(
+    "METRICS_ALLOWED_NETWORKS", _any_network if METRICS_TOKEN else ["127.0.0.0/8", "::1"]
+)
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or CIDR") from None
+METRICS_MULTIPROC_DIR = env_optional("PROMETHEUS_MULTIPROC_DIR")  # per-process counters summed across processes
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from api.health import healthz, readyz
+from api.metrics import metrics
 from tenancy.signin import ThrottledAdminAuthenticationForm, ThrottledLoginView
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -14,6 +15,7 @@ urlpatterns = [
     path("v1/", include("api.urls")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

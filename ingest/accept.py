@@ -18,6 +18,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from ingest import dispatch
 from ingest.models import Batch, BatchStatus
 from ingest.records import EnvelopeError, Window, decode_envelope, encode_records, validate
+from ledger import telemetry
 from tenancy.models import Project
 
 RETRY_AFTER_SECONDS = 5
@@ -130,6 +131,7 @@ def accept(project: Project, body: bytes, idempotency_key: str | None) -> Answer
         raise IngestError(
             503, "the outbox cannot be written right now; retry", {"Retry-After": str(RETRY_AFTER_SECONDS)}
         ) from None
+    telemetry.count_accepted(len(result.accepted), len(result.rejected))
     return Answer(202, answer)
 
 

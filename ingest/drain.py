@@ -23,6 +23,7 @@ from django.db import OperationalError as DbOperationalError
 from ingest import outbox
 from ingest.models import Batch
 from ingest.records import FIELDS, decode_records
+from ledger import telemetry
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook
 from ledger.raw import CallColumns, CallGroup, RawRows, insert_rows, price_calls
@@ -75,6 +76,7 @@ def _write(batches: Sequence[Batch]) -> int:
 def _fail(batches: Sequence[Batch], exc: Exception) -> None:
     data_error = not isinstance(exc, TRANSIENT)
     error = f"{type(exc).__name__}: {exc}"
+    telemetry.DRAIN_FAILURES.labels("data" if data_error else "transient").inc(len(batches))
     for batch in batches:
         status = outbox.release(batch, error, data_error=data_error)
         log.warning("batch %s not drained (%s), now %s", batch.id, type(exc).__name__, status)
@@ -162,6 +164,7 @@ def _done() -> Future[None]:
 
 
 def _add(total: DrainResult, step: DrainResult) -> None:
+    telemetry.count_drained(step.batches, step.records)  # every finished step passes here once
     total.batches += step.batches
     total.records += step.records
     total.failed += step.failed

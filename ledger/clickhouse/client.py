@@ -27,6 +27,8 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.query import QueryResult
 from django.conf import settings as django_settings
 
+from ledger import telemetry
+
 _lock = threading.Lock()
 _clients: dict[tuple[str, str], ClickHouse] = {}
 _PROJECT_PARAMETERS = ("project", "project_id", "p")
@@ -110,6 +112,10 @@ class ClickHouse:
         with self._serial:
             return fn(*args, **kwargs)
 
+    def _timed(self, kind: str, caller: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``_run``, observed into ``meterline_clickhouse_query_seconds`` (chDB: including the engine lock wait)."""
+        return telemetry.timed_statement(kind, caller, self._run, fn, *args, **kwargs)
+
     def query(
         self,
         sql: str,
@@ -121,13 +127,14 @@ class ClickHouse:
         **kwargs: Any,
     ) -> QueryResult:
         """Run a read; ``caller`` names it in the query log (default: the calling module.function)."""
+        caller = caller or _calling_function()
         sent = _statement_settings(
             caller=caller,
             project=project if project is not None else _project_of(parameters),
             write=False,
             settings=settings,
         )
-        return self._run(self.client.query, sql, parameters=parameters, settings=sent, **kwargs)  # type: ignore[no-any-return]
+        return self._timed("read", caller, self.client.query, sql, parameters=parameters, settings=sent, **kwargs)  # type: ignore[no-any-return]
 
     def command(
         self,
@@ -140,13 +147,16 @@ class ClickHouse:
         **kwargs: Any,
     ) -> Any:
         """Run a statement (a ``SELECT`` is bounded as a read, anything else as a write)."""
+        caller = caller or _calling_function()
+        write = _READ.match(sql) is None
         sent = _statement_settings(
             caller=caller,
             project=project if project is not None else _project_of(parameters),
-            write=_READ.match(sql) is None,
+            write=write,
             settings=settings,
         )
-        return self._run(self.client.command, sql, parameters=parameters, settings=sent, **kwargs)
+        kind = "write" if write else "read"
+        return self._timed(kind, caller, self.client.command, sql, parameters=parameters, settings=sent, **kwargs)
 
     def insert(
         self,
@@ -160,17 +170,21 @@ class ClickHouse:
     ) -> None:
         """Insert column-oriented data; the caller's settings (e.g. a deduplication token) are kept."""
         names = list(column_names)
+        caller = caller or _calling_function()
         if project is None and "project_id" in names:
             projects = set(columns[names.index("project_id")])
             project = next(iter(projects)) if len(projects) == 1 else None
         sent = _statement_settings(caller=caller, project=project, write=True, settings=settings)
-        self._run(self.client.insert, table, columns, column_names=names, column_oriented=True, settings=sent)
+        self._timed(
+            "write", caller, self.client.insert, table, columns, column_names=names, column_oriented=True, settings=sent
+        )
 
     def bootstrap(self) -> None:
         """Create the database itself (needs a client not bound to it)."""
         raw = self._connect(None)
-        sent = _statement_settings(caller="ledger.clickhouse.client.bootstrap", project=None, write=True)
-        self._run(raw.command, f"CREATE DATABASE IF NOT EXISTS `{self.database}`", settings=sent)
+        caller = "ledger.clickhouse.client.bootstrap"
+        sent = _statement_settings(caller=caller, project=None, write=True)
+        self._timed("write", caller, raw.command, f"CREATE DATABASE IF NOT EXISTS `{self.database}`", settings=sent)
 
     def close(self) -> None:
         if self._client is not None:
