@@ -158,7 +158,13 @@ def price_calls(groups: Iterable[CallGroup], books: Mapping[int, PriceBook], ver
 
 def insert_rows(rows: RawRows, token: str) -> None:
     """One insert of ``rows``; a retry with the same ``token`` is dropped by ClickHouse as a duplicate."""
-    get_clickhouse().insert(RAW_TABLE, rows.columns, COLUMNS, settings={"insert_deduplication_token": token})
+    get_clickhouse().insert(
+        RAW_TABLE,
+        rows.columns,
+        COLUMNS,
+        settings={"insert_deduplication_token": token},
+        caller="ledger.raw.insert_rows",
+    )
 
 
 def write_calls(groups: Iterable[CallGroup], books: Mapping[int, PriceBook], version: int, token: str) -> RawRows:

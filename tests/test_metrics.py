@@ -99,7 +99,7 @@ def test_accept_and_drain_move_the_counters_and_the_outbox_gauges(api: APIClient
     )
     assert drained.value("meterline_outbox_batches", **pending) == 0
     assert drained.value("meterline_outbox_oldest_pending_age_seconds") == 0
-    write = {"kind": "write", "caller": "ingest.drain"}
+    write = {"kind": "write", "caller": "ledger.raw"}  # the drain inserts through ledger.raw
     assert drained.value("meterline_clickhouse_query_seconds_count", **write) > queued.value(
         "meterline_clickhouse_query_seconds_count", **write
     )
