@@ -246,7 +246,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["api.schema.add_call_record_schema"],
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],  # bodies are documented as JSON only
+    "POSTPROCESSING_HOOKS": ["api.schema.add_call_record_schema", "api.schema.add_error_responses"],
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
