@@ -87,11 +87,29 @@ class StorableJSONField(serializers.JSONField):
         return value
 
 
+def _config_shape(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+_URL = {"type": "string", "format": "uri", "maxLength": 2000, "description": "an http(s) URL of a public host"}
+
+
 @extend_schema_field(
     {
-        "type": "object",
-        "description": "slack: {webhook_url}; webhook: {url, secret (16 to 500 characters)}; "
-        f"email: {{to: 1 to {channel_config.MAX_RECIPIENTS} addresses}}",
+        "description": "per kind: slack {webhook_url}; webhook {url, secret}; email {to}. A secret sent back "
+        "masked, as a read answers it, keeps the stored one.",
+        "anyOf": [
+            _config_shape(webhook_url=_URL),
+            _config_shape(url=_URL, secret={"type": "string", "minLength": 16, "maxLength": 500}),
+            _config_shape(
+                to={
+                    "type": "array",
+                    "items": {"type": "string", "format": "email"},
+                    "minItems": 1,
+                    "maxItems": channel_config.MAX_RECIPIENTS,
+                }
+            ),
+        ],
     }
 )
 class ConfigField(StorableJSONField):
