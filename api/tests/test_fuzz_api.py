@@ -106,7 +106,11 @@ def test_answers_conform_to_the_schema(
             case.path_parameters = {**case.path_parameters, **{k: world.ids[k] for k in case.path_parameters}}
         if real and path == "/v1/usage":  # the last day rather than drawn bounds, so most queries run
             now = datetime.now(UTC).replace(microsecond=0)
-            case.query = {**(case.query or {}), "from": (now - timedelta(days=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+            case.query = {
+                **(case.query or {}),
+                "from": (now - timedelta(days=1)).isoformat(),
+                "to": (now + timedelta(hours=1)).isoformat(),
+            }
         savepoint = transaction.savepoint()
         try:
             response = case.call(headers=world.auth)
