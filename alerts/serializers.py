@@ -9,14 +9,12 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone as dj_timezone
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from alerts import channels as channel_config
 from alerts import scope as scopes
 from alerts.models import (
     DEFAULT_THRESHOLDS,
-    SCOPE_DIMENSIONS,
     AlertState,
     Budget,
     Channel,
@@ -87,65 +85,14 @@ class StorableJSONField(serializers.JSONField):
         return value
 
 
-def _config_shape(**properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
-
-
-_URL = {"type": "string", "format": "uri", "maxLength": 2000, "description": "an http(s) URL of a public host"}
-
-
-@extend_schema_field(
-    {
-        "description": "per kind: slack {webhook_url}; webhook {url, secret}; email {to}. A secret sent back "
-        "masked, as a read answers it, keeps the stored one.",
-        "anyOf": [
-            _config_shape(webhook_url=_URL),
-            _config_shape(url=_URL, secret={"type": "string", "minLength": 16, "maxLength": 500}),
-            _config_shape(
-                to={
-                    "type": "array",
-                    "items": {"type": "string", "format": "email"},
-                    "minItems": 1,
-                    "maxItems": channel_config.MAX_RECIPIENTS,
-                }
-            ),
-        ],
-    }
-)
 class ConfigField(StorableJSONField):
     """A channel's config: an object, checked per kind by ``alerts.channels.validate_config``."""
 
 
-_SCOPE_VALUES = {
-    "type": "array",
-    "items": {"type": "string", "minLength": 1, "maxLength": scopes.MAX_VALUE_LENGTH},
-    "minItems": 1,
-    "maxItems": scopes.MAX_VALUES,
-}
-
-
-@extend_schema_field(
-    {
-        "type": "object",
-        "description": "which calls count; {} is the whole project, e.g. "
-        '{"feature": ["search"], "tag": {"team": ["growth"]}}',
-        "properties": {
-            **{dimension: _SCOPE_VALUES for dimension in SCOPE_DIMENSIONS},
-            "tag": {
-                "type": "object",
-                "additionalProperties": _SCOPE_VALUES,
-                "minProperties": 1,
-                "maxProperties": MAX_SCOPE_TAGS,
-            },
-        },
-        "additionalProperties": False,
-    }
-)
 class ScopeField(StorableJSONField):
     """A budget's scope (see ``alerts.scope``)."""
 
 
-@extend_schema_field({"type": "number", "minimum": 0.01, "maximum": 999999.99})
 class ThresholdField(serializers.DecimalField):
     """A threshold in percent: read from a number (or a numeric string), answered as a JSON number."""
 

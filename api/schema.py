@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 
+from api import field_schemas as _field_schemas  # noqa: F401 - registers the field schemas
 from api.errors import RETRY_AFTER_SECONDS
 from ingest.records import CallRecord
 
