@@ -13,11 +13,23 @@ from rest_framework import serializers
 
 from alerts import channels as channel_config
 from alerts import scope as scopes
-from alerts.models import DEFAULT_THRESHOLDS, AlertState, Budget, Channel, ChannelKind, Period, Rule, RuleKind
+from alerts.models import (
+    DEFAULT_THRESHOLDS,
+    AlertState,
+    Budget,
+    Channel,
+    ChannelKind,
+    Period,
+    Rule,
+    RuleKind,
+)
 from ledger.timeparse import UnknownTimeZone, time_zone
 from tenancy.models import Project
 
 MAX_THRESHOLDS = 10
+MAX_RULES = 20  # per budget
+MAX_RULE_CHANNELS = 20
+MAX_SCOPE_TAGS = 20  # tag keys in a budget's scope
 MAX_PERIOD_DAYS = 366
 PERIOD_START_YEARS = 10  # a custom period_start lies within this many years of today
 RESTARTS = (
@@ -73,11 +85,26 @@ class StorableJSONField(serializers.JSONField):
         return value
 
 
+class ConfigField(StorableJSONField):
+    """A channel's config: an object, checked per kind by ``alerts.channels.validate_config``."""
+
+
+class ScopeField(StorableJSONField):
+    """A budget's scope (see ``alerts.scope``)."""
+
+
+class ThresholdField(serializers.DecimalField):
+    """A threshold in percent: read from a number (or a numeric string), answered as a JSON number."""
+
+    def __init__(self) -> None:
+        super().__init__(max_digits=8, decimal_places=2, min_value=Decimal("0.01"))
+
+
 class ChannelSerializer(serializers.Serializer[Channel]):
     id = serializers.IntegerField(read_only=True)
     kind = serializers.ChoiceField(choices=ChannelKind.choices)
     name = serializers.CharField(max_length=200)
-    config = StorableJSONField()
+    config = ConfigField()
     enabled = serializers.BooleanField(required=False)
     disabled_at = serializers.DateTimeField(read_only=True)
     disabled_reason = serializers.CharField(read_only=True)
@@ -131,12 +158,8 @@ class ChannelSerializer(serializers.Serializer[Channel]):
 class RuleSerializer(serializers.Serializer[Rule]):
     id = serializers.IntegerField(read_only=True)
     kind = serializers.ChoiceField(choices=RuleKind.choices)
-    thresholds = serializers.ListField(
-        child=serializers.DecimalField(max_digits=8, decimal_places=2, min_value=Decimal("0.01")),
-        max_length=MAX_THRESHOLDS,
-        required=False,
-    )
-    channels = serializers.ListField(child=serializers.IntegerField(), max_length=20, required=False)
+    thresholds = serializers.ListField(child=ThresholdField(), max_length=MAX_THRESHOLDS, required=False)
+    channels = serializers.ListField(child=serializers.IntegerField(), max_length=MAX_RULE_CHANNELS, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         kind = attrs.get("kind")
@@ -187,8 +210,8 @@ class BudgetSerializer(serializers.Serializer[Budget]):
         help_text="custom periods: the length in days (1 to 366). " + RESTARTS,
     )
     timezone = serializers.CharField(max_length=64, default="UTC", help_text="an IANA name. " + RESTARTS)
-    scope = StorableJSONField(required=False)
-    rules = RuleSerializer(many=True, required=False)
+    scope = ScopeField(required=False)
+    rules = RuleSerializer(many=True, required=False, max_length=MAX_RULES)  # type: ignore[call-arg]
 
     def validate_name(self, value: str) -> str:
         return _plain_name(value)
@@ -210,6 +233,9 @@ class BudgetSerializer(serializers.Serializer[Budget]):
         return value
 
     def validate_scope(self, value: Any) -> dict[str, Any]:
+        tags = value.get("tag") if isinstance(value, dict) else None
+        if isinstance(tags, dict) and len(tags) > MAX_SCOPE_TAGS:
+            raise serializers.ValidationError(f"scope.tag names more than {MAX_SCOPE_TAGS} tag keys")
         try:
             return scopes.normalize(value)
         except scopes.ScopeError as exc:

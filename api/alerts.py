@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -13,6 +12,7 @@ from rest_framework.response import Response
 
 from alerts.models import AlertState, AlertStatus
 from alerts.serializers import alert_json
+from api import answers
 from api.viewsets import PROJECT_PARAMETER, ProjectScopedViewSet
 
 
@@ -39,7 +39,7 @@ def filtered(alerts: QuerySet[AlertState], request: Request) -> QuerySet[AlertSt
             OpenApiParameter("status", str, enum=list(AlertStatus.values)),
             PROJECT_PARAMETER,
         ],
-        responses={200: dict[str, Any]},
+        responses={200: answers.Alert(many=True)},
     )
 )
 class AlertViewSet(ProjectScopedViewSet):
@@ -49,6 +49,5 @@ class AlertViewSet(ProjectScopedViewSet):
 
     def list(self, request: Request) -> Response:
         """Alerts of the project, newest first, each with its deliveries; ``budget`` and ``status`` filter."""
-        page = self.paginate_queryset(filtered(self.get_queryset(), request))
-        assert page is not None
+        page = self.paginate_queryset(filtered(self.get_queryset(), request)) or []
         return self.get_paginated_response([alert_json(a) for a in page])

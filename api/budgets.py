@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from alerts.burn import Burn, burns
 from alerts.models import Budget
 from alerts.serializers import BudgetSerializer
+from api import answers
 from api.viewsets import PROJECT_PARAMETER, PartialUpdateMixin, ProjectScopedViewSet
 
 
@@ -29,21 +30,28 @@ def current_json(burn: Burn | None) -> dict[str, str | None] | None:
 
 
 @extend_schema_view(
-    list=extend_schema(operation_id="budgets_list", parameters=[PROJECT_PARAMETER]),
+    list=extend_schema(
+        operation_id="budgets_list", parameters=[PROJECT_PARAMETER], responses={200: answers.Budget(many=True)}
+    ),
     create=extend_schema(
-        operation_id="budgets_create", summary="Create a budget with its rules", parameters=[PROJECT_PARAMETER]
+        operation_id="budgets_create",
+        summary="Create a budget with its rules",
+        parameters=[PROJECT_PARAMETER],
+        responses={201: answers.Budget},
     ),
     retrieve=extend_schema(
         operation_id="budgets_read",
         summary="A budget with its burn this period (spent, %, forecast)",
         parameters=[PROJECT_PARAMETER],
+        responses={200: answers.BudgetDetail},
     ),
     partial_update=extend_schema(
         operation_id="budgets_update",
         summary="Change a budget; rules given replace the rules",
         parameters=[PROJECT_PARAMETER],
+        responses={200: answers.Budget},
     ),
-    destroy=extend_schema(operation_id="budgets_delete", parameters=[PROJECT_PARAMETER]),
+    destroy=extend_schema(operation_id="budgets_delete", parameters=[PROJECT_PARAMETER], responses={204: None}),
 )
 class BudgetViewSet(
     mixins.ListModelMixin,

@@ -6,11 +6,13 @@ from django.core.exceptions import RequestDataTooBig
 from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import schema as _schema  # noqa: F401 - registers the OpenAPI extensions
+from api.answers import Problem
 from api.throttling import IngestRateThrottle
 from ingest.accept import IngestError, accept, decode_body
 from tenancy.authentication import ApiKeyAuthentication, CanIngest, KeyPrincipal
@@ -30,14 +32,13 @@ _ACCEPTED = inline_serializer(
         ),
     },
 )
-_PROBLEM = inline_serializer("Problem", {"detail": serializers.CharField()})
 
 
 class CallsView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [CanIngest]
-    throttle_classes = [IngestRateThrottle]
-    parser_classes: list[type] = []  # the body is read raw and decoded by msgspec
+    authentication_classes = (ApiKeyAuthentication,)
+    permission_classes = (CanIngest,)
+    throttle_classes = (IngestRateThrottle,)
+    parser_classes = ()  # the body is read raw and decoded by msgspec
 
     @extend_schema(
         operation_id="ingest_calls",
@@ -54,14 +55,14 @@ class CallsView(APIView):
         ],
         responses={
             202: OpenApiResponse(_ACCEPTED, "Accepted: valid records are durable; rejected ones are listed"),
-            400: OpenApiResponse(_PROBLEM, "The body is not a JSON object with a calls list, or a bad header"),
-            401: OpenApiResponse(_PROBLEM, "The API key is missing, unknown or revoked"),
-            403: OpenApiResponse(_PROBLEM, "The API key lacks the ingest scope"),
-            413: OpenApiResponse(_PROBLEM, "Too many records or too many bytes"),
-            415: OpenApiResponse(_PROBLEM, "Not application/json, or an unsupported Content-Encoding"),
-            422: OpenApiResponse(_PROBLEM, "The Idempotency-Key was already used with a different body"),
-            429: OpenApiResponse(_PROBLEM, "Rate limited; see Retry-After"),
-            503: OpenApiResponse(_PROBLEM, "The outbox cannot be written; see Retry-After"),
+            400: OpenApiResponse(Problem, "The body is not a JSON object with a calls list, or a bad header"),
+            401: OpenApiResponse(Problem, "The API key is missing, unknown or revoked"),
+            403: OpenApiResponse(Problem, "The API key lacks the ingest scope"),
+            413: OpenApiResponse(Problem, "Too many records or too many bytes"),
+            415: OpenApiResponse(Problem, "Not application/json, or an unsupported Content-Encoding"),
+            422: OpenApiResponse(Problem, "The Idempotency-Key was already used with a different body"),
+            429: OpenApiResponse(Problem, "Rate limited; see Retry-After"),
+            503: OpenApiResponse(Problem, "The outbox cannot be written; see Retry-After"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -74,7 +75,8 @@ class CallsView(APIView):
             except (RequestDataTooBig, RawPostDataException):
                 raise IngestError(413, "body is too large") from None
             body = decode_body(raw, request.headers.get("Content-Encoding", ""))
-            assert isinstance(request.user, KeyPrincipal)
+            if not isinstance(request.user, KeyPrincipal):  # CanIngest lets only API keys through
+                raise NotAuthenticated()
             answer = accept(request.user.project, body, request.headers.get("Idempotency-Key"))
         except IngestError as exc:
             return Response({"detail": exc.message}, status=exc.status, headers=exc.headers)

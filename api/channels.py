@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
-from rest_framework import mixins, serializers
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,25 +13,33 @@ from rest_framework.response import Response
 from alerts import deliveries
 from alerts.models import Channel
 from alerts.serializers import ChannelSerializer
+from api import answers
 from api.viewsets import PROJECT_PARAMETER, PartialUpdateMixin, ProjectScopedViewSet
 
 
 @extend_schema_view(
     list=extend_schema(
-        operation_id="channels_list", summary="Alert channels (secrets masked)", parameters=[PROJECT_PARAMETER]
+        operation_id="channels_list",
+        summary="Alert channels (secrets masked)",
+        parameters=[PROJECT_PARAMETER],
+        responses={200: answers.Channel(many=True)},
     ),
     create=extend_schema(
         operation_id="channels_create",
         summary="Create a Slack, email or webhook channel",
         parameters=[PROJECT_PARAMETER],
+        responses={201: answers.Channel},
     ),
-    retrieve=extend_schema(operation_id="channels_read", parameters=[PROJECT_PARAMETER]),
+    retrieve=extend_schema(
+        operation_id="channels_read", parameters=[PROJECT_PARAMETER], responses={200: answers.Channel}
+    ),
     partial_update=extend_schema(
         operation_id="channels_update",
         summary="Change a channel; a new config re-enables it",
         parameters=[PROJECT_PARAMETER],
+        responses={200: answers.Channel},
     ),
-    destroy=extend_schema(operation_id="channels_delete", parameters=[PROJECT_PARAMETER]),
+    destroy=extend_schema(operation_id="channels_delete", parameters=[PROJECT_PARAMETER], responses={204: None}),
 )
 class ChannelViewSet(
     mixins.ListModelMixin,
@@ -51,10 +59,7 @@ class ChannelViewSet(
         summary="Send a test alert through the channel now",
         request=None,
         parameters=[PROJECT_PARAMETER],
-        responses=inline_serializer(
-            "ChannelTestResult",
-            {"ok": serializers.BooleanField(), "detail": serializers.CharField(), "channel": ChannelSerializer()},
-        ),
+        responses={200: answers.ChannelTestResult},
     )
     @action(detail=True, methods=["post"], url_path="test", url_name="test")
     def send_test(self, request: Request, *args: Any, **kwargs: Any) -> Response:

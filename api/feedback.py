@@ -6,10 +6,13 @@ import math
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.answers import FeedbackAccepted
+from api.bodies import DjangoRefusalsAsJson
 from ingest import dispatch
 from ledger.models import Feedback
 from tenancy.authentication import ApiKeyAuthentication, CanIngest, KeyPrincipal
@@ -26,15 +29,21 @@ class FeedbackSerializer(serializers.Serializer[Feedback]):
         return value
 
 
-class FeedbackView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [CanIngest]
+class FeedbackView(DjangoRefusalsAsJson, APIView):
+    authentication_classes = (ApiKeyAuthentication,)
+    permission_classes = (CanIngest,)
 
-    @extend_schema(operation_id="feedback", request=FeedbackSerializer, responses={202: FeedbackSerializer})
+    @extend_schema(
+        operation_id="feedback",
+        summary="Attach a quality score to a call",
+        request=FeedbackSerializer,
+        responses={202: FeedbackAccepted},
+    )
     def post(self, request: Request) -> Response:
         serializer = FeedbackSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        assert isinstance(request.user, KeyPrincipal)
+        if not isinstance(request.user, KeyPrincipal):  # CanIngest lets only API keys through
+            raise NotAuthenticated()
         Feedback.objects.create(project=request.user.project, **serializer.validated_data)
         dispatch.batch_accepted()  # the drain also copies feedback to ClickHouse
         return Response(serializer.data, status=202)

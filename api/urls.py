@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
@@ -8,6 +8,7 @@ from api.alerts import AlertViewSet
 from api.budgets import BudgetViewSet
 from api.calls import CallsView
 from api.channels import ChannelViewSet
+from api.fallback import not_found
 from api.feedback import FeedbackView
 from api.usage import UsageView
 
@@ -27,4 +28,5 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
         name="docs",
     ),
+    re_path(r"", not_found),  # last: any other path under /v1/ is a JSON 404
 ]

@@ -15,15 +15,27 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.access import project_for_read
+from api.answers import Usage
+from api.bodies import DjangoRefusalsAsJson
+from api.viewsets import PROJECT_PARAMETER
 from ledger.queries import DEFAULT_METRICS, DIMENSIONS, METRICS, QueryError, UsageQuery, usage
+from ledger.queries import MAX_LIMIT as MAX_GROUPS
 from ledger.timeparse import BadDate, NaiveDatetime, parse_instant
 from tenancy.authentication import ApiKeyAuthentication
 
+MAX_FILTER_VALUES = 100  # values of one dimension filter, as a budget's scope allows
+MAX_VALUE_LENGTH = 200
 _KNOWN = {"from", "to", "granularity", "group_by", "metrics", "tz", "limit", "order_by", "project", *DIMENSIONS}
 
 
-def _list(request: Request, name: str) -> list[str]:
-    return [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",") if v.strip()]
+def _list(request: Request, name: str, most: int = MAX_FILTER_VALUES) -> list[str]:
+    """The comma-separated values of ``name`` (repeatable), at most ``most`` of at most 200 characters."""
+    values = [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",") if v.strip()]
+    if len(values) > most:
+        raise QueryError(f"{name} lists more than {most} values")
+    if any(len(v) > MAX_VALUE_LENGTH for v in values):
+        raise QueryError(f"{name} values are at most {MAX_VALUE_LENGTH} characters")
+    return values
 
 
 def _when(name: str, value: str | None) -> datetime:
@@ -50,9 +62,9 @@ def parse_query(request: Request, project_id: int) -> UsageQuery:
         start=_when("from", request.query_params.get("from")),
         end=_when("to", request.query_params.get("to")),
         granularity=None if granularity in ("total", "none") else granularity,
-        group_by=tuple(_list(request, "group_by")),
+        group_by=tuple(_list(request, "group_by", len(DIMENSIONS))),
         filters={d: tuple(_list(request, d)) for d in DIMENSIONS if _list(request, d)},
-        metrics=tuple(_list(request, "metrics")) or DEFAULT_METRICS,
+        metrics=tuple(_list(request, "metrics", len(METRICS))) or DEFAULT_METRICS,
         tz=request.query_params.get("tz", "UTC"),
         limit=int(limit),
         order_by=request.query_params.get("order_by", "cost"),
@@ -68,9 +80,9 @@ def _json(value: Any) -> Any:
     return value
 
 
-class UsageView(APIView):
-    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+class UsageView(DjangoRefusalsAsJson, APIView):
+    authentication_classes = (ApiKeyAuthentication, SessionAuthentication)
+    permission_classes = (IsAuthenticated,)
 
     @extend_schema(
         operation_id="usage",
@@ -82,11 +94,24 @@ class UsageView(APIView):
             OpenApiParameter("group_by", str, description=f"comma-separated: {', '.join(DIMENSIONS)}"),
             OpenApiParameter("metrics", str, description=f"comma-separated: {', '.join(METRICS)}"),
             OpenApiParameter("tz", str, description="IANA time zone for buckets (default UTC)"),
-            OpenApiParameter("limit", int, description="at most this many groups (default 100)"),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_GROUPS},
+                description="at most this many groups (default 100)",
+            ),
             OpenApiParameter("order_by", str, description="metric that ranks groups (default cost)"),
-            OpenApiParameter("project", str, description="project id or name (signed-in users only)"),
-            *[OpenApiParameter(d, str, description="filter: one or more values") for d in DIMENSIONS],
+            PROJECT_PARAMETER,
+            *[
+                OpenApiParameter(
+                    d,
+                    str,
+                    description=f"filter: comma-separated, at most {MAX_FILTER_VALUES} values "
+                    f"of at most {MAX_VALUE_LENGTH} characters",
+                )
+                for d in DIMENSIONS
+            ],
         ],
+        responses={200: Usage},
     )
     def get(self, request: Request) -> Response:
         project = project_for_read(request)

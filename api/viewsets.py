@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from api.admin_access import project_for
+from api.bodies import DjangoRefusalsAsJson
 from api.pagination import LimitCursorPagination
 from tenancy.authentication import ApiKeyAuthentication
 
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
     from tenancy.models import Project
 
 PROJECT_PARAMETER = OpenApiParameter(
-    "project", str, description="project id or name (signed-in users only; an API key names its own project)"
+    "project",
+    {"type": "string", "maxLength": 200},
+    description="project id or name (signed-in users only; an API key names its own project)",
 )
 
 
@@ -40,7 +43,8 @@ class ProjectAccess(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         if request.method == "OPTIONS":
             return True
-        assert isinstance(view, ProjectScopedViewSet)
+        if not isinstance(view, ProjectScopedViewSet):  # a permission for these viewsets only
+            return False
         view.project = project_for(request)
         return True
 
@@ -55,7 +59,7 @@ class PartialUpdateMixin:
         return Response(serializer.data)
 
 
-class ProjectScopedViewSet(GenericViewSet[Any]):
+class ProjectScopedViewSet(DjangoRefusalsAsJson, GenericViewSet[Any]):
     """A viewset over one project's rows: ``project_field`` names the path from the row to its project."""
 
     authentication_classes = (ApiKeyAuthentication, SessionAuthentication)

@@ -252,7 +252,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["api.schema.add_call_record_schema"],
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],  # bodies are documented as JSON only
+    "POSTPROCESSING_HOOKS": ["api.schema.add_call_record_schema", "api.schema.add_error_responses"],
 }
 
 # GET /metrics (docs/operations.md, "Metrics"): a bearer token, client networks, or both. Neither: loopback only.

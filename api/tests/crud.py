@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from tenancy.models import ApiKey, Membership, Organization, Project
 
-PASSWORD = "pw-123456789"  # noqa: S105 (a test user's)
+PASSWORD = "pw-123456789"
 _names = itertools.count()
 
 

@@ -12,74 +12,30 @@ import gzip
 import json
 import typing
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 import msgspec
 import pytest
-import schemathesis
 from django.conf import settings as django_settings
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
+from api.tests.fuzzing import CHECKS, FUZZ, api_schema
 from ingest.records import CallRecord
 from ingest.tests.helpers import drain, raw_rows
 from tenancy.models import Project
 
 URL = "/v1/calls"
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
 FIELDS = [f.name for f in msgspec.structs.fields(CallRecord)]  # type: ignore[arg-type]
-# Hypothesis shares one project, key and test transaction across the examples of a test.
-FUZZ = settings(
-    max_examples=100,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 
-@cache
 def calls_operation() -> Any:
     """POST /v1/calls from the schema the app serves at /v1/schema/, driven through real WSGI."""
-    schema = schemathesis.openapi.from_wsgi("/v1/schema/", get_wsgi_application())
-    return schema[URL]["POST"]
-
-
-@pytest.fixture
-def wsgi_in_test_transaction() -> Iterator[None]:
-    """Let requests through Django's WSGI handler run inside the test's transaction.
-
-    The handler closes "old" connections when a request starts and ends, which inside a test
-    transaction closes the test's own connection; Django's test client disconnects it the same way.
-    """
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        yield
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
+    return api_schema()[URL]["POST"]
 
 
 def post_raw(api: APIClient, body: bytes, content_type: str = "application/json", headers: Any = None) -> Any:
