@@ -43,7 +43,8 @@ def _jsonable(value: Any) -> Any:
 def _field(model: type[Model], term: str) -> Field[Any, Any]:
     name = term.lstrip("-")
     field = model._meta.pk if name == "pk" else model._meta.get_field(name)
-    assert isinstance(field, Field)
+    if not isinstance(field, Field):
+        raise TypeError(f"{name!r} is not a model field: a cursor orders by concrete fields")
     return field
 
 
@@ -54,7 +55,8 @@ def _after(ordering: tuple[str, ...], values: list[Any]) -> Q:
         name = term.lstrip("-")
         beyond = Q(**{f"{name}__{'lt' if term.startswith('-') else 'gt'}": value})
         condition = beyond if condition is None else beyond | (Q(**{name: value}) & condition)
-    assert condition is not None
+    if condition is None:
+        raise ValueError("a cursor needs at least one ordering field")
     return condition
 
 
@@ -71,7 +73,8 @@ class LimitCursorPagination(BasePagination):
     def paginate_queryset(
         self, queryset: QuerySet[Any, Any] | Sequence[Any], request: Request, view: APIView | None = None
     ) -> list[Any]:
-        assert isinstance(queryset, QuerySet), "keyset pagination pages querysets"
+        if not isinstance(queryset, QuerySet):
+            raise TypeError("keyset pagination pages querysets")
         ordering = self.ordering(view)
         limit = self.limit(request)
         queryset = queryset.order_by(*ordering)
@@ -89,7 +92,8 @@ class LimitCursorPagination(BasePagination):
     @staticmethod
     def ordering(view: APIView | None) -> tuple[str, ...]:
         ordering = tuple(getattr(view, "ordering", None) or ("pk",))
-        assert ordering[-1] in ("pk", "-pk"), "a cursor ordering must end in pk or -pk to be total"
+        if ordering[-1] not in ("pk", "-pk"):
+            raise ValueError("a cursor ordering must end in pk or -pk to be total")
         return ordering
 
     def limit(self, request: Request) -> int:

@@ -151,7 +151,7 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
     return result
 
 
-class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class ApiKeyScheme(OpenApiAuthenticationExtension):
     """Documents ``Authorization: Bearer ml_…`` project keys in the OpenAPI schema."""
 
     target_class = "tenancy.authentication.ApiKeyAuthentication"

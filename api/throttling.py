@@ -6,6 +6,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -28,7 +30,7 @@ class IngestRateThrottle(SimpleRateThrottle):
         # shared cache (Redis) is briefly down.
         try:
             return super().allow_request(request, view)
-        except Exception as exc:
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:  # a plain Redis cache, not the resilient one
             log.warning("rate limit check skipped: cache unavailable (%s)", type(exc).__name__)
             return True
 

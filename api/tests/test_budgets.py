@@ -107,7 +107,7 @@ def test_budget_round_trip_as_in_the_issue(admin: APIClient) -> None:
     # PATCH the amount and the actual thresholds: the rules keep their ids (and their alert history)
     changed = admin.patch(
         f"/v1/budgets/{got['id']}",
-        {"amount_usd": "150.5", "rules": [{"kind": "actual", "thresholds": [90]}, body["rules"][1]]},  # type: ignore[index]
+        {"amount_usd": "150.5", "rules": [{"kind": "actual", "thresholds": [90]}, body["rules"][1]]},
         format="json",
     )
     assert changed.status_code == 200, changed.json()

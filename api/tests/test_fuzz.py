@@ -30,7 +30,7 @@ from ingest.tests.helpers import drain, raw_rows
 from tenancy.models import Project
 
 URL = "/v1/calls"
-FIELDS = [f.name for f in msgspec.structs.fields(CallRecord)]  # type: ignore[arg-type]
+FIELDS = [f.name for f in msgspec.structs.fields(CallRecord)]
 
 
 def calls_operation() -> Any:
@@ -247,7 +247,7 @@ def timestamps(draw: st.DrawFn, now: datetime) -> Any:
 
 def upper_bound(field: str) -> int:
     """The ``le`` of a CallRecord field, so the strategy follows the validation it tests."""
-    field_type = next(f.type for f in msgspec.structs.fields(CallRecord) if f.name == field)  # type: ignore[arg-type]
+    field_type = next(f.type for f in msgspec.structs.fields(CallRecord) if f.name == field)
     meta = typing.get_args(field_type)[1]
     return int(meta.le)
 
