@@ -72,4 +72,3 @@ def test_drain_names_batches_another_drain_holds_and_dead_ones(api: APIClient, p
     assert "1 being drained by another process" in out
     assert "1 dead (drain --status; --replay-dead)" in out
     assert held[0].id != dead[0].id
-
