@@ -164,6 +164,8 @@ def django_env(workdir: str, database_url: str, broker: str | None) -> dict[str,
     env.pop("CELERY_BROKER_URL", None)
     if broker:
         env["CELERY_BROKER_URL"] = broker
+        # The worker is the only process that opens chDB here (serve only accepts; nothing reads).
+        env["METERLINE_ALLOW_CHDB_WITH_BROKER"] = "true"
     return env
 
 

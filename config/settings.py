@@ -132,6 +132,19 @@ CLICKHOUSE_MAX_EXECUTION_TIME = env_int("CLICKHOUSE_MAX_EXECUTION_TIME", 60, min
 CLICKHOUSE_MAX_EXECUTION_TIME_WRITE = env_int("CLICKHOUSE_MAX_EXECUTION_TIME_WRITE", 600, minimum=0)
 
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", None, schemes=("redis", "rediss", "amqp", "amqps"))
+# chDB opens its directory in one process only; with a broker the workers and the web server would
+# each open it (and take turns failing). Tests that run a broker and chDB in ONE process may allow it.
+if (
+    CELERY_BROKER_URL
+    and str(CLICKHOUSE_URL).startswith("chdb")
+    and not env_bool("METERLINE_ALLOW_CHDB_WITH_BROKER", False)
+):
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL is set but CLICKHOUSE_URL is chdb://: the embedded ClickHouse can be opened by "
+        "one process only, and with a broker the Celery workers and the web server would each open it. "
+        "Use a ClickHouse server URL (CLICKHOUSE_URL=http://user:password@host:8123) with a broker, or unset "
+        "CELERY_BROKER_URL for embedded mode (manage.py serve drains and runs the schedule in-process)."
+    )
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -148,9 +161,9 @@ if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
         f"CELERY_TASK_SOFT_TIME_LIMIT={CELERY_TASK_SOFT_TIME_LIMIT} must be below "
         f"CELERY_TASK_TIME_LIMIT={CELERY_TASK_TIME_LIMIT}"
     )
-# A rollup's claim on its dirty hours outlasts the task that holds it; a killed worker's hours are
-# claimed again after it.
-ROLLUP_CLAIM_SECONDS = CELERY_TASK_TIME_LIMIT + 60
+# A rollup's claim on its dirty hours, renewed every third of it while the rollup runs (ledger/claims.py):
+# a killed worker's hours are claimed again by the next rollup sweep after it.
+ROLLUP_CLAIM_SECONDS = env_int("ROLLUP_CLAIM_SECONDS", 15, minimum=5)
 # No broker: run tasks in-process. `serve` also drives the periodic schedule itself.
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 
@@ -170,9 +183,10 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
-# Outbox drain: how long a claimed batch is leased, how often a failing one is retried, and how
+# Outbox drain: how long a claimed batch is leased (renewed every third of it while the drain works,
+# so a dead drain's batches are due again within it), how often a failing one is retried, and how
 # many non-connection failures send it to the dead-letter state.
-OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 300, minimum=5)
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 15, minimum=5)
 OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5, minimum=1)
 OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 600, minimum=1)
 OUTBOX_MAX_DATA_ATTEMPTS = env_int("OUTBOX_MAX_DATA_ATTEMPTS", 5, minimum=1)

@@ -3,7 +3,8 @@
 One drain claims several batches and writes them in a single insert (ClickHouse prefers fewer,
 larger inserts). The insert carries a deduplication token made from the batch ids, and the table
 collapses duplicate event ids, so a drain that dies after the insert and is run again does not
-count anything twice.
+count anything twice. The drain renews the leases of the batches it holds while it works
+(``outbox.Leases``), also while it waits for an insert, so only a dead drain's batches come back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.exceptions import OperationalError
@@ -31,6 +33,7 @@ from ledger.raw import CallColumns, CallGroup, RawRows, insert_rows, price_calls
 log = logging.getLogger(__name__)
 
 # Failures of reachability, retried for as long as it takes; anything else counts as a data error.
+# (A chDB directory held by another process is one: ledger.clickhouse.client.EngineLocked.)
 TRANSIENT = (OperationalError, DbOperationalError, DbInterfaceError)
 # The payload's columns (``FIELDS`` order) under the names ledger.raw gives them.
 _CALL_NAMES = tuple("timestamp" if name == "ts_ms" else name for name in FIELDS)
@@ -64,11 +67,20 @@ def _load_books(batches: Sequence[Batch]) -> dict[int, PriceBook]:
     return {pid: load_price_book(pid) for pid in {b.project_id for b in batches}}
 
 
-def _write(batches: Sequence[Batch]) -> int:
+def _await(future: Future[None], leases: outbox.Leases) -> None:
+    """Wait for an insert on the helper thread, renewing the held leases meanwhile: a slow insert
+    keeps its batches. Raises what the insert raised."""
+    leases.keep()
+    while not wait_for_futures([future], timeout=leases.interval()).done:
+        leases.keep()
+    future.result()
+
+
+def _write(batches: Sequence[Batch], pool: ThreadPoolExecutor, leases: outbox.Leases) -> int:
     """Price and insert ``batches`` as one insert, then mark them done. Raises on failure."""
     rows = build_rows(batches, _load_books(batches), version=time.time_ns() // 1000)
     if rows.count:
-        insert_rows(rows, dedup_token(batches))
+        _await(pool.submit(insert_rows, rows, dedup_token(batches)), leases)
     outbox.complete(batches, rows.hours)
     return rows.count
 
@@ -82,21 +94,24 @@ def _fail(batches: Sequence[Batch], exc: Exception) -> None:
         log.warning("batch %s not drained (%s), now %s", batch.id, type(exc).__name__, status)
 
 
-def _settle(batches: Sequence[Batch], exc: Exception) -> DrainResult:
+def _settle(batches: Sequence[Batch], exc: Exception, pool: ThreadPoolExecutor, leases: outbox.Leases) -> DrainResult:
     """Handle a failed write of ``batches``: all wait when a store is unreachable; otherwise they
     are written one by one, so one bad batch does not hold the others back."""
     result = DrainResult()
     if isinstance(exc, TRANSIENT) or len(batches) == 1:
         _fail(batches, exc)
+        leases.let_go(batches)
         result.failed = len(batches)
         return result
     for batch in batches:
+        leases.keep()
         try:
-            result.records += _write([batch])
+            result.records += _write([batch], pool, leases)
             result.batches += 1
-        except Exception as one:  # noqa: BLE001 (any failure releases the batch; _fail classifies and logs it)
+        except Exception as one:  # noqa: BLE001 - any failure is sorted, transient or data, by _fail
             _fail([batch], one)
             result.failed += 1
+        leases.let_go([batch])
     return result
 
 
@@ -107,14 +122,15 @@ class _InFlight:
     rows: RawRows
 
 
-def _finish(flight: _InFlight) -> DrainResult:
+def _finish(flight: _InFlight, pool: ThreadPoolExecutor, leases: outbox.Leases) -> DrainResult:
     """Wait for a background insert, then mark its batches done (in this thread: the DB work
     stays on the caller's connection and transaction)."""
     try:
-        flight.future.result()
+        _await(flight.future, leases)
         outbox.complete(flight.batches, flight.rows.hours)
-    except Exception as exc:  # noqa: BLE001 (any failure releases the batches; _settle classifies and logs it)
-        return _settle(flight.batches, exc)
+    except Exception as exc:  # noqa: BLE001 - sorted by _settle: retried, one by one, or dead
+        return _settle(flight.batches, exc, pool, leases)
+    leases.let_go(flight.batches)
     return DrainResult(batches=len(flight.batches), records=flight.rows.count)
 
 
@@ -123,8 +139,10 @@ def drain_until_empty(deadline_seconds: float = 60.0) -> DrainResult:
 
     Pipelined: while one group's ClickHouse insert runs on a helper thread (the engine releases the
     GIL), the next group is claimed and priced here. At most one insert is in flight, and a group is
-    marked done only after its own insert returned."""
+    marked done only after its own insert returned. The leases of the claimed batches are renewed
+    at every step and while an insert runs."""
     total = DrainResult()
+    leases = outbox.Leases()
     stop = time.monotonic() + deadline_seconds
     limit = settings.OUTBOX_DRAIN_BATCHES
     flight: _InFlight | None = None
@@ -132,7 +150,9 @@ def drain_until_empty(deadline_seconds: float = 60.0) -> DrainResult:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterline-insert") as pool:
         while True:
             out_of_time = time.monotonic() >= stop
+            leases.keep()
             batches = [] if out_of_time or total.failed else outbox.claim(limit)
+            leases.hold(batches)
             if batches or not out_of_time:
                 last_full = len(batches) == limit
             rows: RawRows | None = None
@@ -140,10 +160,10 @@ def drain_until_empty(deadline_seconds: float = 60.0) -> DrainResult:
             if batches:
                 try:
                     rows = build_rows(batches, _load_books(batches), version=time.time_ns() // 1000)
-                except Exception as exc:  # noqa: BLE001 (as above: released, classified, logged)
-                    built_failure = _settle(batches, exc)
+                except Exception as exc:  # noqa: BLE001 - sorted by _settle, like a failed insert
+                    built_failure = _settle(batches, exc, pool, leases)
             if flight is not None:
-                _add(total, _finish(flight))
+                _add(total, _finish(flight, pool, leases))
                 flight = None
             if built_failure is not None:
                 _add(total, built_failure)

@@ -1,19 +1,28 @@
 """Outbox state transitions. Every change is a compare-and-set update, so any number of drains
-can run at once and a batch is never claimed by two of them while its lease holds."""
+can run at once and a batch is never claimed by two of them while its lease holds.
+
+Leases are short (``OUTBOX_LEASE_SECONDS``) and renewed while the drain works (:class:`Leases`), so
+the batches of a drain that died are due again within one lease."""
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from ingest.models import Batch, BatchStatus
 from ledger.dirty import mark_dirty
+
+log = logging.getLogger(__name__)
 
 
 def due(now: datetime) -> Q:
@@ -40,6 +49,101 @@ def claim(limit: int, now: datetime | None = None) -> list[Batch]:
             status=BatchStatus.PROCESSING, lease_until=lease, attempts=F("attempts") + 1
         )
     return list(Batch.objects.filter(id__in=ids, status=BatchStatus.PROCESSING, lease_until=lease).order_by("id"))
+
+
+class Leases:
+    """The batches one drain holds, their leases renewed while it works.
+
+    A renewal is a compare-and-set on (id, lease_until): a batch whose lease ran out and was claimed
+    by another drain is theirs, and is let go here. Every call comes from the drain's own thread (its
+    database connection); :meth:`keep` renews once a third of the lease has passed since the last."""
+
+    def __init__(self) -> None:
+        self._held: dict[uuid.UUID, Batch] = {}
+        self._renewed_at = time.monotonic()
+
+    @staticmethod
+    def interval() -> float:
+        """Seconds between renewals: a third of the lease, so a late one still finds it held."""
+        return settings.OUTBOX_LEASE_SECONDS / 3
+
+    def hold(self, batches: Iterable[Batch]) -> None:
+        for batch in batches:
+            self._held[batch.id] = batch
+
+    def let_go(self, batches: Iterable[Batch]) -> None:
+        for batch in batches:
+            self._held.pop(batch.id, None)
+
+    def held(self) -> list[Batch]:
+        return list(self._held.values())
+
+    def keep(self) -> None:
+        """Renew the leases if a third of the lease has passed since the last renewal."""
+        if time.monotonic() - self._renewed_at >= self.interval():
+            self.renew()
+
+    def renew(self, now: datetime | None = None) -> int:
+        """Extend every held lease by ``OUTBOX_LEASE_SECONDS`` from ``now``; returns how many held."""
+        self._renewed_at = time.monotonic()
+        if not self._held:
+            return 0
+        now = now or timezone.now()
+        lease = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+        by_lease: dict[datetime | None, list[uuid.UUID]] = defaultdict(list)
+        for batch in self._held.values():
+            by_lease[batch.lease_until].append(batch.id)
+        for old, ids in by_lease.items():
+            Batch.objects.filter(id__in=ids, status=BatchStatus.PROCESSING, lease_until=old).update(lease_until=lease)
+        kept = set(
+            Batch.objects.filter(id__in=list(self._held), status=BatchStatus.PROCESSING, lease_until=lease).values_list(
+                "id", flat=True
+            )
+        )
+        for batch_id, batch in list(self._held.items()):
+            if batch_id in kept:
+                batch.lease_until = lease
+            else:
+                del self._held[batch_id]
+                log.warning("batch %s: lease lost (it expired and another drain took the batch)", batch_id)
+        return len(kept)
+
+
+def release_orphans() -> int:
+    """Give every ``processing`` batch back as due now. Only for a process that has proven no other
+    drain is alive (embedded ``serve``, holding the chDB directory): their owner is gone."""
+    return Batch.objects.filter(status=BatchStatus.PROCESSING).update(
+        status=BatchStatus.PENDING, lease_until=None, next_attempt_at=timezone.now()
+    )
+
+
+def make_due_now(now: datetime | None = None) -> int:
+    """Cut the retry backoff short: every pending batch becomes due now (``drain --now``)."""
+    now = now or timezone.now()
+    return Batch.objects.filter(status=BatchStatus.PENDING, next_attempt_at__gt=now).update(next_attempt_at=now)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What is left in the outbox besides done batches."""
+
+    due: int  # pending and due now, or processing with an expired lease
+    waiting: int  # pending, in retry backoff
+    next_due_at: datetime | None  # the earliest of the waiting ones
+    held: int  # processing under a live lease (another drain is on them)
+    dead: int
+
+
+def backlog(now: datetime | None = None) -> Backlog:
+    now = now or timezone.now()
+    waiting = Batch.objects.filter(status=BatchStatus.PENDING, next_attempt_at__gt=now)
+    return Backlog(
+        due=Batch.objects.filter(due(now)).count(),
+        waiting=waiting.count(),
+        next_due_at=waiting.aggregate(first=Min("next_attempt_at"))["first"],
+        held=Batch.objects.filter(status=BatchStatus.PROCESSING, lease_until__gte=now).count(),
+        dead=Batch.objects.filter(status=BatchStatus.DEAD).count(),
+    )
 
 
 def complete(batches: Iterable[Batch], hours_by_project: dict[int, set[datetime]]) -> int:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
-from ledger.claims import Mark, claim_dirty, finish_claim, release_claim
+from ledger.claims import Mark, claim_dirty, finish_claim, kept, release_claim
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
 from ledger.measures import (
@@ -161,7 +161,7 @@ def rollup_dirty(max_hours: int = 2000) -> RollupResult:
 
     A project's marks are cleared right after its recompute, unless re-marked meanwhile (those stay
     dirty for the next rollup). If a recompute fails, the marks not yet recomputed are handed back
-    and the error propagates."""
+    and the error propagates. The claim is renewed while the rollup runs (``claims.kept``)."""
     token, marks = claim_dirty(max_hours)
     if not marks:
         return RollupResult()
@@ -169,13 +169,14 @@ def rollup_dirty(max_hours: int = 2000) -> RollupResult:
     for mark in marks:
         by_project[mark[1]].append(mark)
     projects = sorted(by_project)
-    for i, project_id in enumerate(projects):
-        try:
-            recompute(project_id, [hour for _, _, hour, _ in by_project[project_id]])
-        except BaseException:
-            release_claim(token, [m for pid in projects[i:] for m in by_project[pid]])
-            raise
-        finish_claim(token, by_project[project_id])
+    with kept(token):
+        for i, project_id in enumerate(projects):
+            try:
+                recompute(project_id, [hour for _, _, hour, _ in by_project[project_id]])
+            except BaseException:
+                release_claim(token, [m for pid in projects[i:] for m in by_project[pid]])
+                raise
+            finish_claim(token, by_project[project_id])
     return RollupResult(
         hours=len(marks),
         projects=len(by_project),

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlparse
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError, ProgrammingError
 from clickhouse_connect.driver.query import QueryResult
 from django.conf import settings as django_settings
 
@@ -68,6 +69,11 @@ def _statement_settings(
     return out
 
 
+class EngineLocked(OperationalError):
+    """chDB could not open its directory: another process holds it (chDB is single-process). Like a
+    server that does not answer, the store is unreachable from here; it is never bad data."""
+
+
 class ClickHouse:
     """A shared client. chDB calls are serialised (one engine handle per process)."""
 
@@ -80,7 +86,12 @@ class ClickHouse:
 
     def _connect(self, database: str | None) -> Client:
         if self.embedded:
-            return clickhouse_connect.get_client(dsn=self.url, database=database)
+            try:
+                return clickhouse_connect.get_client(dsn=self.url, database=database)
+            except ProgrammingError as exc:  # what clickhouse-connect makes of chDB's "Cannot lock file"
+                if "Unable to open the chdb engine" not in str(exc):
+                    raise
+                raise EngineLocked(f"{exc} (is another process using this chDB directory?)") from exc
         # Server: connect from the URL's parts, so the scheme (not the port) decides TLS and a
         # database in the path never reaches the bootstrap connection that creates it.
         url = urlparse(self.url)
