@@ -6,14 +6,18 @@ sees its own slice of ClickHouse without truncating anything.
 
 from __future__ import annotations
 
+import io
 import itertools
+import logging
 import os
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
+from config.logs import ScrubbingFormatter
 from ledger.clickhouse.client import ClickHouse, get_clickhouse
 from ledger.clickhouse.migrate import migrate
 from tenancy.models import ApiKey, Organization, Project
@@ -25,6 +29,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove the run's scratch directory (chDB data, SQLite-free var/) if the settings made it."""
     if os.environ.get("METERLINE_TEST_OWNS_VAR_DIR") == "1":
         shutil.rmtree(os.environ["METERLINE_VAR_DIR"], ignore_errors=True)
+
+
+@pytest.fixture
+def app_log() -> Iterator[io.StringIO]:
+    """What the configured log handler (settings.LOGGING, scrubbing formatter) writes during the test."""
+    [handler] = [h for h in logging.getLogger().handlers if isinstance(h.formatter, ScrubbingFormatter)]
+    if not isinstance(handler, logging.StreamHandler):
+        raise TypeError("the configured handler is a stream handler")
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    try:
+        yield buffer
+    finally:
+        handler.setStream(previous)
 
 
 @pytest.fixture(scope="session")

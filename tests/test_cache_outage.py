@@ -5,6 +5,7 @@ A private redis-server is started for the test and killed by its PID: the shared
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import time
@@ -50,7 +51,7 @@ def private_redis() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
 
 
 def test_pages_and_ingest_work_while_redis_is_stopped(
-    private_redis: tuple[subprocess.Popen[bytes], int], transactional_db: Any, ch: Any
+    private_redis: tuple[subprocess.Popen[bytes], int], transactional_db: Any, ch: Any, app_log: io.StringIO
 ) -> None:
     server, port = private_redis
     org = Organization.objects.create(name="redis-outage")
@@ -81,3 +82,6 @@ def test_pages_and_ingest_work_while_redis_is_stopped(
         assert backend._broken_until > time.monotonic()
         assert time.monotonic() - started < 5  # generous: without the breaker each request retried Redis
         assert cache.get("probe") is None
+    logged = app_log.getvalue()
+    assert "cache unavailable" in logged
+    assert key not in logged

@@ -18,21 +18,16 @@ from django.db import connection, connections
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
-from config.logs import ScrubbingFormatter
+from alerts.models import Channel
 from tenancy.models import ApiKey, Membership, Organization, Project, Role
 
+WEBHOOK = "https://hooks.example.com/services/T0HOOKSECRET/zzWEBHOOKzz"
+SECRET = "whsec-zzSIGNINGSECRETzz"
 
-@pytest.fixture
-def app_log() -> Iterator[io.StringIO]:
-    """What the configured log handler (settings.LOGGING) writes during the test."""
-    [handler] = [h for h in logging.getLogger().handlers if isinstance(h.formatter, ScrubbingFormatter)]
-    assert isinstance(handler, logging.StreamHandler)
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    try:
-        yield buffer
-    finally:
-        handler.setStream(previous)
+
+def assert_no_secrets(log_text: str, key: str) -> None:
+    for secret in (key, "T0HOOKSECRET", "zzWEBHOOKzz", "zzSIGNINGSECRETzz"):
+        assert secret not in log_text
 
 
 @contextmanager
@@ -54,6 +49,7 @@ def setup(transactional_db: Any, ch: Any) -> dict[str, Any]:
     org = Organization.objects.create(name="outage-org")
     project = Project.objects.create(organization=org, name="outage")
     _, key = ApiKey.issue(project, ["ingest", "read", "admin"])
+    Channel.objects.create(project=project, kind="webhook", name="hook", config={"url": WEBHOOK, "secret": SECRET})
     user = get_user_model().objects.create_user("outage-admin", password="pw")
     Membership.objects.create(user=user, organization=org, role=Role.ADMIN)
     return {"project": project, "key": key, "user": user}
@@ -85,10 +81,10 @@ def test_database_down_is_503_on_every_api_endpoint(
         answer = getattr(client, method)(path, body, format="json") if body else getattr(client, method)(path)
     _assert_503(answer)
     assert "unavailable" in answer.json()["detail"]
-    assert setup["key"] not in app_log.getvalue()
+    assert_no_secrets(app_log.getvalue(), setup["key"])
 
 
-def test_database_down_is_503_on_pages_and_health_still_answers(setup: dict[str, Any]) -> None:
+def test_database_down_is_503_on_pages_and_health_still_answers(setup: dict[str, Any], app_log: io.StringIO) -> None:
     client = Client(raise_request_exception=False)
     client.force_login(setup["user"])
     page = f"/p/{setup['project'].pk}/"
@@ -98,9 +94,11 @@ def test_database_down_is_503_on_pages_and_health_still_answers(setup: dict[str,
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 503
     assert client.get(page).status_code == 200  # back: the same session works again
+    assert "answered 503" in app_log.getvalue() or "Service Unavailable" in app_log.getvalue()
+    assert_no_secrets(app_log.getvalue(), setup["key"])
 
 
-def test_clickhouse_down_is_503(setup: dict[str, Any]) -> None:
+def test_clickhouse_down_is_503(setup: dict[str, Any], app_log: io.StringIO) -> None:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {setup['key']}")
     with override_settings(CLICKHOUSE_URL="http://127.0.0.1:1"):
@@ -108,6 +106,8 @@ def test_clickhouse_down_is_503(setup: dict[str, Any]) -> None:
         signed_in = Client(raise_request_exception=False)
         signed_in.force_login(setup["user"])
         _assert_503(signed_in.get(f"/p/{setup['project'].pk}/"))
+        assert signed_in.get(f"/p/{setup['project'].pk}/budgets/channels/").status_code == 200  # no ClickHouse
+    assert_no_secrets(app_log.getvalue(), setup["key"])
 
 
 def test_a_database_error_quoting_a_secret_never_reaches_the_log(db: Any, app_log: io.StringIO) -> None:
