@@ -683,25 +683,45 @@ def fault_worker_kill(run: Run, stack: Stack, result: Result, mid: str) -> None:
     settle(stack, load, result, t0)
 
 
+def kill_after_commit(stack: Stack, master: int, timeout: float = 5.0) -> bool:
+    """SIGKILL every gunicorn worker the moment a new outbox row is committed, so the 202 of that
+    request is likely lost on the way out and the client's retry must be answered as a replay."""
+    import psycopg
+
+    with psycopg.connect(stack.db_url, autocommit=True) as conn:
+        first = conn.execute("SELECT count(*) FROM ingest_batch").fetchone()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if conn.execute("SELECT count(*) FROM ingest_batch").fetchone() != first:
+                for pid in children_of(master):
+                    os.kill(pid, signal.SIGKILL)
+                return True
+    return False
+
+
 def fault_gunicorn_kill(run: Run, stack: Stack, result: Result) -> None:
     p = plan(run, "burst")
     web, _, _ = stack.start_celery_stack()
     load = Load(stack.web_port, run.api_key, make_requests(p.requests, p.size, 3), p.concurrency, p.rate).start()
     trigger(after_share(load, 0.15), 60)
     load.phase = "outage"
-    kills = 3 if run.quick else 6
+    rounds = 2 if run.quick else 4
     rng = random.Random(4)
-    for _ in range(kills):
+    on_commit = 0
+    for _ in range(rounds):
         workers = children_of(web.pid)
-        if workers:
+        if workers:  # one worker at a random moment
             os.kill(rng.choice(workers), signal.SIGKILL)
         time.sleep(1.0)
+        wait_for(lambda: len(children_of(web.pid)) >= 2 and http_ok(stack.web_port), 30)
+        on_commit += kill_after_commit(stack, web.pid)  # all workers, right after a commit
+        wait_for(lambda: len(children_of(web.pid)) >= 2 and http_ok(stack.web_port), 30)
     t0 = time.time()
     load.phase = "after"
-    result.notes.append(f"{kills} gunicorn workers SIGKILLed 1 s apart; clients meanwhile: "
-                        f"{phase_summary(load, 'outage')}; replays {load.replays}")  # fmt: skip
+    result.notes.append(f"{rounds} x (one gunicorn worker SIGKILLed at random + all of them right after an outbox "
+                        f"commit: {on_commit} caught); clients meanwhile: {phase_summary(load, 'outage')}")  # fmt: skip
     settle(stack, load, result, t0)
-    result.notes.append(f"retried requests answered as replays: {load.replays}")
+    result.notes.append(f"retries answered as replays of a committed batch (Idempotent-Replayed): {load.replays}")
 
 
 def fault_postgres(run: Run, stack: Stack, result: Result) -> None:
@@ -825,8 +845,8 @@ FAULTS: dict[str, tuple[str, Callable[[Run, Stack, Result], None]]] = {
         lambda r, s, x: fault_worker_kill(r, s, x, "rollup"),
     ),
     "gunicorn-kill": (
-        "gunicorn 2x4 under a burst; SIGKILL of a random gunicorn worker every second; clients "
-        "retry with the same Idempotency-Key",
+        "Celery stack, gunicorn 2x4 under a burst; SIGKILL of a random gunicorn worker, then of all of them "
+        "right after an outbox commit (a lost 202), repeated; clients retry with the same Idempotency-Key",
         fault_gunicorn_kill,
     ),
     "postgres-stop": (
