@@ -405,6 +405,8 @@ class Stack:
         extra = {}
         if broker and self.redis is not None:
             extra = {"CELERY_BROKER_URL": self.redis.url(0), "CACHE_URL": self.redis.url(1)}
+            if clickhouse_url is None:  # the one worker that owns the chDB directory (web and beat never open it)
+                extra["METERLINE_ALLOW_CHDB_WITH_BROKER"] = "true"
         return base_env(self.run.var_dir, self.db_url, clickhouse_url or f"chdb://{self.chdb}", **extra)
 
     # embedded

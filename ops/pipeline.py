@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -97,12 +98,24 @@ def _task(name: str) -> Task:
 # --- what follows each step ----------------------------------------------------------------
 
 
+NUDGE_BREAK_SECONDS = 5.0
+_nudge_broken_until = 0.0
+
+
 def batch_accepted() -> None:
-    """A batch or feedback was stored: nudge a drain (a task, or the embedded runner's thread)."""
+    """A batch or feedback was stored: nudge a drain (a task, or the embedded runner's thread).
+
+    The nudge is an optimisation (the outbox row is the work; the sweep drains it anyway), so a
+    request never waits on a broker that is down: one attempt without kombu's retries, and after a
+    failure no attempts for ``NUDGE_BREAK_SECONDS``."""
+    global _nudge_broken_until
     if has_broker():
+        if time.monotonic() < _nudge_broken_until:
+            return
         try:
-            send(DRAIN)
+            celery_app.send_task(DRAIN, queue=queue_for(DRAIN).value, expires=EXPIRES_SECONDS, retry=False)
         except (KombuOperationalError, OSError) as exc:  # the batch is durable; the sweep will pick it up
+            _nudge_broken_until = time.monotonic() + NUDGE_BREAK_SECONDS
             log.warning("could not enqueue a drain (%s); the periodic sweep will drain it", type(exc).__name__)
     elif _embedded_wakeup is not None:
         _embedded_wakeup.set()

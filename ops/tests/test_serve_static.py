@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,8 +20,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_without_collectstatic_serves_css_js_and_plotly(tmp_path: Path) -> None:
-    port = _free_port()
+def _env(tmp_path: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -30,26 +30,38 @@ def test_serve_without_collectstatic_serves_css_js_and_plotly(tmp_path: Path) ->
     }
     env.pop("CELERY_BROKER_URL", None)
     env.pop("CACHE_URL", None)
-    assert not (tmp_path / "static").exists()
+    return env
+
+
+def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return server
+        except OSError:
+            pass
+        if server.poll() is not None:
+            raise AssertionError(server.stderr.read().decode() if server.stderr else "serve exited")
+        if time.monotonic() > deadline:
+            server.kill()
+            raise AssertionError("serve did not answer in 90 s")
+        time.sleep(0.2)
+
+
+def test_serve_without_collectstatic_serves_css_js_and_plotly(tmp_path: Path) -> None:
+    port = _free_port()
+    assert not (tmp_path / "static").exists()
+    server = _start(_env(tmp_path), port)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "serve did not answer in 90 s"
-            time.sleep(0.2)
         for path, kind in (
             ("/static/web/app.css", "text/css"),
             ("/static/web/app.js", "javascript"),
@@ -62,3 +74,12 @@ def test_serve_without_collectstatic_serves_css_js_and_plotly(tmp_path: Path) ->
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_sigterm_stops_serve_cleanly(tmp_path: Path) -> None:
+    """``docker stop`` sends SIGTERM: the drain and schedule stop before the process ends."""
+    server = _start(_env(tmp_path), _free_port())
+    server.send_signal(signal.SIGTERM)
+    out, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err.decode()[-2000:]
+    assert b"Meterline stopped" in out

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Any
 
 from django.core.management import call_command
@@ -8,6 +10,12 @@ from waitress import serve
 
 from ops import pipeline
 from ops.embedded import EmbeddedRunner
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (``docker stop``, systemd) ends the server like Ctrl-C: the drain and schedule stop
+    first, so nothing is left claimed (Python's default SIGTERM action skips every ``finally``)."""
+    raise SystemExit(0)
 
 
 class Command(BaseCommand):
@@ -24,6 +32,7 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         from config.wsgi import application
 
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         runner = None
         if not pipeline.has_broker():
             runner = EmbeddedRunner()
@@ -37,3 +46,4 @@ class Command(BaseCommand):
         finally:
             if runner is not None:
                 runner.stop()
+            self.stdout.write("Meterline stopped")
