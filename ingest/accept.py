@@ -6,6 +6,7 @@ Nothing is acknowledged before it is durable: the 202 leaves only after the outb
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 import zlib
@@ -21,6 +22,7 @@ from ingest.records import EnvelopeError, Window, decode_envelope, encode_record
 from ledger import telemetry
 from tenancy.models import Project
 
+log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 # HTTP forbids control characters but tab in a field value; a NUL would also fail the PostgreSQL look-up.
 _HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -127,7 +129,9 @@ def accept(project: Project, body: bytes, idempotency_key: str | None) -> Answer
             if previous is not None:
                 return _replay(previous, digest)
         raise
-    except DatabaseError:
+    except DatabaseError as exc:
+        # The class says why (OperationalError, DiskFull, …); its text may quote data, so it stays out.
+        log.warning("answered 503: the outbox could not be written (%s)", type(exc.__cause__ or exc).__name__)
         raise IngestError(
             503, "the outbox cannot be written right now; retry", {"Retry-After": str(RETRY_AFTER_SECONDS)}
         ) from None
@@ -138,7 +142,8 @@ def accept(project: Project, body: bytes, idempotency_key: str | None) -> Answer
 def _previous(project: Project, key: str) -> Batch | None:
     try:
         return Batch.objects.only("body_sha256", "response").filter(project=project, idempotency_key=key).first()
-    except DatabaseError:
+    except DatabaseError as exc:
+        log.warning("answered 503: the outbox could not be read (%s)", type(exc.__cause__ or exc).__name__)
         raise IngestError(
             503, "the outbox cannot be read right now; retry", {"Retry-After": str(RETRY_AFTER_SECONDS)}
         ) from None
