@@ -35,6 +35,7 @@ class EmbeddedRunner:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        pipeline.register_tasks()  # before the two threads look tasks up by name
         self.reclaim()
         pipeline.use_embedded_runner(self.wakeup)
         for target, name in ((self._drain_loop, "meterline-drain"), (self._schedule_loop, "meterline-schedule")):

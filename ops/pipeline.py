@@ -89,9 +89,19 @@ def run_inline(name: str, *args: Any) -> None:
         raise error
 
 
+_registering = threading.Lock()
+
+
+def register_tasks() -> None:
+    """Import every app's tasks module (once; threads that ask meanwhile wait for it to finish)."""
+    with _registering:
+        if DRAIN not in celery_app.tasks:
+            celery_app.loader.import_default_modules()
+
+
 def _task(name: str) -> Task:
     if name not in celery_app.tasks:
-        celery_app.loader.import_default_modules()  # register every app's tasks
+        register_tasks()
     return celery_app.tasks[name]
 
 

@@ -7,8 +7,11 @@ import base64
 import json
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +30,8 @@ from ops import pipeline
 from tenancy.models import Project
 
 ran: list[str] = []
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @celery_app.task(name="ops.tests.first")
@@ -224,3 +229,30 @@ def test_only_the_pipeline_and_config_read_the_broker_setting() -> None:
         if "tests" not in path.parts and "CELERY_BROKER_URL" in path.read_text()
     )
     assert readers == ["ops/pipeline.py"]
+
+
+def test_tasks_are_found_by_name_from_two_threads_in_a_fresh_process(tmp_path: Any) -> None:
+    """The embedded runner's two threads look tasks up at once: neither may see a half-done registration."""
+    code = """
+import threading, django
+django.setup()
+from ops import pipeline
+found, errors = [], []
+def look(name):
+    try:
+        found.append(pipeline._task(name).name)
+    except Exception as exc:
+        errors.append(repr(exc))
+names = [pipeline.DRAIN, pipeline.ROLLUP, pipeline.EVALUATE, pipeline.DELIVER, pipeline.PURGE] * 4
+threads = [threading.Thread(target=look, args=(n,)) for n in names]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(len(found), errors)
+"""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "METERLINE_VAR_DIR": str(tmp_path)}
+    env.pop("CELERY_BROKER_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "20 []"
