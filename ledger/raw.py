@@ -19,6 +19,11 @@ from ledger.pricing import PriceBook, cost_parts
 
 RAW_TABLE = "llm_calls"
 MS_PER_HOUR = 3_600_000
+# The fields added after the first release, last in CallColumns, and the value of each when a call
+# does not give it (the llm_calls column default too).
+ADDED_DEFAULTS: dict[str, Any] = {
+    "finish_reason": "", "prompt_prefix_hash": "", "prompt_prefix_tokens": 0, "prompt_prefix_tokens_estimated": False,
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,11 @@ class CallColumns:
     request_id: Sequence[str]
     tags: Sequence[Mapping[str, str]]
     reported_pusd: Sequence[int | None]
+    # Added after the first release (ADDED_DEFAULTS says what a call without them holds).
+    finish_reason: Sequence[str]
+    prompt_prefix_hash: Sequence[str]
+    prompt_prefix_tokens: Sequence[int]
+    prompt_prefix_tokens_estimated: Sequence[bool]
 
     def __post_init__(self) -> None:
         lengths = {len(getattr(self, name)) for name in CALL_FIELDS}
@@ -73,9 +83,20 @@ class CallColumns:
 
     @classmethod
     def from_records(cls, records: Iterable[Sequence[Any]]) -> CallColumns:
-        """Transpose records whose values are laid out in :data:`CALL_FIELDS` order."""
+        """Transpose records whose values are laid out in :data:`CALL_FIELDS` order.
+
+        Records may end before the :data:`ADDED_DEFAULTS` fields (as writers of an earlier release
+        lay them out); those take their defaults."""
         columns = [list(column) for column in zip(*records, strict=True)] or [[] for _ in CALL_FIELDS]
-        return cls(**dict(zip(CALL_FIELDS, columns, strict=True)))
+        if len(columns) > len(CALL_FIELDS):
+            raise ValueError(f"records have {len(columns)} fields, more than the {len(CALL_FIELDS)} known")
+        named = dict(zip(CALL_FIELDS, columns, strict=False))
+        missing = CALL_FIELDS[len(columns) :]
+        if any(name not in ADDED_DEFAULTS for name in missing):
+            raise ValueError(f"records lack fields without a default: {', '.join(missing)}")
+        rows = len(columns[0])
+        named.update((name, [ADDED_DEFAULTS[name]] * rows) for name in missing)
+        return cls(**named)
 
 
 # The input fields in declaration order; all but the reported cost are table columns.
