@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import msgspec
 from msgspec import Meta
 
+from ledger.added_fields import ADDED_DEFAULTS
 from ledger.pricing import usd_to_pusd
-from ledger.raw import ADDED_DEFAULTS
 
 Text = Annotated[str, Meta(max_length=200)]
 Id = Annotated[str, Meta(max_length=128)]

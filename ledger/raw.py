@@ -13,17 +13,13 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.added_fields import ADDED_DEFAULTS
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
 from ledger.pricing import PriceBook, cost_parts
 
 RAW_TABLE = "llm_calls"
 MS_PER_HOUR = 3_600_000
-# The fields added after the first release, last in CallColumns, and the value of each when a call
-# does not give it (the llm_calls column default too).
-ADDED_DEFAULTS: dict[str, Any] = {
-    "finish_reason": "", "prompt_prefix_hash": "", "prompt_prefix_tokens": 0, "prompt_prefix_tokens_estimated": False,
-}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
