@@ -69,3 +69,19 @@ def test_the_prefix_may_not_exceed_the_input(api: APIClient) -> None:
 )  # fmt: skip
 def test_a_bad_added_field_is_named(api: APIClient, field: str, value: Any) -> None:
     assert list(rejection(post_calls(api, [record(**{field: value})]))) == [field]
+
+
+@pytest.mark.django_db
+def test_call_detail_returns_the_added_fields(api: APIClient, project: Project) -> None:
+    from ledger.explore import call_detail
+
+    post_calls(
+        api, [record(event_id="d", finish_reason="content_filter", prompt_prefix_hash="h", prompt_prefix_tokens=9)]
+    )
+    drain()
+    detail = call_detail(project.pk, "d")
+    assert detail is not None
+    assert {k: detail[k] for k in ADDED.split(", ")} == {
+        "finish_reason": "content_filter", "prompt_prefix_hash": "h", "prompt_prefix_tokens": 9,
+        "prompt_prefix_tokens_estimated": False,
+    }  # fmt: skip
