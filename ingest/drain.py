@@ -24,7 +24,7 @@ from django.db import OperationalError as DbOperationalError
 
 from ingest import outbox
 from ingest.models import Batch
-from ingest.records import FIELDS, decode_records
+from ingest.records import FIELDS, payload_columns
 from ledger import telemetry
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook
@@ -36,13 +36,17 @@ log = logging.getLogger(__name__)
 # (A chDB directory held by another process is one: ledger.clickhouse.client.EngineLocked.)
 TRANSIENT = (OperationalError, DbOperationalError, DbInterfaceError)
 # The payload's columns (``FIELDS`` order) under the names ledger.raw gives them.
-_CALL_NAMES = tuple("timestamp" if name == "ts_ms" else name for name in FIELDS)
+_CALL_NAME = {name: "timestamp" if name == "ts_ms" else name for name in FIELDS}
 
 
 def decode_batch(batch: Batch) -> CallGroup:
     """A claimed batch's records as the ledger's input, keeping its id and arrival time."""
-    columns = decode_records(bytes(batch.payload))
-    calls = CallColumns(**dict(zip(_CALL_NAMES, columns, strict=True))) if columns else CallColumns.from_records([])
+    columns = payload_columns(bytes(batch.payload))
+    calls = (
+        CallColumns(**{_CALL_NAME[name]: column for name, column in columns.items()})
+        if columns
+        else CallColumns.from_records([])
+    )
     return CallGroup(batch.project_id, batch.id, int(batch.received_at.timestamp() * 1000), calls)
 
 

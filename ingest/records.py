@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import msgspec
 from msgspec import Meta
 
+from ledger.added_fields import ADDED_DEFAULTS
 from ledger.pricing import usd_to_pusd
 
 Text = Annotated[str, Meta(max_length=200)]
@@ -31,6 +32,7 @@ Millis = Annotated[float, Meta(ge=0, le=86_400_000)]
 TagKey = Annotated[str, Meta(min_length=1, max_length=64)]
 TagValue = Annotated[str, Meta(max_length=256)]
 MAX_TAGS = 32
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
 MAX_COST_USD = Decimal(1_000_000)
 # Epoch values below this are seconds, not milliseconds (this is 1973 in ms, 5138 AD in s).
 MIN_EPOCH_MS = 100_000_000_000
@@ -72,6 +74,10 @@ class CallRecord(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     session_id: Id = ""
     request_id: Id = ""
     tags: Annotated[dict[TagKey, TagValue], Meta(max_length=MAX_TAGS)] = {}
+    finish_reason: FinishReason | None = None
+    prompt_prefix_hash: Annotated[str, Meta(max_length=64)] = ""
+    prompt_prefix_tokens: Tokens = 0
+    prompt_prefix_tokens_estimated: bool = False
 
 
 # The outbox row layout: one tuple per accepted record, in this order.
@@ -81,7 +87,10 @@ FIELDS = (
     "output_tokens", "reasoning_tokens", "ttft_ms", "latency_ms", "status", "error_type", "attempt",
     "traffic", "cache_hit", "service_tier", "streamed", "tool_calls", "max_tokens", "trace_id",
     "session_id", "request_id", "tags", "reported_pusd",
+    # Added after the first release: a stored payload may end before these (see decode_records).
+    "finish_reason", "prompt_prefix_hash", "prompt_prefix_tokens", "prompt_prefix_tokens_estimated",
 )  # fmt: skip
+
 Packed = tuple[Any, ...]
 Errors = dict[str, list[str]]
 _payload_decoder = msgspec.msgpack.Decoder()
@@ -95,9 +104,28 @@ def encode_records(records: Sequence[Packed]) -> bytes:
 
 
 def decode_records(payload: bytes) -> list[list[Any]]:
-    """An outbox payload's columns, in ``FIELDS`` order (empty for a batch with no records)."""
+    """An outbox payload's columns as stored, in ``FIELDS`` order (empty for a batch with no records).
+
+    A payload written by an earlier release holds fewer columns: see :func:`payload_columns`."""
     columns: list[list[Any]] = _payload_decoder.decode(payload) if payload else []
     return columns
+
+
+def payload_columns(payload: bytes) -> dict[str, list[Any]]:
+    """An outbox payload's columns by ``FIELDS`` name, every field present (empty for no records).
+
+    Columns an earlier release did not write (the trailing ``ADDED_DEFAULTS`` fields) hold their
+    default on every row."""
+    columns = decode_records(payload)
+    if not columns:
+        return {}
+    if len(columns) > len(FIELDS):
+        raise ValueError(f"payload has {len(columns)} columns, more than the {len(FIELDS)} fields known")
+    named = dict(zip(FIELDS, columns, strict=False))
+    rows = len(columns[0])
+    for name in FIELDS[len(columns) :]:
+        named[name] = [ADDED_DEFAULTS[name]] * rows
+    return named
 
 
 class Envelope(msgspec.Struct, forbid_unknown_fields=True):
@@ -115,9 +143,18 @@ _FIELD_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     f.name: msgspec.json.Decoder(f.type) for f in msgspec.structs.fields(CallRecord)
 }
 _REQUIRED = {f.name for f in msgspec.structs.fields(CallRecord) if f.required}
+
+
 # For enum-like fields, the allowed values, so an error can say what would have been right.
+def _choices(kind: Any) -> tuple[str, ...]:
+    """The values of a ``Literal`` type, or of the ``Literal`` inside an optional one (else none)."""
+    if get_origin(kind) is Literal:
+        return get_args(kind)
+    return next((get_args(a) for a in get_args(kind) if get_origin(a) is Literal), ())
+
+
 _CHOICES: dict[str, tuple[str, ...]] = {
-    f.name: get_args(f.type) for f in msgspec.structs.fields(CallRecord) if get_origin(f.type) is Literal
+    f.name: choices for f in msgspec.structs.fields(CallRecord) if (choices := _choices(f.type))
 }
 
 
@@ -208,6 +245,8 @@ def _check(r: CallRecord, window: Window, new_id: Callable[[], str]) -> tuple[Pa
         ]
     if r.reasoning_tokens > r.output_tokens:
         errors["reasoning_tokens"] = ["may not exceed output_tokens (output_tokens includes reasoning)"]
+    if r.prompt_prefix_tokens > r.input_tokens:
+        errors["prompt_prefix_tokens"] = ["may not exceed input_tokens (the prefix is part of the input)"]
     if r.ttft_ms is not None and r.latency_ms is not None and r.ttft_ms > r.latency_ms:
         errors["ttft_ms"] = ["may not exceed latency_ms"]
     reported = None
@@ -225,7 +264,8 @@ def _check(r: CallRecord, window: Window, new_id: Callable[[], str]) -> tuple[Pa
         r.user_id, r.route_version, r.route, r.environment, r.input_tokens, r.cache_read_tokens,
         r.cache_write_tokens, r.output_tokens, r.reasoning_tokens, r.ttft_ms, r.latency_ms, r.status,
         r.error_type, r.attempt, r.traffic, r.cache_hit, r.service_tier, r.streamed, r.tool_calls,
-        r.max_tokens, r.trace_id, r.session_id, r.request_id, r.tags, reported,
+        r.max_tokens, r.trace_id, r.session_id, r.request_id, r.tags, reported, r.finish_reason or "",
+        r.prompt_prefix_hash, r.prompt_prefix_tokens, r.prompt_prefix_tokens_estimated,
     )  # fmt: skip
     return packed, {}
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.added_fields import ADDED_DEFAULTS
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
 from ledger.pricing import PriceBook, cost_parts
@@ -62,6 +63,11 @@ class CallColumns:
     request_id: Sequence[str]
     tags: Sequence[Mapping[str, str]]
     reported_pusd: Sequence[int | None]
+    # Added after the first release (ADDED_DEFAULTS says what a call without them holds).
+    finish_reason: Sequence[str]
+    prompt_prefix_hash: Sequence[str]
+    prompt_prefix_tokens: Sequence[int]
+    prompt_prefix_tokens_estimated: Sequence[bool]
 
     def __post_init__(self) -> None:
         lengths = {len(getattr(self, name)) for name in CALL_FIELDS}
@@ -73,9 +79,20 @@ class CallColumns:
 
     @classmethod
     def from_records(cls, records: Iterable[Sequence[Any]]) -> CallColumns:
-        """Transpose records whose values are laid out in :data:`CALL_FIELDS` order."""
+        """Transpose records whose values are laid out in :data:`CALL_FIELDS` order.
+
+        Records may end before the :data:`ADDED_DEFAULTS` fields (as writers of an earlier release
+        lay them out); those take their defaults."""
         columns = [list(column) for column in zip(*records, strict=True)] or [[] for _ in CALL_FIELDS]
-        return cls(**dict(zip(CALL_FIELDS, columns, strict=True)))
+        if len(columns) > len(CALL_FIELDS):
+            raise ValueError(f"records have {len(columns)} fields, more than the {len(CALL_FIELDS)} known")
+        named = dict(zip(CALL_FIELDS, columns, strict=False))
+        missing = CALL_FIELDS[len(columns) :]
+        if any(name not in ADDED_DEFAULTS for name in missing):
+            raise ValueError(f"records lack fields without a default: {', '.join(missing)}")
+        rows = len(columns[0])
+        named.update((name, [ADDED_DEFAULTS[name]] * rows) for name in missing)
+        return cls(**named)
 
 
 # The input fields in declaration order; all but the reported cost are table columns.

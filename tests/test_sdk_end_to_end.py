@@ -73,6 +73,31 @@ def test_records_land_with_exact_costs(live_server: Any, project: Project, inges
     client.shutdown(5)
 
 
+def test_finish_reason_and_prompt_prefix_land_as_recorded(live_server: Any, project: Project, ingest_key: str) -> None:
+    # given calls recorded with a finish reason and a prompt prefix (estimated or counted), and one without
+    from meterline.integrations.prefix import prefix_fields
+
+    prefix = prefix_fields("You are terse.", [{"name": "lookup"}])
+    client = Client(ingest_key, live_server.url, flush_interval=0.05)
+    base = {"provider": "openai", "model": "gpt-4o", "input_tokens": 2000}
+    client.record(**base, request_id="a", finish_reason="length", **prefix)
+    client.record(
+        **base, request_id="b", finish_reason="tool_calls", prompt_prefix_hash="h1", prompt_prefix_tokens=1500
+    )
+    client.record(**base, request_id="c")
+    assert client.flush(60)
+    client.shutdown(5)
+    drain()
+    # then each lands in llm_calls as sent, the absent ones at their defaults
+    columns = "request_id, finish_reason, prompt_prefix_hash, prompt_prefix_tokens, prompt_prefix_tokens_estimated"
+    rows = sorted(raw_rows(project, columns), key=lambda row: row["request_id"])
+    assert [tuple(row.values())[1:] for row in rows] == [
+        ("length", prefix["prompt_prefix_hash"], prefix["prompt_prefix_tokens"], True),
+        ("tool_calls", "h1", 1500, False),
+        ("", "", 0, False),
+    ]
+
+
 def test_rfc3339_timestamps_land_at_their_exact_utc_instant(
     live_server: Any, project: Project, ingest_key: str
 ) -> None:

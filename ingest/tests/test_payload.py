@@ -4,11 +4,12 @@ a batch written by an earlier release drains to the same rows."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from ingest.models import Batch, BatchStatus
-from ingest.records import FIELDS, decode_records, encode_records
+from ingest.records import FIELDS, decode_records, encode_records, payload_columns
 from ingest.tests.helpers import drain, raw_rows
 from ledger.raw import CALL_FIELDS
 from tenancy.models import Project
@@ -35,6 +36,65 @@ def test_the_payload_format_is_unchanged() -> None:
     assert encode_records(RECORDS) == STORED_PAYLOAD
     assert decode_records(STORED_PAYLOAD) == [list(column) for column in zip(*RECORDS, strict=True)]
     assert decode_records(b"") == []
+
+
+# One record as the outbox stores it since finish_reason and the prompt prefix were added (frozen too).
+STORED_PAYLOAD_V2 = bytes.fromhex(
+    "dc002491a56e65772d3191cf0000019aa0b4e17b91a9616e7468726f70696391b1636c617564652d736f6e6e65742d342d35"
+    "91a091a46368617491a091a091a091a091a091cd0bb8910091009114910091c091c091a26f6b91a0910191a46c69766591c2"
+    "91a764656661756c7491c29101911491a091a091a0918091c091a66c656e67746891d9406162616261626162616261626162"
+    "6162616261626162616261626162616261626162616261626162616261626162616261626162616261626162616261626162"
+    "91cd09c491c3"
+)
+RECORD_V2: tuple[Any, ...] = (
+    "new-1", 1763632800123, "anthropic", "claude-sonnet-4-5", "", "chat", "", "", "", "", "", 3000, 0, 0, 20, 0,
+    None, None, "ok", "", 1, "live", False, "default", False, 1, 20, "", "", "", {}, None, "length", "ab" * 32, 2500,
+    True,
+)  # fmt: skip
+
+
+def test_an_earlier_payload_reads_the_added_fields_as_defaults() -> None:
+    columns = payload_columns(STORED_PAYLOAD)
+    assert tuple(columns) == FIELDS
+    assert [columns[name] for name in FIELDS[: len(RECORDS[0])]] == [list(c) for c in zip(*RECORDS, strict=True)]
+    assert columns["finish_reason"] == ["", ""]
+    assert columns["prompt_prefix_hash"] == ["", ""]
+    assert columns["prompt_prefix_tokens"] == [0, 0]
+    assert columns["prompt_prefix_tokens_estimated"] == [False, False]
+    assert payload_columns(b"") == {}
+
+
+def test_the_current_payload_format_is_unchanged() -> None:
+    assert len(RECORD_V2) == len(FIELDS)
+    assert encode_records([RECORD_V2]) == STORED_PAYLOAD_V2
+    assert payload_columns(STORED_PAYLOAD_V2) == {name: [value] for name, value in zip(FIELDS, RECORD_V2, strict=True)}
+    with pytest.raises(ValueError, match="more than"):
+        payload_columns(encode_records([(*RECORD_V2, "extra")]))
+
+
+@pytest.mark.django_db
+def test_a_current_batch_drains_with_the_added_fields(project: Project) -> None:
+    received = datetime(2025, 11, 20, 11, 0, 1, tzinfo=UTC)
+    Batch.objects.create(project=project, payload=STORED_PAYLOAD_V2, record_count=1, received_at=received)
+    assert drain().records == 1
+    rows = raw_rows(
+        project, "event_id, finish_reason, prompt_prefix_hash, prompt_prefix_tokens, prompt_prefix_tokens_estimated"
+    )
+    assert rows == [
+        {"event_id": "new-1", "finish_reason": "length", "prompt_prefix_hash": "ab" * 32, "prompt_prefix_tokens": 2500,
+         "prompt_prefix_tokens_estimated": True}
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_an_earlier_batch_stores_the_added_fields_defaults(project: Project) -> None:
+    received = datetime(2025, 11, 20, 11, 0, 1, tzinfo=UTC)
+    Batch.objects.create(project=project, payload=STORED_PAYLOAD, record_count=2, received_at=received)
+    drain()
+    rows = raw_rows(project, "finish_reason, prompt_prefix_hash, prompt_prefix_tokens, prompt_prefix_tokens_estimated")
+    default = {"finish_reason": "", "prompt_prefix_hash": "", "prompt_prefix_tokens": 0,
+               "prompt_prefix_tokens_estimated": False}  # fmt: skip
+    assert rows == [default, default]
 
 
 def test_the_payload_fields_are_the_ledgers_call_fields_by_name() -> None:

@@ -13,6 +13,7 @@ from ledger.clickhouse.client import ClickHouse
 from ledger.models import DirtyBucket
 from ledger.pricing import Cost, OverrideSpec, PriceBook
 from ledger.raw import (
+    ADDED_DEFAULTS,
     CALL_COLUMNS,
     CALL_FIELDS,
     COLUMNS,
@@ -44,7 +45,12 @@ DEFAULTS: dict[str, Any] = {
     "cache_read_tokens": 0, "cache_write_tokens": 0, "output_tokens": 0, "reasoning_tokens": 0, "ttft_ms": None,
     "latency_ms": None, "status": "ok", "error_type": "", "attempt": 1, "traffic": "live", "cache_hit": False,
     "service_tier": "default", "streamed": False, "tool_calls": 0, "max_tokens": None, "trace_id": "",
-    "session_id": "", "request_id": "", "tags": {}, "reported_pusd": None,
+    "session_id": "", "request_id": "", "tags": {}, "reported_pusd": None, "finish_reason": "",
+    "prompt_prefix_hash": "", "prompt_prefix_tokens": 0, "prompt_prefix_tokens_estimated": False,
+}  # fmt: skip
+PREFIX = {
+    "finish_reason": "length", "prompt_prefix_hash": "ab" * 32, "prompt_prefix_tokens": 1200,
+    "prompt_prefix_tokens_estimated": True,
 }  # fmt: skip
 
 
@@ -69,7 +75,10 @@ def test_the_columns_are_the_tables_columns(ch: ClickHouse) -> None:
     described = [row[0] for row in ch.query(f"DESCRIBE TABLE {RAW_TABLE}").result_rows]
     assert len(COLUMNS) == len(set(COLUMNS))
     assert sorted(COLUMNS) == sorted(described)
-    assert CALL_FIELDS == (*CALL_COLUMNS, "reported_pusd")
+    # every input field but the reported cost is a column; the fields added later come last
+    assert CALL_COLUMNS == tuple(name for name in CALL_FIELDS if name != "reported_pusd")
+    assert "reported_pusd" in CALL_FIELDS
+    assert CALL_FIELDS[-len(ADDED_DEFAULTS) :] == tuple(ADDED_DEFAULTS)
     assert len(COST_COLUMNS) == len(Cost._fields)
 
 
@@ -174,6 +183,37 @@ def test_call_columns_from_records_transposes_in_field_order() -> None:
     assert list(columns.event_id) == ["x", "x"]
     assert list(columns.input_tokens) == [5, 5]
     assert len(CallColumns.from_records([])) == 0
+
+
+def test_records_laid_out_by_an_earlier_release_take_the_added_fields_defaults() -> None:
+    old = tuple({**DEFAULTS, "event_id": "x"}[name] for name in CALL_FIELDS[: -len(ADDED_DEFAULTS)])
+    columns = CallColumns.from_records([old])
+    assert [getattr(columns, name) for name in ADDED_DEFAULTS] == [[""], [""], [0], [False]]
+    with pytest.raises(ValueError, match="without a default"):
+        CallColumns.from_records([old[:-1]])
+    with pytest.raises(ValueError, match="more than"):
+        CallColumns.from_records([(*old, *ADDED_DEFAULTS.values(), "extra")])
+
+
+@pytest.mark.django_db
+def test_a_reprice_keeps_the_finish_reason_and_prompt_prefix(ch: ClickHouse, project: Project) -> None:
+    from ledger.reprice import reprice
+
+    # given a call with a finish reason and a prompt prefix, and one without
+    write_calls(
+        [group(project.pk, {"event_id": "p1", "input_tokens": 2000, **PREFIX}, {"event_id": "p2", "input_tokens": 5})],
+        {project.pk: BOOK},
+        version=1,
+        token=f"test-{uuid.uuid4()}",
+    )
+    wanted = [{"event_id": "p1", **PREFIX}, {"event_id": "p2", **ADDED_DEFAULTS}]
+    assert stored(ch, project, f"event_id, {', '.join(ADDED_DEFAULTS)}") == wanted
+    # when the range is repriced
+    assert reprice(project.pk, T0.replace(minute=0), T0.replace(hour=T0.hour + 1, minute=0)) == 2
+    # then the new rows (a higher version) keep them
+    rows = stored(ch, project, f"event_id, version, {', '.join(ADDED_DEFAULTS)}")
+    assert all(row.pop("version") > 1 for row in rows)
+    assert rows == wanted
 
 
 def test_write_calls_with_no_calls_writes_nothing() -> None:

@@ -33,6 +33,7 @@ STRINGS: dict[str, tuple[int, int]] = {
     "trace_id": (0, _ID),
     "session_id": (0, _ID),
     "request_id": (0, _ID),
+    "prompt_prefix_hash": (0, 64),
 }
 # name → (minimum, maximum)
 INTEGERS: dict[str, tuple[int, int]] = {
@@ -44,14 +45,16 @@ INTEGERS: dict[str, tuple[int, int]] = {
     "attempt": (1, 1000),
     "tool_calls": (0, 100_000),
     "max_tokens": (1, 2**32 - 1),
+    "prompt_prefix_tokens": (0, 10**9),
 }
 MILLIS: dict[str, tuple[float, float]] = {"ttft_ms": (0, 86_400_000), "latency_ms": (0, 86_400_000)}
 CHOICES: dict[str, tuple[str, ...]] = {
     "status": ("ok", "error", "timeout", "cancelled"),
     "traffic": ("live", "eval", "shadow"),
     "service_tier": ("default", "batch", "flex", "priority"),
+    "finish_reason": ("stop", "length", "tool_calls", "content_filter", "error"),
 }
-BOOLEANS = ("cache_hit", "streamed")
+BOOLEANS = ("cache_hit", "streamed", "prompt_prefix_tokens_estimated")
 MAX_TAGS = 32
 MAX_TAG_KEY = 64
 MAX_TAG_VALUE = 256
@@ -214,6 +217,8 @@ def _cross_checks(out: dict[str, Any]) -> None:
         )
     if out.get("reasoning_tokens", 0) > out.get("output_tokens", 0):
         raise RecordError("reasoning_tokens", "may not exceed output_tokens (output includes reasoning)")
+    if out.get("prompt_prefix_tokens", 0) > out.get("input_tokens", 0):
+        raise RecordError("prompt_prefix_tokens", "may not exceed input_tokens (the prefix is part of the input)")
     ttft, latency = out.get("ttft_ms"), out.get("latency_ms")
     if ttft is not None and latency is not None and ttft > latency:
         raise RecordError("ttft_ms", "may not exceed latency_ms")

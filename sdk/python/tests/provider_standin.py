@@ -24,6 +24,8 @@ class Provider:
         self.cached = False  # answer with prompt-cache tokens
         self.fail_status: int | None = None  # answer every request with this error status
         self.delay = 0.0  # seconds before answering (timeouts)
+        self.finish: str | None = None  # the finish_reason / stop_reason to answer (else as the real API)
+        self.incomplete: str | None = None  # answer Responses as incomplete, for this reason
         self.requests: list[dict[str, Any]] = []
         provider = self
 
@@ -117,6 +119,9 @@ class Provider:
             },
         }  # fmt: skip
 
+    def chat_finish(self, body: dict[str, Any]) -> str:
+        return self.finish or ("tool_calls" if body.get("tools") else "stop")
+
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "Hello!", "refusal": None, "annotations": []}
         if (body.get("response_format") or {}).get("type") == "json_schema":  # structured outputs
@@ -129,7 +134,7 @@ class Provider:
             ]
         return {
             "id": "chatcmpl-standin", "object": "chat.completion", "created": 1763640000, "model": CHAT_MODEL,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self.chat_finish(body)}],
             "usage": self.chat_usage(), "service_tier": "default", "system_fingerprint": "fp_standin",
         }  # fmt: skip
 
@@ -146,7 +151,7 @@ class Provider:
             for d in deltas
         ]
         events.append(json.dumps({**base, **extra, "choices": [
-            {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]}))  # fmt: skip
+            {"index": 0, "delta": {}, "logprobs": None, "finish_reason": self.chat_finish(body)}]}))  # fmt: skip
         if with_usage:
             events.append(json.dumps({**base, "choices": [], "usage": self.chat_usage()}))
         sse: list[tuple[str | None, str]] = [(None, e) for e in events]
@@ -155,8 +160,12 @@ class Provider:
     # -- OpenAI Responses ---------------------------------------------------------------------
 
     def response(self, body: dict[str, Any], status: str = "completed") -> dict[str, Any]:
+        incomplete = None
+        if self.incomplete and status == "completed":
+            status, incomplete = "incomplete", {"reason": self.incomplete}
         return {
             "id": "resp_standin", "object": "response", "created_at": 1763640000, "status": status,
+            "incomplete_details": incomplete,
             "model": RESPONSES_MODEL, "output": [
                 {"type": "reasoning", "id": "rs_1", "summary": []},
                 {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "lookup",
@@ -188,7 +197,8 @@ class Provider:
             {"type": "response.output_item.done", "output_index": 0,
              "item": {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
                       "content": [{**part, "text": "Hi"}]}},
-            {"type": "response.completed", "response": self.response(body)},
+            {"type": "response.incomplete" if self.incomplete else "response.completed",
+             "response": self.response(body)},
         ]  # fmt: skip
         return [(e["type"], json.dumps({**e, "sequence_number": next(seq)})) for e in events]
 
@@ -203,13 +213,16 @@ class Provider:
             "service_tier": "standard",
         }
 
+    def stop_reason(self, body: dict[str, Any]) -> str:
+        return self.finish or ("tool_use" if body.get("tools") else "end_turn")
+
     def message(self, body: dict[str, Any]) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "text", "text": "Hi"}]
         if body.get("tools"):
             content.append({"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}})
         return {
             "id": "msg_standin", "type": "message", "role": "assistant", "model": CLAUDE_MODEL,
-            "content": content, "stop_reason": "end_turn", "stop_sequence": None,
+            "content": content, "stop_reason": self.stop_reason(body), "stop_sequence": None,
             "usage": self.anthropic_usage(100),
         }  # fmt: skip
 
@@ -222,7 +235,7 @@ class Provider:
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}},
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}},
             {"type": "content_block_stop", "index": 0},
-            {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            {"type": "message_delta", "delta": {"stop_reason": self.stop_reason(body), "stop_sequence": None},
              "usage": {"output_tokens": 100}},
             {"type": "message_stop"},
         ]  # fmt: skip

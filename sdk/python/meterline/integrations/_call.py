@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
+from meterline.integrations.prefix import fit
+
 log = logging.getLogger("meterline")
 Recorder = Callable[..., None]
 
@@ -103,7 +105,9 @@ class Call:
             values["ttft_ms"] = round(min(self.ttft_ms, latency), 3)
         if error is not None:
             values["error_type"] = type(error).__name__[:200]
-        values = {k: v for k, v in values.items() if v is not None}
+        if values["status"] == "error" and values.get("finish_reason") is None:
+            values["finish_reason"] = "error"
+        values = fit({k: v for k, v in values.items() if v is not None})
         try:
             self._record(**values)
         except Exception as exc:  # noqa: BLE001 (bookkeeping must never break the app's call)

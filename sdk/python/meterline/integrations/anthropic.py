@@ -9,6 +9,12 @@
 Anthropic's ``input_tokens`` EXCLUDES the prompt cache, so the record's ``input_tokens`` is
 ``input_tokens + cache_read_input_tokens + cache_creation_input_tokens`` (the CallRecord total),
 with the two cache parts in ``cache_read_tokens`` and ``cache_write_tokens``.
+
+``stop_reason`` becomes ``finish_reason``: ``end_turn`` and ``stop_sequence`` → ``stop``,
+``max_tokens`` → ``length``, ``tool_use`` → ``tool_calls``, ``refusal`` → ``content_filter``
+(others, such as ``pause_turn``, leave it absent). The prompt prefix
+(:mod:`meterline.integrations.prefix`) is ``system`` and ``tools``; ``count_prefix_tokens`` is the
+app's own counter for its size.
 """
 
 from __future__ import annotations
@@ -29,19 +35,31 @@ from meterline.integrations._call import (
     status_of,
     wrap_copies,
 )
+from meterline.integrations.prefix import PrefixCounter, prefix_fields
 
 C = TypeVar("C")
 _TIERS = {"standard": "default", "priority": "priority", "batch": "batch"}
+_STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
+         "refusal": "content_filter"}  # fmt: skip
 
 
-def instrument(client: C, *, recorder: Recorder | None = None, provider: str = "anthropic") -> C:
+def instrument(
+    client: C,
+    *,
+    recorder: Recorder | None = None,
+    provider: str = "anthropic",
+    count_prefix_tokens: PrefixCounter | None = None,
+) -> C:
     """Record every ``messages.create`` of ``client``; returns it."""
     record = recorder or default_recorder()
     messages = client.messages  # type: ignore[attr-defined]
     original = messages.create
     if getattr(original, "__meterline__", False):
         return client
-    wrap_copies(client, lambda copy: instrument(copy, recorder=record, provider=provider))
+    wrap_copies(
+        client,
+        lambda copy: instrument(copy, recorder=record, provider=provider, count_prefix_tokens=count_prefix_tokens),
+    )
 
     def begin(kwargs: dict[str, Any]) -> tuple[Call, bool]:
         streamed = kwargs.get("stream") is True
@@ -52,6 +70,7 @@ def instrument(client: C, *, recorder: Recorder | None = None, provider: str = "
             "model": model if isinstance(model, str) else "unknown",
             "streamed": streamed,
             "max_tokens": max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
+            **_safe_prefix(kwargs, count_prefix_tokens),
         }
         return Call(record, fields), streamed
 
@@ -172,6 +191,18 @@ def usage_fields(usage: Any) -> dict[str, Any]:
     return fields
 
 
+def _safe_prefix(kwargs: dict[str, Any], count: PrefixCounter | None) -> dict[str, Any]:
+    try:
+        return prefix_fields(kwargs.get("system"), kwargs.get("tools"), count)
+    except Exception:  # noqa: BLE001 (an unexpected shape: record the call without a prefix, never fail the app)
+        return {}
+
+
+def _finish(stop_reason: Any) -> dict[str, Any]:
+    reason = _STOP.get(stop_reason) if isinstance(stop_reason, str) else None
+    return {"finish_reason": reason} if reason else {}
+
+
 def _safe_fields(message: Any) -> dict[str, Any]:
     try:
         return _message_fields(message)
@@ -185,6 +216,7 @@ def _message_fields(message: Any) -> dict[str, Any]:
     if isinstance(model, str):
         fields["response_model"] = model
     fields["tool_calls"] = sum(1 for block in get(message, "content") or [] if get(block, "type") == "tool_use")
+    fields.update(_finish(get(message, "stop_reason")))
     request_id = getattr(message, "_request_id", None)
     if isinstance(request_id, str):
         fields["request_id"] = request_id[:128]
@@ -214,6 +246,7 @@ class _MessageObserver(Observer):
         elif kind == "message_delta":
             # Counts in message_delta are cumulative; newer APIs repeat the input ones there too.
             self._usage.update({k: v for k, v in _plain_usage(get(event, "usage")).items() if v})
+            self._fields.update(_finish(get(event, "delta", "stop_reason")))
 
     def fields(self) -> dict[str, Any]:
         return {**self._fields, **usage_fields(self._usage), "tool_calls": self._tool_calls}

@@ -10,6 +10,11 @@ that becomes the record's token fields (``input_tokens`` being the TOTAL input) 
 call, over the ``attribute()`` defaults (async callbacks run in the caller's context; LiteLLM runs
 sync callbacks on its own threads, where only the metadata is seen). The cost LiteLLM computed is
 not sent: Meterline prices the tokens from its own catalogue.
+
+``finish_reason`` is the first choice's (LiteLLM answers in OpenAI's vocabulary; Anthropic's
+``stop_reason`` values are mapped too), ``error`` for a failed call. The prompt prefix
+(:mod:`meterline.integrations.prefix`) is the leading system messages and the ``tools``; its size is
+estimated unless ``count_prefix_tokens`` is given or the metadata carries ``prompt_prefix_tokens``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 from meterline.fields import FIELD_NAMES
 from meterline.integrations._call import Recorder, as_int, default_recorder, get
+from meterline.integrations.prefix import PrefixCounter, fit, leading_system, prefix_fields
 
 log = logging.getLogger("meterline")
 
@@ -28,14 +34,19 @@ try:  # subclass the real base when LiteLLM is installed, so isinstance checks i
 except ImportError:  # pragma: no cover - depends on what is installed
     _Base = object
 
+_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls",
+           "content_filter": "content_filter", "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+           "tool_use": "tool_calls", "refusal": "content_filter"}  # fmt: skip
+
 
 class MeterlineCallback(_Base):
     """Records each LiteLLM completion (success or failure) as a CallRecord."""
 
-    def __init__(self, recorder: Recorder | None = None) -> None:
+    def __init__(self, recorder: Recorder | None = None, count_prefix_tokens: PrefixCounter | None = None) -> None:
         if _Base is not object:
             super().__init__()
         self._record = recorder
+        self._count = count_prefix_tokens
 
     # The four entry points of LiteLLM's CustomLogger that this callback needs.
     def log_success_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
@@ -56,13 +67,15 @@ class MeterlineCallback(_Base):
 
     def _handle(self, kwargs: dict[str, Any], response: Any, start: Any, end: Any, failed: bool) -> None:
         try:
-            fields = record_fields(kwargs, response, start, end, failed)
+            fields = record_fields(kwargs, response, start, end, failed, self._count)
             (self._record or default_recorder())(**fields)
         except Exception as exc:  # noqa: BLE001 (a callback must never break LiteLLM's call)
             log.warning("meterline: could not record a LiteLLM call (%s)", type(exc).__name__)
 
 
-def record_fields(kwargs: dict[str, Any], response: Any, start: Any, end: Any, failed: bool) -> dict[str, Any]:
+def record_fields(
+    kwargs: dict[str, Any], response: Any, start: Any, end: Any, failed: bool, count: PrefixCounter | None = None
+) -> dict[str, Any]:
     """The CallRecord fields of one LiteLLM call."""
     params = kwargs.get("litellm_params") or {}
     standard = kwargs.get("standard_logging_object") or {}
@@ -86,6 +99,8 @@ def record_fields(kwargs: dict[str, Any], response: Any, start: Any, end: Any, f
         exception = kwargs.get("exception")
         fields["status"] = "timeout" if "Timeout" in type(exception).__name__ else "error"
         fields["error_type"] = type(exception).__name__ if exception is not None else "error"
+        if fields["status"] == "error":
+            fields["finish_reason"] = "error"
     else:
         fields["status"] = "ok"
         fields.update(usage_fields(get(response, "usage"), provider))
@@ -95,13 +110,20 @@ def record_fields(kwargs: dict[str, Any], response: Any, start: Any, end: Any, f
         request_id = get(response, "id")
         if isinstance(request_id, str):
             fields["request_id"] = request_id[:128]
+        choices = get(response, "choices")
+        if isinstance(choices, list) and choices:
+            fields["finish_reason"] = _FINISH.get(get(choices[0], "finish_reason") or "")
     if kwargs.get("cache_hit") or standard.get("cache_hit"):
         fields["cache_hit"] = True  # LiteLLM's own cache answered: no provider cost
     metadata = params.get("metadata") or kwargs.get("metadata") or {}
     extra = metadata.get("meterline") if isinstance(metadata, dict) else None
+    tools = kwargs.get("tools") or (kwargs.get("optional_params") or {}).get("tools")
+    fields.update(prefix_fields(leading_system(kwargs.get("messages")), tools, count))
     if isinstance(extra, dict):
         fields.update({k: v for k, v in extra.items() if k in FIELD_NAMES})
-    return {k: v for k, v in fields.items() if v is not None}
+        if "prompt_prefix_tokens" in extra and "prompt_prefix_tokens_estimated" not in extra:
+            fields["prompt_prefix_tokens_estimated"] = False  # the app's own count
+    return fit({k: v for k, v in fields.items() if v is not None})
 
 
 def usage_fields(usage: Any, provider: str = "") -> dict[str, Any]:

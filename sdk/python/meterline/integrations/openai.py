@@ -16,11 +16,20 @@ would have seen unwrapped. A caller who asked for ``include_usage`` gets every c
 Token fields follow the CallRecord: the prompt total includes cached tokens
 (``prompt_tokens_details.cached_tokens`` → cache reads) and the completion total includes
 reasoning tokens.
+
+``finish_reason`` is the first choice's (``function_call`` → ``tool_calls``); for Responses it
+follows ``status``: ``completed`` → ``stop`` (``tool_calls`` when the output calls a function),
+``incomplete`` → ``length`` or ``content_filter`` from ``incomplete_details.reason``, ``failed`` →
+``error``. The prompt prefix (:mod:`meterline.integrations.prefix`) is the leading system and
+developer messages (Responses: ``instructions`` and the leading system/developer input items) and
+the ``tools`` (Chat Completions: also the legacy ``functions``); ``count_prefix_tokens`` is the
+app's own counter for its size.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from meterline.integrations._call import (
@@ -36,40 +45,55 @@ from meterline.integrations._call import (
     status_of,
     wrap_copies,
 )
+from meterline.integrations.prefix import PrefixCounter, leading_system, prefix_fields
 
 C = TypeVar("C")
 _TIERS = {"default": "default", "flex": "flex", "priority": "priority"}
 _MAX_TOKENS_ARGS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls",
+           "content_filter": "content_filter"}  # fmt: skip
+_INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
 def instrument(
-    client: C, *, recorder: Recorder | None = None, provider: str = "openai", include_usage: bool = True
+    client: C,
+    *,
+    recorder: Recorder | None = None,
+    provider: str = "openai",
+    include_usage: bool = True,
+    count_prefix_tokens: PrefixCounter | None = None,
 ) -> C:
     """Record every ``create`` and ``parse`` of ``client``'s chat completions and responses; returns it."""
     record = recorder or default_recorder()
     completions = client.chat.completions  # type: ignore[attr-defined]
+    settings = _Settings(record, provider, include_usage, count_prefix_tokens)
     for name in ("create", "parse"):
-        _wrap(completions, name, _chat_fields, _ChatObserver, record, provider, include_usage)
+        _wrap(completions, name, _chat_fields, _ChatObserver, settings)
     responses = getattr(client, "responses", None)
     if responses is not None:
         for name in ("create", "parse"):
-            _wrap(responses, name, _responses_fields, _ResponsesObserver, record, provider, include_usage)
-    wrap_copies(client, lambda copy: instrument(copy, recorder=record, provider=provider, include_usage=include_usage))
+            _wrap(responses, name, _responses_fields, _ResponsesObserver, settings)
+    again = functools.partial(
+        instrument, recorder=record, provider=provider, include_usage=include_usage,
+        count_prefix_tokens=count_prefix_tokens,
+    )  # fmt: skip
+    wrap_copies(client, again)
     return client
 
 
 wrap = instrument
 
 
-def _wrap(
-    resource: Any,
-    name: str,
-    result_fields: Any,
-    observer_type: type[Observer],
-    record: Recorder,
-    provider: str,
-    include_usage: bool,
-) -> None:
+@dataclass(frozen=True)
+class _Settings:
+    record: Recorder
+    provider: str
+    include_usage: bool
+    count_prefix_tokens: PrefixCounter | None
+
+
+def _wrap(resource: Any, name: str, result_fields: Any, observer_type: type[Observer], settings: _Settings) -> None:
+    record, provider, include_usage = settings.record, settings.provider, settings.include_usage
     original = getattr(resource, name, None)
     if original is None or getattr(original, "__meterline__", False):
         return  # not in this version of the client, or already instrumented
@@ -94,6 +118,7 @@ def _wrap(
             "model": model if isinstance(model, str) else "unknown",
             "streamed": streamed,
             "max_tokens": max_tokens,
+            **_safe(_prefix, kwargs, chat, settings.count_prefix_tokens),
         }
         return Call(record, fields), streamed, injected
 
@@ -136,12 +161,29 @@ def _wrap(
     setattr(resource, name, create)
 
 
-def _safe(read: Any, result: Any) -> dict[str, Any]:
+def _safe(read: Any, *args: Any) -> dict[str, Any]:
     try:
-        fields: dict[str, Any] = read(result)
+        fields: dict[str, Any] = read(*args)
     except Exception:  # noqa: BLE001 (an unexpected shape: record the call without usage, never fail the app)
         return {}
     return fields
+
+
+def _prefix(kwargs: dict[str, Any], chat: bool, count: PrefixCounter | None) -> dict[str, Any]:
+    """The prompt prefix fields from the request: system/developer messages (or instructions) and tools."""
+    tools = [*(kwargs.get("tools") or []), *(kwargs.get("functions") or [])] if chat else kwargs.get("tools")
+    if chat:
+        system: Any = leading_system(kwargs.get("messages"))
+    else:
+        instructions = kwargs.get("instructions")
+        system = [instructions] if isinstance(instructions, str) and instructions else []
+        system += leading_system(kwargs.get("input"))
+    return prefix_fields(system, tools, count)
+
+
+def _chat_finish(choices: Any) -> dict[str, Any]:
+    reason = _FINISH.get(get(choices[0], "finish_reason") or "") if choices else None
+    return {"finish_reason": reason} if reason else {}
 
 
 def _usage(usage: Any, total_in: str, details_in: str, total_out: str, details_out: str) -> dict[str, Any]:
@@ -180,7 +222,7 @@ def _common(result: Any) -> dict[str, Any]:
 def _chat_fields(result: Any) -> dict[str, Any]:
     choices = get(result, "choices") or []
     tool_calls = sum(len(get(choice, "message", "tool_calls") or []) for choice in choices)
-    return {**_common(result), **_chat_usage(get(result, "usage")), "tool_calls": tool_calls}
+    return {**_common(result), **_chat_usage(get(result, "usage")), "tool_calls": tool_calls, **_chat_finish(choices)}
 
 
 def _function_calls(output: Any) -> int:
@@ -199,6 +241,13 @@ def _responses_fields(result: Any) -> dict[str, Any]:
     elif status == "failed":
         fields["status"] = "error"
         fields["error_type"] = str(get(result, "error", "code") or "response.failed")[:200]
+        fields["finish_reason"] = "error"
+    elif status == "completed":
+        fields["finish_reason"] = "tool_calls" if fields["tool_calls"] else "stop"
+    elif status == "incomplete":
+        reason = _INCOMPLETE.get(get(result, "incomplete_details", "reason") or "")
+        if reason:
+            fields["finish_reason"] = reason
     return fields
 
 
@@ -213,6 +262,7 @@ class _ChatObserver(Observer):
         self._fields: dict[str, Any] = {}
         self._tool_calls: set[tuple[int, int]] = set()
         self._hide_usage_chunk = hide_usage_chunk
+        self._finish: str | None = None
 
     def observe(self, chunk: Any) -> None:
         choices = get(chunk, "choices") or []
@@ -221,6 +271,8 @@ class _ChatObserver(Observer):
         for choice in choices:
             for tool_call in get(choice, "delta", "tool_calls") or []:
                 self._tool_calls.add((as_int(get(choice, "index")), as_int(get(tool_call, "index"))))
+            if as_int(get(choice, "index")) == 0 and (reason := _FINISH.get(get(choice, "finish_reason") or "")):
+                self._finish = reason
         if not self._fields:
             self._fields = _common(chunk)
         usage = get(chunk, "usage")
@@ -231,7 +283,7 @@ class _ChatObserver(Observer):
         return self._hide_usage_chunk and not get(chunk, "choices") and get(chunk, "usage") is not None
 
     def fields(self) -> dict[str, Any]:
-        return {**self._fields, "tool_calls": len(self._tool_calls)}
+        return {**self._fields, "tool_calls": len(self._tool_calls), "finish_reason": self._finish}
 
 
 class _ResponsesObserver(Observer):
