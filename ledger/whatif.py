@@ -198,6 +198,8 @@ def _aggregate(
         period = (
             "if(concat(toString(provider), '\\x1f', toString(model)) IN {minute_models:Array(String)},"
             " toStartOfMinute(timestamp), toStartOfDay(timestamp))"
+            if params["minute_models"]
+            else "toStartOfDay(timestamp)"
         )
     params["bounds"] = _override_bounds(q.project_id)
     params["bands"] = list(tier_thresholds())

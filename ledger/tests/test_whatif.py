@@ -187,6 +187,21 @@ def test_overrides_and_multipliers_apply_to_the_target(project: Project) -> None
 
 
 @pytest.mark.django_db
+def test_a_model_priced_by_time_of_day_is_priced_per_minute(project: Project) -> None:
+    # deepseek-chat: $0.27/$1.10 from 00:30 to 16:30 UTC, $0.135/$0.55 otherwise: two calls of one day pay different prices
+    night, noon = datetime(2026, 11, 5, 20, tzinfo=UTC), datetime(2026, 11, 5, 12, tzinfo=UTC)
+    calls = [
+        Call(night, provider="deepseek", model="deepseek-chat"),
+        Call(noon, provider="deepseek", model="deepseek-chat"),
+    ]
+    write(project.pk, calls)
+    expected = [reference_pusd(c, "deepseek", "deepseek-chat", "default") for c in calls]
+    assert expected[0] != expected[1]
+    assert run(project.pk, Target(provider="deepseek", model="deepseek-chat")).total.whatif_pusd == sum(expected)
+    assert run(project.pk, Target(tier="default")).total.whatif_pusd == sum(expected)  # each call's own model
+
+
+@pytest.mark.django_db
 def test_group_by_and_day_buckets(project: Project) -> None:
     d1, d2 = datetime(2026, 11, 5, 3, tzinfo=UTC), datetime(2026, 11, 6, 3, tzinfo=UTC)
     calls = [Call(d1), Call(d2, feature="search", input=9_000), Call(d2, feature="search")]
@@ -239,7 +254,7 @@ def test_fractional_rates_are_priced_per_call(ch: Any, db: Any) -> None:
 
 
 _MODELS = [("openai", "gpt-4o"), ("google", "gemini-2.5-pro"), ("anthropic", "claude-sonnet-4-5"),
-           ("mistral", "mistral-large-4"), ("openai", "gpt-4o-mini")]  # fmt: skip
+           ("mistral", "mistral-large-4"), ("openai", "gpt-4o-mini"), ("deepseek", "deepseek-chat")]  # fmt: skip
 _call = st.builds(
     Call,
     when=st.datetimes(datetime(2026, 10, 2), datetime(2026, 11, 28), timezones=st.just(UTC)),  # noqa: DTZ001
