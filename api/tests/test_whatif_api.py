@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from rest_framework.test import APIClient
@@ -47,6 +48,10 @@ def test_batch_tier_by_day_and_an_unknown_target(api: APIClient, project: Projec
         {"bucket": FROM, "calls": 2, "actual_cost": "0.000420000000", "whatif_cost": "0.000210000000",
          "delta": "-0.000210000000", "unpriced_calls": 0},
     ]  # fmt: skip
+    hours = get(reader(project), to_tier="batch", granularity="hour", tz="Europe/Paris").json()["data"]
+    assert len(hours) == 24  # the day's hours, labelled in Paris time
+    assert hours[0]["bucket"] == DAY.astimezone(ZoneInfo("Europe/Paris")).isoformat()
+    assert [row["calls"] for row in hours[:4]] == [0, 1, 1, 0]
     unknown = get(reader(project), to_model="a-model-no-one-prices", to_provider="nowhere").json()
     assert unknown["unpriced_calls"] == 2
     assert unknown["whatif_cost"] == "0.000000000000"
