@@ -188,7 +188,7 @@ def test_overrides_and_multipliers_apply_to_the_target(project: Project) -> None
 
 @pytest.mark.django_db
 def test_a_model_priced_by_time_of_day_is_priced_per_minute(project: Project) -> None:
-    # deepseek-chat: $0.27/$1.10 from 00:30 to 16:30 UTC, $0.135/$0.55 otherwise: two calls of one day pay different prices
+    # deepseek-chat: $0.27/$1.10 from 00:30 to 16:30 UTC, $0.135/$0.55 otherwise (two prices in one day)
     night, noon = datetime(2026, 11, 5, 20, tzinfo=UTC), datetime(2026, 11, 5, 12, tzinfo=UTC)
     calls = [
         Call(night, provider="deepseek", model="deepseek-chat"),
