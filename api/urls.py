@@ -11,6 +11,7 @@ from api.channels import ChannelViewSet
 from api.fallback import not_found
 from api.feedback import FeedbackView
 from api.usage import UsageView
+from api.whatif import WhatIfView
 
 router = SimpleRouter(trailing_slash=False, use_regex_path=False)  # <int:…> ids, as path() writes them
 router.register("channels", ChannelViewSet, basename="channel")
@@ -21,6 +22,7 @@ urlpatterns = [
     path("calls", CallsView.as_view(), name="calls"),
     path("feedback", FeedbackView.as_view(), name="feedback"),
     path("usage", UsageView.as_view(), name="usage"),
+    path("whatif", WhatIfView.as_view(), name="whatif"),
     *router.urls,
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

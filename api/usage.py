@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -49,8 +50,9 @@ def _when(name: str, value: str | None) -> datetime:
         raise QueryError(f"{name}={value!r} is not an RFC 3339 datetime or a date (UTC)") from None
 
 
-def parse_query(request: Request, project_id: int) -> UsageQuery:
-    unknown = sorted(set(request.query_params) - _KNOWN)
+def parse_query(request: Request, project_id: int, extra: Collection[str] = ()) -> UsageQuery:
+    """The usage query in ``request``; ``extra`` names parameters the caller reads itself."""
+    unknown = sorted(set(request.query_params) - _KNOWN - set(extra))
     if unknown:
         raise QueryError(f"unknown parameter {unknown[0]!r}")
     granularity = request.query_params.get("granularity", "day")
