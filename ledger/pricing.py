@@ -282,12 +282,18 @@ _minute_priced: dict[tuple[str, str], bool] = {}
 _CACHE_LIMIT = 200_000
 
 
-def catalogue_price(provider: str, model: str, tier: str, ts_ms: int, multiplier: Fraction) -> Price | None:
+def minute_priced(provider: str, model: str) -> bool:
+    """Whether the catalogue prices this model by time of day (off-peak rates), not only by date."""
     pm = (provider, model)
     minute = _minute_priced.get(pm)
     if minute is None:
         found = _find_model(provider, model)
         minute = _minute_priced[pm] = found is not None and _time_of_day_priced(found[1])
+    return minute
+
+
+def catalogue_price(provider: str, model: str, tier: str, ts_ms: int, multiplier: Fraction) -> Price | None:
+    minute = minute_priced(provider, model)
     # Prices change by UTC date; a few (off-peak pricing) by time of day: cache those per minute.
     period = ts_ms // 60_000 if minute else ts_ms // MS_PER_DAY
     key = (provider, model, tier, period, multiplier)

@@ -229,7 +229,7 @@ def usage(q: UsageQuery) -> UsageResult:
     # Everything below works in UTC, whatever offset the bounds were written in: alignment checks
     # (which tier may answer) included.
     q = replace(q, start=q.start.astimezone(UTC), end=q.end.astimezone(UTC))
-    start, end = _align(q.start, q.granularity, tz), q.end
+    start, end = align(q.start, q.granularity, tz), q.end
     source, source_name = _source(q, tz)
     retention = _RETENTION.get(source_name)
     if retention is not None and q.start < datetime.now(UTC) - timedelta(days=getattr(settings, retention)):
@@ -309,7 +309,7 @@ def _ceil_minute(when: datetime) -> datetime:
     return floor if floor == when else floor + timedelta(minutes=1)
 
 
-def _align(when: datetime, granularity: str | None, tz: ZoneInfo) -> datetime:
+def align(when: datetime, granularity: str | None, tz: ZoneInfo) -> datetime:
     local = when.astimezone(tz)
     if granularity == "minute":
         local = local.replace(second=0, microsecond=0)

@@ -26,7 +26,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from genai_prices import data_snapshot
@@ -35,8 +34,8 @@ from genai_prices import types as gp
 from ledger.clickhouse.client import get_clickhouse
 from ledger.models import PriceOverride
 from ledger.pricebook import load_price_book
-from ledger.pricing import PriceBook, Rates, _minute_priced, catalogue_price, cost_parts, pusd_to_usd
-from ledger.queries import QueryError, UsageQuery, _align, buckets, validate
+from ledger.pricing import PriceBook, Rates, cost_parts, minute_priced, pusd_to_usd
+from ledger.queries import QueryError, UsageQuery, align, buckets, validate
 
 TIERS = ("default", "batch", "flex", "priority")
 MAX_PER_CALL = 2_000_000  # calls the per-call fallback prices in one answer
@@ -109,8 +108,7 @@ def tier_thresholds() -> tuple[int, ...]:
 
 def _is_minute_priced(provider: str, model: str) -> bool:
     """Whether the catalogue prices this model by time of day (its price is then cached per minute)."""
-    catalogue_price(provider, model, "default", 0, Fraction(1))  # fills ledger.pricing's memo
-    return _minute_priced.get((provider, model), False)
+    return minute_priced(provider, model)
 
 
 def _where(q: UsageQuery, params: dict[str, Any]) -> str:
@@ -301,7 +299,7 @@ def _shape(cells: dict[tuple[Any, ...], Totals], q: UsageQuery, tz: Any, groups:
         if not groups:
             return [per_group.get((), Totals()).as_row()]
         return [{**dict(zip(groups, g, strict=True)), **per_group[g].as_row()} for g in ranked]
-    start = _align(q.start, q.granularity, tz)
+    start = align(q.start, q.granularity, tz)
     timeline = {int(b.timestamp()): b for b in buckets(start, q.end, q.granularity, tz)}
     for key in cells:
         timeline.setdefault(key[0], datetime.fromtimestamp(key[0], tz))

@@ -16,6 +16,7 @@ from genai_prices import Usage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger.added_fields import ADDED_DEFAULTS
 from ledger.models import PriceOverride, TierMultiplier
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, pusd_to_usd, usd_to_pusd
@@ -52,7 +53,7 @@ def write(project_id: int, calls: list[Call]) -> None:
     defaults: dict[str, Any] = {name: "" for name in CALL_FIELDS}
     defaults.update(
         reasoning_tokens=0, ttft_ms=None, latency_ms=None, status="ok", attempt=1, traffic="live", streamed=False,
-        tool_calls=0, max_tokens=None, tags={}, reported_pusd=None,
+        tool_calls=0, max_tokens=None, tags={}, reported_pusd=None, **ADDED_DEFAULTS,
     )  # fmt: skip
     records = [
         tuple(
