@@ -1,4 +1,4 @@
-"""The CallRecord contract (DESIGN.md) and its validation on the ingest hot path.
+"""The CallRecord contract (docs/contract.md) and its validation on the ingest hot path.
 
 A batch is decoded once into raw JSON fragments; each fragment is decoded by msgspec straight into
 a typed struct (the fast path, a few microseconds a record). Only a record that fails goes through
