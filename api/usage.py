@@ -73,13 +73,25 @@ def parse_query(request: Request, project_id: int, extra: Collection[str] = ()) 
     )
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return f"{value:.12f}"
     if isinstance(value, datetime):
         text = value.isoformat()
         return text.replace("+00:00", "Z") if value.utcoffset() is not None and not value.utcoffset() else text
     return value
+
+
+# The dimension filters every selection endpoint takes (/v1/usage, /v1/whatif, …), as documented.
+FILTER_PARAMETERS = [
+    OpenApiParameter(
+        d,
+        str,
+        description=f"filter: comma-separated, at most {MAX_FILTER_VALUES} values"
+        f" of at most {MAX_VALUE_LENGTH} characters",
+    )
+    for d in DIMENSIONS
+]
 
 
 class UsageView(DjangoRefusalsAsJson, APIView):
@@ -103,15 +115,7 @@ class UsageView(DjangoRefusalsAsJson, APIView):
             ),
             OpenApiParameter("order_by", str, description="metric that ranks groups (default cost)"),
             PROJECT_PARAMETER,
-            *[
-                OpenApiParameter(
-                    d,
-                    str,
-                    description=f"filter: comma-separated, at most {MAX_FILTER_VALUES} values "
-                    f"of at most {MAX_VALUE_LENGTH} characters",
-                )
-                for d in DIMENSIONS
-            ],
+            *FILTER_PARAMETERS,
         ],
         responses={200: Usage},
     )
@@ -123,7 +127,7 @@ class UsageView(DjangoRefusalsAsJson, APIView):
             return Response({"detail": str(exc)}, status=400)
         return Response(
             {
-                "data": [{k: _json(v) for k, v in row.items()} for row in result.rows],
+                "data": [{k: json_value(v) for k, v in row.items()} for row in result.rows],
                 "truncated": result.truncated,
                 "source": result.source,
             }

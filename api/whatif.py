@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from api.access import project_for_read
 from api.bodies import DjangoRefusalsAsJson
-from api.usage import MAX_FILTER_VALUES, MAX_VALUE_LENGTH, _json, parse_query
+from api.usage import FILTER_PARAMETERS, MAX_VALUE_LENGTH, json_value, parse_query
 from api.viewsets import PROJECT_PARAMETER
 from ledger.queries import DIMENSIONS, QueryError
 from ledger.whatif import TIERS, Target, whatif
@@ -76,15 +76,7 @@ class WhatIfView(DjangoRefusalsAsJson, APIView):
             OpenApiParameter("group_by", str, description=f"comma-separated: {', '.join(DIMENSIONS)}"),
             OpenApiParameter("tz", str, description="IANA time zone for buckets (default UTC)"),
             PROJECT_PARAMETER,
-            *[
-                OpenApiParameter(
-                    d,
-                    str,
-                    description=f"filter: comma-separated, at most {MAX_FILTER_VALUES} values "
-                    f"of at most {MAX_VALUE_LENGTH} characters",
-                )
-                for d in DIMENSIONS
-            ],
+            *FILTER_PARAMETERS,
         ],
         responses={200: WhatIf},
     )
@@ -100,7 +92,7 @@ class WhatIfView(DjangoRefusalsAsJson, APIView):
             result = whatif(query, _target(request))
         except QueryError as exc:
             return Response({"detail": str(exc)}, status=400)
-        body: dict[str, Any] = {k: _json(v) for k, v in result.total.as_row().items()}
-        body["data"] = [{k: _json(v) for k, v in row.items()} for row in result.rows]
+        body: dict[str, Any] = {k: json_value(v) for k, v in result.total.as_row().items()}
+        body["data"] = [{k: json_value(v) for k, v in row.items()} for row in result.rows]
         body["method"] = result.method
         return Response(body)
