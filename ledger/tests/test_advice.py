@@ -1,0 +1,110 @@
+"""The advice kinds against real ClickHouse data, with exact expected dollars."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ledger.added_fields import ADDED_DEFAULTS
+from ledger.advice import Advice, advice
+from ledger.pricebook import load_price_book
+from ledger.queries import UsageQuery
+from ledger.raw import CALL_FIELDS, CallColumns, CallGroup, write_calls
+from ledger.rollups import rollup_dirty
+from tenancy.models import Project
+
+DAY = (datetime.now(UTC) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+_events = itertools.count()
+# gpt-4o-mini: $0.15/M input, $0.075/M cache read, $0.60/M output; 1000 in + 100 out = $0.00021 = 210_000_000 pusd
+MINI = 210_000_000
+
+
+def write(project: Project, calls: list[dict[str, Any]]) -> None:
+    defaults: dict[str, Any] = {name: "" for name in CALL_FIELDS}
+    defaults.update(
+        provider="openai", model="gpt-4o-mini", feature="chat", input_tokens=1000, cache_read_tokens=0,
+        cache_write_tokens=0, output_tokens=100, reasoning_tokens=0, ttft_ms=None, latency_ms=None, status="ok",
+        attempt=1, traffic="live", cache_hit=False, service_tier="default", streamed=False, tool_calls=0,
+        max_tokens=None, tags={}, reported_pusd=None, **ADDED_DEFAULTS,
+    )  # fmt: skip
+    records = []
+    for c in calls:
+        row = {**defaults, **c, "event_id": f"adv{next(_events)}"}
+        row["timestamp"] = int((DAY + timedelta(minutes=row.pop("minute", 0))).timestamp() * 1000)
+        records.append(tuple(row[name] for name in CALL_FIELDS))
+    group = CallGroup(
+        project.pk, uuid.uuid4(), int(datetime.now(UTC).timestamp() * 1000), CallColumns.from_records(records)
+    )
+    write_calls([group], {project.pk: load_price_book(project.pk)}, 1, f"advice-{uuid.uuid4()}")
+    rollup_dirty()
+
+
+def run(project: Project, days: int = 1, **filters: tuple[str, ...]) -> Advice:
+    return advice(UsageQuery(project_id=project.pk, start=DAY, end=DAY + timedelta(days=days), filters=filters))
+
+
+def of(answer: Advice, kind: str) -> list[dict[str, Any]]:
+    return [r for r in answer.as_rows() if r["kind"] == kind]
+
+
+def usd(pusd: int) -> Decimal:
+    return Decimal(pusd).scaleb(-12)
+
+
+@pytest.mark.django_db
+def test_retries_errors_and_eval_shadow_are_their_spend_by_scope(project: Project) -> None:
+    write(project, [
+        {"attempt": 2}, {"attempt": 3, "output_tokens": 200},  # retries of chat: 210_000_000 + 270_000_000
+        {"status": "error", "error_type": "rate_limit", "feature": "search"},
+        {"status": "error", "error_type": "rate_limit", "feature": "search"},
+        {"status": "timeout", "error_type": "timeout", "feature": "search", "output_tokens": 0},  # $0.00015
+        {"traffic": "eval", "feature": "grader"}, {"traffic": "shadow", "feature": "grader", "streamed": True},
+        {},
+    ])  # fmt: skip
+    answer = run(project, days=2)
+    retries = of(answer, "retries")
+    assert [(r["scope"], r["savings_usd"]) for r in retries] == [
+        ({"feature": "chat", "model": "gpt-4o-mini"}, usd(480_000_000))
+    ]
+    assert retries[0]["monthly_savings_usd"] == usd(480_000_000 * 15)  # 2 days → 30
+    assert retries[0]["evidence"]["retries"] == 2
+    assert [
+        (r["scope"]["error_type"], r["savings_usd"], r["evidence"]["failed_calls"]) for r in of(answer, "errors")
+    ] == [
+        ("rate_limit", usd(2 * MINI), 2),
+        ("timeout", usd(150_000_000), 1),
+    ]
+    shadow = of(answer, "eval_shadow")
+    assert sorted((r["scope"]["traffic"], r["savings_usd"]) for r in shadow) == [
+        ("eval", usd(MINI)),
+        ("shadow", usd(MINI)),
+    ]
+    assert "30 days / 2 days" in shadow[0]["evidence"]["monthly_method"]
+    assert shadow[0]["evidence"]["whatif"].startswith("/v1/whatif?from=")
+    savings = [r["savings_usd"] for r in answer.as_rows()]
+    assert savings == sorted(savings, reverse=True)
+    # The filters narrow every kind.
+    assert of(run(project, days=2, feature=("search",)), "retries") == []
+
+
+@pytest.mark.django_db
+def test_batch_reprices_eval_and_shadow_at_the_batch_tier_never_streamed_calls(project: Project) -> None:
+    write(project, [
+        {"traffic": "eval", "feature": "grader"}, {"traffic": "eval", "feature": "grader", "output_tokens": 300},
+        {"traffic": "shadow", "feature": "grader", "streamed": True},  # never: streamed
+        {"traffic": "eval", "feature": "grader", "service_tier": "flex"},  # never: not at the default tier
+        {"traffic": "live", "feature": "grader"},  # live: not batch-eligible
+    ])  # fmt: skip
+    (rec,) = of(run(project), "batch")
+    # gpt-4o-mini batch is half: (210_000_000 + 330_000_000) / 2 saved
+    assert rec["scope"] == {"feature": "grader", "traffic": "eval,shadow"}
+    assert rec["savings_usd"] == usd(270_000_000)
+    assert rec["monthly_savings_usd"] == usd(270_000_000 * 30)
+    assert rec["evidence"]["calls"] == 2
+    assert rec["evidence"]["excluded_calls"] == 2
+    assert "to_tier=batch" in rec["evidence"]["whatif"]
