@@ -252,7 +252,153 @@ def batch(ctx: _Ctx) -> list[Recommendation]:
     return recs
 
 
-KIND_FUNCTIONS = {"retries": retries, "errors": errors, "eval_shadow": eval_shadow, "batch": batch}
+def output_length(ctx: _Ctx) -> list[Recommendation]:
+    """Spend on calls cut at max_tokens plus the retries after them in the trace; max_tokens far above p99."""
+    cut_sql = (
+        "SELECT toString(feature), toString(model), count(), sum(toInt128(cost_pusd))"  # noqa: S608
+        f" FROM llm_calls FINAL WHERE {ctx.where} AND finish_reason = 'length' GROUP BY feature, model"
+    )
+    retry_sql = (
+        "SELECT r.f, r.m, count(), sum(toInt128(r.cost))"  # noqa: S608
+        " FROM (SELECT toString(feature) AS f, toString(model) AS m, trace_id, timestamp AS ts, cost_pusd AS cost"
+        f" FROM llm_calls FINAL WHERE {ctx.where} AND attempt > 1 AND trace_id != '') AS r"
+        " INNER JOIN (SELECT trace_id, min(timestamp) AS first_cut FROM llm_calls FINAL"
+        f" WHERE {ctx.where} AND finish_reason = 'length' AND trace_id != '' GROUP BY trace_id) AS l"
+        " ON r.trace_id = l.trace_id WHERE r.ts > l.first_cut GROUP BY r.f, r.m"
+    )
+    cells: dict[tuple[str, str], list[int]] = {}
+    for feature, model, calls, cost in ctx.rows(cut_sql, "output_length.cut"):
+        cells.setdefault((feature, model), [0, 0, 0, 0])[:2] = [calls, int(cost)]
+    for feature, model, calls, cost in ctx.rows(retry_sql, "output_length.retries"):
+        cells.setdefault((feature, model), [0, 0, 0, 0])[2:] = [calls, int(cost)]
+    out = []
+    for (feature, model), (cut, cut_cost, retried, retry_cost) in sorted(cells.items()):
+        scope = {"feature": feature, "model": model}
+        out.append(
+            Recommendation(
+                "output_length",
+                f"Answers of {feature} on {model} cut at max_tokens: {cut} calls, {retried} retries after them",
+                scope,
+                cut_cost + retry_cost,
+                {
+                    "cut_calls": cut,
+                    "cut_cost": pusd_to_usd(cut_cost),
+                    "retries_after_cut": retried,
+                    "retry_cost": pusd_to_usd(retry_cost),
+                    "method": "savings = the spend on calls with finish_reason = length plus the retries"
+                    " (attempt > 1) later in the same trace (an upper bound)",
+                    "dashboard": ctx.dashboard("calls", scope),
+                },
+            )
+        )
+    slack_sql = (
+        "SELECT toString(feature), count(), max(max_tokens), quantileExact(0.99)(output_tokens)"  # noqa: S608
+        f" FROM llm_calls FINAL WHERE {ctx.where} AND isNotNull(max_tokens) AND status = 'ok'"
+        " GROUP BY feature ORDER BY 1"
+    )
+    for feature, calls, max_tokens, p99 in ctx.rows(slack_sql, "output_length.slack"):
+        if not max_tokens or max_tokens < MAX_TOKENS_SLACK * max(int(p99), 1):
+            continue
+        scope = {"feature": feature}
+        out.append(
+            Recommendation(
+                "output_length",
+                f"max_tokens of {feature} ({max_tokens}) is far above its p99 output ({int(p99)})",
+                scope,
+                0,
+                {
+                    "calls": calls,
+                    "max_tokens": max_tokens,
+                    "p99_output_tokens": int(p99),
+                    "method": f"evidence only: max_tokens at least {MAX_TOKENS_SLACK}x the p99 output costs"
+                    " rate-limit headroom, not money",
+                    "dashboard": ctx.dashboard("engineering", scope),
+                },
+            )
+        )
+    return out
+
+
+def _cache_group() -> dict[str, Any]:
+    return {"calls": 0, "repeats": 0, "readable": 0, "read": 0, "saving": Fraction(0), "estimated": False,
+            "hashes": set()}  # fmt: skip
+
+
+def prompt_cache(ctx: _Ctx) -> list[Recommendation]:
+    """Repeated long prefixes (same feature, model, prefix hash) within the cache lifetime, read uncached."""
+    sql = (
+        "SELECT toString(feature), toString(model), prompt_prefix_hash, toString(provider),"  # noqa: S608
+        " toString(service_tier), toUnixTimestamp64Milli(timestamp), input_tokens, cache_read_tokens,"
+        " prompt_prefix_tokens, prompt_prefix_tokens_estimated"
+        f" FROM llm_calls FINAL WHERE {ctx.where} AND prompt_prefix_hash != ''"
+        f" AND prompt_prefix_tokens >= {{min_prefix:UInt32}} AND NOT cache_hit"
+        f" ORDER BY feature, model, prompt_prefix_hash, timestamp LIMIT {MAX_ROWS}"
+    )
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    last: dict[tuple[str, str, str], int] = {}
+    pending: dict[tuple[str, str, str], Fraction] = {}  # the write premium of a window's first call
+    for feature, model, prefix_hash, provider, tier, ts, inp, cr, prefix, estimated in ctx.rows(
+        sql, "prompt_cache", min_prefix=CACHE_MIN_PREFIX
+    ):
+        key = (feature, model, prefix_hash)
+        g = groups.setdefault((feature, model), _cache_group())
+        price = ctx.book.price(provider, model, tier, ts)
+        rates = price.rates_for(inp) if price is not None else None
+        g["calls"] += 1
+        g["estimated"] = g["estimated"] or bool(estimated)
+        previous = last.get(key)
+        last[key] = ts
+        if previous is not None and ts - previous <= CACHE_TTL_MS:
+            would_read = max(min(prefix, inp) - cr, 0)
+            g["repeats"] += 1
+            g["readable"] += min(prefix, inp)
+            g["read"] += cr
+            g["hashes"].add(prefix_hash)
+            if rates is not None:
+                g["saving"] += would_read * (Fraction(rates.input) - Fraction(rates.cache_read))
+                g["saving"] -= pending.pop(key, Fraction(0))  # the window is used: its write is paid
+        else:
+            pending.pop(key, None)
+            premium = Fraction(rates.cache_write) - Fraction(rates.input) if rates is not None else Fraction(0)
+            pending[key] = max(premium, Fraction(0)) * min(prefix, inp)
+    out = []
+    for (feature, model), g in sorted(groups.items()):
+        saving = int(g["saving"])  # rounded toward zero, to the pico-dollar
+        if not g["repeats"] or g["read"] >= g["readable"] * CACHE_READ_SHARE or saving <= 0:
+            continue
+        scope = {"feature": feature, "model": model}
+        out.append(
+            Recommendation(
+                "prompt_cache",
+                f"Cache the repeated prompt prefix of {feature} on {model}: {g['repeats']} repeats read uncached",
+                scope,
+                saving,
+                {
+                    "calls": g["calls"],
+                    "repeats_within_ttl": g["repeats"],
+                    "prefixes": len(g["hashes"]),
+                    "prefix_tokens_readable": g["readable"],
+                    "cache_read_tokens": g["read"],
+                    "prefix_tokens_estimated": g["estimated"],
+                    "method": "savings = prefix tokens a repeat within 5 minutes would have read from cache x"
+                    " (input - cache-read price) at each call's price, minus the cache-write premium of each"
+                    f" window's first call; prefixes of at least {CACHE_MIN_PREFIX} tokens"
+                    + ("; some prefix sizes were estimated by the client" if g["estimated"] else ""),
+                    "dashboard": ctx.dashboard("engineering", scope),
+                },
+            )
+        )
+    return out
+
+
+KIND_FUNCTIONS = {
+    "prompt_cache": prompt_cache,
+    "output_length": output_length,
+    "retries": retries,
+    "errors": errors,
+    "eval_shadow": eval_shadow,
+    "batch": batch,
+}
 
 
 def advice(q: UsageQuery, *, book: PriceBook | None = None) -> Advice:

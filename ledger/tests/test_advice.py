@@ -108,3 +108,49 @@ def test_batch_reprices_eval_and_shadow_at_the_batch_tier_never_streamed_calls(p
     assert rec["evidence"]["calls"] == 2
     assert rec["evidence"]["excluded_calls"] == 2
     assert "to_tier=batch" in rec["evidence"]["whatif"]
+
+
+@pytest.mark.django_db
+def test_output_length_is_cut_calls_plus_the_retries_after_them_in_the_trace(project: Project) -> None:
+    write(project, [
+        {"trace_id": "t1", "minute": 2, "attempt": 2},  # a retry before the cut: not caused by it
+        {"trace_id": "t1", "minute": 5, "finish_reason": "length"},  # 210_000_000
+        {"trace_id": "t1", "minute": 6, "attempt": 2, "output_tokens": 200},  # 270_000_000
+        {"trace_id": "t2", "minute": 6, "attempt": 2},  # another trace, no cut
+        {"feature": "summary", "max_tokens": 4096}, {"feature": "summary", "max_tokens": 4096, "output_tokens": 90},
+        {"feature": "tight", "max_tokens": 300},  # 3x its output: not far above
+    ])  # fmt: skip
+    rows = of(run(project), "output_length")
+    cut = next(r for r in rows if r["scope"] == {"feature": "chat", "model": "gpt-4o-mini"})
+    assert cut["savings_usd"] == usd(480_000_000)
+    assert (cut["evidence"]["cut_calls"], cut["evidence"]["retries_after_cut"]) == (1, 1)
+    slack = [r for r in rows if r is not cut]
+    assert [(r["scope"], r["savings_usd"], r["evidence"]["p99_output_tokens"]) for r in slack] == [
+        ({"feature": "summary"}, usd(0), 100)
+    ]
+
+
+@pytest.mark.django_db
+def test_prompt_cache_saves_the_prefix_repeats_would_have_read_minus_the_write_premium(project: Project) -> None:
+    prefix = {"prompt_prefix_hash": "h1", "prompt_prefix_tokens": 2000, "input_tokens": 3000}
+    write(project, [
+        # gpt-4o-mini: repeats at 2 and 4 minutes read 2000 tokens at $0.075/M instead of $0.15/M; no write premium
+        {**prefix, "minute": 0}, {**prefix, "minute": 2},
+        {**prefix, "minute": 4, "prompt_prefix_tokens_estimated": True},
+        {**prefix, "minute": 20},  # past the cache lifetime: a new window, never repeated
+        {**prefix, "feature": "short", "prompt_prefix_tokens": 1000}, {**prefix, "feature": "short", "minute": 1,
+                                                                       "prompt_prefix_tokens": 1000},  # too short
+        # claude-sonnet-4: $3/M input, $0.30/M read, $3.75/M write: one repeat, one write
+        *[{**prefix, "feature": "agent", "provider": "anthropic", "model": "claude-sonnet-4", "minute": m}
+          for m in (0, 1)],
+        # already cached: reads near the prefix
+        *[{**prefix, "feature": "cached", "minute": m, "cache_read_tokens": 1900} for m in (0, 1)],
+    ])  # fmt: skip
+    rows = {r["scope"]["feature"]: r for r in of(run(project), "prompt_cache")}
+    assert set(rows) == {"chat", "agent"}
+    assert rows["chat"]["savings_usd"] == usd(2 * 2000 * 75_000)
+    assert rows["chat"]["evidence"]["repeats_within_ttl"] == 2
+    assert rows["chat"]["evidence"]["prefix_tokens_estimated"] is True
+    assert "estimated" in rows["chat"]["evidence"]["method"]
+    assert rows["agent"]["savings_usd"] == usd(2000 * (3_000_000 - 300_000) - 2000 * (3_750_000 - 3_000_000))
+    assert rows["agent"]["evidence"]["prefix_tokens_estimated"] is False
