@@ -12,6 +12,8 @@ import pytest
 
 from ledger.added_fields import ADDED_DEFAULTS
 from ledger.advice import Advice, advice
+from ledger.feedback import sync_feedback
+from ledger.models import Feedback
 from ledger.pricebook import load_price_book
 from ledger.queries import UsageQuery
 from ledger.raw import CALL_FIELDS, CallColumns, CallGroup, write_calls
@@ -34,7 +36,7 @@ def write(project: Project, calls: list[dict[str, Any]]) -> None:
     )  # fmt: skip
     records = []
     for c in calls:
-        row = {**defaults, **c, "event_id": f"adv{next(_events)}"}
+        row = {**defaults, "event_id": f"adv{next(_events)}", **c}
         row["timestamp"] = int((DAY + timedelta(minutes=row.pop("minute", 0))).timestamp() * 1000)
         records.append(tuple(row[name] for name in CALL_FIELDS))
     group = CallGroup(
@@ -154,3 +156,30 @@ def test_prompt_cache_saves_the_prefix_repeats_would_have_read_minus_the_write_p
     assert "estimated" in rows["chat"]["evidence"]["method"]
     assert rows["agent"]["savings_usd"] == usd(2000 * (3_000_000 - 300_000) - 2000 * (3_750_000 - 3_000_000))
     assert rows["agent"]["evidence"]["prefix_tokens_estimated"] is False
+
+
+def scored(project: Project, feature: str, model: str, score: float, n: int = 2, **fields: Any) -> list[dict[str, Any]]:
+    ids = [f"fb-{feature}-{model}-{next(_events)}" for _ in range(n)]
+    Feedback.objects.bulk_create([Feedback(project=project, event_id=i, score=score) for i in ids])
+    return [{"event_id": i, "feature": feature, "model": model, **fields} for i in ids]
+
+
+@pytest.mark.django_db
+def test_routing_moves_a_feature_to_the_cheapest_model_proven_no_worse(project: Project) -> None:
+    write(project, [
+        *scored(project, "chat", "gpt-4o", 0.9), *scored(project, "chat", "gpt-4o-mini", 0.9),
+        *scored(project, "chat", "gpt-4.1-nano", 0.5),  # cheaper still, but scored lower
+        *scored(project, "search", "gpt-4o", 0.9), {"feature": "search"},  # mini on search has no feedback
+    ])  # fmt: skip
+    sync_feedback()
+    rollup_dirty()
+    answer = run(project)
+    (rec,) = of(answer, "routing")
+    # gpt-4o: 1000 x $2.50/M + 100 x $10/M = $0.0035 a call; gpt-4o-mini $0.00021
+    assert rec["scope"] == {"feature": "chat", "provider": "openai", "model": "gpt-4o"}
+    assert rec["savings_usd"] == usd(2 * (3_500_000_000 - MINI))
+    assert rec["evidence"]["to_model"] == "gpt-4o-mini"
+    assert rec["evidence"]["candidate"]["feedback_count"] == 2
+    assert rec["evidence"]["current"]["feedback_score"] == pytest.approx(0.9)
+    assert "to_model=gpt-4o-mini" in rec["evidence"]["whatif"]
+    assert any("search on gpt-4o not compared: no feedback on gpt-4o-mini" in n for n in answer.notes)
