@@ -22,15 +22,14 @@ from ledger.whatif import Target, whatif
 
 def batch(ctx: Context) -> list[Recommendation]:
     """Eval and shadow traffic, not streamed, at the default tier, re-priced at the batch tier."""
-    q = replace(ctx.q, filters={**ctx.q.filters, "traffic": ("eval", "shadow")}, group_by=("feature",))
-    allowed = set(ctx.q.filters.get("traffic", ("eval", "shadow")))
-    if not allowed & {"eval", "shadow"}:
+    allowed = ctx.q.filters.get("traffic", ("eval", "shadow"))
+    traffic = tuple(t for t in ("eval", "shadow") if t in allowed)
+    if not traffic:
         return []
-    q = replace(q, filters={**q.filters, "traffic": tuple(t for t in ("eval", "shadow") if t in allowed)})
+    q = replace(ctx.q, filters={**ctx.q.filters, "traffic": traffic}, group_by=("feature",))
     result = whatif(replace(q, granularity=None), Target(tier="batch"), book=ctx.book)
     # Streamed calls and calls already at another tier cannot move: price them per call and take them out.
-    excluded: dict[str, list[int]] = {}
-    traffic = q.filters["traffic"]
+    excluded: dict[str, list[int]] = {}  # feature -> [calls, actual, at batch, unpriced]
     sql = (
         "SELECT toString(feature), toString(provider), toString(model), toUnixTimestamp64Milli(timestamp),"  # noqa: S608
         " input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cache_hit, cost_pusd"
@@ -40,15 +39,21 @@ def batch(ctx: Context) -> list[Recommendation]:
     for feature, provider, model, ts, inp, cr, cw, out_t, rs, hit, actual in ctx.rows(
         sql, "batch", traffic=list(traffic)
     ):
-        cell = excluded.setdefault(feature, [0, 0, 0])
+        cell = excluded.setdefault(feature, [0, 0, 0, 0])
         cell[0] += 1
         cell[1] += actual
         price = None if hit else ctx.book.price(provider, model, "batch", ts)
         cell[2] += cost_parts(price, inp, cr, cw, out_t, rs)[5] if price is not None else 0
+        cell[3] += not hit and price is None
     recs = []
     for row in result.rows:
         feature = row["feature"]
-        gone = excluded.get(feature, [0, 0, 0])
+        gone = excluded.get(feature, [0, 0, 0, 0])
+        if row["unpriced_calls"] > gone[3]:
+            ctx.notes.append(
+                f"batch: {feature}: {row['unpriced_calls'] - gone[3]} calls have no batch price; not compared"
+            )
+            continue
         actual = pusd(row["actual_cost"]) - gone[1]
         at_batch = pusd(row["whatif_cost"]) - gone[2]
         calls = row["calls"] - gone[0]
@@ -67,9 +72,8 @@ def batch(ctx: Context) -> list[Recommendation]:
                     "excluded_calls": gone[0],
                     "actual_cost": pusd_to_usd(actual),
                     "batch_cost": pusd_to_usd(at_batch),
-                    "unpriced_calls": row["unpriced_calls"],
                     "method": "savings = actual - the same calls at the batch tier (streamed calls and calls"
-                    " not at the default tier excluded)",
+                    " not at the default tier excluded; the what-if link includes them)",
                     "whatif": ctx.whatif_link(scope, to_tier="batch"),
                     "dashboard": ctx.dashboard("engineering", scope),
                 },

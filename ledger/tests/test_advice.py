@@ -13,7 +13,7 @@ import pytest
 from ledger.added_fields import ADDED_DEFAULTS
 from ledger.advice import Advice, advice
 from ledger.feedback import sync_feedback
-from ledger.models import Feedback
+from ledger.models import Feedback, TierMultiplier
 from ledger.pricebook import load_price_book
 from ledger.queries import UsageQuery
 from ledger.raw import CALL_FIELDS, CallColumns, CallGroup, write_calls
@@ -183,3 +183,17 @@ def test_routing_moves_a_feature_to_the_cheapest_model_proven_no_worse(project: 
     assert rec["evidence"]["current"]["feedback_score"] == pytest.approx(0.9)
     assert "to_model=gpt-4o-mini" in rec["evidence"]["whatif"]
     assert any("search on gpt-4o not compared: no feedback on gpt-4o-mini" in n for n in answer.notes)
+
+
+@pytest.mark.django_db
+def test_batch_needs_a_batch_price_from_the_catalogue_or_the_projects_multiplier(project: Project) -> None:
+    # claude-sonnet-4 has no batch price in the catalogue: the project's multiplier of 1 says batch costs the same
+    TierMultiplier.objects.create(project=project, service_tier="batch", multiplier=Decimal(1))
+    write(project, [
+        {"traffic": "eval", "feature": "judge", "provider": "anthropic", "model": "claude-sonnet-4"},
+        {"traffic": "eval", "feature": "mystery", "provider": "nowhere", "model": "a-model-no-one-prices"},
+        {"traffic": "eval", "feature": "grader"},  # gpt-4o-mini: the catalogue's own batch price, half
+    ])  # fmt: skip
+    answer = run(project)
+    assert [(r["scope"]["feature"], r["savings_usd"]) for r in of(answer, "batch")] == [("grader", usd(MINI // 2))]
+    assert "batch: mystery: 1 calls have no batch price; not compared" in answer.notes
