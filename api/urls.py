@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from api.advice import AdviceView
 from api.alerts import AlertViewSet
 from api.budgets import BudgetViewSet
 from api.calls import CallsView
@@ -23,6 +24,7 @@ urlpatterns = [
     path("feedback", FeedbackView.as_view(), name="feedback"),
     path("usage", UsageView.as_view(), name="usage"),
     path("whatif", WhatIfView.as_view(), name="whatif"),
+    path("advice", AdviceView.as_view(), name="advice"),
     *router.urls,
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

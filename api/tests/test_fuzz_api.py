@@ -43,7 +43,9 @@ OPERATIONS = [
     ("/v1/feedback", "POST"),
     ("/v1/usage", "GET"),
     ("/v1/whatif", "GET"),
+    ("/v1/advice", "GET"),
 ]
+REPORTS = ("/v1/usage", "/v1/whatif", "/v1/advice")  # operations that read calls
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
 
 
@@ -75,7 +77,7 @@ def world(project: Project, request: pytest.FixtureRequest) -> World:
     Delivery.objects.create(alert=alert, channel=channel, status=DeliveryStatus.FAILED, attempts=2, last_error="x")
     Feedback.objects.create(project=project, event_id="e-1", score=1.0)
     key = ApiKey.issue(project, ["ingest", "read", "admin"])[1]
-    if request.node.callspec.params.get("path") in ("/v1/usage", "/v1/whatif"):  # calls to report on (drains cost)
+    if request.node.callspec.params.get("path") in REPORTS:  # calls to report on (drains cost)
         client = APIClient(headers={"Authorization": f"Bearer {key}"})
         calls = [
             {"provider": "openai", "model": model, "feature": feature, "input_tokens": 1000, "output_tokens": 10}
@@ -105,7 +107,7 @@ def test_answers_conform_to_the_schema(
     def fuzz(case: Any, real: bool) -> None:
         if real and case.path_parameters:  # the real object rather than a drawn id
             case.path_parameters = {**case.path_parameters, **{k: world.ids[k] for k in case.path_parameters}}
-        if real and path in ("/v1/usage", "/v1/whatif"):  # the last day rather than drawn bounds, so most queries run
+        if real and path in REPORTS:  # the last day rather than drawn bounds, so most queries run
             now = datetime.now(UTC).replace(microsecond=0)
             case.query = {
                 **(case.query or {}),

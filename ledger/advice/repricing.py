@@ -1,0 +1,233 @@
+"""Advice kinds that re-price calls: the batch tier, prompt caching, routing to a cheaper proven model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction
+from typing import Any
+
+from ledger.advice.context import (
+    CACHE_MIN_PREFIX,
+    CACHE_READ_SHARE,
+    CACHE_TTL_MS,
+    MAX_ROWS,
+    Context,
+    Recommendation,
+    pusd,
+    total,
+)
+from ledger.pricing import cost_parts, pusd_to_usd
+from ledger.whatif import Target, whatif
+
+
+def batch(ctx: Context) -> list[Recommendation]:
+    """Eval and shadow traffic, not streamed, at the default tier, re-priced at the batch tier."""
+    allowed = ctx.q.filters.get("traffic", ("eval", "shadow"))
+    traffic = tuple(t for t in ("eval", "shadow") if t in allowed)
+    if not traffic:
+        return []
+    q = replace(ctx.q, filters={**ctx.q.filters, "traffic": traffic}, group_by=("feature",))
+    result = whatif(replace(q, granularity=None), Target(tier="batch"), book=ctx.book)
+    # Streamed calls and calls already at another tier cannot move: price them per call and take them out.
+    excluded: dict[str, list[int]] = {}  # feature -> [calls, actual, at batch, unpriced]
+    sql = (
+        "SELECT toString(feature), toString(provider), toString(model), toUnixTimestamp64Milli(timestamp),"  # noqa: S608
+        " input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cache_hit, cost_pusd"
+        f" FROM llm_calls FINAL WHERE {ctx.where} AND toString(traffic) IN {{traffic:Array(String)}}"
+        f" AND (streamed OR service_tier != 'default') LIMIT {MAX_ROWS}"
+    )
+    for feature, provider, model, ts, inp, cr, cw, out_t, rs, hit, actual in ctx.rows(
+        sql, "batch", traffic=list(traffic)
+    ):
+        cell = excluded.setdefault(feature, [0, 0, 0, 0])
+        cell[0] += 1
+        cell[1] += actual
+        price = None if hit else ctx.book.price(provider, model, "batch", ts)
+        cell[2] += cost_parts(price, inp, cr, cw, out_t, rs)[5] if price is not None else 0
+        cell[3] += not hit and price is None
+    recs = []
+    for row in result.rows:
+        feature = row["feature"]
+        gone = excluded.get(feature, [0, 0, 0, 0])
+        if row["unpriced_calls"] > gone[3]:
+            ctx.notes.append(
+                f"batch: {feature}: {row['unpriced_calls'] - gone[3]} calls have no batch price; not compared"
+            )
+            continue
+        actual = pusd(row["actual_cost"]) - gone[1]
+        at_batch = pusd(row["whatif_cost"]) - gone[2]
+        calls = row["calls"] - gone[0]
+        saving = actual - at_batch
+        if calls <= 0 or saving <= 0:
+            continue
+        scope = {"feature": feature, "traffic": ",".join(traffic)}
+        recs.append(
+            Recommendation(
+                "batch",
+                f"Run {feature}'s {'/'.join(traffic)} traffic through the batch tier",
+                scope,
+                saving,
+                {
+                    "calls": calls,
+                    "excluded_calls": gone[0],
+                    "actual_cost": pusd_to_usd(actual),
+                    "batch_cost": pusd_to_usd(at_batch),
+                    "method": "savings = actual - the same calls at the batch tier (streamed calls and calls"
+                    " not at the default tier excluded; the what-if link includes them)",
+                    "whatif": ctx.whatif_link(scope, to_tier="batch"),
+                    "dashboard": ctx.dashboard("engineering", scope),
+                },
+            )
+        )
+    return recs
+
+
+def _cache_group() -> dict[str, Any]:
+    return {"calls": 0, "repeats": 0, "readable": 0, "read": 0, "saving": Fraction(0), "estimated": False,
+            "hashes": set()}  # fmt: skip
+
+
+def prompt_cache(ctx: Context) -> list[Recommendation]:
+    """Repeated long prefixes (same feature, model, prefix hash) within the cache lifetime, read uncached."""
+    sql = (
+        "SELECT toString(feature), toString(model), prompt_prefix_hash, toString(provider),"  # noqa: S608
+        " toString(service_tier), toUnixTimestamp64Milli(timestamp), input_tokens, cache_read_tokens,"
+        " prompt_prefix_tokens, prompt_prefix_tokens_estimated"
+        f" FROM llm_calls FINAL WHERE {ctx.where} AND prompt_prefix_hash != ''"
+        f" AND prompt_prefix_tokens >= {{min_prefix:UInt32}} AND NOT cache_hit"
+        f" ORDER BY feature, model, prompt_prefix_hash, timestamp LIMIT {MAX_ROWS}"
+    )
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    last: dict[tuple[str, str, str], int] = {}
+    pending: dict[tuple[str, str, str], Fraction] = {}  # the write premium of a window's first call
+    for feature, model, prefix_hash, provider, tier, ts, inp, cr, prefix, estimated in ctx.rows(
+        sql, "prompt_cache", min_prefix=CACHE_MIN_PREFIX
+    ):
+        key = (feature, model, prefix_hash)
+        g = groups.setdefault((feature, model), _cache_group())
+        price = ctx.book.price(provider, model, tier, ts)
+        rates = price.rates_for(inp) if price is not None else None
+        g["calls"] += 1
+        g["estimated"] = g["estimated"] or bool(estimated)
+        previous = last.get(key)
+        last[key] = ts
+        if previous is not None and ts - previous <= CACHE_TTL_MS:
+            would_read = max(min(prefix, inp) - cr, 0)
+            g["repeats"] += 1
+            g["readable"] += min(prefix, inp)
+            g["read"] += cr
+            g["hashes"].add(prefix_hash)
+            if rates is not None:
+                g["saving"] += would_read * (Fraction(rates.input) - Fraction(rates.cache_read))
+                g["saving"] -= pending.pop(key, Fraction(0))  # the window is used: its write is paid
+        else:
+            pending.pop(key, None)
+            premium = Fraction(rates.cache_write) - Fraction(rates.input) if rates is not None else Fraction(0)
+            pending[key] = max(premium, Fraction(0)) * min(prefix, inp)
+    out = []
+    for (feature, model), g in sorted(groups.items()):
+        saving = int(g["saving"])  # rounded toward zero, to the pico-dollar
+        if not g["repeats"] or g["read"] >= g["readable"] * CACHE_READ_SHARE or saving <= 0:
+            continue
+        scope = {"feature": feature, "model": model}
+        out.append(
+            Recommendation(
+                "prompt_cache",
+                f"Cache the repeated prompt prefix of {feature} on {model}: {g['repeats']} repeats read uncached",
+                scope,
+                saving,
+                {
+                    "calls": g["calls"],
+                    "repeats_within_ttl": g["repeats"],
+                    "prefixes": len(g["hashes"]),
+                    "prefix_tokens_readable": g["readable"],
+                    "cache_read_tokens": g["read"],
+                    "prefix_tokens_estimated": g["estimated"],
+                    "method": "savings = prefix tokens a repeat within 5 minutes would have read from cache x"
+                    " (input - cache-read price) at each call's price, minus the cache-write premium of each"
+                    f" window's first call; prefixes of at least {CACHE_MIN_PREFIX} tokens"
+                    + ("; some prefix sizes were estimated by the client" if g["estimated"] else ""),
+                    "dashboard": ctx.dashboard("engineering", scope),
+                },
+            )
+        )
+    return out
+
+
+def _quality(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "calls": row["calls"],
+        "feedback_count": row["feedback_count"],
+        "feedback_score": row["feedback_score"],
+        "errors": row["errors"],
+        "error_rate": row["error_rate"],
+    }
+
+
+def _no_worse(candidate: dict[str, Any], dear: dict[str, Any]) -> bool:
+    """Feedback score at least as high and error rate at most as high, both models with feedback."""
+    if not candidate["feedback_count"] or not dear["feedback_count"]:
+        return False
+    return bool(
+        candidate["feedback_score"] >= dear["feedback_score"]
+        and (candidate["error_rate"] or 0.0) <= (dear["error_rate"] or 0.0)
+    )
+
+
+def routing(ctx: Context) -> list[Recommendation]:
+    """Per feature, move a model's calls to the cheapest model already used on it at no worse quality."""
+    metrics = ("cost", "calls", "errors", "error_rate", "feedback_score", "feedback_count")
+    by_feature: dict[str, list[dict[str, Any]]] = {}
+    for row in total(ctx.q, ("feature", "provider", "model"), metrics, "cost"):
+        if row["calls"]:
+            by_feature.setdefault(row["feature"], []).append(row)
+    out = []
+    for feature, models in sorted(by_feature.items()):
+        if len(models) < 2:
+            continue
+        for dear in models:
+            per_call = pusd(dear["cost"]) / dear["calls"]
+            cheaper = [m for m in models if m is not dear and pusd(m["cost"]) / m["calls"] < per_call]
+            if not cheaper:
+                continue
+            proven = [m for m in cheaper if _no_worse(m, dear)]
+            if not proven:
+                missing = [m["model"] for m in (dear, *cheaper) if not m["feedback_count"]]
+                why = f"no feedback on {', '.join(missing)}" if missing else "no cheaper model scores as well"
+                ctx.notes.append(f"routing: {feature} on {dear['model']} not compared: {why}")
+                continue
+            scope = {"feature": feature, "provider": dear["provider"], "model": dear["model"]}
+            q = replace(ctx.q, filters={**ctx.q.filters, **{k: (v,) for k, v in scope.items()}})
+            best: tuple[int, dict[str, Any], Any] | None = None
+            for m in proven:
+                result = whatif(q, Target(provider=m["provider"], model=m["model"]), book=ctx.book).total
+                if result.unpriced_calls:
+                    continue
+                saving = result.actual_pusd - result.whatif_pusd
+                if best is None or saving > best[0]:
+                    best = (saving, m, result)
+            if best is None or best[0] <= 0:
+                continue
+            saving, target, result = best
+            out.append(
+                Recommendation(
+                    "routing",
+                    f"Route {feature} from {dear['model']} to {target['model']}",
+                    scope,
+                    saving,
+                    {
+                        "to_provider": target["provider"],
+                        "to_model": target["model"],
+                        "calls": result.calls,
+                        "actual_cost": pusd_to_usd(result.actual_pusd),
+                        "whatif_cost": pusd_to_usd(result.whatif_pusd),
+                        "current": _quality(dear),
+                        "candidate": _quality(target),
+                        "method": "the cheapest model already used on this feature whose feedback score is no"
+                        " lower and error rate no higher; savings = actual - the what-if at that model",
+                        "whatif": ctx.whatif_link(scope, to_provider=target["provider"], to_model=target["model"]),
+                        "dashboard": ctx.dashboard("compare", {"feature": feature}),
+                    },
+                )
+            )
+    return out

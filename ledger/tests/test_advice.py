@@ -1,0 +1,199 @@
+"""The advice kinds against real ClickHouse data, with exact expected dollars."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ledger.added_fields import ADDED_DEFAULTS
+from ledger.advice import Advice, advice
+from ledger.feedback import sync_feedback
+from ledger.models import Feedback, TierMultiplier
+from ledger.pricebook import load_price_book
+from ledger.queries import UsageQuery
+from ledger.raw import CALL_FIELDS, CallColumns, CallGroup, write_calls
+from ledger.rollups import rollup_dirty
+from tenancy.models import Project
+
+DAY = (datetime.now(UTC) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+_events = itertools.count()
+# gpt-4o-mini: $0.15/M input, $0.075/M cache read, $0.60/M output; 1000 in + 100 out = $0.00021 = 210_000_000 pusd
+MINI = 210_000_000
+
+
+def write(project: Project, calls: list[dict[str, Any]]) -> None:
+    defaults: dict[str, Any] = {name: "" for name in CALL_FIELDS}
+    defaults.update(
+        provider="openai", model="gpt-4o-mini", feature="chat", input_tokens=1000, cache_read_tokens=0,
+        cache_write_tokens=0, output_tokens=100, reasoning_tokens=0, ttft_ms=None, latency_ms=None, status="ok",
+        attempt=1, traffic="live", cache_hit=False, service_tier="default", streamed=False, tool_calls=0,
+        max_tokens=None, tags={}, reported_pusd=None, **ADDED_DEFAULTS,
+    )  # fmt: skip
+    records = []
+    for c in calls:
+        row = {**defaults, "event_id": f"adv{next(_events)}", **c}
+        row["timestamp"] = int((DAY + timedelta(minutes=row.pop("minute", 0))).timestamp() * 1000)
+        records.append(tuple(row[name] for name in CALL_FIELDS))
+    group = CallGroup(
+        project.pk, uuid.uuid4(), int(datetime.now(UTC).timestamp() * 1000), CallColumns.from_records(records)
+    )
+    write_calls([group], {project.pk: load_price_book(project.pk)}, 1, f"advice-{uuid.uuid4()}")
+    rollup_dirty()
+
+
+def run(project: Project, days: int = 1, **filters: tuple[str, ...]) -> Advice:
+    return advice(UsageQuery(project_id=project.pk, start=DAY, end=DAY + timedelta(days=days), filters=filters))
+
+
+def of(answer: Advice, kind: str) -> list[dict[str, Any]]:
+    return [r for r in answer.as_rows() if r["kind"] == kind]
+
+
+def usd(pusd: int) -> Decimal:
+    return Decimal(pusd).scaleb(-12)
+
+
+@pytest.mark.django_db
+def test_retries_errors_and_eval_shadow_are_their_spend_by_scope(project: Project) -> None:
+    write(project, [
+        {"attempt": 2}, {"attempt": 3, "output_tokens": 200},  # retries of chat: 210_000_000 + 270_000_000
+        {"status": "error", "error_type": "rate_limit", "feature": "search"},
+        {"status": "error", "error_type": "rate_limit", "feature": "search"},
+        {"status": "timeout", "error_type": "timeout", "feature": "search", "output_tokens": 0},  # $0.00015
+        {"traffic": "eval", "feature": "grader"}, {"traffic": "shadow", "feature": "grader", "streamed": True},
+        {},
+    ])  # fmt: skip
+    answer = run(project, days=2)
+    retries = of(answer, "retries")
+    assert [(r["scope"], r["savings_usd"]) for r in retries] == [
+        ({"feature": "chat", "model": "gpt-4o-mini"}, usd(480_000_000))
+    ]
+    assert retries[0]["monthly_savings_usd"] == usd(480_000_000 * 15)  # 2 days → 30
+    assert retries[0]["evidence"]["retries"] == 2
+    assert [
+        (r["scope"]["error_type"], r["savings_usd"], r["evidence"]["failed_calls"]) for r in of(answer, "errors")
+    ] == [
+        ("rate_limit", usd(2 * MINI), 2),
+        ("timeout", usd(150_000_000), 1),
+    ]
+    shadow = of(answer, "eval_shadow")
+    assert sorted((r["scope"]["traffic"], r["savings_usd"]) for r in shadow) == [
+        ("eval", usd(MINI)),
+        ("shadow", usd(MINI)),
+    ]
+    assert "30 days / 2 days" in shadow[0]["evidence"]["monthly_method"]
+    assert shadow[0]["evidence"]["whatif"].startswith("/v1/whatif?from=")
+    savings = [r["savings_usd"] for r in answer.as_rows()]
+    assert savings == sorted(savings, reverse=True)
+    # The filters narrow every kind.
+    assert of(run(project, days=2, feature=("search",)), "retries") == []
+
+
+@pytest.mark.django_db
+def test_batch_reprices_eval_and_shadow_at_the_batch_tier_never_streamed_calls(project: Project) -> None:
+    write(project, [
+        {"traffic": "eval", "feature": "grader"}, {"traffic": "eval", "feature": "grader", "output_tokens": 300},
+        {"traffic": "shadow", "feature": "grader", "streamed": True},  # never: streamed
+        {"traffic": "eval", "feature": "grader", "service_tier": "flex"},  # never: not at the default tier
+        {"traffic": "live", "feature": "grader"},  # live: not batch-eligible
+    ])  # fmt: skip
+    (rec,) = of(run(project), "batch")
+    # gpt-4o-mini batch is half: (210_000_000 + 330_000_000) / 2 saved
+    assert rec["scope"] == {"feature": "grader", "traffic": "eval,shadow"}
+    assert rec["savings_usd"] == usd(270_000_000)
+    assert rec["monthly_savings_usd"] == usd(270_000_000 * 30)
+    assert rec["evidence"]["calls"] == 2
+    assert rec["evidence"]["excluded_calls"] == 2
+    assert "to_tier=batch" in rec["evidence"]["whatif"]
+
+
+@pytest.mark.django_db
+def test_output_length_is_cut_calls_plus_the_retries_after_them_in_the_trace(project: Project) -> None:
+    write(project, [
+        {"trace_id": "t1", "minute": 2, "attempt": 2},  # a retry before the cut: not caused by it
+        {"trace_id": "t1", "minute": 5, "finish_reason": "length"},  # 210_000_000
+        {"trace_id": "t1", "minute": 6, "attempt": 2, "output_tokens": 200},  # 270_000_000
+        {"trace_id": "t2", "minute": 6, "attempt": 2},  # another trace, no cut
+        {"feature": "summary", "max_tokens": 4096}, {"feature": "summary", "max_tokens": 4096, "output_tokens": 90},
+        {"feature": "tight", "max_tokens": 300},  # 3x its output: not far above
+    ])  # fmt: skip
+    rows = of(run(project), "output_length")
+    cut = next(r for r in rows if r["scope"] == {"feature": "chat", "model": "gpt-4o-mini"})
+    assert cut["savings_usd"] == usd(480_000_000)
+    assert (cut["evidence"]["cut_calls"], cut["evidence"]["retries_after_cut"]) == (1, 1)
+    slack = [r for r in rows if r is not cut]
+    assert [(r["scope"], r["savings_usd"], r["evidence"]["p99_output_tokens"]) for r in slack] == [
+        ({"feature": "summary"}, usd(0), 100)
+    ]
+
+
+@pytest.mark.django_db
+def test_prompt_cache_saves_the_prefix_repeats_would_have_read_minus_the_write_premium(project: Project) -> None:
+    prefix = {"prompt_prefix_hash": "h1", "prompt_prefix_tokens": 2000, "input_tokens": 3000}
+    write(project, [
+        # gpt-4o-mini: repeats at 2 and 4 minutes read 2000 tokens at $0.075/M instead of $0.15/M; no write premium
+        {**prefix, "minute": 0}, {**prefix, "minute": 2},
+        {**prefix, "minute": 4, "prompt_prefix_tokens_estimated": True},
+        {**prefix, "minute": 20},  # past the cache lifetime: a new window, never repeated
+        {**prefix, "feature": "short", "prompt_prefix_tokens": 1000}, {**prefix, "feature": "short", "minute": 1,
+                                                                       "prompt_prefix_tokens": 1000},  # too short
+        # claude-sonnet-4: $3/M input, $0.30/M read, $3.75/M write: one repeat, one write
+        *[{**prefix, "feature": "agent", "provider": "anthropic", "model": "claude-sonnet-4", "minute": m}
+          for m in (0, 1)],
+        # already cached: reads near the prefix
+        *[{**prefix, "feature": "cached", "minute": m, "cache_read_tokens": 1900} for m in (0, 1)],
+    ])  # fmt: skip
+    rows = {r["scope"]["feature"]: r for r in of(run(project), "prompt_cache")}
+    assert set(rows) == {"chat", "agent"}
+    assert rows["chat"]["savings_usd"] == usd(2 * 2000 * 75_000)
+    assert rows["chat"]["evidence"]["repeats_within_ttl"] == 2
+    assert rows["chat"]["evidence"]["prefix_tokens_estimated"] is True
+    assert "estimated" in rows["chat"]["evidence"]["method"]
+    assert rows["agent"]["savings_usd"] == usd(2000 * (3_000_000 - 300_000) - 2000 * (3_750_000 - 3_000_000))
+    assert rows["agent"]["evidence"]["prefix_tokens_estimated"] is False
+
+
+def scored(project: Project, feature: str, model: str, score: float, n: int = 2, **fields: Any) -> list[dict[str, Any]]:
+    ids = [f"fb-{feature}-{model}-{next(_events)}" for _ in range(n)]
+    Feedback.objects.bulk_create([Feedback(project=project, event_id=i, score=score) for i in ids])
+    return [{"event_id": i, "feature": feature, "model": model, **fields} for i in ids]
+
+
+@pytest.mark.django_db
+def test_routing_moves_a_feature_to_the_cheapest_model_proven_no_worse(project: Project) -> None:
+    write(project, [
+        *scored(project, "chat", "gpt-4o", 0.9), *scored(project, "chat", "gpt-4o-mini", 0.9),
+        *scored(project, "chat", "gpt-4.1-nano", 0.5),  # cheaper still, but scored lower
+        *scored(project, "search", "gpt-4o", 0.9), {"feature": "search"},  # mini on search has no feedback
+    ])  # fmt: skip
+    sync_feedback()
+    rollup_dirty()
+    answer = run(project)
+    (rec,) = of(answer, "routing")
+    # gpt-4o: 1000 x $2.50/M + 100 x $10/M = $0.0035 a call; gpt-4o-mini $0.00021
+    assert rec["scope"] == {"feature": "chat", "provider": "openai", "model": "gpt-4o"}
+    assert rec["savings_usd"] == usd(2 * (3_500_000_000 - MINI))
+    assert rec["evidence"]["to_model"] == "gpt-4o-mini"
+    assert rec["evidence"]["candidate"]["feedback_count"] == 2
+    assert rec["evidence"]["current"]["feedback_score"] == pytest.approx(0.9)
+    assert "to_model=gpt-4o-mini" in rec["evidence"]["whatif"]
+    assert any("search on gpt-4o not compared: no feedback on gpt-4o-mini" in n for n in answer.notes)
+
+
+@pytest.mark.django_db
+def test_batch_needs_a_batch_price_from_the_catalogue_or_the_projects_multiplier(project: Project) -> None:
+    # claude-sonnet-4 has no batch price in the catalogue: the project's multiplier of 1 says batch costs the same
+    TierMultiplier.objects.create(project=project, service_tier="batch", multiplier=Decimal(1))
+    write(project, [
+        {"traffic": "eval", "feature": "judge", "provider": "anthropic", "model": "claude-sonnet-4"},
+        {"traffic": "eval", "feature": "mystery", "provider": "nowhere", "model": "a-model-no-one-prices"},
+        {"traffic": "eval", "feature": "grader"},  # gpt-4o-mini: the catalogue's own batch price, half
+    ])  # fmt: skip
+    answer = run(project)
+    assert [(r["scope"]["feature"], r["savings_usd"]) for r in of(answer, "batch")] == [("grader", usd(MINI // 2))]
+    assert "batch: mystery: 1 calls have no batch price; not compared" in answer.notes
