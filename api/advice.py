@@ -15,10 +15,10 @@ from rest_framework.views import APIView
 
 from api.access import project_for_read
 from api.bodies import DjangoRefusalsAsJson
-from api.usage import MAX_FILTER_VALUES, MAX_VALUE_LENGTH, _json, parse_query
+from api.usage import FILTER_PARAMETERS, json_value, parse_query
 from api.viewsets import PROJECT_PARAMETER
 from ledger.advice import KINDS, advice
-from ledger.queries import DIMENSIONS, QueryError
+from ledger.queries import QueryError
 from tenancy.authentication import ApiKeyAuthentication
 
 _NOT_HERE = ("granularity", "group_by", "metrics", "limit", "order_by", "tz")  # mean nothing for advice
@@ -51,7 +51,7 @@ def _deep(value: Any) -> Any:
         return [_deep(v) for v in value]
     if isinstance(value, float) and value != value:  # NaN: no JSON for it
         return None
-    return _json(value)
+    return json_value(value)
 
 
 class AdviceView(DjangoRefusalsAsJson, APIView):
@@ -65,15 +65,7 @@ class AdviceView(DjangoRefusalsAsJson, APIView):
             OpenApiParameter("from", str, required=True, description="RFC 3339 or a date (inclusive)"),
             OpenApiParameter("to", str, required=True, description="RFC 3339 or a date (exclusive)"),
             PROJECT_PARAMETER,
-            *[
-                OpenApiParameter(
-                    d,
-                    str,
-                    description=f"filter: comma-separated, at most {MAX_FILTER_VALUES} values "
-                    f"of at most {MAX_VALUE_LENGTH} characters",
-                )
-                for d in DIMENSIONS
-            ],
+            *FILTER_PARAMETERS,
         ],
         responses={200: AdviceAnswer},
     )
