@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the repo's packages, not bench/ingest.py, answer "import ingest"
@@ -45,6 +46,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
+from ledger.added_fields import ADDED_DEFAULTS  # noqa: E402
 from ledger.clickhouse.client import get_clickhouse  # noqa: E402
 from ledger.clickhouse.migrate import migrate  # noqa: E402
 from ledger.queries import UsageQuery, usage  # noqa: E402
@@ -109,6 +111,21 @@ FROM (
 """
 
 
+def generate_sql(ch: Any) -> str:
+    """GENERATE naming the columns it fills, in the table's order: call fields added by later migrations
+    (not generated) take their defaults."""
+    names = [
+        name
+        for (name,) in ch.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'llm_calls'"
+            " ORDER BY position"
+        ).result_rows
+        if name not in ADDED_DEFAULTS
+    ]
+    head = "INSERT INTO llm_calls\n"
+    return GENERATE.replace(head, f"INSERT INTO llm_calls ({', '.join(names)})\n", 1)
+
+
 def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
     samples, answer = [], None
     for _ in range(runs):
@@ -141,9 +158,10 @@ def run(calls: int, runs: int) -> None:
 
     t0 = time.perf_counter()
     step = 2_000_000
+    generate = generate_sql(ch)
     for offset in range(0, calls, step):
         ch.command(
-            GENERATE,
+            generate,
             parameters={"project": project.pk, "end_ms": end_ms, "span_ms": span_ms, "offset": offset,
                         "count": min(step, calls - offset)},
         )  # fmt: skip
