@@ -44,7 +44,6 @@ from django.core.management import call_command  # noqa: E402
 from genai_prices import Usage  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
-from ledger.added_fields import ADDED_DEFAULTS  # noqa: E402
 from ledger.advice import advice  # noqa: E402
 from ledger.clickhouse.client import get_clickhouse  # noqa: E402
 from ledger.clickhouse.migrate import migrate  # noqa: E402
@@ -90,7 +89,7 @@ def seed(calls: int) -> tuple[Project, datetime]:
     project = Project.objects.create(organization=Organization.objects.create(name="bench"), name="bench")
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     end_ms, span_ms = int(now.timestamp() * 1000), 90 * 86_400_000
-    generate = with_columns(ch, qbench.GENERATE)
+    generate = qbench.generate_sql(ch)
     t0 = time.perf_counter()
     step = 2_000_000
     for offset in range(0, calls, step):
@@ -104,21 +103,6 @@ def seed(calls: int) -> tuple[Project, datetime]:
         pass
     print(f"generated and rolled up {calls:,} calls over 90 days in {time.perf_counter() - t0:.1f}s")
     return project, now
-
-
-def with_columns(ch: Any, generate: str) -> str:
-    """The generator's INSERT naming its columns: the added call fields (not generated) take their defaults."""
-    names = [
-        name
-        for (name,) in ch.query(
-            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'llm_calls'"
-            " ORDER BY position"
-        ).result_rows
-        if name not in ADDED_DEFAULTS
-    ]
-    head = "INSERT INTO llm_calls\n"
-    assert generate.lstrip().startswith(head)
-    return generate.replace(head, f"INSERT INTO llm_calls ({', '.join(names)})\n", 1)
 
 
 def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
