@@ -37,6 +37,7 @@ NAV: list[NavItem] = [
     NavItem("dashboards:engineering", "Engineering", "read"),
     NavItem("dashboards:compare", "Compare", "read"),
     NavItem("dashboards:customers", "Customers", "detail"),
+    NavItem("dashboards:savings", "Savings", "detail"),
     NavItem("dashboards:calls", "Calls", "detail"),
     NavItem("alerts:budgets", "Budgets", "read"),
     NavItem("dashboards:keys", "Settings", "manage"),

@@ -122,6 +122,8 @@ def test_every_page_renders_filters_change_numbers_and_csv_matches_the_api(
         "compare": f"{base}/compare/?{RANGE}&dim=route_version&a=v1&b=v2",
         "customers": f"{base}/customers/?{RANGE}",
         "customer": f"{base}/customers/globex/?{RANGE}",
+        "savings": f"{base}/savings/?{RANGE}",
+        "savings-whatif": f"{base}/savings/?{RANGE}&to_provider=openai&to_model=gpt-4o",
         "calls": f"{base}/calls/?{RANGE}&order=latency",
         "call": f"{base}/calls/ev-4/",
         "budgets": f"{base}/budgets/",
