@@ -19,7 +19,7 @@ from django.urls import reverse
 from dashboards import charts
 from dashboards.filters import Filters
 from dashboards.tables import Column, PageData, Table
-from dashboards.views import _filters, _page
+from dashboards.views import page_filters, render_filtered
 from ledger.advice import Advice, Recommendation, advice
 from ledger.pricing import pusd_to_usd
 from ledger.queries import DIMENSIONS, QueryError
@@ -174,11 +174,11 @@ def savings(project_id: int, f: Filters, target: Target | None, page_url: str) -
 
 @project_page("detail")
 def savings_view(ctx: ProjectContext) -> HttpResponse:
-    f = _filters(ctx)
+    f = page_filters(ctx)
     target, raw = target_from(ctx.request.GET)
     page_url = reverse("dashboards:savings", kwargs={"project_id": ctx.project.pk})
     hidden = [(k, v) for k, vs in f.params().items() for v in (vs if isinstance(vs, list) else [vs])]
-    return _page(
+    return render_filtered(
         ctx,
         "dashboards/savings.html",
         lambda: savings(ctx.project.pk, f, target, page_url),

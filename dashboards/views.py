@@ -106,7 +106,7 @@ def _frame(project: Project, f: Filters, keep: dict[str, str] | None = None) -> 
     }
 
 
-def _filters(ctx: ProjectContext) -> Filters:
+def page_filters(ctx: ProjectContext) -> Filters:
     request = ctx.request
     f = parse_filters(request.GET)
     if not ctx.can_detail:
@@ -120,7 +120,7 @@ def _filters(ctx: ProjectContext) -> Filters:
     return f
 
 
-def _page(
+def render_filtered(
     ctx: ProjectContext,
     template: str,
     build: Any,
@@ -173,11 +173,11 @@ def _choice(request: HttpRequest, name: str, choices: Any, default: str) -> str:
 
 @project_page("read")
 def overview_view(ctx: ProjectContext) -> HttpResponse:
-    f = _filters(ctx)
+    f = page_filters(ctx)
     detail = ctx.can_detail
     stacks = {k: v for k, v in STACKS.items() if detail or k != "customer_id"}
     stack = _choice(ctx.request, "stack", stacks, "feature")
-    return _page(
+    return render_filtered(
         ctx,
         "dashboards/overview.html",
         lambda: _link_customers(overview(ctx.project.pk, f, stack, customers=detail), ctx, f, "customers"),
@@ -213,10 +213,10 @@ def _budget_burn(project: Project) -> list[dict[str, Any]]:
 
 @project_page("read")
 def engineering_view(ctx: ProjectContext) -> HttpResponse:
-    f = _filters(ctx)
+    f = page_filters(ctx)
     split = _choice(ctx.request, "split", SPLITS, "model")
     pct = _choice(ctx.request, "pct", PERCENTILES, "p95")
-    return _page(
+    return render_filtered(
         ctx,
         "dashboards/engineering.html",
         lambda: engineering(ctx.project.pk, f, split, pct),
@@ -231,12 +231,12 @@ def engineering_view(ctx: ProjectContext) -> HttpResponse:
 
 @project_page("read")
 def compare_view(ctx: ProjectContext) -> HttpResponse:
-    f = _filters(ctx)
+    f = page_filters(ctx)
     dim = _choice(ctx.request, "dim", COMPARE_DIMENSIONS, "route_version")
     options = _dimension_values(ctx.project, f).get(dim, [])
     a = ctx.request.GET.get("a") or (options[0] if options else "")
     b = ctx.request.GET.get("b") or (options[1] if len(options) > 1 else a)
-    return _page(
+    return render_filtered(
         ctx,
         "dashboards/compare.html",
         lambda: compare(ctx.project.pk, f, dim, a, b) if a and b else PageData(extra={"has_data": False}),
@@ -252,8 +252,8 @@ def compare_view(ctx: ProjectContext) -> HttpResponse:
 
 @project_page("detail")
 def customers_view(ctx: ProjectContext) -> HttpResponse:
-    f = _filters(ctx)
-    return _page(
+    f = page_filters(ctx)
+    return render_filtered(
         ctx,
         "dashboards/customers.html",
         lambda: _link_customers(customer_list(ctx.project.pk, f), ctx, f, "customers"),
@@ -263,8 +263,8 @@ def customers_view(ctx: ProjectContext) -> HttpResponse:
 
 @project_page("detail")
 def customer_view(ctx: ProjectContext, customer: str) -> HttpResponse:
-    f = _filters(ctx)
-    return _page(
+    f = page_filters(ctx)
+    return render_filtered(
         ctx,
         "dashboards/customer.html",
         lambda: customer_detail(ctx.project.pk, f, customer),
@@ -298,7 +298,7 @@ CALL_COLUMNS = [
 
 @project_page("detail")
 def calls_view(ctx: ProjectContext) -> HttpResponse:
-    f = _filters(ctx)
+    f = page_filters(ctx)
     order = _choice(ctx.request, "order", CALL_ORDERS, "cost")
     query_error = ""
     try:
