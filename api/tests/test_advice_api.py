@@ -34,6 +34,8 @@ def test_advice_ranks_recommendations_with_twelve_place_money_and_links(api: API
     assert batch["evidence"]["actual_cost"] == "0.000540000000"
     assert batch["evidence"]["whatif"].startswith("/v1/whatif?from=")
     assert batch["evidence"]["dashboard"].startswith(f"/p/{project.pk}/engineering/?")
+    # The dashboards take calendar days with an inclusive "to": a link they can read, over the same days.
+    assert "T00" not in batch["evidence"]["dashboard"]
     assert "30 days / 1 days" in batch["evidence"]["monthly_method"]
     assert body["notes"] == []
     narrowed = get(reader(project), feature="chat").json()["recommendations"]

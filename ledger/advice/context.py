@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 from urllib.parse import urlencode
@@ -87,7 +87,10 @@ class Context:
         return "/v1/whatif?" + urlencode({**self._range(scope), **target, "group_by": "feature"})
 
     def dashboard(self, page: str, scope: dict[str, str]) -> str:
-        return f"/p/{self.q.project_id}/{page}/?" + urlencode(self._range(scope))
+        """The dashboard page over the same range: its filters take calendar days, ``to`` inclusive."""
+        last_day = (self.q.end.astimezone(UTC) - timedelta(microseconds=1)).date()
+        days = {"from": self.q.start.astimezone(UTC).date().isoformat(), "to": last_day.isoformat()}
+        return f"/p/{self.q.project_id}/{page}/?" + urlencode({**self._range(scope), **days})
 
 
 def _iso(when: datetime) -> str:
