@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from api.access import project_for_read
 from api.bodies import DjangoRefusalsAsJson
-from api.usage import FILTER_PARAMETERS, json_value, parse_query
+from api.usage import FILTER_PARAMETERS, json_value, parse_query, refuse
 from api.viewsets import PROJECT_PARAMETER
 from ledger.advice import KINDS, advice
 from ledger.queries import QueryError
@@ -72,9 +72,7 @@ class AdviceView(DjangoRefusalsAsJson, APIView):
     def get(self, request: Request) -> Response:
         project = project_for_read(request)
         try:
-            bad = [name for name in _NOT_HERE if name in request.query_params]
-            if bad:
-                raise QueryError(f"unknown parameter {bad[0]!r}")
+            refuse(request, _NOT_HERE)
             query = replace(parse_query(request, project.pk), granularity=None)
             answer = advice(query)
         except QueryError as exc:

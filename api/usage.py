@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -48,6 +48,13 @@ def _when(name: str, value: str | None) -> datetime:
         raise QueryError(f"{name} needs a UTC offset, e.g. {value}Z") from None
     except BadDate:  # also well-formed but impossible, e.g. February 30th or an offset of +24:00
         raise QueryError(f"{name}={value!r} is not an RFC 3339 datetime or a date (UTC)") from None
+
+
+def refuse(request: Request, names: Iterable[str]) -> None:
+    """A /v1/usage parameter an endpoint built on its selection does not take is an unknown parameter."""
+    bad = [name for name in names if name in request.query_params]
+    if bad:
+        raise QueryError(f"unknown parameter {bad[0]!r}")
 
 
 def parse_query(request: Request, project_id: int, extra: Collection[str] = ()) -> UsageQuery:

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from api.access import project_for_read
 from api.bodies import DjangoRefusalsAsJson
-from api.usage import FILTER_PARAMETERS, MAX_VALUE_LENGTH, json_value, parse_query
+from api.usage import FILTER_PARAMETERS, MAX_VALUE_LENGTH, json_value, parse_query, refuse
 from api.viewsets import PROJECT_PARAMETER
 from ledger.queries import DIMENSIONS, QueryError
 from ledger.whatif import TIERS, Target, whatif
@@ -83,9 +83,7 @@ class WhatIfView(DjangoRefusalsAsJson, APIView):
     def get(self, request: Request) -> Response:
         project = project_for_read(request)
         try:
-            bad = [name for name in _NOT_HERE if name in request.query_params]
-            if bad:
-                raise QueryError(f"unknown parameter {bad[0]!r}")
+            refuse(request, _NOT_HERE)
             query = parse_query(request, project.pk, extra=_TARGET)
             if "granularity" not in request.query_params:
                 query = replace(query, granularity=None)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.clickhouse.client import get_clickhouse
-from ledger.measures import MAIN_DIMENSIONS
+from ledger.measures import MAIN_DIMENSIONS, raw_calls_where
 from ledger.pricing import pusd_to_usd
 from ledger.queries import DIMENSIONS, QueryError
 
@@ -61,15 +61,7 @@ def _where(q: CallsQuery, params: dict[str, Any]) -> str:
     if unknown:
         raise QueryError(f"unknown dimension {unknown[0]!r}; known: {', '.join(DIMENSIONS)}")
     params.update(project=q.project_id, start=q.start, end=q.end)
-    where = [
-        "project_id = {project:UInt64}",
-        "timestamp >= {start:DateTime64(3, 'UTC')}",
-        "timestamp < {end:DateTime64(3, 'UTC')}",
-    ]
-    for i, (dim, values) in enumerate(sorted(q.filters.items())):
-        params[f"f{i}"] = list(values)
-        where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
-    return " AND ".join(where)
+    return raw_calls_where(q.filters, params)
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,8 @@ coarser one. The dimension tuples say which columns each rollup tier is keyed on
 
 from __future__ import annotations
 
+from typing import Any
+
 MAIN_DIMENSIONS = ("feature", "model", "provider", "route_version", "route", "environment", "traffic", "status")
 CUSTOMER_DIMENSIONS = ("customer_id", "feature", "model")
 USER_DIMENSIONS = ("user_id", "customer_id")
@@ -93,3 +95,17 @@ def raw_source(filter_sql: str = "", start: str = "start", end: str = "end") -> 
         .replace("{$end:", "{" + end + ":")
         .replace("$filter", filter_sql)
     )
+
+
+def raw_calls_where(filters: dict[str, tuple[str, ...]], params: dict[str, Any]) -> str:
+    """The WHERE clause over raw calls of one project in [start, end) with dimension filters; binds the
+    filter values into ``params`` (the caller binds ``project``, ``start`` and ``end``)."""
+    where = [
+        "project_id = {project:UInt64}",
+        "timestamp >= {start:DateTime64(3, 'UTC')}",
+        "timestamp < {end:DateTime64(3, 'UTC')}",
+    ]
+    for i, (dim, values) in enumerate(sorted(filters.items())):
+        params[f"f{i}"] = list(values)
+        where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
+    return " AND ".join(where)

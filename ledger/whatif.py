@@ -32,6 +32,7 @@ from genai_prices import data_snapshot
 from genai_prices import types as gp
 
 from ledger.clickhouse.client import get_clickhouse
+from ledger.measures import raw_calls_where
 from ledger.models import PriceOverride
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, Rates, cost_parts, minute_priced, pusd_to_usd
@@ -106,23 +107,6 @@ def tier_thresholds() -> tuple[int, ...]:
     return tuple(sorted(starts))
 
 
-def _is_minute_priced(provider: str, model: str) -> bool:
-    """Whether the catalogue prices this model by time of day (its price is then cached per minute)."""
-    return minute_priced(provider, model)
-
-
-def _where(q: UsageQuery, params: dict[str, Any]) -> str:
-    where = [
-        "project_id = {project:UInt64}",
-        "timestamp >= {start:DateTime64(3, 'UTC')}",
-        "timestamp < {end:DateTime64(3, 'UTC')}",
-    ]
-    for i, (dim, values) in enumerate(sorted(q.filters.items())):
-        params[f"f{i}"] = list(values)
-        where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
-    return " AND ".join(where)
-
-
 def _bucket_sql(granularity: str | None) -> str:
     if granularity is None:
         return "toInt64(0)"
@@ -147,7 +131,7 @@ def whatif(q: UsageQuery, target: Target, *, book: PriceBook | None = None, per_
     q = replace(q, start=q.start.astimezone(UTC), end=q.end.astimezone(UTC))
     book = book if book is not None else load_price_book(q.project_id)
     params: dict[str, Any] = {"project": q.project_id, "start": q.start, "end": q.end, "tz": tz.key}
-    where = _where(q, params)
+    where = raw_calls_where(q.filters, params)
     groups = tuple(q.group_by)
     select = f"{_bucket_sql(q.granularity)} AS b, " + "".join(f"toString({d}) AS g_{d}, " for d in groups)
     cells: dict[tuple[Any, ...], Totals] = {}
@@ -179,14 +163,14 @@ def _aggregate(
     ch = get_clickhouse()
     # The pricing period: the UTC day, or the minute for a model priced by time of day.
     if target.model:
-        minute = _is_minute_priced(target.provider, target.model) if target.provider else None
+        minute = minute_priced(target.provider, target.model) if target.provider else None
         if minute is None:  # the call's own provider: ask for each one in the range
             providers = ch.query(
                 f"SELECT DISTINCT toString(provider) FROM llm_calls WHERE {where}",  # noqa: S608 - values bound
                 parameters=params,
                 caller=CALLER,
             ).result_rows
-            minute = any(_is_minute_priced(p, target.model) for (p,) in providers)
+            minute = any(minute_priced(p, target.model) for (p,) in providers)
         period = "toStartOfMinute(timestamp)" if minute else "toStartOfDay(timestamp)"
     else:
         pairs = ch.query(
@@ -194,7 +178,7 @@ def _aggregate(
             parameters=params,
             caller=CALLER,
         ).result_rows
-        params["minute_models"] = [f"{p}\x1f{m}" for p, m in pairs if _is_minute_priced(p, m)]
+        params["minute_models"] = [f"{p}\x1f{m}" for p, m in pairs if minute_priced(p, m)]
         period = (
             "if(concat(toString(provider), '\\x1f', toString(model)) IN {minute_models:Array(String)},"
             " toStartOfMinute(timestamp), toStartOfDay(timestamp))"

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ledger.clickhouse.client import get_clickhouse
+from ledger.measures import raw_calls_where
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, pusd_to_usd
 from ledger.queries import UsageQuery, usage
@@ -63,15 +64,7 @@ class Context:
         self.q = q
         self.book = book if book is not None else load_price_book(q.project_id)
         self.params: dict[str, Any] = {"project": q.project_id, "start": q.start, "end": q.end}
-        where = [
-            "project_id = {project:UInt64}",
-            "timestamp >= {start:DateTime64(3, 'UTC')}",
-            "timestamp < {end:DateTime64(3, 'UTC')}",
-        ]
-        for i, (dim, values) in enumerate(sorted(q.filters.items())):
-            self.params[f"f{i}"] = list(values)
-            where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
-        self.where = " AND ".join(where)
+        self.where = raw_calls_where(q.filters, self.params)
         self.notes: list[str] = []  # what a kind looked at and did not recommend, and why
 
     def rows(self, sql: str, name: str, **extra: Any) -> list[Any]:
