@@ -339,7 +339,7 @@ def test_what_the_price_tier_cannot_answer_exactly_is_read_from_raw(project: Pro
         found = original(*args)
         return replace(found, tiers=((150_001, found.rates),)) if found else found
 
-    odd.price = price  # type: ignore[method-assign]
+    odd.price = price  # type: ignore[method-assign,assignment]
     mini = Target(provider="openai", model="gpt-4o-mini")
     assert whatif(q, mini, book=PriceBook()).total.calls == 1
     assert whatif(q, mini, book=odd).total.calls == 4
