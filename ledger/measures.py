@@ -17,7 +17,7 @@ USER_DIMENSIONS = ("user_id", "customer_id")
 ROUTE_DIMENSIONS = ("provider", "model", "route_version", "route")  # latency by model / route version
 COMPACT_DIMENSIONS = ("feature", "provider", "model", "route_version")  # spend stacked by these
 # The what-if's tier (rollup_price_hour): what a target price can depend on besides the main dimensions.
-PRICE_DIMENSIONS = (*MAIN_DIMENSIONS, "service_tier", "streamed", "price_band")
+PRICE_DIMENSIONS = (*MAIN_DIMENSIONS, "service_tier", "streamed", "finish_reason", "error_type", "price_band")
 # Input-token thresholds a call's price band counts (every catalogue tier threshold of genai-prices
 # 0.2.3; ledger.whatif falls back to the raw table for a price with a threshold not listed here).
 # Changing the list changes what stored bands mean: it needs a migration that rebuilds the tier.
@@ -90,10 +90,10 @@ MERGED_MEASURES = ",\n".join(
 _RAW_SOURCE = """
 FROM (
     SELECT project_id, event_id, timestamp, feature, model, provider, route_version, route, environment, traffic,
-           status, service_tier, customer_id, user_id, input_tokens, cache_read_tokens, cache_write_tokens,
-           output_tokens, reasoning_tokens, ttft_ms, latency_ms, attempt, cache_hit, streamed, tool_calls,
-           cost_input_pusd, cost_cache_read_pusd, cost_cache_write_pusd, cost_output_pusd, cost_reasoning_pusd,
-           cost_pusd, cache_saving_pusd, cost_source
+           status, service_tier, finish_reason, error_type, customer_id, user_id, input_tokens, cache_read_tokens,
+           cache_write_tokens, output_tokens, reasoning_tokens, ttft_ms, latency_ms, attempt, cache_hit, streamed,
+           tool_calls, cost_input_pusd, cost_cache_read_pusd, cost_cache_write_pusd, cost_output_pusd,
+           cost_reasoning_pusd, cost_pusd, cache_saving_pusd, cost_source
     FROM llm_calls FINAL
     WHERE project_id = {project:UInt64}
       AND timestamp >= {$start:DateTime64(3, 'UTC')} AND timestamp < {$end:DateTime64(3, 'UTC')}

@@ -45,6 +45,7 @@ from ledger.pricing import PriceBook, Rates, cost_parts, minute_priced, pusd_to_
 from ledger.queries import QueryError, UsageQuery, align, bucket_sql, buckets, validate
 
 TIERS = ("default", "batch", "flex", "priority")
+ONLY_COLUMNS = ("service_tier", "streamed", "finish_reason", "error_type")  # raw and price-tier columns
 MAX_PER_CALL = 2_000_000  # calls the per-call fallback prices in one answer
 MAX_ROWS = 100_000  # rows (groups × buckets) in one answer
 CALLER = "ledger.whatif"
@@ -124,11 +125,21 @@ class _Fractional(Exception):
 
 
 def whatif(
-    q: UsageQuery, target: Target, *, book: PriceBook | None = None, per_call: bool = False, rollup: bool = True
+    q: UsageQuery,
+    target: Target,
+    *,
+    book: PriceBook | None = None,
+    per_call: bool = False,
+    rollup: bool = True,
+    only: dict[str, tuple[str, ...]] | None = None,
 ) -> WhatIfResult:
     """Re-price the calls ``q`` selects (its range, filters, group_by, granularity and tz) at ``target``.
 
-    ``rollup=False`` sums the raw table even where the price tier could serve (tests compare the two)."""
+    ``only`` narrows the calls further by the price tier's own columns (:data:`ONLY_COLUMNS`, values as
+    ``toString`` gives them: ``{"streamed": ("false",)}``). ``rollup=False`` sums the raw table even
+    where the price tier could serve (tests compare the two)."""
+    if only and set(only) - set(ONLY_COLUMNS):
+        raise ValueError(f"only takes {', '.join(ONLY_COLUMNS)}")
     validate_target(target)
     tz = validate(replace(q, metrics=("cost",), order_by="cost"))
     q = replace(q, start=q.start.astimezone(UTC), end=q.end.astimezone(UTC))
@@ -137,7 +148,7 @@ def whatif(
     groups = tuple(q.group_by)
     select = "".join(f"toString({d}) AS g_{d}, " for d in groups)
     cells: dict[tuple[Any, ...], Totals] = {}
-    sums = _Sums(q, target, book, params, select, groups, cells)
+    sums = _Sums(q, target, book, params, select, groups, cells, {**q.filters, **(only or {})})
     method = "aggregate"
     try:
         if per_call:
@@ -150,7 +161,7 @@ def whatif(
     except _Fractional:
         cells.clear()
         method = "per_call"
-        where = raw_calls_where(q.filters, params)
+        where = raw_calls_where(sums.filters, params)
         _per_call(target, book, params, where, bucket_sql(q.granularity, "timestamp") + " AS b, " + select,
                   groups, cells)  # fmt: skip
     total = Totals()
@@ -181,6 +192,7 @@ class _Sums:
     select: str
     groups: tuple[str, ...]
     cells: dict[tuple[Any, ...], Totals]
+    filters: dict[str, tuple[str, ...]]  # the query's and ``only``
 
     def run(self, rollup: bool) -> None:
         q, bounds = self.q, _override_bounds(self.q.project_id)
@@ -214,7 +226,7 @@ class _Sums:
 
     def raw(self, start: datetime, end: datetime) -> None:
         params = {**self.params, "start": start, "end": end}
-        where = raw_calls_where(self.q.filters, params)
+        where = raw_calls_where(self.filters, params)
         period = self.period(where, params, "llm_calls", "timestamp")
         sql = (
             f"SELECT {bucket_sql(self.q.granularity, 'timestamp')} AS b, {self.select}"  # noqa: S608 - values bound
@@ -233,7 +245,7 @@ class _Sums:
 
     def from_rollup(self, start: datetime, end: datetime) -> None:
         params = {**self.params, "start": start, "end": end}
-        where = calls_where(self.q.filters, params, "bucket", "DateTime('UTC')")
+        where = calls_where(self.filters, params, "bucket", "DateTime('UTC')")
         period = self.period(where, params, "rollup_price_hour", "bucket")
         if period != "toStartOfDay(bucket)":  # priced by time of day: per minute, only the raw table has it
             raise _NeedsRaw

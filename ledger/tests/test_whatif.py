@@ -357,9 +357,10 @@ def test_the_migrations_backfill_equals_the_recompute(ch: Any, db: Any) -> None:
     write(pid, [Call(day + timedelta(minutes=m * 37), input=m * 9_000, cache_hit=m % 5 == 0,
                      tier=("default", "batch")[m % 2], model=("gpt-4o", "gpt-4o-mini")[m % 3 == 0])
                 for m in range(40)], rollup=False)  # fmt: skip
-    columns = "bucket, feature, model, provider, service_tier, streamed, price_band, calls, cache_hits, cost_pusd," + (
-        " priced_uncached_input_tokens, priced_cache_read_tokens, priced_cache_write_tokens, priced_output_tokens,"
-        " priced_reasoning_tokens"
+    columns = (
+        "bucket, feature, model, provider, service_tier, streamed, finish_reason, error_type, price_band, calls,"
+        " cache_hits, cost_pusd, priced_uncached_input_tokens, priced_cache_read_tokens, priced_cache_write_tokens,"
+        " priced_output_tokens, priced_reasoning_tokens"
     )
     sql = f"SELECT {columns} FROM rollup_price_hour FINAL WHERE project_id = {{project:UInt64}} AND calls > 0"
     (migration,) = [m for m in discover() if m.name == "rollup_price_hour"]

@@ -3,7 +3,8 @@
 -- rows instead of every call.
 --
 -- Keyed by the main dimensions (every /v1/usage filter but customer and user) plus the call's
--- service tier, whether it was streamed (the batch advice leaves streamed calls out) and its price
+-- service tier, whether it was streamed (the batch advice leaves streamed calls out), why it ended
+-- and its error type (the output-length and error advice read their spend here) and its price
 -- band: how many of ledger.measures.PRICE_BANDS its input exceeds. Every catalogue tier threshold
 -- is one of those bands, so all the calls of one row sit in the same long-context tier of any
 -- target; the what-if checks that each price it uses has only such thresholds and reads the raw
@@ -15,6 +16,8 @@ CREATE TABLE IF NOT EXISTS rollup_price_hour
     $main_keys,
     service_tier Enum8('default' = 1, 'batch' = 2, 'flex' = 3, 'priority' = 4),
     streamed Bool,
+    finish_reason LowCardinality(String),
+    error_type LowCardinality(String),
     price_band UInt8,
     calls UInt64,
     cache_hits UInt64,
@@ -29,14 +32,14 @@ CREATE TABLE IF NOT EXISTS rollup_price_hour
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status,
-          service_tier, streamed, price_band)
+          service_tier, streamed, finish_reason, error_type, price_band)
 TTL bucket + INTERVAL $hour_ttl_days DAY;
 
 -- Backfill from the calls already stored (the same sums ledger/rollups.py writes for a dirty hour;
 -- ledger/tests/test_whatif.py checks the two agree). Later recomputes replace these rows (version 1).
 INSERT INTO rollup_price_hour
 SELECT project_id, toStartOfHour(timestamp) AS bucket, feature, model, provider, route_version, route, environment,
-       traffic, status, service_tier, streamed,
+       traffic, status, service_tier, streamed, finish_reason, error_type,
        arrayCount(x -> input_tokens > x, [32000, 100000, 128000, 199999, 200000, 256000, 272000, 512000, 524288]) AS band,
        count(), countIf(cache_hit), sum(toInt128(cost_pusd)),
        sumIf(input_tokens - cache_read_tokens - cache_write_tokens, NOT cache_hit),
@@ -45,4 +48,4 @@ SELECT project_id, toStartOfHour(timestamp) AS bucket, feature, model, provider,
        toUInt64(1)
 FROM llm_calls FINAL
 GROUP BY project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status,
-         service_tier, streamed, band;
+         service_tier, streamed, finish_reason, error_type, band;
