@@ -44,9 +44,11 @@ from django.core.management import call_command  # noqa: E402
 from genai_prices import Usage  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
-from ledger.advice import advice  # noqa: E402
+from ledger.advice import KIND_FUNCTIONS, advice  # noqa: E402
+from ledger.advice.context import Context  # noqa: E402
 from ledger.clickhouse.client import get_clickhouse  # noqa: E402
 from ledger.clickhouse.migrate import migrate  # noqa: E402
+from ledger.pricebook import load_price_book  # noqa: E402
 from ledger.pricing import usd_to_pusd  # noqa: E402
 from ledger.queries import UsageQuery  # noqa: E402
 from ledger.rollups import mark_range_dirty, rollup_dirty  # noqa: E402
@@ -194,6 +196,11 @@ def run(calls: int, runs: int, sample: int) -> None:
     a_api = timed(api("/v1/advice", span), runs)
     a_fn = timed(lambda: advice(aq), runs)
     method = w_fn[2].method  # type: ignore[attr-defined]
+    book = load_price_book(project.pk)
+    kinds = {
+        kind: timed(lambda fn=fn: fn(Context(aq, book)), 3)[0]  # type: ignore[misc]
+        for kind, fn in KIND_FUNCTIONS.items()
+    }
 
     # The sample: every call of a window of about ``sample`` calls, ten days before the end.
     minutes = max(1, -(-sample * 90 * 1440 // calls))
@@ -217,7 +224,8 @@ def run(calls: int, runs: int, sample: int) -> None:
     print(f"reference sample: {ref_n:,} calls in [{w_start:%Y-%m-%d %H:%M}, {w_end:%H:%M}) UTC read and priced by"
           f" calc_price in {ref_s * 1000:.0f} ms = {per_call_ms:.3f} ms/call")  # fmt: skip
     print(f"exact on the sample: whatif by feature {'yes' if whatif_exact else 'NO'} ({len(ref_whatif)} features);"
-          f" advice batch savings {'yes' if advice_exact else 'NO'} ({len(ref_batch)} features)\n")  # fmt: skip
+          f" advice batch savings {'yes' if advice_exact else 'NO'} ({len(ref_batch)} features)")  # fmt: skip
+    print("advice() by kind, p50 of 3: " + ", ".join(f"{k} {ms:.0f}ms" for k, ms in kinds.items()) + "\n")
 
     header = (
         f"{'figure':<34} {'ours p50':>10} {'ours p95':>10} {'reference':>11} {'ratio':>8} {'target':>10} {'met':>4}"

@@ -16,6 +16,12 @@ USER_DIMENSIONS = ("user_id", "customer_id")
 # bucket where the wide tier holds hundreds, so the dashboards' default charts read almost nothing.
 ROUTE_DIMENSIONS = ("provider", "model", "route_version", "route")  # latency by model / route version
 COMPACT_DIMENSIONS = ("feature", "provider", "model", "route_version")  # spend stacked by these
+# The what-if's tier (rollup_price_hour): what a target price can depend on besides the main dimensions.
+PRICE_DIMENSIONS = (*MAIN_DIMENSIONS, "service_tier", "streamed", "finish_reason", "error_type", "price_band")
+# Input-token thresholds a call's price band counts (every catalogue tier threshold of genai-prices
+# 0.2.3; ledger.whatif falls back to the raw table for a price with a threshold not listed here).
+# Changing the list changes what stored bands mean: it needs a migration that rebuilds the tier.
+PRICE_BANDS = (32000, 100000, 128000, 199999, 200000, 256000, 272000, 512000, 524288)
 CUSTOMER_ONLY = ("customer_id",)  # top customers
 
 # Measures from raw calls (the table alias is `c`, feedback is `fb`).
@@ -50,6 +56,20 @@ RAW_MEASURES = """
     sum(ifNull(fb.score, 0)) AS feedback_score_sum,
     {version:UInt64} AS version"""
 
+# Rollup dimensions computed from raw columns rather than copied (alias ``c``).
+DIMENSION_EXPRESSIONS = {"price_band": f"arrayCount(x -> c.input_tokens > x, [{', '.join(map(str, PRICE_BANDS))}])"}
+# The what-if's measures from raw calls: token parts of the calls that were not app cache hits.
+PRICE_MEASURES = """
+    count() AS calls,
+    countIf(c.cache_hit) AS cache_hits,
+    sum(toInt128(c.cost_pusd)) AS cost_pusd,
+    sumIf(c.input_tokens - c.cache_read_tokens - c.cache_write_tokens, NOT c.cache_hit) AS priced_uncached_input_tokens,
+    sumIf(c.cache_read_tokens, NOT c.cache_hit) AS priced_cache_read_tokens,
+    sumIf(c.cache_write_tokens, NOT c.cache_hit) AS priced_cache_write_tokens,
+    sumIf(c.output_tokens - c.reasoning_tokens, NOT c.cache_hit) AS priced_output_tokens,
+    sumIf(c.reasoning_tokens, NOT c.cache_hit) AS priced_reasoning_tokens,
+    {version:UInt64} AS version"""
+
 SUM_COLUMNS = (
     "calls", "error_calls", "retry_calls", "retry_tokens", "retry_cost_pusd", "cache_hits", "cache_saving_pusd",
     "input_tokens", "uncached_input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
@@ -70,10 +90,10 @@ MERGED_MEASURES = ",\n".join(
 _RAW_SOURCE = """
 FROM (
     SELECT project_id, event_id, timestamp, feature, model, provider, route_version, route, environment, traffic,
-           status, customer_id, user_id, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
-           reasoning_tokens, ttft_ms, latency_ms, attempt, cache_hit, streamed, tool_calls, cost_input_pusd,
-           cost_cache_read_pusd, cost_cache_write_pusd, cost_output_pusd, cost_reasoning_pusd, cost_pusd,
-           cache_saving_pusd, cost_source
+           status, service_tier, finish_reason, error_type, customer_id, user_id, input_tokens, cache_read_tokens,
+           cache_write_tokens, output_tokens, reasoning_tokens, ttft_ms, latency_ms, attempt, cache_hit, streamed,
+           tool_calls, cost_input_pusd, cost_cache_read_pusd, cost_cache_write_pusd, cost_output_pusd,
+           cost_reasoning_pusd, cost_pusd, cache_saving_pusd, cost_source
     FROM llm_calls FINAL
     WHERE project_id = {project:UInt64}
       AND timestamp >= {$start:DateTime64(3, 'UTC')} AND timestamp < {$end:DateTime64(3, 'UTC')}
@@ -100,10 +120,15 @@ def raw_source(filter_sql: str = "", start: str = "start", end: str = "end") -> 
 def raw_calls_where(filters: dict[str, tuple[str, ...]], params: dict[str, Any]) -> str:
     """The WHERE clause over raw calls of one project in [start, end) with dimension filters; binds the
     filter values into ``params`` (the caller binds ``project``, ``start`` and ``end``)."""
+    return calls_where(filters, params, "timestamp", "DateTime64(3, 'UTC')")
+
+
+def calls_where(filters: dict[str, tuple[str, ...]], params: dict[str, Any], time_column: str, time_type: str) -> str:
+    """:func:`raw_calls_where` over any table with ``project_id``, the dimensions and a time column."""
     where = [
         "project_id = {project:UInt64}",
-        "timestamp >= {start:DateTime64(3, 'UTC')}",
-        "timestamp < {end:DateTime64(3, 'UTC')}",
+        f"{time_column} >= {{start:{time_type}}}",
+        f"{time_column} < {{end:{time_type}}}",
     ]
     for i, (dim, values) in enumerate(sorted(filters.items())):
         params[f"f{i}"] = list(values)

@@ -216,7 +216,7 @@ def _raw_source(q: UsageQuery, dimensions: tuple[str, ...]) -> str:
     )
 
 
-def _bucket_sql(granularity: str | None, column: str) -> str:
+def bucket_sql(granularity: str | None, column: str) -> str:
     if granularity is None:
         return "toInt64(0)"
     unit = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}[granularity]
@@ -292,7 +292,7 @@ def usage(q: UsageQuery) -> UsageResult:
         key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
         where_sql += f" AND {key_sql} IN {{groups:Array(String)}}"
     sql = (
-        f"SELECT {_bucket_sql(q.granularity, bucket_col)} AS b, {group_select}{select_metrics}"
+        f"SELECT {bucket_sql(q.granularity, bucket_col)} AS b, {group_select}{select_metrics}"
         f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_cols)}{order_limit}"
     )
     result = get_clickhouse().query(sql, parameters=params, caller="ledger.queries.usage")

@@ -25,8 +25,11 @@ from ledger.measures import (
     COMPACT_DIMENSIONS,
     CUSTOMER_DIMENSIONS,
     CUSTOMER_ONLY,
+    DIMENSION_EXPRESSIONS,
     MAIN_DIMENSIONS,
     MERGED_MEASURES,
+    PRICE_DIMENSIONS,
+    PRICE_MEASURES,
     RAW_MEASURES,
     ROUTE_DIMENSIONS,
     USER_DIMENSIONS,
@@ -44,11 +47,13 @@ class Tier:
     source: str  # "raw" or the finer table merged from
     span: str  # "hours" (recompute the dirty hours only) or "day"
     sketches: bool = True  # customer and user tiers skip the latency sketches: they are about spend
+    measures: str = ""  # a raw tier's own measure SQL (default: RAW_MEASURES)
 
 
 TIERS = (
     Tier("rollup_minute", MAIN_DIMENSIONS, "toStartOfMinute(c.timestamp)", "raw", "hours"),
     Tier("rollup_hour", MAIN_DIMENSIONS, "toStartOfHour(c.timestamp)", "raw", "hours"),
+    Tier("rollup_price_hour", PRICE_DIMENSIONS, "toStartOfHour(c.timestamp)", "raw", "hours", False, PRICE_MEASURES),
     Tier("rollup_route_hour", ROUTE_DIMENSIONS, "bucket", "rollup_hour", "hours"),
     Tier("rollup_day", MAIN_DIMENSIONS, "toStartOfDay(bucket)", "rollup_hour", "day"),
     Tier("rollup_compact_day", COMPACT_DIMENSIONS, "bucket", "rollup_day", "day"),
@@ -60,7 +65,7 @@ TIERS = (
 
 def _measures(tier: Tier) -> tuple[str, list[str]]:
     """The measure expressions and their column names for a tier (sketches only where kept)."""
-    text = RAW_MEASURES if tier.source == "raw" else MERGED_MEASURES
+    text = tier.measures or (RAW_MEASURES if tier.source == "raw" else MERGED_MEASURES)
     lines = [line for line in text.strip("\n").split(",\n") if tier.sketches or "_digest" not in line]
     return ",\n".join(lines), [line.rsplit(" AS ", 1)[1].strip() for line in lines]
 
@@ -75,7 +80,7 @@ def _insert_sql(tier: Tier) -> str:
             if tier.span == "hours"
             else "AND toStartOfDay(timestamp) IN {days:Array(DateTime('UTC'))}"
         )
-        select_dims = ", ".join(f"c.{d} AS {d}" for d in tier.dimensions)
+        select_dims = ", ".join(f"{DIMENSION_EXPRESSIONS.get(d, 'c.' + d)} AS {d}" for d in tier.dimensions)
         return (
             f"INSERT INTO {target} SELECT c.project_id AS project_id, {tier.bucket_expr} AS bucket, {select_dims},\n"
             f"{measures}{raw_source(hour_filter)}\n"
@@ -116,7 +121,7 @@ def _kept(table: str) -> timedelta | None:
     """How long a tier keeps its rows (None: for good); older hours are not recomputed there."""
     if table == "rollup_minute":
         return timedelta(days=settings.CLICKHOUSE_MINUTE_TTL_DAYS)
-    if table in ("rollup_hour", "rollup_route_hour"):
+    if table in ("rollup_hour", "rollup_route_hour", "rollup_price_hour"):
         return timedelta(days=settings.CLICKHOUSE_HOUR_TTL_DAYS)
     return None
 

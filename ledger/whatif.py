@@ -7,16 +7,21 @@ target has no price for is priced as uncached input (the catalogue's own rule); 
 stay at 0; ``actual`` is what the ledger holds (``cost_pusd``). A call whose target the book cannot
 price (an unknown model at that date) adds 0 and is counted in ``unpriced_calls``.
 
-Method (exact, and fast on big ranges): ClickHouse sums the token parts per group, bucket, call
+Method (exact, and fast on big ranges): the token parts are summed per group, bucket, call
 (provider, model, tier), pricing period and tier band, where the period is the UTC day (the minute
 for models priced by time of day), cut at the project's override dates, and the band is how many
 of the catalogue's tier thresholds the call's input exceeds. Every call in one such row has the
 same target price and the same tier, so with integer rates (pico-USD per token: any price with at
 most six decimals per million tokens) the row's cost is the sums times the rates, equal to the
-per-call sum to the pico-dollar. Rates that are fractions (rounded per call and part) make the
+per-call sum to the pico-dollar. The whole hours of the range are summed from ``rollup_price_hour``
+(the same parts per hour, main dimensions, tier, streamed and band of ``ledger.measures.PRICE_BANDS``:
+a few thousand rows for a month); the partial hours at its edges, and the questions that tier
+cannot answer exactly (a customer or user filter or group, minute buckets, a time zone off the
+hour, an override taking effect within an hour, a time-of-day price, a price threshold outside the
+bands), from ``llm_calls`` itself. Rates that are fractions (rounded per call and part) make the
 whole answer fall back to pricing each call (``method = "per_call"``), bounded by
-:data:`MAX_PER_CALL` calls (a wider range is refused, asking for a narrower one). Measured on chDB
-with 1 M calls over 30 days, grouped by feature and day: 0.1-0.2 s aggregated, ~2 s per call.
+:data:`MAX_PER_CALL` calls (a wider range is refused, asking for a narrower one). Tests check the
+tier, the raw sums and the per-call prices equal each other and ``genai_prices.calc_price``.
 """
 
 from __future__ import annotations
@@ -24,21 +29,23 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from genai_prices import data_snapshot
 from genai_prices import types as gp
 
 from ledger.clickhouse.client import get_clickhouse
-from ledger.measures import raw_calls_where
+from ledger.measures import MAIN_DIMENSIONS, PRICE_BANDS, calls_where, raw_calls_where
 from ledger.models import PriceOverride
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, Rates, cost_parts, minute_priced, pusd_to_usd
-from ledger.queries import QueryError, UsageQuery, align, buckets, validate
+from ledger.queries import QueryError, UsageQuery, align, bucket_sql, buckets, validate
 
 TIERS = ("default", "batch", "flex", "priority")
+ONLY_COLUMNS = ("service_tier", "streamed", "finish_reason", "error_type")  # raw and price-tier columns
 MAX_PER_CALL = 2_000_000  # calls the per-call fallback prices in one answer
 MAX_ROWS = 100_000  # rows (groups × buckets) in one answer
 CALLER = "ledger.whatif"
@@ -107,13 +114,6 @@ def tier_thresholds() -> tuple[int, ...]:
     return tuple(sorted(starts))
 
 
-def _bucket_sql(granularity: str | None) -> str:
-    if granularity is None:
-        return "toInt64(0)"
-    unit = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}[granularity]
-    return f"toUnixTimestamp({unit}(timestamp, {{tz:String}}))"
-
-
 def _integer(rates: Rates) -> bool:
     return all(
         type(r) is int for r in (rates.input, rates.cache_read, rates.cache_write, rates.output, rates.reasoning)
@@ -124,111 +124,208 @@ class _Fractional(Exception):
     """A target rate is a fraction: sums cannot be priced exactly, each call must be."""
 
 
-def whatif(q: UsageQuery, target: Target, *, book: PriceBook | None = None, per_call: bool = False) -> WhatIfResult:
-    """Re-price the calls ``q`` selects (its range, filters, group_by, granularity and tz) at ``target``."""
+def whatif(
+    q: UsageQuery,
+    target: Target,
+    *,
+    book: PriceBook | None = None,
+    per_call: bool = False,
+    rollup: bool = True,
+    only: dict[str, tuple[str, ...]] | None = None,
+) -> WhatIfResult:
+    """Re-price the calls ``q`` selects (its range, filters, group_by, granularity and tz) at ``target``.
+
+    ``only`` narrows the calls further by the price tier's own columns (:data:`ONLY_COLUMNS`, values as
+    ``toString`` gives them: ``{"streamed": ("false",)}``). ``rollup=False`` sums the raw table even
+    where the price tier could serve (tests compare the two)."""
+    if only and set(only) - set(ONLY_COLUMNS):
+        raise ValueError(f"only takes {', '.join(ONLY_COLUMNS)}")
     validate_target(target)
     tz = validate(replace(q, metrics=("cost",), order_by="cost"))
     q = replace(q, start=q.start.astimezone(UTC), end=q.end.astimezone(UTC))
     book = book if book is not None else load_price_book(q.project_id)
     params: dict[str, Any] = {"project": q.project_id, "start": q.start, "end": q.end, "tz": tz.key}
-    where = raw_calls_where(q.filters, params)
     groups = tuple(q.group_by)
-    select = f"{_bucket_sql(q.granularity)} AS b, " + "".join(f"toString({d}) AS g_{d}, " for d in groups)
+    select = "".join(f"toString({d}) AS g_{d}, " for d in groups)
     cells: dict[tuple[Any, ...], Totals] = {}
+    sums = _Sums(q, target, book, params, select, groups, cells, {**q.filters, **(only or {})})
     method = "aggregate"
     try:
         if per_call:
             raise _Fractional
-        _aggregate(q, target, book, params, where, select, groups, cells)
+        try:
+            sums.run(rollup)
+        except _NeedsRaw:
+            cells.clear()
+            sums.run(rollup=False)
     except _Fractional:
         cells.clear()
         method = "per_call"
-        _per_call(target, book, params, where, select, groups, cells)
+        where = raw_calls_where(sums.filters, params)
+        _per_call(target, book, params, where, bucket_sql(q.granularity, "timestamp") + " AS b, " + select,
+                  groups, cells)  # fmt: skip
     total = Totals()
     for cell in cells.values():
         total.add(cell)
     return WhatIfResult(total, _shape(cells, q, tz, groups), method)
 
 
-def _aggregate(
-    q: UsageQuery,
-    target: Target,
-    book: PriceBook,
-    params: dict[str, Any],
-    where: str,
-    select: str,
-    groups: tuple[str, ...],
-    cells: dict[tuple[Any, ...], Totals],
-) -> None:
-    ch = get_clickhouse()
-    # The pricing period: the UTC day, or the minute for a model priced by time of day.
-    if target.model:
-        minute = minute_priced(target.provider, target.model) if target.provider else None
-        if minute is None:  # the call's own provider: ask for each one in the range
-            providers = ch.query(
-                f"SELECT DISTINCT toString(provider) FROM llm_calls WHERE {where}",  # noqa: S608 - values bound
-                parameters=params,
-                caller=CALLER,
-            ).result_rows
-            minute = any(minute_priced(p, target.model) for (p,) in providers)
-        period = "toStartOfMinute(timestamp)" if minute else "toStartOfDay(timestamp)"
-    else:
+class _NeedsRaw(Exception):
+    """The price tier cannot answer this exactly (see :meth:`_Sums.rollup_range`): sum the raw table."""
+
+
+def _ceil_hour(when: datetime) -> datetime:
+    floor = when.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == when else floor + timedelta(hours=1)
+
+
+@dataclass
+class _Sums:
+    """Token parts summed per (bucket, group, provider, model, tier, pricing period, override segment, band)
+    and priced row by row: from ``rollup_price_hour`` over the whole hours of the range where it can
+    answer exactly, from the raw table over the rest."""
+
+    q: UsageQuery
+    target: Target
+    book: PriceBook
+    params: dict[str, Any]
+    select: str
+    groups: tuple[str, ...]
+    cells: dict[tuple[Any, ...], Totals]
+    filters: dict[str, tuple[str, ...]]  # the query's and ``only``
+
+    def run(self, rollup: bool) -> None:
+        q, bounds = self.q, _override_bounds(self.q.project_id)
+        self.params["bounds"] = bounds
+        self.params["bands"] = list(tier_thresholds())
+        inner = self.rollup_range(bounds) if rollup else None
+        if inner is None:
+            self.raw(q.start, q.end)
+            return
+        hs, he = inner
+        if q.start < hs:
+            self.raw(q.start, hs)
+        self.from_rollup(hs, he)
+        if he < q.end:
+            self.raw(he, q.end)
+
+    def rollup_range(self, bounds: list[int]) -> tuple[datetime, datetime] | None:
+        """The whole hours of the range the price tier serves, or None where it cannot answer exactly:
+        a customer or user filter or group, minute buckets, a time zone off the hour, an override
+        taking effect within an hour."""
+        q = self.q
+        if any(d not in MAIN_DIMENSIONS for d in (*q.filters, *q.group_by)) or q.granularity == "minute":
+            return None
+        tz = ZoneInfo(self.params["tz"])
+        if any((when.astimezone(tz).utcoffset() or timedelta()) % timedelta(hours=1) for when in (q.start, q.end)):
+            return None
+        if any(b % 3_600_000 for b in bounds):
+            return None
+        hs, he = _ceil_hour(q.start), q.end.replace(minute=0, second=0, microsecond=0)
+        return (hs, he) if hs < he else None
+
+    def raw(self, start: datetime, end: datetime) -> None:
+        params = {**self.params, "start": start, "end": end}
+        where = raw_calls_where(self.filters, params)
+        period = self.period(where, params, "llm_calls", "timestamp")
+        sql = (
+            f"SELECT {bucket_sql(self.q.granularity, 'timestamp')} AS b, {self.select}"  # noqa: S608 - values bound
+            f"toString(provider) AS p, toString(model) AS m, toString(service_tier) AS t, {period} AS period,"
+            " arrayCount(x -> toUnixTimestamp64Milli(timestamp) >= x, {bounds:Array(Int64)}) AS segment,"
+            " arrayCount(x -> input_tokens > x, {bands:Array(UInt64)}) AS band,"
+            " min(toUnixTimestamp64Milli(timestamp)), min(input_tokens), count(), countIf(cache_hit),"
+            " sum(toInt128(cost_pusd)),"
+            " sumIf(input_tokens - cache_read_tokens - cache_write_tokens, NOT cache_hit),"
+            " sumIf(cache_read_tokens, NOT cache_hit), sumIf(cache_write_tokens, NOT cache_hit),"
+            " sumIf(output_tokens - reasoning_tokens, NOT cache_hit), sumIf(reasoning_tokens, NOT cache_hit)"
+            f" FROM llm_calls FINAL WHERE {where}"
+            f" GROUP BY b{''.join(', g_' + d for d in self.groups)}, p, m, t, period, segment, band"
+        )
+        self.price_rows(get_clickhouse().query(sql, parameters=params, caller=CALLER).result_rows, exact_bands=False)
+
+    def from_rollup(self, start: datetime, end: datetime) -> None:
+        params = {**self.params, "start": start, "end": end}
+        where = calls_where(self.filters, params, "bucket", "DateTime('UTC')")
+        period = self.period(where, params, "rollup_price_hour", "bucket")
+        if period != "toStartOfDay(bucket)":  # priced by time of day: per minute, only the raw table has it
+            raise _NeedsRaw
+        sql = (
+            f"SELECT {bucket_sql(self.q.granularity, 'bucket')} AS b, {self.select}"  # noqa: S608 - values bound
+            f"toString(provider) AS p, toString(model) AS m, toString(service_tier) AS t, {period} AS period,"
+            " arrayCount(x -> toUnixTimestamp(bucket) * 1000 >= x, {bounds:Array(Int64)}) AS segment, price_band,"
+            " min(toUnixTimestamp(bucket)) * 1000, price_band, sum(calls), sum(cache_hits), sum(cost_pusd),"
+            " sum(priced_uncached_input_tokens), sum(priced_cache_read_tokens), sum(priced_cache_write_tokens),"
+            " sum(priced_output_tokens), sum(priced_reasoning_tokens)"
+            f" FROM rollup_price_hour FINAL WHERE {where} AND calls > 0"
+            f" GROUP BY b{''.join(', g_' + d for d in self.groups)}, p, m, t, period, segment, price_band"
+        )
+        self.price_rows(get_clickhouse().query(sql, parameters=params, caller=CALLER).result_rows, exact_bands=True)
+
+    def period(self, where: str, params: dict[str, Any], table: str, time_column: str) -> str:
+        """The pricing period: the UTC day, or the minute for a model priced by time of day."""
+        ch, target = get_clickhouse(), self.target
+        if target.model:
+            minute = minute_priced(target.provider, target.model) if target.provider else None
+            if minute is None:  # the call's own provider: ask for each one in the range
+                providers = ch.query(
+                    f"SELECT DISTINCT toString(provider) FROM {table} WHERE {where}",  # noqa: S608 - values bound
+                    parameters=params,
+                    caller=CALLER,
+                ).result_rows
+                minute = any(minute_priced(p, target.model) for (p,) in providers)
+            return f"toStartOfMinute({time_column})" if minute else f"toStartOfDay({time_column})"
         pairs = ch.query(
-            f"SELECT DISTINCT toString(provider), toString(model) FROM llm_calls WHERE {where}",  # noqa: S608
+            f"SELECT DISTINCT toString(provider), toString(model) FROM {table} WHERE {where}",  # noqa: S608
             parameters=params,
             caller=CALLER,
         ).result_rows
         params["minute_models"] = [f"{p}\x1f{m}" for p, m in pairs if minute_priced(p, m)]
-        period = (
+        if not params["minute_models"]:
+            return f"toStartOfDay({time_column})"
+        return (
             "if(concat(toString(provider), '\\x1f', toString(model)) IN {minute_models:Array(String)},"
-            " toStartOfMinute(timestamp), toStartOfDay(timestamp))"
-            if params["minute_models"]
-            else "toStartOfDay(timestamp)"
+            f" toStartOfMinute({time_column}), toStartOfDay({time_column}))"
         )
-    params["bounds"] = _override_bounds(q.project_id)
-    params["bands"] = list(tier_thresholds())
-    sql = (
-        f"SELECT {select}toString(provider) AS p, toString(model) AS m, toString(service_tier) AS t,"  # noqa: S608
-        f" {period} AS period,"
-        " arrayCount(x -> toUnixTimestamp64Milli(timestamp) >= x, {bounds:Array(Int64)}) AS segment,"
-        " arrayCount(x -> input_tokens > x, {bands:Array(UInt64)}) AS band,"
-        " min(toUnixTimestamp64Milli(timestamp)), min(input_tokens), count(), countIf(cache_hit),"
-        " sum(toInt128(cost_pusd)),"
-        " sumIf(input_tokens - cache_read_tokens - cache_write_tokens, NOT cache_hit),"
-        " sumIf(cache_read_tokens, NOT cache_hit), sumIf(cache_write_tokens, NOT cache_hit),"
-        " sumIf(output_tokens - reasoning_tokens, NOT cache_hit), sumIf(reasoning_tokens, NOT cache_hit)"
-        f" FROM llm_calls FINAL WHERE {where}"
-        f" GROUP BY b{''.join(', g_' + d for d in groups)}, p, m, t, period, segment, band"
-    )
-    width = 1 + len(groups)
-    for row in ch.query(sql, parameters=params, caller=CALLER).result_rows:
-        key = tuple(row[:width])
-        provider, model, tier = row[width : width + 3]
-        ts_ms, rep_input, calls, hits, actual, t_in, t_cr, t_cw, t_out, t_rs = row[width + 6 :]
-        cell = cells.setdefault(key, Totals())
-        cell.calls += calls
-        cell.actual_pusd += int(actual)
-        if calls == hits:  # app cache hits only: they cost 0 at any price
-            continue
-        price = book.price(
-            target.provider or provider if target.model else provider,
-            target.model or model,
-            target.tier or tier,
-            ts_ms,
-        )
-        if price is None:
-            cell.unpriced_calls += calls - hits
-            continue
-        rates = price.rates_for(rep_input)
-        if not _integer(rates):
-            raise _Fractional
-        cell.whatif_pusd += (
-            t_in * rates.input
-            + t_cr * rates.cache_read
-            + t_cw * rates.cache_write
-            + t_out * rates.output
-            + t_rs * rates.reasoning
-        )
+
+    def price_rows(self, rows: Iterable[Sequence[Any]], exact_bands: bool) -> None:
+        """Price each summed row at the target; ``exact_bands``: the rows carry PRICE_BANDS bands, and a
+        price with another threshold cannot be told apart within them."""
+        target, width = self.target, 1 + len(self.groups)
+        for row in rows:
+            key = tuple(row[:width])
+            provider, model, tier = row[width : width + 3]
+            ts_ms, rep_input, calls, hits, actual, t_in, t_cr, t_cw, t_out, t_rs = row[width + 6 :]
+            if exact_bands:  # the band's smallest input stands for all of its calls
+                rep_input = PRICE_BANDS[rep_input - 1] + 1 if rep_input else 0
+            cell = self.cells.setdefault(key, Totals())
+            cell.calls += calls
+            cell.actual_pusd += int(actual)
+            if calls == hits:  # app cache hits only: they cost 0 at any price
+                continue
+            price = self.book.price(
+                target.provider or provider if target.model else provider,
+                target.model or model,
+                target.tier or tier,
+                ts_ms,
+            )
+            if price is None:
+                cell.unpriced_calls += calls - hits
+                continue
+            if exact_bands and any(start not in _BANDS for start, _ in price.tiers):
+                raise _NeedsRaw
+            rates = price.rates_for(rep_input)
+            if not _integer(rates):
+                raise _Fractional
+            cell.whatif_pusd += (
+                t_in * rates.input
+                + t_cr * rates.cache_read
+                + t_cw * rates.cache_write
+                + t_out * rates.output
+                + t_rs * rates.reasoning
+            )
+
+
+_BANDS = frozenset(PRICE_BANDS)
 
 
 def _per_call(

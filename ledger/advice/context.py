@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ledger.clickhouse.client import get_clickhouse
-from ledger.measures import raw_calls_where
+from ledger.measures import MAIN_DIMENSIONS, calls_where, raw_calls_where
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, pusd_to_usd
 from ledger.queries import UsageQuery, usage
@@ -57,6 +57,16 @@ class Advice:
         ]
 
 
+@dataclass(frozen=True)
+class Spend:
+    """Where calls and spend per main dimension, tier, finish_reason and error_type are summed."""
+
+    table: str
+    where: str
+    calls: str  # the call count expression
+    cost: str  # the pico-USD spend expression
+
+
 class Context:
     """The query, its bound parameters and WHERE clause over raw calls, links and the price book."""
 
@@ -66,6 +76,16 @@ class Context:
         self.params: dict[str, Any] = {"project": q.project_id, "start": q.start, "end": q.end}
         self.where = raw_calls_where(q.filters, self.params)
         self.notes: list[str] = []  # what a kind looked at and did not recommend, and why
+        self.spend = self._spend_source()
+
+    def _spend_source(self) -> Spend:
+        """The price tier (``rollup_price_hour``) over a range of whole hours without a customer or user
+        filter; the raw table otherwise. Both hold the same calls and spend per dimension."""
+        whole = all(t == t.replace(minute=0, second=0, microsecond=0) for t in (self.q.start, self.q.end))
+        if whole and set(self.q.filters) <= set(MAIN_DIMENSIONS):
+            where = calls_where(self.q.filters, self.params, "bucket", "DateTime('UTC')")
+            return Spend("rollup_price_hour FINAL", f"{where} AND calls > 0", "sum(calls)", "sum(cost_pusd)")
+        return Spend("llm_calls FINAL", self.where, "count()", "sum(toInt128(cost_pusd))")
 
     def rows(self, sql: str, name: str, **extra: Any) -> list[Any]:
         return list(

@@ -89,13 +89,17 @@ def _cache_group() -> dict[str, Any]:
 
 def prompt_cache(ctx: Context) -> list[Recommendation]:
     """Repeated long prefixes (same feature, model, prefix hash) within the cache lifetime, read uncached."""
+    # Without FINAL: every stored version of a call has the same tokens and prefix, so one row per call
+    # (per event and hour, the raw table's identity) is any of them.
     sql = (
-        "SELECT toString(feature), toString(model), prompt_prefix_hash, toString(provider),"  # noqa: S608
-        " toString(service_tier), toUnixTimestamp64Milli(timestamp), input_tokens, cache_read_tokens,"
-        " prompt_prefix_tokens, prompt_prefix_tokens_estimated"
-        f" FROM llm_calls FINAL WHERE {ctx.where} AND prompt_prefix_hash != ''"
-        f" AND prompt_prefix_tokens >= {{min_prefix:UInt32}} AND NOT cache_hit"
-        f" ORDER BY feature, model, prompt_prefix_hash, timestamp LIMIT {MAX_ROWS}"
+        "SELECT f, m, h, p, t, ts, inp, cr, prefix, estimated FROM (SELECT any(toString(feature)) AS f,"  # noqa: S608
+        " any(toString(model)) AS m, any(prompt_prefix_hash) AS h, any(toString(provider)) AS p,"
+        " any(toString(service_tier)) AS t, any(toUnixTimestamp64Milli(timestamp)) AS ts, any(input_tokens) AS inp,"
+        " any(cache_read_tokens) AS cr, any(prompt_prefix_tokens) AS prefix,"
+        " any(prompt_prefix_tokens_estimated) AS estimated"
+        f" FROM llm_calls WHERE {ctx.where} AND prompt_prefix_hash != ''"
+        " AND prompt_prefix_tokens >= {min_prefix:UInt32} AND NOT cache_hit"
+        f" GROUP BY event_id, toStartOfHour(timestamp)) ORDER BY f, m, h, ts LIMIT {MAX_ROWS}"
     )
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     last: dict[tuple[str, str, str], int] = {}

@@ -33,10 +33,11 @@ def retries(ctx: Context) -> list[Recommendation]:
 
 
 def errors(ctx: Context) -> list[Recommendation]:
-    """Spend on failed calls by feature, model and error_type (a raw group-by: no rollup holds error_type)."""
+    """Spend on failed calls by feature, model and error_type."""
+    src = ctx.spend
     sql = (
-        "SELECT toString(feature), toString(model), toString(error_type), count(), sum(toInt128(cost_pusd))"  # noqa: S608
-        f" FROM llm_calls FINAL WHERE {ctx.where} AND status != 'ok'"
+        f"SELECT toString(feature), toString(model), toString(error_type), {src.calls}, {src.cost}"  # noqa: S608
+        f" FROM {src.table} WHERE {src.where} AND status != 'ok'"
         " GROUP BY feature, model, error_type ORDER BY 5 DESC, 4 DESC, 1, 2, 3 LIMIT 1000"
     )
     out = []
@@ -88,18 +89,25 @@ def eval_shadow(ctx: Context) -> list[Recommendation]:
 
 
 def output_length(ctx: Context) -> list[Recommendation]:
-    """Spend on calls cut at max_tokens plus the retries after them in the trace; max_tokens far above p99."""
+    """Spend on calls cut at max_tokens plus the retries after them in the trace; max_tokens far above p99.
+
+    The retries are read from the raw table without FINAL: the fields that select them (trace, attempt,
+    finish_reason, time) are the same in every stored version of a call, so each call is taken once
+    (per event and hour, the raw table's identity) with its newest version's cost."""
+    src = ctx.spend
     cut_sql = (
-        "SELECT toString(feature), toString(model), count(), sum(toInt128(cost_pusd))"  # noqa: S608
-        f" FROM llm_calls FINAL WHERE {ctx.where} AND finish_reason = 'length' GROUP BY feature, model"
+        f"SELECT toString(feature), toString(model), {src.calls}, {src.cost}"  # noqa: S608
+        f" FROM {src.table} WHERE {src.where} AND finish_reason = 'length' GROUP BY feature, model"
     )
     retry_sql = (
-        "SELECT r.f, r.m, count(), sum(toInt128(r.cost))"  # noqa: S608
-        " FROM (SELECT toString(feature) AS f, toString(model) AS m, trace_id, timestamp AS ts, cost_pusd AS cost"
-        f" FROM llm_calls FINAL WHERE {ctx.where} AND attempt > 1 AND trace_id != '') AS r"
-        " INNER JOIN (SELECT trace_id, min(timestamp) AS first_cut FROM llm_calls FINAL"
+        "SELECT r.f, r.m, count(), sum(r.cost)"  # noqa: S608
+        " FROM (SELECT argMax(toString(feature), version) AS f, argMax(toString(model), version) AS m,"
+        " any(trace_id) AS trace, any(timestamp) AS ts, argMax(toInt128(cost_pusd), version) AS cost"
+        f" FROM llm_calls WHERE {ctx.where} AND attempt > 1 AND trace_id != ''"
+        " GROUP BY event_id, toStartOfHour(timestamp)) AS r"
+        " INNER JOIN (SELECT trace_id, min(timestamp) AS first_cut FROM llm_calls"
         f" WHERE {ctx.where} AND finish_reason = 'length' AND trace_id != '' GROUP BY trace_id) AS l"
-        " ON r.trace_id = l.trace_id WHERE r.ts > l.first_cut GROUP BY r.f, r.m"
+        " ON r.trace = l.trace_id WHERE r.ts > l.first_cut GROUP BY r.f, r.m"
     )
     cells: dict[tuple[str, str], list[int]] = {}
     for feature, model, calls, cost in ctx.rows(cut_sql, "output_length.cut"):
@@ -126,9 +134,11 @@ def output_length(ctx: Context) -> list[Recommendation]:
                 },
             )
         )
+    # Evidence only: over the stored rows (a repriced call's versions, until merged, count twice: the p99 and
+    # the largest max_tokens do not move).
     slack_sql = (
         "SELECT toString(feature), count(), max(max_tokens), quantileExact(0.99)(output_tokens)"  # noqa: S608
-        f" FROM llm_calls FINAL WHERE {ctx.where} AND isNotNull(max_tokens) AND status = 'ok'"
+        f" FROM llm_calls WHERE {ctx.where} AND isNotNull(max_tokens) AND status = 'ok'"
         " GROUP BY feature ORDER BY 1"
     )
     for feature, calls, max_tokens, p99 in ctx.rows(slack_sql, "output_length.slack"):

@@ -26,7 +26,7 @@ _events = itertools.count()
 MINI = 210_000_000
 
 
-def write(project: Project, calls: list[dict[str, Any]]) -> None:
+def write(project: Project, calls: list[dict[str, Any]], version: int = 1) -> None:
     defaults: dict[str, Any] = {name: "" for name in CALL_FIELDS}
     defaults.update(
         provider="openai", model="gpt-4o-mini", feature="chat", input_tokens=1000, cache_read_tokens=0,
@@ -42,7 +42,7 @@ def write(project: Project, calls: list[dict[str, Any]]) -> None:
     group = CallGroup(
         project.pk, uuid.uuid4(), int(datetime.now(UTC).timestamp() * 1000), CallColumns.from_records(records)
     )
-    write_calls([group], {project.pk: load_price_book(project.pk)}, 1, f"advice-{uuid.uuid4()}")
+    write_calls([group], {project.pk: load_price_book(project.pk)}, version, f"advice-{uuid.uuid4()}")
     rollup_dirty()
 
 
@@ -197,3 +197,36 @@ def test_batch_needs_a_batch_price_from_the_catalogue_or_the_projects_multiplier
     answer = run(project)
     assert [(r["scope"]["feature"], r["savings_usd"]) for r in of(answer, "batch")] == [("grader", usd(MINI // 2))]
     assert "batch: mystery: 1 calls have no batch price; not compared" in answer.notes
+
+
+@pytest.mark.django_db
+def test_the_price_tier_and_the_raw_table_give_the_same_advice_through_re_sent_versions(project: Project) -> None:
+    calls = [
+        {"event_id": "x1", "trace_id": "t1", "minute": 5, "finish_reason": "length"},
+        {"event_id": "x2", "trace_id": "t1", "minute": 6, "attempt": 2, "output_tokens": 300},
+        {"event_id": "x3", "status": "error", "error_type": "rate_limit", "minute": 7},
+        {"event_id": "x4", "status": "error", "error_type": "timeout", "minute": 70, "feature": "search"},
+        {"event_id": "x5", "traffic": "eval", "minute": 80, "model": "gpt-4o"},
+        {"event_id": "x6", "traffic": "eval", "minute": 81, "model": "gpt-4o", "streamed": True},
+        *({"event_id": f"p{i}", "minute": 200 + i, "prompt_prefix_hash": "h", "prompt_prefix_tokens": 2000,
+           "input_tokens": 3000, "model": "gpt-4o"} for i in range(4)),
+    ]  # fmt: skip
+    write(project, calls)
+    write(project, calls[:2] + calls[6:8], version=2)  # the same calls stored again, newer: one each counts
+
+    def comparable(answer: Advice) -> list[tuple[Any, ...]]:
+        rows = []
+        for r in answer.as_rows():
+            evidence = {k: v for k, v in r["evidence"].items() if k not in ("whatif", "dashboard", "monthly_method")}
+            rows.append((r["kind"], r["scope"], r["savings_usd"], evidence))
+        return rows
+
+    end = DAY + timedelta(days=1)
+    tier = advice(UsageQuery(project_id=project.pk, start=DAY, end=end))
+    raw = advice(UsageQuery(project_id=project.pk, start=DAY, end=end + timedelta(milliseconds=1)))  # not whole hours
+    assert comparable(tier) == comparable(raw)
+    kinds = {r[0] for r in comparable(tier)}
+    assert {"output_length", "errors", "batch", "prompt_cache"} <= kinds
+    cut = next(r for r in of(tier, "output_length") if r["scope"] == {"feature": "chat", "model": "gpt-4o-mini"})
+    assert (cut["evidence"]["cut_calls"], cut["evidence"]["retries_after_cut"]) == (1, 1)
+    assert cut["savings_usd"] == usd(MINI + 330_000_000)  # 1000 in + 300 out on gpt-4o-mini: $0.00033

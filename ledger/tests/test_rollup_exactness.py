@@ -23,6 +23,7 @@ from ledger.pricing import pusd_to_usd
 from ledger.queries import UsageQuery, usage
 from ledger.reprice import reprice
 from ledger.rollups import rollup_dirty
+from ledger.whatif import Target, whatif
 from tenancy.models import Organization, Project
 
 DAY0 = (datetime.now(UTC) - timedelta(days=4)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -165,6 +166,11 @@ def check(project: Project) -> None:
                 assert row["latency_p95"] is None
             else:  # TDigest: rank error well under 5 %, Float32 centroids
                 assert exp["lat_lo"] * (1 - 1e-5) <= row["latency_p95"] <= exp["lat_hi"] * (1 + 1e-5), (spec, key)
+    # the what-if's price tier agrees with the raw table through late data, re-sends and reprices
+    for target in (Target(tier="batch"), Target(provider="openai", model="gpt-4o-mini")):
+        q = UsageQuery(project.pk, START, END, "day", ("feature",))
+        fast, raw = whatif(q, target), whatif(q, target, rollup=False)
+        assert (fast.total, fast.rows) == (raw.total, raw.rows), target
     # every tier the query module can choose was exercised
     assert sources == {
         "rollup_day", "rollup_compact_day", "rollup_hour", "rollup_route_hour", "rollup_minute", "rollup_customer_day",

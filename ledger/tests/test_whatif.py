@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -17,11 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.added_fields import ADDED_DEFAULTS
+from ledger.clickhouse.migrate import discover
 from ledger.models import PriceOverride, TierMultiplier
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, pusd_to_usd, usd_to_pusd
 from ledger.queries import QueryError, UsageQuery
 from ledger.raw import CALL_FIELDS, CallColumns, CallGroup, insert_rows, price_calls
+from ledger.rollups import recompute
 from ledger.whatif import Target, tier_thresholds, whatif
 from tenancy.models import Project
 
@@ -49,7 +51,7 @@ class Call:
     feature: str = "chat"
 
 
-def write(project_id: int, calls: list[Call]) -> None:
+def write(project_id: int, calls: list[Call], *, rollup: bool = True) -> None:
     defaults: dict[str, Any] = {name: "" for name in CALL_FIELDS}
     defaults.update(
         reasoning_tokens=0, ttft_ms=None, latency_ms=None, status="ok", attempt=1, traffic="live", streamed=False,
@@ -76,8 +78,10 @@ def write(project_id: int, calls: list[Call]) -> None:
         for c in calls
     ]
     group = CallGroup(project_id, uuid.uuid4(), int(END.timestamp() * 1000), CallColumns.from_records(records))
-    # Straight into the raw table (no rollups needed): the project id need not be a Django project's.
+    # Straight into the raw table, then the rollups of those hours: the project id need not be a Django project's.
     insert_rows(price_calls([group], {project_id: load_price_book(project_id)}, 1), f"whatif-{uuid.uuid4()}")
+    if rollup:
+        recompute(project_id, [c.when for c in calls])
 
 
 def reference_pusd(c: Call, provider: str, model: str, tier: str) -> int:
@@ -98,8 +102,11 @@ def reference_pusd(c: Call, provider: str, model: str, tier: str) -> int:
 
 
 def run(project_id: int, target: Target, **query: Any) -> Any:
+    """The what-if (the price tier where it serves), checked equal to the same sums over the raw table."""
     q = UsageQuery(project_id=project_id, start=START, end=END, granularity=query.pop("granularity", None), **query)
-    return whatif(q, target)
+    answer, raw = whatif(q, target), whatif(q, target, rollup=False)
+    assert (answer.total, answer.rows, answer.method) == (raw.total, raw.rows, raw.method)
+    return answer
 
 
 @pytest.mark.django_db
@@ -280,8 +287,88 @@ def test_whatif_equals_calc_price_call_by_call(ch: Any, calls: list[Call], targe
     provider, model = target
     q = UsageQuery(project_id=pid, start=START, end=END, granularity="day", group_by=("feature",))
     fast = whatif(q, Target(provider=provider, model=model, tier=tier), book=PriceBook())
+    raw = whatif(q, Target(provider=provider, model=model, tier=tier), book=PriceBook(), rollup=False)
     slow = whatif(q, Target(provider=provider, model=model, tier=tier), book=PriceBook(), per_call=True)
     expected = sum(reference_pusd(c, provider, model, tier or c.tier) for c in calls)
-    assert fast.total.whatif_pusd == slow.total.whatif_pusd == expected
-    assert fast.rows == slow.rows
+    assert fast.total.whatif_pusd == raw.total.whatif_pusd == slow.total.whatif_pusd == expected
+    assert fast.rows == raw.rows == slow.rows
     assert fast.total.calls == len(calls)
+
+
+def _calls(ch: Any, sql: str, pid: int) -> list[tuple[Any, ...]]:
+    return sorted(ch.query(sql, parameters={"project": pid}).result_rows)
+
+
+@pytest.mark.django_db
+def test_whole_hours_come_from_the_price_tier_and_the_partial_hours_at_the_edges_from_raw(project: Project) -> None:
+    hour = datetime(2026, 11, 5, 10, tzinfo=UTC)
+    calls = [Call(hour + timedelta(minutes=m)) for m in (15, 90, 165)]  # 10:15, 11:30, 12:45
+    write(project.pk, calls, rollup=False)  # raw only: the price tier does not know these hours yet
+    q = UsageQuery(project_id=project.pk, start=hour + timedelta(minutes=30), end=hour + timedelta(minutes=170))
+    target = Target(provider="openai", model="gpt-4o")
+    assert whatif(q, target, rollup=False).total.calls == 2
+    assert whatif(q, target).total.calls == 1  # 11:30 is in a whole hour: read from the (empty) tier
+    recompute(project.pk, [c.when for c in calls])
+    fast, raw = whatif(q, target), whatif(q, target, rollup=False)
+    assert fast.total == raw.total
+    assert fast.total.whatif_pusd == sum(reference_pusd(c, "openai", "gpt-4o", "default") for c in calls[1:])
+
+
+@pytest.mark.django_db
+def test_what_the_price_tier_cannot_answer_exactly_is_read_from_raw(project: Project) -> None:
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)  # minutes kept
+    write(project.pk, [Call(day + timedelta(hours=h, minutes=20), input=1000 + h) for h in (2, 9, 14)], rollup=False)
+    target = Target(provider="openai", model="gpt-4o")
+    cases = [
+        {"filters": {"customer_id": ("",)}},  # customers are not in the tier
+        {"group_by": ("user_id",)},
+        {"granularity": "minute"},
+        {"granularity": "day", "tz": "Asia/Kolkata"},  # UTC+5:30: hours straddle its days
+    ]
+    for extra in cases:
+        q = UsageQuery(project_id=project.pk, start=day, end=day + timedelta(days=1), **extra)  # type: ignore[arg-type]
+        assert whatif(q, target).total.calls == 3, extra
+    q = UsageQuery(project_id=project.pk, start=day, end=day + timedelta(days=1))
+    assert whatif(q, target).total.calls == 0  # whole hours, not rolled up: the tier answers
+    # a price whose long-context threshold is not one of the tier's bands
+    write(project.pk, [Call(day + timedelta(hours=3), input=150_000)])  # rolled up: hour 3 only
+    odd = PriceBook()
+    original = odd.price
+
+    def price(*args: Any) -> Any:
+        found = original(*args)
+        return replace(found, tiers=((150_001, found.rates),)) if found else found
+
+    odd.price = price  # type: ignore[method-assign,assignment]
+    mini = Target(provider="openai", model="gpt-4o-mini")
+    assert whatif(q, mini, book=PriceBook()).total.calls == 1
+    assert whatif(q, mini, book=odd).total.calls == 4
+    # an override taking effect within an hour: the whole range from raw
+    PriceOverride.objects.create(
+        project=project, provider="openai", model="gpt-4o", effective_from=day + timedelta(hours=9, minutes=30),
+        input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"),
+    )  # fmt: skip
+    assert whatif(q, target).total.calls == 4
+
+
+def test_the_migrations_backfill_equals_the_recompute(ch: Any, db: Any) -> None:
+    pid = next(_projects)
+    day = datetime(2026, 11, 5, tzinfo=UTC)
+    write(pid, [Call(day + timedelta(minutes=m * 37), input=m * 9_000, cache_hit=m % 5 == 0,
+                     tier=("default", "batch")[m % 2], model=("gpt-4o", "gpt-4o-mini")[m % 3 == 0])
+                for m in range(40)], rollup=False)  # fmt: skip
+    columns = (
+        "bucket, feature, model, provider, service_tier, streamed, finish_reason, error_type, price_band, calls,"
+        " cache_hits, cost_pusd, priced_uncached_input_tokens, priced_cache_read_tokens, priced_cache_write_tokens,"
+        " priced_output_tokens, priced_reasoning_tokens"
+    )
+    sql = f"SELECT {columns} FROM rollup_price_hour FINAL WHERE project_id = {{project:UInt64}} AND calls > 0"
+    (migration,) = [m for m in discover() if m.name == "rollup_price_hour"]
+    backfill = migration.statements()[-1]
+    assert backfill.startswith("INSERT INTO rollup_price_hour")
+    ch.command(backfill.replace("FROM llm_calls FINAL", "FROM llm_calls FINAL WHERE project_id = {project:UInt64}"),
+               parameters={"project": pid})  # fmt: skip
+    filled = _calls(ch, sql, pid)
+    assert len(filled) > 5
+    recompute(pid, [day + timedelta(hours=h) for h in range(25)])
+    assert _calls(ch, sql, pid) == filled
