@@ -50,7 +50,8 @@ def distributed_tables() -> set[str]:
 
 
 def tables_named(ch: ClickHouse, sql: str, parameters: dict[str, Any] | None) -> set[str]:
-    """The tables ``sql`` reads or writes, from the engine's own parse tree (common table expressions left out: the tree does not name them)."""
+    """The tables ``sql`` reads or writes, from the engine's own parse tree (common table expressions,
+    which the tree does not tell from tables, left out)."""
     lines = [row[0] for row in ch.query(f"EXPLAIN AST {sql}", parameters=parameters).result_rows]
     names = {line.split()[1] for line in lines if line.strip().startswith("TableIdentifier ")}
     if lines and lines[0].startswith("InsertQuery"):
