@@ -229,7 +229,8 @@ class ClusterDDL:
     # -- entry points ----------------------------------------------------------------------------
 
     def create_database(self) -> str:
-        return f"CREATE DATABASE IF NOT EXISTS {_quote(self.database)} {self.on_cluster}"
+        """What ``ClickHouse.bootstrap(on_cluster=…)`` runs (shown by ``--print-sql``)."""
+        return f"CREATE DATABASE IF NOT EXISTS `{self.database}` {self.on_cluster}"
 
     def bookkeeping(self) -> str:
         """``schema_migrations``, replicated to every node."""

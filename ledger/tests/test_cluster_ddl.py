@@ -12,12 +12,14 @@ and review the diff. Without the setting the statements must go out exactly as w
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.test import override_settings
 
 from ledger.clickhouse import cluster
@@ -121,7 +123,10 @@ def test_bookkeeping_is_replicated_to_every_node(ch: ClickHouse) -> None:
 def test_snapshot_of_the_cluster_ddl() -> None:
     with override_settings(**SNAPSHOT_SETTINGS):
         text = render(cluster.current())
+        printed = io.StringIO()
+        call_command("migrate_clickhouse", "--print-sql", stdout=printed)  # what `make cluster-snapshot` runs
     assert SNAPSHOT.read_text() == text, "the cluster DDL changed: run `make cluster-snapshot` and review the diff"
+    assert printed.getvalue() == text
 
 
 # --- without the setting nothing changes --------------------------------------------------------

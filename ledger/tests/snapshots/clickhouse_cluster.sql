@@ -1,5 +1,5 @@
 -- bootstrap
-CREATE DATABASE IF NOT EXISTS meterline ON CLUSTER meterline;
+CREATE DATABASE IF NOT EXISTS `meterline` ON CLUSTER meterline;
 
 CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER meterline (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/cluster_wide/{database}/{table}', '{shard}-{replica}') ORDER BY version;
 
