@@ -146,16 +146,20 @@ def _tokens(sql: str) -> list[_Tok]:
     return found
 
 
+def _nesting(tok: _Tok) -> int:
+    """+1 for an opening bracket, -1 for a closing one, else 0."""
+    if tok.kind != "punct":
+        return 0
+    return 1 if tok.text in ("(", "[") else -1 if tok.text in (")", "]") else 0
+
+
 def _close(toks: list[_Tok], i: int) -> int:
     """The index of the bracket closing the one at ``i``."""
     depth = 0
     for j in range(i, len(toks)):
-        if toks[j].text in "([":
-            depth += 1
-        elif toks[j].text in ")]":
-            depth -= 1
-            if depth == 0:
-                return j
+        depth += _nesting(toks[j])
+        if depth == 0:
+            return j
     raise ClusterDDLError("unbalanced brackets")
 
 
@@ -163,12 +167,8 @@ def _split(toks: list[_Tok], start: int, stop: int) -> list[tuple[int, int]]:
     """Token index ranges [a, b) of the comma-separated items of toks[start:stop] at depth 0."""
     items, depth, a = [], 0, start
     for j in range(start, stop):
-        text = toks[j].text
-        if toks[j].kind == "punct" and text in "([":
-            depth += 1
-        elif toks[j].kind == "punct" and text in ")]":
-            depth -= 1
-        elif depth == 0 and toks[j].kind == "punct" and text == ",":
+        depth += _nesting(toks[j])
+        if depth == 0 and toks[j].kind == "punct" and toks[j].text == ",":
             items.append((a, j))
             a = j + 1
     if a < stop:
@@ -376,11 +376,8 @@ class ClusterDDL:
         """The index of the engine name token after ``ENGINE [=]`` at depth 0 from ``i``."""
         depth = 0
         for j in range(i, len(toks)):
-            if toks[j].text in "([":
-                depth += 1
-            elif toks[j].text in ")]":
-                depth -= 1
-            elif depth == 0 and toks[j].word == "ENGINE":
+            depth += _nesting(toks[j])
+            if depth == 0 and toks[j].word == "ENGINE":
                 return j + 2 if toks[j + 1].text == "=" else j + 1
         return None
 
@@ -425,8 +422,7 @@ class ClusterDDL:
                 j += 1
                 depth = 0
                 while j < b and not (depth == 0 and toks[j].word in ("AFTER", "FIRST", "SETTINGS")):
-                    depth += toks[j].text in "([" and toks[j].kind == "punct"
-                    depth -= toks[j].text in ")]" and toks[j].kind == "punct"
+                    depth += _nesting(toks[j])
                     j += 1
                 continue
             keep.append((toks[j].start, toks[j].end))
