@@ -6,8 +6,22 @@ measure column list (``measures_v1.sqlpart``), shared by every rollup table, and
 key columns of the minute/hour/day tiers (``main_keys_v1.sqlpart``).
 
 With ``CLICKHOUSE_CLUSTER`` set, every statement is rewritten into replicated and distributed DDL
-that runs ``ON CLUSTER`` (``ledger/clickhouse/cluster.py``, which also holds the rules for writing a
-migration that the rewrite understands); without it the statements run exactly as written.
+that runs ``ON CLUSTER`` (``ledger/clickhouse/cluster.py``: a ReplicatedReplacingMergeTree
+``<table>_local`` per shard and a Distributed ``<table>`` sharded by project_id in front of it);
+without it the statements run exactly as written. Rules for writing a migration, so that both work
+(the details are in ``cluster.py``):
+
+1. Write it for one node: plain engines (``ReplacingMergeTree(version)``), no ``ON CLUSTER``, no
+   ``Replicated…`` engine, unqualified table names; never edit an applied migration.
+2. A MergeTree table lists its columns and has a ``project_id`` column (the sharding key).
+3. Skip indexes and projections go in the column list or in ``ALTER TABLE … ADD INDEX / ADD
+   PROJECTION``; column changes are ``ALTER TABLE … ADD/DROP/MODIFY/RENAME COLUMN`` (the cluster
+   form applies them to both tables).
+4. Materialized views, dictionaries, ``RENAME``/``EXCHANGE`` and partition moves between tables
+   have no automatic cluster form: the rewrite refuses them, naming the statement.
+5. After changing a migration, ``make cluster-snapshot`` and review the diff of
+   ``ledger/tests/snapshots/clickhouse_cluster.sql``; ``migrate_clickhouse --print-sql`` shows what
+   would run under the current settings.
 """
 
 from __future__ import annotations
