@@ -164,4 +164,4 @@ def test_every_query_path_names_the_distributed_tables(
         assert not any(n.endswith("_local") for n in names), text[:200]
         used |= names
     # each query path ran: every Distributed table was read or written at least once
-    assert used == distributed
+    assert used == distributed, f"no path here touches {sorted(distributed - used)}: add its reader to exercise()"

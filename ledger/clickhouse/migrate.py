@@ -49,6 +49,19 @@ class Migration:
     path: Path
 
     def statements(self) -> list[str]:
+        """The statements this migration runs under the current settings: as written on one node, their
+        cluster form with ``CLICKHOUSE_CLUSTER``."""
+        ddl = cluster.current()
+        if ddl is None:
+            return self.written()
+        for earlier in discover():  # the rewrite learns each earlier table's kind
+            if earlier.version >= self.version:
+                break
+            ddl.rewrite_all(earlier.written())
+        return ddl.rewrite_all(self.written())
+
+    def written(self) -> list[str]:
+        """The statements of the file, with the settings filled in (for one node)."""
         text = Template(self.path.read_text()).substitute(
             raw_ttl_days=settings.CLICKHOUSE_RAW_TTL_DAYS,
             minute_ttl_days=settings.CLICKHOUSE_MINUTE_TTL_DAYS,
@@ -84,7 +97,7 @@ def plan(ddl: cluster.ClusterDDL | None = None) -> list[tuple[Migration, list[st
     """Every migration with the statements it runs: as written, or their cluster form under ``ddl``.
 
     The cluster rewrite sees all migrations in order (applied ones too), so it knows each table's kind."""
-    return [(m, m.statements() if ddl is None else ddl.rewrite_all(m.statements())) for m in discover()]
+    return [(m, m.written() if ddl is None else ddl.rewrite_all(m.written())) for m in discover()]
 
 
 def bookkeeping(ddl: cluster.ClusterDDL | None = None) -> str:

@@ -80,7 +80,7 @@ def test_each_local_table_keeps_the_single_node_definition(ch: ClickHouse) -> No
     """Columns, version column, PARTITION BY, ORDER BY, TTL and SETTINGS are the engine-normalised
     single-node table's, with only the name, ON CLUSTER and the replicated engine differing."""
     with override_settings(**SNAPSHOT_SETTINGS):
-        single = [s for m in discover() for s in m.statements() if s.startswith("CREATE TABLE")]
+        single = [s for m in discover() for s in m.written() if s.startswith("CREATE TABLE")]
         d = ddl()
         for sql in single:
             local, dist = d.rewrite(sql)
@@ -95,6 +95,14 @@ def test_each_local_table_keeps_the_single_node_definition(ch: ClickHouse) -> No
                 f"CREATE TABLE IF NOT EXISTS {name} ON CLUSTER meterline AS {name}_local\n"
                 f"ENGINE = Distributed('meterline', 'meterline', '{name}_local', cityHash64(project_id))"
             )
+
+
+def test_a_migrations_statements_follow_the_setting() -> None:
+    with override_settings(**SNAPSHOT_SETTINGS):
+        cluster_form = {m.version: m.statements() for m in discover()}
+        assert cluster_form == {m.version: s for m, s in plan(ddl())}
+    with override_settings(CLICKHOUSE_CLUSTER=None):
+        assert [m.statements() for m in discover()] == [m.written() for m in discover()]
 
 
 def test_the_column_migration_alters_the_local_and_the_distributed_tables(ch: ClickHouse) -> None:
@@ -160,7 +168,7 @@ def test_without_the_setting_migrate_runs_the_statements_as_written(fresh: Click
             expected.append("schema_migrations")
         assert [m.version for m in ran] == [m.version for m in discover()]
         assert sent == expected
-        assert plan() == [(m, m.statements()) for m in discover()]
+        assert plan() == [(m, m.written()) for m in discover()]
         assert local_names_unchanged()
 
 
