@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in req
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards bench-alerts bench-faults bench-advisor migrate clean
+.PHONY: install browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards bench-alerts bench-faults bench-advisor migrate cluster-snapshot clean
 
 $(STAMP): requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (Meterline needs CPython 3.11)"; exit 1; }
@@ -20,6 +20,13 @@ install: $(STAMP)
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py migrate_clickhouse
+
+# The cluster DDL snapshot that ledger/tests/test_cluster_ddl.py pins: regenerate after changing a
+# ClickHouse migration or ledger/clickhouse/cluster.py, then review the diff. Nothing is contacted.
+cluster-snapshot: install
+	CLICKHOUSE_URL=http://localhost:8123 CLICKHOUSE_CLUSTER=meterline CLICKHOUSE_DATABASE=meterline \
+	CLICKHOUSE_RAW_TTL_DAYS=400 CLICKHOUSE_MINUTE_TTL_DAYS=14 CLICKHOUSE_HOUR_TTL_DAYS=730 \
+	$(BIN)/python manage.py migrate_clickhouse --print-sql > ledger/tests/snapshots/clickhouse_cluster.sql
 
 run: migrate
 	$(BIN)/python manage.py collectstatic --noinput -v0

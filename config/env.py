@@ -7,6 +7,7 @@ with a message an operator can act on. ``NAME_FILE`` (a path) is honoured for se
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -34,6 +35,14 @@ def env_str(name: str, default: str) -> str:
 
 def env_optional(name: str) -> str | None:
     return _raw(name)
+
+
+def env_match(name: str, pattern: str, what: str) -> str | None:
+    """An optional value that must match ``pattern`` in full; ``what`` describes it in the error."""
+    value = _raw(name)
+    if value is not None and not re.fullmatch(pattern, value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not {what}")
+    return value
 
 
 def env_bool(name: str, default: bool) -> bool:

@@ -14,7 +14,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_optional, env_str, env_url
+from config.env import env_bool, env_int, env_list, env_match, env_optional, env_str, env_url
 from config.queues import ROUTES, Queue
 
 # Lets admin and queryset generics (ModelAdmin[Model]) be written at runtime for the type checker.
@@ -115,7 +115,16 @@ CLICKHOUSE_URL = env_url("CLICKHOUSE_URL", f"chdb://{VAR_DIR / 'clickhouse'}", s
 # A server URL may name the database in its path (http://host:8123/meterline); the variable wins.
 _ch_path_db = "" if str(CLICKHOUSE_URL).startswith("chdb") else urlparse(str(CLICKHOUSE_URL)).path.strip("/")
 CLICKHOUSE_DATABASE = env_str("CLICKHOUSE_DATABASE", _ch_path_db or "meterline")
-CLICKHOUSE_CLUSTER = env_optional("CLICKHOUSE_CLUSTER")
+# A cluster of the servers' remote_servers: migrate_clickhouse then creates replicated tables ON CLUSTER
+# with Distributed tables in front (ledger/clickhouse/cluster.py, docs/scaling.md); unset: one server.
+CLICKHOUSE_CLUSTER = env_match(
+    "CLICKHOUSE_CLUSTER", r"[A-Za-z0-9_][A-Za-z0-9_.-]*", "a cluster name (letters, digits, '_', '.', '-')"
+)
+if CLICKHOUSE_CLUSTER and str(CLICKHOUSE_URL).startswith("chdb"):
+    raise ImproperlyConfigured(
+        "CLICKHOUSE_CLUSTER is set but CLICKHOUSE_URL is chdb://: the embedded engine is one node. "
+        "Point CLICKHOUSE_URL at a node of the cluster (http://user:password@host:8123), or unset CLICKHOUSE_CLUSTER."
+    )
 CLICKHOUSE_RAW_TTL_DAYS = env_int("CLICKHOUSE_RAW_TTL_DAYS", 400, minimum=1)
 CLICKHOUSE_MINUTE_TTL_DAYS = env_int("CLICKHOUSE_MINUTE_TTL_DAYS", 14, minimum=1)
 CLICKHOUSE_HOUR_TTL_DAYS = env_int("CLICKHOUSE_HOUR_TTL_DAYS", 730, minimum=1)

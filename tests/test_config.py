@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
         ("INGEST_MAX_RECORDS", "lots", "INGEST_MAX_RECORDS='lots' is not an integer"),
         ("DEBUG", "yes", "DEBUG='yes' is not a boolean"),
         ("CELERY_BROKER_URL", "redis://host:notaport/0", "CELERY_BROKER_URL has a malformed port"),
+        ("CLICKHOUSE_CLUSTER", "two words", "CLICKHOUSE_CLUSTER='two words' is not a cluster name"),
+        ("CLICKHOUSE_CLUSTER", "meterline", "CLICKHOUSE_CLUSTER is set but CLICKHOUSE_URL is chdb://"),
     ],
 )
 def test_a_malformed_setting_stops_the_start_and_names_itself(

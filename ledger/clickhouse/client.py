@@ -9,7 +9,9 @@ server stops a runaway one. The caller is the ``caller`` keyword, else the calli
 function; the project is the ``project`` keyword, else the bound ``project``/``project_id``/``p``
 parameter (for inserts: the ``project_id`` column when it holds one project). Reads (``query``, and
 a ``command`` that is a ``SELECT``) are bounded by ``CLICKHOUSE_MAX_EXECUTION_TIME``; writes by
-``CLICKHOUSE_MAX_EXECUTION_TIME_WRITE`` (0: no bound). Settings a caller passes win over these.
+``CLICKHOUSE_MAX_EXECUTION_TIME_WRITE`` (0: no bound). On a cluster (``CLICKHOUSE_CLUSTER``) every
+statement also carries the Distributed-table settings of ``ledger.clickhouse.cluster.CLIENT_SETTINGS``.
+Settings a caller passes win over these.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from clickhouse_connect.driver.query import QueryResult
 from django.conf import settings as django_settings
 
 from ledger import telemetry
+from ledger.clickhouse.cluster import CLIENT_SETTINGS
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str], ClickHouse] = {}
@@ -60,6 +63,8 @@ def _statement_settings(
     if project is not None:
         comment["project"] = project
     out: dict[str, Any] = {"log_comment": json.dumps(comment, separators=(",", ":"))}
+    if django_settings.CLICKHOUSE_CLUSTER:
+        out.update(CLIENT_SETTINGS)
     limit = int(
         django_settings.CLICKHOUSE_MAX_EXECUTION_TIME_WRITE if write else django_settings.CLICKHOUSE_MAX_EXECUTION_TIME
     )
@@ -190,12 +195,13 @@ class ClickHouse:
             "write", caller, self.client.insert, table, columns, column_names=names, column_oriented=True, settings=sent
         )
 
-    def bootstrap(self) -> None:
-        """Create the database itself (needs a client not bound to it)."""
+    def bootstrap(self, on_cluster: str | None = None) -> None:
+        """Create the database itself (needs a client not bound to it); ``on_cluster``: on every node."""
         raw = self._connect(None)
         caller = "ledger.clickhouse.client.bootstrap"
         sent = _statement_settings(caller=caller, project=None, write=True)
-        self._timed("write", caller, raw.command, f"CREATE DATABASE IF NOT EXISTS `{self.database}`", settings=sent)
+        sql = f"CREATE DATABASE IF NOT EXISTS `{self.database}`" + (f" {on_cluster}" if on_cluster else "")
+        self._timed("write", caller, raw.command, sql, settings=sent)
 
     def close(self) -> None:
         if self._client is not None:
