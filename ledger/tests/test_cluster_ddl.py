@@ -65,7 +65,8 @@ def test_every_generated_statement_parses_in_the_engine(ch: ClickHouse) -> None:
     statements = all_cluster_statements()
     for sql in statements:
         text = formatted(ch, sql)
-        assert "ON CLUSTER meterline" in text, sql
+        if not sql.startswith("INSERT"):  # a backfill runs once, through the Distributed tables
+            assert "ON CLUSTER meterline" in text, sql
     creates = [s for s in statements if s.startswith("CREATE TABLE")]
     locals_ = [s for s in creates if "ReplicatedReplacingMergeTree(" in s]
     dists = [s for s in creates if "ENGINE = Distributed(" in s]

@@ -472,3 +472,54 @@ ALTER TABLE llm_calls ON CLUSTER meterline
     ADD COLUMN IF NOT EXISTS prompt_prefix_tokens UInt32 DEFAULT 0 AFTER prompt_prefix_hash,
     ADD COLUMN IF NOT EXISTS prompt_prefix_tokens_estimated Bool DEFAULT false AFTER prompt_prefix_tokens;
 
+-- 0007_rollup_price_hour
+CREATE TABLE IF NOT EXISTS rollup_price_hour_local ON CLUSTER meterline
+(
+        project_id UInt64,
+    bucket DateTime('UTC'),
+    feature LowCardinality(String),
+    model LowCardinality(String),
+    provider LowCardinality(String),
+    route_version LowCardinality(String),
+    route LowCardinality(String),
+    environment LowCardinality(String),
+    traffic Enum8('live' = 1, 'eval' = 2, 'shadow' = 3),
+    status Enum8('ok' = 1, 'error' = 2, 'timeout' = 3, 'cancelled' = 4),
+    service_tier Enum8('default' = 1, 'batch' = 2, 'flex' = 3, 'priority' = 4),
+    streamed Bool,
+    finish_reason LowCardinality(String),
+    error_type LowCardinality(String),
+    price_band UInt8,
+    calls UInt64,
+    cache_hits UInt64,
+    cost_pusd Int128,
+    priced_uncached_input_tokens UInt64,
+    priced_cache_read_tokens UInt64,
+    priced_cache_write_tokens UInt64,
+    priced_output_tokens UInt64,
+    priced_reasoning_tokens UInt64,
+    version UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status,
+          service_tier, streamed, finish_reason, error_type, price_band)
+TTL bucket + INTERVAL 730 DAY;
+
+CREATE TABLE IF NOT EXISTS rollup_price_hour ON CLUSTER meterline
+AS rollup_price_hour_local
+ENGINE = Distributed('meterline', 'meterline', 'rollup_price_hour_local', cityHash64(project_id));
+
+INSERT INTO rollup_price_hour
+SELECT project_id, toStartOfHour(timestamp) AS bucket, feature, model, provider, route_version, route, environment,
+       traffic, status, service_tier, streamed, finish_reason, error_type,
+       arrayCount(x -> input_tokens > x, [32000, 100000, 128000, 199999, 200000, 256000, 272000, 512000, 524288]) AS band,
+       count(), countIf(cache_hit), sum(toInt128(cost_pusd)),
+       sumIf(input_tokens - cache_read_tokens - cache_write_tokens, NOT cache_hit),
+       sumIf(cache_read_tokens, NOT cache_hit), sumIf(cache_write_tokens, NOT cache_hit),
+       sumIf(output_tokens - reasoning_tokens, NOT cache_hit), sumIf(reasoning_tokens, NOT cache_hit),
+       toUInt64(1)
+FROM llm_calls FINAL
+GROUP BY project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status,
+         service_tier, streamed, finish_reason, error_type, band;
+
