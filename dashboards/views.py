@@ -22,7 +22,7 @@ from dashboards.compare import DIMENSIONS as COMPARE_DIMENSIONS
 from dashboards.compare import compare
 from dashboards.customers import customer_detail, customer_list
 from dashboards.engineering import PERCENTILES, SPLITS, engineering
-from dashboards.filters import GRANULARITY_CHOICES, Filters, parse_filters
+from dashboards.filters import GRANULARITY_CHOICES, GRANULARITY_LABELS, Filters, parse_filters
 from dashboards.overview import STACKS, overview
 from dashboards.tables import PageData, rendered
 from ledger.explore import dimension_values
@@ -96,7 +96,9 @@ def _frame(project: Project, f: Filters, keep: dict[str, str] | None = None) -> 
     keep = {k: v for k, v in (keep or {}).items() if v}
     return {
         "filters": f,
-        "granularities": GRANULARITY_CHOICES,
+        "granularities": [(g, GRANULARITY_LABELS[g]) for g in GRANULARITY_CHOICES],
+        "presets": f.presets(keep),
+        "zones": f.zones(),
         "dim_choices": dim_choices,
         "customer_values": f.dims.get("customer_id", ()),
         "keep": sorted(keep.items()),
