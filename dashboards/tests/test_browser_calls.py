@@ -20,8 +20,8 @@ from dashboards.tests.test_calls import RETRIED
 from tenancy.models import ApiKey, Project
 
 
-def _signed_in(browser: Any, live_server: Any, **context: Any) -> tuple[Any, Any, list[str]]:
-    ctx = browser.new_context(**context)
+def _signed_in(chromium: Any, live_server: Any, **context: Any) -> tuple[Any, Any, list[str]]:
+    ctx = chromium.new_context(**context)
     page = ctx.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
@@ -39,7 +39,7 @@ def _shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def test_search_the_log_open_a_call_and_its_trace(browser: Any, live_server: Any, site: Project) -> None:
+def test_search_the_log_open_a_call_and_its_trace(browser: Any, live_server: Any, site: Project) -> None:  # noqa: F811
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiKey.issue(site, ['ingest'])[1]}")
     ingest(api, RETRIED)
@@ -77,7 +77,9 @@ def test_search_the_log_open_a_call_and_its_trace(browser: Any, live_server: Any
 
 
 def test_the_filter_panel_leaves_apply_clear_and_folds_on_a_phone(
-    browser: Any, live_server: Any, site: Project
+    browser: Any,  # noqa: F811 (the fixture imported above)
+    live_server: Any,
+    site: Project,  # noqa: F811
 ) -> None:
     ctx, page, problems = _signed_in(browser, live_server, viewport={"width": 1280, "height": 900})
     page.goto(f"{live_server.url}/p/{site.pk}/?{RANGE}")
@@ -120,7 +122,9 @@ def test_the_filter_panel_leaves_apply_clear_and_folds_on_a_phone(
 
 
 def test_keyboard_users_skip_to_the_content_and_dark_mode_follows_the_system(
-    browser: Any, live_server: Any, site: Project
+    browser: Any,  # noqa: F811 (the fixture imported above)
+    live_server: Any,
+    site: Project,  # noqa: F811
 ) -> None:
     ctx, page, problems = _signed_in(browser, live_server, viewport={"width": 1280, "height": 900})
     page.goto(f"{live_server.url}/p/{site.pk}/calls/?{RANGE}")
