@@ -81,6 +81,20 @@ def dimension_values(project_id: int, start: datetime, end: datetime, limit: int
     return {d: sorted(v for v in values if v != "") for d, values in zip(dims, row, strict=True)}
 
 
+def seen_values(project_id: int, start: datetime, end: datetime, limit: int = 200) -> dict[str, list[str]]:
+    """:func:`dimension_values` plus the customers with the most calls in the range (at most ``limit``)."""
+    values = dimension_values(project_id, start, end, limit)
+    result = get_clickhouse().query(
+        "SELECT customer_id FROM rollup_customer_total_day FINAL WHERE project_id = {project:UInt64}"
+        " AND bucket >= toStartOfDay({start:DateTime('UTC')}) AND bucket < {end:DateTime('UTC')}"
+        f" AND customer_id != '' GROUP BY customer_id ORDER BY sum(calls) DESC, customer_id LIMIT {int(limit)}",
+        parameters={"project": project_id, "start": start, "end": end},
+        caller="ledger.explore.seen_values",
+    )
+    values["customer_id"] = sorted(str(c) for (c,) in result.result_rows)
+    return values
+
+
 @dataclass(frozen=True)
 class OutlierQuery:
     """Calls in [start, end) whose tokens exceed ``factor`` x their feature's p95 over ``baseline`` before ``start``."""
