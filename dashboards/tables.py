@@ -105,6 +105,8 @@ def number(value: Any, kind: str) -> str:
         return f"{int(value):,}"
     if kind == "pct":
         return f"{float(value) * 100:.1f} %"
+    if kind == "pp":  # a difference of two rates, in percentage points
+        return f"{float(value) * 100:+.1f} pp"
     if kind == "ms":
         return f"{float(value) / 1000:,.1f} s" if float(value) >= SECONDS_FROM_MS else f"{float(value):,.0f} ms"
     if kind == "float":
