@@ -109,6 +109,16 @@ def measure(client: Client, url: str, loads: int) -> tuple[float, float, float, 
     return first, statistics.median(samples), p95, max(counts), status
 
 
+def median_ms(sql: str, parameters: dict[str, Any], loads: int) -> float:
+    """The median time of a reference query over ``loads`` runs."""
+    samples = []
+    for _ in range(loads):
+        t0 = time.perf_counter()
+        get_clickhouse().query(sql, parameters=parameters)
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
 def run(calls: int, loads: int) -> None:
     project, now = seed(calls)
     admin = get_user_model().objects.create_superuser("bench-admin", password="x")  # noqa: S106 (a throwaway bench user)
@@ -171,24 +181,14 @@ def run(calls: int, loads: int) -> None:
         " GROUP BY b, feature ORDER BY b, feature"
     )
     raw_params = {"p": project.pk, "s": today - timedelta(days=29), "e": today + timedelta(days=1)}
-    raw = []
-    for _ in range(loads):
-        t0 = time.perf_counter()
-        get_clickhouse().query(raw_sql, parameters=raw_params)
-        raw.append((time.perf_counter() - t0) * 1000)
-    raw_p50 = statistics.median(raw)
+    raw_p50 = median_ms(raw_sql, raw_params, loads)
     # What the calls log's first page would cost read the plain way: FINAL over the range, sorted.
     log_sql = (
         "SELECT event_id, timestamp, model, feature, customer_id, cost_pusd FROM llm_calls FINAL"
         " WHERE project_id = {p:UInt64} AND timestamp >= {s:DateTime64(3)} AND timestamp < {e:DateTime64(3)}"
         " ORDER BY timestamp DESC, event_id DESC LIMIT 51"
     )
-    final = []
-    for _ in range(loads):
-        t0 = time.perf_counter()
-        get_clickhouse().query(log_sql, parameters=raw_params)
-        final.append((time.perf_counter() - t0) * 1000)
-    final_p50 = statistics.median(final)
+    final_p50 = median_ms(log_sql, raw_params, loads)
 
     print(f"{calls:,} calls; {loads} loads per page after a first load; server time through Django's test client")
     print(f"reference: the overview's main chart from the raw table (llm_calls FINAL, 30 days): p50 {raw_p50:.0f} ms")

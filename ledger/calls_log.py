@@ -71,21 +71,28 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise QueryError("after must be a cursor from the calls log's 'Older' link") from exc
 
 
-def _where(q: LogQuery, params: dict[str, Any]) -> str:
-    for name, value in (("from", q.start), ("to", q.end)):
+def selection_where(
+    project_id: int, start: datetime, end: datetime, filters: dict[str, tuple[str, ...]], params: dict[str, Any]
+) -> str:
+    """The checked WHERE clause over one project's raw calls in [start, end) with dimension filters."""
+    for name, value in (("from", start), ("to", end)):
         if value.tzinfo is None:
             raise QueryError(f"{name} needs a UTC offset")
-    if q.start >= q.end:
+    if start >= end:
         raise QueryError("from must be before to")
-    unknown = [d for d in q.filters if d not in DIMENSIONS]
+    unknown = [d for d in filters if d not in DIMENSIONS]
     if unknown:
         raise QueryError(f"unknown dimension {unknown[0]!r}; known: {', '.join(DIMENSIONS)}")
+    params.update(project=project_id, start=start, end=end)
+    return raw_calls_where(filters, params)
+
+
+def _where(q: LogQuery, params: dict[str, Any]) -> str:
     if len(q.search) > MAX_QUERY:
         raise QueryError(f"q may hold at most {MAX_QUERY} characters")
     if not 1 <= q.limit <= MAX_PAGE:
         raise QueryError(f"limit must be between 1 and {MAX_PAGE}")
-    params.update(project=q.project_id, start=q.start, end=q.end)
-    where = raw_calls_where(q.filters, params)
+    where = selection_where(q.project_id, q.start, q.end, q.filters, params)
     if q.search:
         params["q"] = q.search
         where += f" AND has({IDS}, {{q:String}})"

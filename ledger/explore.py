@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledger.calls_log import find_call, ranked_calls
+from ledger.calls_log import find_call, ranked_calls, selection_where
 from ledger.clickhouse.client import get_clickhouse
-from ledger.measures import MAIN_DIMENSIONS, raw_calls_where
+from ledger.measures import MAIN_DIMENSIONS
 from ledger.queries import DIMENSIONS, QueryError
 
 CALL_ORDERS = {  # what a drill-down may sort by (descending), and the SQL for it
@@ -38,16 +38,7 @@ class CallsQuery:
 
 
 def _where(q: CallsQuery, params: dict[str, Any]) -> str:
-    for name, value in (("from", q.start), ("to", q.end)):
-        if value.tzinfo is None:
-            raise QueryError(f"{name} needs a UTC offset")
-    if q.start >= q.end:
-        raise QueryError("from must be before to")
-    unknown = [d for d in q.filters if d not in DIMENSIONS]
-    if unknown:
-        raise QueryError(f"unknown dimension {unknown[0]!r}; known: {', '.join(DIMENSIONS)}")
-    params.update(project=q.project_id, start=q.start, end=q.end)
-    return raw_calls_where(q.filters, params)
+    return selection_where(q.project_id, q.start, q.end, q.filters, params)
 
 
 def top_calls(q: CallsQuery) -> list[dict[str, Any]]:
