@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,7 @@ class Burn:
     percent: Decimal
     forecast: Decimal | None
     forecast_percent: Decimal | None
+    daily: dict[date, Decimal] = field(default_factory=dict)  # local-day spend of the period so far
 
     @property
     def bar(self) -> int:
@@ -74,5 +75,6 @@ def burns(budgets: list[Budget], now: datetime | None = None) -> dict[int, Burn]
             percent=(m.spend * 100 / budget.amount).quantize(Decimal("0.1")),
             forecast=forecast,
             forecast_percent=None if forecast is None else (forecast * 100 / budget.amount).quantize(Decimal("0.1")),
+            daily={d: v for d, v in series.get(budget.pk, {}).items() if m.window.first_day <= d < m.window.end_day},
         )
     return out

@@ -20,7 +20,35 @@ from ledger.timeparse import BadDate, UnknownTimeZone, parse_day, time_zone
 DEFAULT_DAYS = 30
 MAX_DAYS = 730
 FILTER_DIMENSIONS = DIMENSIONS  # every dimension can filter
-GRANULARITY_CHOICES = ("auto", "hour", "day")
+# /v1/usage's time buckets (its "total" is what the pages' tables show); "auto" picks by the range.
+GRANULARITY_CHOICES = ("auto", "minute", "hour", "day")
+GRANULARITY_LABELS = {"auto": "auto (by range)", "minute": "per minute", "hour": "per hour", "day": "per day"}
+MAX_MINUTE_DAYS = 2  # per-minute charts cover at most two days (2,880 points)
+# The zones the picker offers first (any IANA zone can be typed into ?tz=); the current one is added.
+TIME_ZONES = (
+    "UTC", "America/Los_Angeles", "America/Denver", "America/Chicago", "America/New_York", "America/Sao_Paulo",
+    "Europe/London", "Europe/Paris", "Europe/Berlin", "Europe/Madrid", "Europe/Warsaw", "Europe/Istanbul",
+    "Africa/Lagos", "Africa/Johannesburg", "Asia/Dubai", "Asia/Kolkata", "Asia/Singapore", "Asia/Shanghai",
+    "Asia/Tokyo", "Asia/Seoul", "Australia/Sydney", "Pacific/Auckland",
+)  # fmt: skip
+PRESETS = ("today", "7d", "30d", "this_month", "last_month")
+PRESET_LABELS = {"today": "Today", "7d": "7 days", "30d": "30 days", "this_month": "This month",
+                 "last_month": "Last month"}  # fmt: skip
+
+
+def preset_range(name: str, today: date) -> tuple[date, date]:
+    """The calendar days (inclusive) a date preset covers, ending today (or last month's last day)."""
+    if name == "today":
+        return today, today
+    if name in ("7d", "30d"):
+        return today - timedelta(days=int(name[:-1]) - 1), today
+    first = today.replace(day=1)
+    if name == "this_month":
+        return first, today
+    if name == "last_month":
+        last = first - timedelta(days=1)
+        return last.replace(day=1), last
+    raise ValueError(f"unknown preset {name!r}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +109,28 @@ class Filters:
     def query_string(self, **changes: Any) -> str:
         return urlencode(self.params(**changes), doseq=True)
 
+    def presets(self, keep: dict[str, str] | None = None, today: date | None = None) -> list[dict[str, Any]]:
+        """The date presets as links over these filters (and the page's ``keep`` parameters), the one
+        matching the range marked."""
+        today = today or datetime.now(self.zone).date()
+        kept = {k: v for k, v in (keep or {}).items() if v}
+        out = []
+        for name in PRESETS:
+            start, end = preset_range(name, today)
+            out.append(
+                {
+                    "name": name,
+                    "label": PRESET_LABELS[name],
+                    "query": self.query_string(**kept, **{"from": start.isoformat(), "to": end.isoformat()}),
+                    "active": (start, end) == (self.start_date, self.end_date),
+                }
+            )
+        return out
+
+    def zones(self) -> list[str]:
+        """The time-zone picker's choices: the usual ones and the one in use."""
+        return list(TIME_ZONES) if self.tz in TIME_ZONES else [self.tz, *TIME_ZONES]
+
     def without(self, dim: str) -> Filters:
         return replace(self, dims={d: v for d, v in self.dims.items() if d != dim})
 
@@ -132,6 +182,9 @@ def parse_filters(query: QueryDict, today: date | None = None) -> Filters:
     if granularity == "hour" and (end - start).days >= 31:
         errors.append("hourly charts cover at most 31 days; using days")
         granularity = "day"
+    if granularity == "minute" and (end - start).days >= MAX_MINUTE_DAYS:
+        errors.append(f"per-minute charts cover at most {MAX_MINUTE_DAYS} days; using auto")
+        granularity = "auto"
     dims = {}
     for dim in FILTER_DIMENSIONS:
         values = tuple(dict.fromkeys(v.strip() for v in query.getlist(dim) if v.strip()))

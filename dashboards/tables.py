@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
@@ -19,6 +20,7 @@ from django.http import HttpResponse
 from django.utils.text import slugify
 
 MONEY_PLACES = Decimal("0.000000000001")
+SECONDS_FROM_MS = 10_000  # latency reads in seconds from 10 s
 
 
 @dataclass(frozen=True)
@@ -89,17 +91,24 @@ def usd(value: Decimal | None) -> str:
     return f"{sign}${value:.4f}" if value >= Decimal("0.0001") else f"{sign}${value:.8f}"
 
 
+NONE = "(none)"  # a dimension value the call left blank
+
+
 def number(value: Any, kind: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if value == "" and kind == "text":
+        return NONE
     if kind == "money":
         return usd(value)
     if kind == "int":
         return f"{int(value):,}"
     if kind == "pct":
         return f"{float(value) * 100:.1f} %"
+    if kind == "pp":  # a difference of two rates, in percentage points
+        return f"{float(value) * 100:+.1f} pp"
     if kind == "ms":
-        return f"{float(value):,.0f} ms"
+        return f"{float(value) / 1000:,.1f} s" if float(value) >= SECONDS_FROM_MS else f"{float(value):,.0f} ms"
     if kind == "float":
         return f"{float(value):,.2f}"
     if isinstance(value, datetime):
@@ -141,9 +150,37 @@ def spend_row(row: dict[str, Any], total: Decimal) -> dict[str, Any]:
     }
 
 
+def column_format(kind: str, values: list[Any]) -> Callable[[Any], str]:
+    """One format for a whole column, so its figures line up: money to the cent when the column
+    reaches a dollar (else to as many places as its largest figure needs), latency in seconds when
+    the column reaches 10 s."""
+    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if kind == "money" and present:
+        top = max(abs(Decimal(v)) for v in present)
+        places = 2 if top >= 1 else 4 if top >= Decimal("0.0001") else 8
+        return lambda v: money_at(v, places)
+    if kind == "ms" and present and max(float(v) for v in present) >= SECONDS_FROM_MS:
+        return lambda v: "–" if v is None else f"{float(v) / 1000:,.1f} s"
+    if kind == "ms":
+        return lambda v: "–" if v is None else f"{float(v):,.0f} ms"
+    return lambda v: number(v, kind)
+
+
+def money_at(value: Decimal | None, places: int) -> str:
+    """Money at a fixed number of places; a non-zero amount too small to show says so ("<$0.01")."""
+    if value is None:
+        return "–"
+    step = Decimal(1).scaleb(-places)
+    if value != 0 and abs(value) < step:
+        return f"<{'-' if value < 0 else ''}${step}"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.{places}f}"
+
+
 def rendered(table: Table) -> dict[str, Any]:
     """The table as the template draws it: formatted cells, numeric columns right-aligned."""
     numeric = {"money", "int", "float", "pct", "ms"}
+    formats = {c.key: column_format(c.kind, [row.get(c.key) for row in table.rows]) for c in table.columns}
     rows = []
     for row in table.rows:
         cells = []
@@ -152,7 +189,7 @@ def rendered(table: Table) -> dict[str, Any]:
             link = table.links.get(c.key)
             cells.append(
                 {
-                    "text": number(value, c.kind),
+                    "text": formats[c.key](value),
                     "num": c.kind in numeric,
                     "href": link.format(value=quote(str(value), safe="")) if link and value not in (None, "") else "",
                 }

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboards import manage, savings, views
+from dashboards import calls, manage, savings, views
 
 app_name = "dashboards"
 
@@ -15,8 +15,11 @@ urlpatterns = [
     path("p/<int:project_id>/customers/", views.customers_view, name="customers"),
     path("p/<int:project_id>/customers/<path:customer>/", views.customer_view, name="customer"),
     path("p/<int:project_id>/savings/", savings.savings_view, name="savings"),
-    path("p/<int:project_id>/calls/", views.calls_view, name="calls"),
-    path("p/<int:project_id>/calls/<path:event_id>/", views.call_view, name="call"),
+    path("p/<int:project_id>/calls/", calls.calls_view, name="calls"),
+    path("p/<int:project_id>/calls/<path:key>/", calls.call_view, name="call"),
+    path("p/<int:project_id>/traces/<path:key>/", calls.trace_view, name="trace"),
+    path("p/<int:project_id>/sessions/<path:key>/", calls.session_view, name="session"),
+    path("p/<int:project_id>/requests/<path:key>/", calls.request_view, name="request"),
     path("p/<int:project_id>/settings/", manage.keys_view, name="keys"),
     path("p/<int:project_id>/settings/members/", manage.members_view, name="members"),
     path("p/<int:project_id>/prices/", manage.prices_view, name="prices"),

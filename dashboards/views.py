@@ -22,10 +22,10 @@ from dashboards.compare import DIMENSIONS as COMPARE_DIMENSIONS
 from dashboards.compare import compare
 from dashboards.customers import customer_detail, customer_list
 from dashboards.engineering import PERCENTILES, SPLITS, engineering
-from dashboards.filters import GRANULARITY_CHOICES, Filters, parse_filters
+from dashboards.filters import GRANULARITY_CHOICES, GRANULARITY_LABELS, Filters, parse_filters
 from dashboards.overview import STACKS, overview
-from dashboards.tables import Column, PageData, Table, rendered
-from ledger.explore import CALL_ORDERS, CallsQuery, call_detail, dimension_values, top_calls
+from dashboards.tables import PageData, rendered
+from ledger.explore import dimension_values
 from ledger.queries import QueryError
 from tenancy.access import visible_projects
 from tenancy.models import Project
@@ -96,7 +96,9 @@ def _frame(project: Project, f: Filters, keep: dict[str, str] | None = None) -> 
     keep = {k: v for k, v in (keep or {}).items() if v}
     return {
         "filters": f,
-        "granularities": GRANULARITY_CHOICES,
+        "granularities": [(g, GRANULARITY_LABELS[g]) for g in GRANULARITY_CHOICES],
+        "presets": f.presets(keep),
+        "zones": f.zones(),
         "dim_choices": dim_choices,
         "customer_values": f.dims.get("customer_id", ()),
         "keep": sorted(keep.items()),
@@ -271,62 +273,3 @@ def customer_view(ctx: ProjectContext, customer: str) -> HttpResponse:
         f,
         customer=customer,
     )
-
-
-CALL_COLUMNS = [
-    Column("event_id", "Event"),
-    Column("timestamp", "When (UTC)"),
-    Column("provider", "Provider"),
-    Column("model", "Model"),
-    Column("feature", "Feature"),
-    Column("customer_id", "Customer"),
-    Column("route_version", "Route version"),
-    Column("route", "Route"),
-    Column("status", "Status"),
-    Column("attempt", "Attempt", "int"),
-    Column("traffic", "Traffic"),
-    Column("cache_hit", "Cache hit"),
-    Column("input_tokens", "Input", "int"),
-    Column("cache_read_tokens", "Cache read", "int"),
-    Column("output_tokens", "Output", "int"),
-    Column("reasoning_tokens", "Reasoning", "int"),
-    Column("ttft_ms", "TTFT", "ms"),
-    Column("latency_ms", "Latency", "ms"),
-    Column("cost_usd", "Cost", "money"),
-]
-
-
-@project_page("detail")
-def calls_view(ctx: ProjectContext) -> HttpResponse:
-    f = page_filters(ctx)
-    order = _choice(ctx.request, "order", CALL_ORDERS, "cost")
-    query_error = ""
-    try:
-        rows = top_calls(CallsQuery(ctx.project.pk, f.start, f.end, dict(f.dims), order_by=order, limit=50))
-    except QueryError as exc:
-        rows, query_error = [], str(exc)
-    if ctx.request.GET.get("export") == "calls":
-        table = Table("calls", "Calls", CALL_COLUMNS, rows)
-        return table.csv_response(f"{ctx.project.name}-{f.start_date}-{f.end_date}-by-{order}")
-    keep = {"order": order if order != "cost" else ""}
-    return render_page(
-        ctx,
-        "dashboards/calls.html",
-        {
-            **_frame(ctx.project, f, keep),
-            "calls": rows,
-            "order": order,
-            "orders": list(CALL_ORDERS),
-            "query_error": query_error,
-        },
-        status=400 if query_error else 200,
-    )
-
-
-@project_page("detail")
-def call_view(ctx: ProjectContext, event_id: str) -> HttpResponse:
-    record = call_detail(ctx.project.pk, event_id)
-    if record is None:
-        raise Http404("no such call in this project")
-    fields = [(k, v) for k, v in record.items()]
-    return render_page(ctx, "dashboards/call.html", {"event_id": event_id, "fields": fields})

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ledger.calls_log import find_call, ranked_calls, selection_where
 from ledger.clickhouse.client import get_clickhouse
-from ledger.measures import MAIN_DIMENSIONS, raw_calls_where
-from ledger.pricing import pusd_to_usd
+from ledger.measures import MAIN_DIMENSIONS
 from ledger.queries import DIMENSIONS, QueryError
 
 CALL_ORDERS = {  # what a drill-down may sort by (descending), and the SQL for it
@@ -24,20 +24,6 @@ CALL_ORDERS = {  # what a drill-down may sort by (descending), and the SQL for i
     "ttft": "ttft_ms",
     "tokens": "input_tokens + output_tokens",
 }
-MONEY_COLUMNS = (
-    "cost_pusd",
-    "cost_input_pusd",
-    "cost_cache_read_pusd",
-    "cost_cache_write_pusd",
-    "cost_output_pusd",
-    "cost_reasoning_pusd",
-    "cache_saving_pusd",
-)
-LIST_COLUMNS = (
-    "event_id", "timestamp", "provider", "model", "feature", "customer_id", "route_version", "route",
-    "status", "attempt", "traffic", "cache_hit", "input_tokens", "cache_read_tokens", "output_tokens",
-    "reasoning_tokens", "ttft_ms", "latency_ms", "cost_pusd",
-)  # fmt: skip
 MAX_CALLS = 500
 
 
@@ -52,55 +38,23 @@ class CallsQuery:
 
 
 def _where(q: CallsQuery, params: dict[str, Any]) -> str:
-    for name, value in (("from", q.start), ("to", q.end)):
-        if value.tzinfo is None:
-            raise QueryError(f"{name} needs a UTC offset")
-    if q.start >= q.end:
-        raise QueryError("from must be before to")
-    unknown = [d for d in q.filters if d not in DIMENSIONS]
-    if unknown:
-        raise QueryError(f"unknown dimension {unknown[0]!r}; known: {', '.join(DIMENSIONS)}")
-    params.update(project=q.project_id, start=q.start, end=q.end)
-    return raw_calls_where(q.filters, params)
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    for column in MONEY_COLUMNS:
-        if column in row:
-            row[column.removesuffix("_pusd") + "_usd"] = pusd_to_usd(row.pop(column))
-    return row
+    return selection_where(q.project_id, q.start, q.end, q.filters, params)
 
 
 def top_calls(q: CallsQuery) -> list[dict[str, Any]]:
-    """The calls ranking highest by ``order_by`` in the range (exact, duplicates collapsed)."""
+    """The calls ranking highest by ``order_by`` in the range (exact: each call once, at its newest version)."""
     if q.order_by not in CALL_ORDERS:
         raise QueryError(f"order_by must be one of {', '.join(CALL_ORDERS)}")
     if not 1 <= q.limit <= MAX_CALLS:
         raise QueryError(f"limit must be between 1 and {MAX_CALLS}")
     params: dict[str, Any] = {}
     where = _where(q, params)
-    result = get_clickhouse().query(
-        f"SELECT {', '.join(LIST_COLUMNS)} FROM llm_calls FINAL WHERE {where}"
-        f" ORDER BY {CALL_ORDERS[q.order_by]} DESC NULLS LAST, timestamp DESC, event_id LIMIT {int(q.limit)}",
-        parameters=params,
-        caller="ledger.explore.top_calls",
-    )
-    return [_decode(dict(zip(result.column_names, row, strict=True))) for row in result.result_rows]
+    return ranked_calls(q.project_id, where, CALL_ORDERS[q.order_by], params, q.limit)
 
 
 def call_detail(project_id: int, event_id: str) -> dict[str, Any] | None:
     """Every stored field of one call (its newest version), or None."""
-    result = get_clickhouse().query(
-        "SELECT * FROM llm_calls FINAL WHERE project_id = {project:UInt64} AND event_id = {event:String}"
-        " ORDER BY version DESC LIMIT 1",
-        parameters={"project": project_id, "event": event_id},
-        caller="ledger.explore.call_detail",
-    )
-    if not result.result_rows:
-        return None
-    row = dict(zip(result.column_names, result.result_rows[0], strict=True))
-    row.pop("project_id", None)
-    return _decode(row)
+    return find_call(project_id, event_id)
 
 
 def dimension_values(project_id: int, start: datetime, end: datetime, limit: int = 200) -> dict[str, list[str]]:
@@ -116,6 +70,20 @@ def dimension_values(project_id: int, start: datetime, end: datetime, limit: int
     )
     row = result.result_rows[0] if result.result_rows else [[] for _ in dims]
     return {d: sorted(v for v in values if v != "") for d, values in zip(dims, row, strict=True)}
+
+
+def seen_values(project_id: int, start: datetime, end: datetime, limit: int = 200) -> dict[str, list[str]]:
+    """:func:`dimension_values` plus the customers with the most calls in the range (at most ``limit``)."""
+    values = dimension_values(project_id, start, end, limit)
+    result = get_clickhouse().query(
+        "SELECT customer_id FROM rollup_customer_total_day FINAL WHERE project_id = {project:UInt64}"
+        " AND bucket >= toStartOfDay({start:DateTime('UTC')}) AND bucket < {end:DateTime('UTC')}"
+        f" AND customer_id != '' GROUP BY customer_id ORDER BY sum(calls) DESC, customer_id LIMIT {int(limit)}",
+        parameters={"project": project_id, "start": start, "end": end},
+        caller="ledger.explore.seen_values",
+    )
+    values["customer_id"] = sorted(str(c) for (c,) in result.result_rows)
+    return values
 
 
 @dataclass(frozen=True)

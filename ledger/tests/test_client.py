@@ -132,6 +132,7 @@ def test_the_ledger_reads_name_themselves(
         _comment("ledger.queries.usage.groups", project.pk),
         _comment("ledger.queries.usage", project.pk),
         _comment("ledger.explore.top_calls", project.pk),
+        _comment("ledger.calls_log.newest_only", project.pk),  # the top calls at their newest version
         _comment("ledger.explore.token_outliers", project.pk),
     ]
     assert {s["max_execution_time"] for s in queries} == {60}
