@@ -13,7 +13,8 @@ ServiceCategory). Where 1.0.0 differs from the published specification, the test
 
 It runs in its own virtualenv (``.venv/focus-validator``, from requirements-focus-validator.lock;
 ``make focus-validator`` or ``make test`` makes it): its pins (pandas < 3, numpy < 2) cannot share
-the main environment. It reads no network: its currency list ships in the package (see :func:`validate` for where it looks).
+the main environment. It reads no network (checked in a network namespace without interfaces):
+its currency list ships in the package (see :func:`validate` for where it looks).
 """
 
 from __future__ import annotations
