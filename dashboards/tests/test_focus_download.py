@@ -6,11 +6,13 @@ import csv
 import html
 import io
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from django.http import StreamingHttpResponse
 from django.test import Client, override_settings
 
 from dashboards.tests.conftest import DAY1, TODAY
@@ -34,7 +36,8 @@ def download(client: Client, href: str) -> list[dict[str, str]]:
     assert answer.streaming
     assert answer["Content-Type"] == "text/csv; charset=utf-8"
     assert answer["Content-Disposition"].startswith('attachment; filename="focus-')
-    return list(csv.DictReader(io.StringIO(b"".join(answer.streaming_content).decode())))
+    streamed = cast(StreamingHttpResponse, answer)
+    return list(csv.DictReader(io.StringIO(b"".join(cast(Iterator[bytes], streamed.streaming_content)).decode())))
 
 
 @pytest.mark.django_db
@@ -79,7 +82,7 @@ def test_strangers_and_outages(traffic: Project, member: Any, outsider: Client) 
     client = member("finance")
     with override_settings(CLICKHOUSE_URL="http://127.0.0.1:1"):
         answer = Client(raise_request_exception=False)
-        answer.force_login(client.user)  # type: ignore[attr-defined]
+        answer.force_login(client.user)
         down = answer.get(path, RANGE)
     assert down.status_code == 503
     assert down["Retry-After"].isdigit()
