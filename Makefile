@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in req
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards bench-alerts bench-faults bench-advisor migrate cluster-snapshot clean
+.PHONY: install focus-validator browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards bench-alerts bench-faults bench-advisor migrate cluster-snapshot clean
 
 $(STAMP): requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (Meterline needs CPython 3.11)"; exit 1; }
@@ -14,6 +14,17 @@ $(STAMP): requirements.in requirements-dev.in requirements.lock sdk/python/pypro
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.in -r requirements-dev.in -c requirements.lock
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e ./sdk/python
 	rm -f $(VENV)/.installed-* && touch $@
+
+# The FinOps Foundation's FOCUS validator, for the FOCUS export tests, in a virtualenv of its own:
+# its pins (pandas<3, numpy<2) cannot share the main one. Tests find it at $(VENV)/focus-validator;
+# `make test` makes it (or `make focus-validator`).
+FOCUS_VALIDATOR := $(VENV)/focus-validator/bin/focus-validator
+$(FOCUS_VALIDATOR): requirements-focus-validator.lock
+	test -x $(VENV)/focus-validator/bin/python || $(PYTHON) -m venv $(VENV)/focus-validator
+	$(VENV)/focus-validator/bin/pip install --disable-pip-version-check -q -r requirements-focus-validator.lock
+	touch $@
+
+focus-validator: $(FOCUS_VALIDATOR)
 
 install: $(STAMP)
 
@@ -48,7 +59,7 @@ $(NGINX):
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null'
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'command -v systemctl >/dev/null && systemctl disable --now nginx >/dev/null 2>&1 || true'
 
-test: install $(CHROMIUM) $(NGINX)
+test: install $(FOCUS_VALIDATOR) $(CHROMIUM) $(NGINX)
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 

@@ -9,6 +9,7 @@ from api.alerts import AlertViewSet
 from api.budgets import BudgetViewSet
 from api.calls import CallsView
 from api.channels import ChannelViewSet
+from api.exports import FocusExportView
 from api.fallback import not_found
 from api.feedback import FeedbackView
 from api.usage import UsageView
@@ -25,6 +26,7 @@ urlpatterns = [
     path("usage", UsageView.as_view(), name="usage"),
     path("whatif", WhatIfView.as_view(), name="whatif"),
     path("advice", AdviceView.as_view(), name="advice"),
+    path("exports/focus", FocusExportView.as_view(), name="exports-focus"),
     *router.urls,
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

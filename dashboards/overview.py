@@ -16,6 +16,7 @@ from dashboards import charts
 from dashboards.filters import Filters
 from dashboards.tables import Column, PageData, Table, per_call, per_thousand, share, spend_columns, spend_row, usd
 from ledger import forecast as forecasting
+from ledger.focus import FocusQuery
 from ledger.pricebook import load_price_book
 from ledger.pricing import pusd_to_usd, tokens_cost_pusd
 from ledger.queries import UsageQuery, usage
@@ -231,3 +232,9 @@ def _kpis(cost: Decimal, calls: int, mtd: MonthToDate, waste: Decimal, saved: De
 
 def _pct(value: float) -> str:
     return "–" if math.isnan(value) else f"{value * 100:.1f} %"
+
+
+def focus_query(project_id: int, f: Filters, customers: bool = True) -> FocusQuery:
+    """The FOCUS export of the page's range and filters (the overview's "Download FOCUS" button);
+    ``customers=False`` leaves customer ids out, as the page does for roles without detail."""
+    return FocusQuery(project_id, f.start, f.end, dict(f.dims), customers=customers)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("switch", views.switch, name="switch"),
     path("p/<int:project_id>/", views.overview_view, name="overview"),
+    path("p/<int:project_id>/exports/focus.csv", views.focus_export_view, name="focus_export"),
     path("p/<int:project_id>/engineering/", views.engineering_view, name="engineering"),
     path("p/<int:project_id>/compare/", views.compare_view, name="compare"),
     path("p/<int:project_id>/customers/", views.customers_view, name="customers"),

@@ -11,7 +11,15 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
@@ -23,9 +31,10 @@ from dashboards.compare import compare
 from dashboards.customers import customer_detail, customer_list
 from dashboards.engineering import PERCENTILES, SPLITS, engineering
 from dashboards.filters import GRANULARITY_CHOICES, GRANULARITY_LABELS, Filters, parse_filters
-from dashboards.overview import STACKS, overview
-from dashboards.tables import PageData, rendered
-from ledger.explore import dimension_values
+from dashboards.overview import STACKS, focus_query, overview
+from dashboards.tables import Column, PageData, Table, rendered
+from ledger import focus
+from ledger.explore import CALL_ORDERS, CallsQuery, call_detail, dimension_values, top_calls
 from ledger.queries import QueryError
 from tenancy.access import visible_projects
 from tenancy.models import Project
@@ -189,6 +198,19 @@ def overview_view(ctx: ProjectContext) -> HttpResponse:
         stacks=list(stacks.items()),
         budgets=_budget_burn(ctx.project),
     )
+
+
+@project_page("read")
+def focus_export_view(ctx: ProjectContext) -> HttpResponseBase:
+    """The overview's "Download FOCUS (CSV)": the page's range and filters as FOCUS rows, streamed."""
+    query = focus_query(ctx.project.pk, page_filters(ctx), customers=ctx.can_detail)
+    try:
+        body = focus.encode(query, "csv")
+    except QueryError as exc:
+        return HttpResponseBadRequest(str(exc))
+    response = StreamingHttpResponse(body, content_type=focus.FORMATS["csv"])
+    response["Content-Disposition"] = f'attachment; filename="{focus.filename(ctx.project.name, query, "csv")}"'
+    return response
 
 
 def _budget_burn(project: Project) -> list[dict[str, Any]]:

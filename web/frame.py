@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, Concatenate, NamedTuple, ParamSpec
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
@@ -22,6 +22,7 @@ from tenancy.access import may, role_in, visible_projects
 from tenancy.models import Project
 
 P = ParamSpec("P")
+R = TypeVar("R", bound=HttpResponseBase)  # a page, or a streamed download
 
 
 class NavItem(NamedTuple):
@@ -68,13 +69,13 @@ class ProjectContext:
 
 def project_page(
     need: str = "read",
-) -> Callable[[Callable[Concatenate[ProjectContext, P], HttpResponse]], Callable[..., HttpResponse]]:
+) -> Callable[[Callable[Concatenate[ProjectContext, P], R]], Callable[..., R]]:
     """Open ``project_id`` for the signed-in user and call the view with its :class:`ProjectContext`."""
 
-    def decorate(view: Callable[Concatenate[ProjectContext, P], HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorate(view: Callable[Concatenate[ProjectContext, P], R]) -> Callable[..., R]:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, project_id: int, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        def wrapper(request: HttpRequest, project_id: int, *args: P.args, **kwargs: P.kwargs) -> R:
             project = visible_projects(request.user).select_related("organization").filter(pk=project_id).first()
             if project is None:
                 raise Http404("no such project")

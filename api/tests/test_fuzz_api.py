@@ -44,8 +44,9 @@ OPERATIONS = [
     ("/v1/usage", "GET"),
     ("/v1/whatif", "GET"),
     ("/v1/advice", "GET"),
+    ("/v1/exports/focus", "GET"),
 ]
-REPORTS = ("/v1/usage", "/v1/whatif", "/v1/advice")  # operations that read calls
+REPORTS = ("/v1/usage", "/v1/whatif", "/v1/advice", "/v1/exports/focus")  # operations that read calls
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
 
 

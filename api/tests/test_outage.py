@@ -64,6 +64,7 @@ API_CALLS = [
     ("post", "/v1/calls", {"calls": [{"provider": "openai", "model": "gpt-4o"}]}),
     ("post", "/v1/feedback", {"event_id": "e1", "score": 1}),
     ("get", "/v1/usage?from=2026-11-01&to=2026-11-02", None),
+    ("get", "/v1/exports/focus?from=2026-11-01&to=2026-11-02", None),
     ("get", "/v1/budgets", None),
     ("post", "/v1/budgets", {"name": "b", "amount_usd": "10"}),
     ("get", "/v1/channels", None),

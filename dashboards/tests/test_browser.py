@@ -1,8 +1,8 @@
 """End to end in a real headless browser: Debian's Chromium driven by Playwright against a live server.
 
 Signs in, opens every page, checks that each chart was drawn and that no console error occurred,
-changes a filter through the form and sees the figures change, downloads a CSV and checks it
-against ``/v1/usage``. Screenshots of every page (desktop and phone width) are saved under
+changes a filter through the form and sees the figures change, downloads a CSV and the FOCUS export
+and checks them against ``/v1/usage``. Screenshots of every page (desktop and phone width) are saved under
 ``test-output/screenshots/`` (or ``$METERLINE_TEST_OUTPUT/screenshots``) for a person to look at.
 """
 
@@ -171,6 +171,19 @@ def test_every_page_renders_filters_change_numbers_and_csv_matches_the_api(
     expected = {r["feature"]: (r["cost"], r["calls"]) for r in api.json()["data"]}
     assert {r["feature"]: (r["cost"], int(r["calls"])) for r in rows} == expected
     assert sorted(expected) == ["chat", "compose", "search"]
+
+    # Download FOCUS (CSV): the page's range as FOCUS rows, adding up to the range's spend.
+    with page.expect_download() as focus_download:
+        page.click("a[data-focus-download]")
+    assert focus_download.value.suggested_filename.startswith("focus-e2e-")
+    focus_rows = list(csv.DictReader(io.StringIO(Path(focus_download.value.path()).read_text())))
+    total = page.request.get(
+        f"{live_server.url}/v1/usage",
+        params={"project": str(site.pk), "from": DAY1.isoformat(), "to": (TODAY + timedelta(days=1)).isoformat(),
+                "granularity": "total", "metrics": "cost"},
+    )  # fmt: skip
+    assert f"{sum(Decimal(r['BilledCost']) for r in focus_rows):.12f}" == total.json()["data"][0]["cost"]
+    assert {r["ServiceCategory"] for r in focus_rows} == {"AI and Machine Learning"}
 
     # A phone-width look at the main pages.
     phone = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=context.storage_state())

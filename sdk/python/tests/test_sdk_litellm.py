@@ -1,7 +1,8 @@
 """The LiteLLM callback, called as LiteLLM calls a ``CustomLogger``: (kwargs, response_obj, start, end).
 
-LiteLLM itself is not installed here (1.107.0 was a compromised release and the package pulls a
-large tree), so the kwargs and response objects below follow LiteLLM's documented shapes:
+These tests hand the callback kwargs and response objects in LiteLLM's documented shapes, to cover
+shapes other releases and providers answer with; test_sdk_litellm_real.py runs the callback inside
+the pinned LiteLLM itself (completion and acompletion, streamed or not). The shapes here:
 ``model_call_details`` kwargs with ``litellm_params`` / ``standard_logging_object``, and a
 ``ModelResponse`` whose ``usage`` is OpenAI-shaped (the prompt total including cache reads), with
 Anthropic's cache fields added for Claude models.

@@ -29,8 +29,11 @@ from meterline.integrations.prefix import PrefixCounter, fit, leading_system, pr
 
 log = logging.getLogger("meterline")
 
+_Base: type
 try:  # subclass the real base when LiteLLM is installed, so isinstance checks in LiteLLM pass
-    from litellm.integrations.custom_logger import CustomLogger as _Base  # type: ignore[import-not-found]
+    from litellm.integrations.custom_logger import CustomLogger
+
+    _Base = CustomLogger
 except ImportError:  # pragma: no cover - depends on what is installed
     _Base = object
 
