@@ -32,9 +32,9 @@ from dashboards.customers import customer_detail, customer_list
 from dashboards.engineering import PERCENTILES, SPLITS, engineering
 from dashboards.filters import GRANULARITY_CHOICES, GRANULARITY_LABELS, Filters, parse_filters
 from dashboards.overview import STACKS, focus_query, overview
-from dashboards.tables import Column, PageData, Table, rendered
+from dashboards.tables import PageData, rendered
 from ledger import focus
-from ledger.explore import CALL_ORDERS, CallsQuery, call_detail, dimension_values, top_calls
+from ledger.explore import dimension_values
 from ledger.queries import QueryError
 from tenancy.access import visible_projects
 from tenancy.models import Project

@@ -523,3 +523,15 @@ FROM llm_calls FINAL
 GROUP BY project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status,
          service_tier, streamed, finish_reason, error_type, band;
 
+-- 0010_calls_log_indexes
+ALTER TABLE llm_calls_local ON CLUSTER meterline
+    ADD INDEX IF NOT EXISTS call_ids [event_id, trace_id, request_id, session_id, customer_id] TYPE bloom_filter(0.01) GRANULARITY 1,
+    ADD INDEX IF NOT EXISTS cost_top cost_pusd TYPE minmax GRANULARITY 1,
+    ADD INDEX IF NOT EXISTS latency_top latency_ms TYPE minmax GRANULARITY 1;
+
+ALTER TABLE llm_calls_local ON CLUSTER meterline MATERIALIZE INDEX call_ids;
+
+ALTER TABLE llm_calls_local ON CLUSTER meterline MATERIALIZE INDEX cost_top;
+
+ALTER TABLE llm_calls_local ON CLUSTER meterline MATERIALIZE INDEX latency_top;
+
