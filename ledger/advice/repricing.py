@@ -168,70 +168,111 @@ def _quality(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+FLOAT_NOISE = 1e-9
+
+
 def _no_worse(candidate: dict[str, Any], dear: dict[str, Any]) -> bool:
     """Feedback score at least as high and error rate at most as high, both models with feedback."""
     if not candidate["feedback_count"] or not dear["feedback_count"]:
         return False
+    # The averages are float sums divided by counts: equal scores may differ in the last bits (three
+    # 0.8s average to 0.8000000000000002), which must not make a model look better or worse.
     return bool(
-        candidate["feedback_score"] >= dear["feedback_score"]
-        and (candidate["error_rate"] or 0.0) <= (dear["error_rate"] or 0.0)
+        candidate["feedback_score"] >= dear["feedback_score"] - FLOAT_NOISE
+        and (candidate["error_rate"] or 0.0) <= (dear["error_rate"] or 0.0) + FLOAT_NOISE
     )
 
 
+# Where a feature's models are compared, finest first: within one route of one routing-config version
+# (the same share of the traffic), within one version, or across the whole feature.
+ROUTING_LEVELS: tuple[tuple[str, ...], ...] = (("route_version", "route"), ("route_version",), ())
+
+
 def routing(ctx: Context) -> list[Recommendation]:
-    """Per feature, move a model's calls to the cheapest model already used on it at no worse quality."""
+    """Per feature (and route version / route), move a model's calls to the cheapest model already used
+    on the same slice of traffic at no worse quality.
+
+    The slice is the finest of :data:`ROUTING_LEVELS` at which the feature ran more than one model in
+    one slice: a router that sends each route to one model is compared across routes, per version."""
     metrics = ("cost", "calls", "errors", "error_rate", "feedback_score", "feedback_count")
-    by_feature: dict[str, list[dict[str, Any]]] = {}
-    for row in total(ctx.q, ("feature", "provider", "model"), metrics, "cost"):
-        if row["calls"]:
-            by_feature.setdefault(row["feature"], []).append(row)
+    chosen: dict[str, tuple[tuple[str, ...], dict[tuple[str, ...], list[dict[str, Any]]]]] = {}
+    features: set[str] = set()
+    for level in ROUTING_LEVELS:
+        slices: dict[str, dict[tuple[str, ...], list[dict[str, Any]]]] = {}
+        for row in total(ctx.q, ("feature", *level, "provider", "model"), metrics, "cost"):
+            if row["calls"] and row["feature"] not in chosen:
+                slices.setdefault(row["feature"], {}).setdefault(tuple(row[d] for d in level), []).append(row)
+        features.update(slices)
+        for feature, by_slice in slices.items():
+            if not level or any(len(models) > 1 for models in by_slice.values()):
+                chosen[feature] = (level, by_slice)
+        if features <= chosen.keys():
+            break
     out = []
-    for feature, models in sorted(by_feature.items()):
-        if len(models) < 2:
+    for feature, (level, by_slice) in sorted(chosen.items()):
+        for values, models in sorted(by_slice.items()):
+            where = dict(zip(level, values, strict=True))
+            out.extend(_route_slice(ctx, feature, where, models))
+    return out
+
+
+def _route_slice(
+    ctx: Context, feature: str, where: dict[str, str], models: list[dict[str, Any]]
+) -> list[Recommendation]:
+    """The recommendations of one slice of a feature's traffic (``where``: its route version / route)."""
+    if len(models) < 2:
+        return []
+    # The scope names what the comparison was made within; an empty version or route is no filter a
+    # client can send, so it is left out of the scope (the what-if still selects exactly the slice).
+    within = {d: v for d, v in where.items() if v}
+    label = feature + "".join(f" {d}={v}" for d, v in within.items())
+    out = []
+    for dear in models:
+        per_call = pusd(dear["cost"]) / dear["calls"]
+        cheaper = [m for m in models if m is not dear and pusd(m["cost"]) / m["calls"] < per_call]
+        if not cheaper:
             continue
-        for dear in models:
-            per_call = pusd(dear["cost"]) / dear["calls"]
-            cheaper = [m for m in models if m is not dear and pusd(m["cost"]) / m["calls"] < per_call]
-            if not cheaper:
+        proven = [m for m in cheaper if _no_worse(m, dear)]
+        if not proven:
+            missing = [m["model"] for m in (dear, *cheaper) if not m["feedback_count"]]
+            why = f"no feedback on {', '.join(missing)}" if missing else "no cheaper model scores as well"
+            ctx.notes.append(f"routing: {label} on {dear['model']} not compared: {why}")
+            continue
+        scope = {"feature": feature, **within, "provider": dear["provider"], "model": dear["model"]}
+        selected = {"feature": feature, **where, "provider": dear["provider"], "model": dear["model"]}
+        q = replace(ctx.q, filters={**ctx.q.filters, **{k: (v,) for k, v in selected.items()}})
+        best: tuple[int, dict[str, Any], Any] | None = None
+        for m in proven:
+            result = whatif(q, Target(provider=m["provider"], model=m["model"]), book=ctx.book).total
+            if result.unpriced_calls:
                 continue
-            proven = [m for m in cheaper if _no_worse(m, dear)]
-            if not proven:
-                missing = [m["model"] for m in (dear, *cheaper) if not m["feedback_count"]]
-                why = f"no feedback on {', '.join(missing)}" if missing else "no cheaper model scores as well"
-                ctx.notes.append(f"routing: {feature} on {dear['model']} not compared: {why}")
-                continue
-            scope = {"feature": feature, "provider": dear["provider"], "model": dear["model"]}
-            q = replace(ctx.q, filters={**ctx.q.filters, **{k: (v,) for k, v in scope.items()}})
-            best: tuple[int, dict[str, Any], Any] | None = None
-            for m in proven:
-                result = whatif(q, Target(provider=m["provider"], model=m["model"]), book=ctx.book).total
-                if result.unpriced_calls:
-                    continue
-                saving = result.actual_pusd - result.whatif_pusd
-                if best is None or saving > best[0]:
-                    best = (saving, m, result)
-            if best is None or best[0] <= 0:
-                continue
-            saving, target, result = best
-            out.append(
-                Recommendation(
-                    "routing",
-                    f"Route {feature} from {dear['model']} to {target['model']}",
-                    scope,
-                    saving,
-                    {
-                        "to_provider": target["provider"],
-                        "to_model": target["model"],
-                        "calls": result.calls,
-                        "actual_cost": pusd_to_usd(result.actual_pusd),
-                        "whatif_cost": pusd_to_usd(result.whatif_pusd),
-                        "current": _quality(dear),
-                        "candidate": _quality(target),
-                        "method": "the cheapest model already used on this feature whose feedback score is no"
-                        " lower and error rate no higher; savings = actual - the what-if at that model",
-                        "whatif": ctx.whatif_link(scope, to_provider=target["provider"], to_model=target["model"]),
-                        "dashboard": ctx.dashboard("compare", {"feature": feature}),
-                    },
-                )
+            saving = result.actual_pusd - result.whatif_pusd
+            if best is None or saving > best[0]:
+                best = (saving, m, result)
+        if best is None or best[0] <= 0:
+            continue
+        saving, target, result = best
+        compared = ", ".join(["feature", *within])
+        out.append(
+            Recommendation(
+                "routing",
+                f"Route {label} from {dear['model']} to {target['model']}",
+                scope,
+                saving,
+                {
+                    "to_provider": target["provider"],
+                    "to_model": target["model"],
+                    "compared_within": ["feature", *within],
+                    "calls": result.calls,
+                    "actual_cost": pusd_to_usd(result.actual_pusd),
+                    "whatif_cost": pusd_to_usd(result.whatif_pusd),
+                    "current": _quality(dear),
+                    "candidate": _quality(target),
+                    "method": f"the cheapest model already used on the same {compared} whose feedback score"
+                    " is no lower and error rate no higher; savings = actual - the what-if at that model",
+                    "whatif": ctx.whatif_link(scope, to_provider=target["provider"], to_model=target["model"]),
+                    "dashboard": ctx.dashboard("compare", {"feature": feature}),
+                },
             )
+        )
     return out

@@ -186,6 +186,41 @@ def test_routing_moves_a_feature_to_the_cheapest_model_proven_no_worse(project: 
 
 
 @pytest.mark.django_db
+def test_routing_compares_models_within_the_same_route_version_and_route(project: Project) -> None:
+    v1_full, v2_full = {"route_version": "v1", "route": "full"}, {"route_version": "v2", "route": "full"}
+    write(project, [
+        *scored(project, "chat", "gpt-4o", 0.9, **v1_full), *scored(project, "chat", "gpt-4o-mini", 0.9, **v1_full),
+        # v2's full route: the mini scores lower there, and v1's score of it does not count for v2
+        *scored(project, "chat", "gpt-4o", 0.9, n=3, **v2_full),
+        *scored(project, "chat", "gpt-4o-mini", 0.5, **v2_full),
+        # a router that sends each route to one model: its models are compared across the routes of a version
+        *scored(project, "triage", "gpt-4o", 0.8, n=3, route_version="v3", route="full"),
+        *scored(project, "triage", "gpt-4o-mini", 0.8, route_version="v3", route="mini"),
+    ])  # fmt: skip
+    sync_feedback()
+    rollup_dirty()
+    answer = run(project)
+    recs = {r["scope"]["feature"]: r for r in of(answer, "routing")}
+    assert len(of(answer, "routing")) == 2
+    chat = recs["chat"]
+    assert chat["scope"] == {
+        "feature": "chat", "route_version": "v1", "route": "full", "provider": "openai", "model": "gpt-4o"
+    }  # fmt: skip
+    assert chat["savings_usd"] == usd(2 * (3_500_000_000 - MINI))  # v1's full calls only, not v2's three
+    assert chat["evidence"]["compared_within"] == ["feature", "route_version", "route"]
+    assert (chat["evidence"]["calls"], chat["evidence"]["current"]["feedback_count"]) == (2, 2)
+    assert "route_version=v1" in chat["evidence"]["whatif"]
+    assert "route=full" in chat["evidence"]["whatif"]
+    triage = recs["triage"]
+    assert triage["scope"] == {"feature": "triage", "route_version": "v3", "provider": "openai", "model": "gpt-4o"}
+    assert triage["savings_usd"] == usd(3 * (3_500_000_000 - MINI))
+    assert triage["evidence"]["compared_within"] == ["feature", "route_version"]
+    assert "routing: chat route_version=v2 route=full on gpt-4o not compared: no cheaper model scores as well" in (
+        answer.notes
+    )
+
+
+@pytest.mark.django_db
 def test_batch_needs_a_batch_price_from_the_catalogue_or_the_projects_multiplier(project: Project) -> None:
     # claude-sonnet-4 has no batch price in the catalogue: the project's multiplier of 1 says batch costs the same
     TierMultiplier.objects.create(project=project, service_tier="batch", multiplier=Decimal(1))

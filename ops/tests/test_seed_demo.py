@@ -98,6 +98,8 @@ def test_the_demo_gives_every_lever_of_the_advisor_something_to_save(ch: ClickHo
         ("chat-assistant", "gpt-4o", "gpt-4o-mini")
     }
     assert all(r["evidence"]["candidate"]["feedback_count"] > 0 for r in routing)
+    # each route goes to one model: the models are compared within each version of the routing config
+    assert sorted(r["scope"]["route_version"] for r in routing) == ["v1", "v2"]
     # support-triage's small model scores lower: said, not recommended
     assert any(n.startswith("routing: support-triage") for n in answer.json()["notes"])
     assert {r["scope"]["feature"] for r in recs if r["kind"] == "prompt_cache"} == {"support-triage"}
