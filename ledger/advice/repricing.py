@@ -20,46 +20,65 @@ from ledger.pricing import cost_parts, pusd_to_usd
 from ledger.whatif import Target, whatif
 
 
+def _batch_selections(ctx: Context) -> list[dict[str, tuple[str, ...]]]:
+    """The traffic that could have waited, as filters: eval and shadow always, and the live traffic of the
+    features the project marks batch-eligible (within the query's own filters)."""
+    allowed = ctx.q.filters.get("traffic", ("live", "eval", "shadow"))
+    offline: tuple[str, ...] = tuple(t for t in ("eval", "shadow") if t in allowed)
+    wanted = ctx.q.filters.get("feature")
+    eligible = tuple(f for f in ctx.batch_features if wanted is None or f in wanted) if "live" in allowed else ()
+    selections: list[dict[str, tuple[str, ...]]] = [{"traffic": offline}] if offline else []
+    return [*selections, {"traffic": ("live",), "feature": eligible}] if eligible else selections
+
+
 def batch(ctx: Context) -> list[Recommendation]:
-    """Eval and shadow traffic, not streamed, at the default tier, re-priced at the batch tier."""
-    allowed = ctx.q.filters.get("traffic", ("eval", "shadow"))
-    traffic = tuple(t for t in ("eval", "shadow") if t in allowed)
-    if not traffic:
+    """Traffic that could wait (eval, shadow, batch-eligible live features), not streamed, at the default
+    tier, re-priced at the batch tier."""
+    selections = _batch_selections(ctx)
+    if not selections:
         return []
-    q = replace(ctx.q, filters={**ctx.q.filters, "traffic": traffic}, group_by=("feature",))
-    result = whatif(replace(q, granularity=None), Target(tier="batch"), book=ctx.book)
+    cells: dict[str, list[int]] = {}  # feature -> [calls, actual, at batch, unpriced, live calls, excluded]
+    for selection in selections:
+        q = replace(ctx.q, filters={**ctx.q.filters, **selection}, group_by=("feature",), granularity=None)
+        live = selection["traffic"] == ("live",)
+        for row in whatif(q, Target(tier="batch"), book=ctx.book).rows:
+            cell = cells.setdefault(row["feature"], [0] * 6)
+            cell[0] += row["calls"]
+            cell[1] += pusd(row["actual_cost"])
+            cell[2] += pusd(row["whatif_cost"])
+            cell[3] += row["unpriced_calls"]
+            cell[4] += row["calls"] if live else 0
     # Streamed calls and calls already at another tier cannot move: price them per call and take them out.
-    excluded: dict[str, list[int]] = {}  # feature -> [calls, actual, at batch, unpriced]
+    offline = next((s["traffic"] for s in selections if s["traffic"] != ("live",)), ())
+    eligible = next((s["feature"] for s in selections if s["traffic"] == ("live",)), ())
     sql = (
         "SELECT toString(feature), toString(provider), toString(model), toUnixTimestamp64Milli(timestamp),"  # noqa: S608
-        " input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cache_hit, cost_pusd"
-        f" FROM llm_calls FINAL WHERE {ctx.where} AND toString(traffic) IN {{traffic:Array(String)}}"
+        " input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cache_hit, cost_pusd,"
+        " traffic = 'live'"
+        f" FROM llm_calls FINAL WHERE {ctx.where} AND (has({{offline:Array(String)}}, toString(traffic))"
+        " OR (traffic = 'live' AND has({eligible:Array(String)}, toString(feature))))"
         f" AND (streamed OR service_tier != 'default') LIMIT {MAX_ROWS}"
     )
-    for feature, provider, model, ts, inp, cr, cw, out_t, rs, hit, actual in ctx.rows(
-        sql, "batch", traffic=list(traffic)
+    for feature, provider, model, ts, inp, cr, cw, out_t, rs, hit, actual, live in ctx.rows(
+        sql, "batch", offline=list(offline), eligible=list(eligible)
     ):
-        cell = excluded.setdefault(feature, [0, 0, 0, 0])
-        cell[0] += 1
-        cell[1] += actual
+        cell = cells.setdefault(feature, [0] * 6)
         price = None if hit else ctx.book.price(provider, model, "batch", ts)
-        cell[2] += cost_parts(price, inp, cr, cw, out_t, rs)[5] if price is not None else 0
-        cell[3] += not hit and price is None
+        cell[0] -= 1
+        cell[1] -= actual
+        cell[2] -= cost_parts(price, inp, cr, cw, out_t, rs)[5] if price is not None else 0
+        cell[3] -= not hit and price is None
+        cell[4] -= bool(live)
+        cell[5] += 1
     recs = []
-    for row in result.rows:
-        feature = row["feature"]
-        gone = excluded.get(feature, [0, 0, 0, 0])
-        if row["unpriced_calls"] > gone[3]:
-            ctx.notes.append(
-                f"batch: {feature}: {row['unpriced_calls'] - gone[3]} calls have no batch price; not compared"
-            )
+    for feature, (calls, actual, at_batch, unpriced, live_calls, excluded) in sorted(cells.items()):
+        if unpriced:
+            ctx.notes.append(f"batch: {feature}: {unpriced} calls have no batch price; not compared")
             continue
-        actual = pusd(row["actual_cost"]) - gone[1]
-        at_batch = pusd(row["whatif_cost"]) - gone[2]
-        calls = row["calls"] - gone[0]
         saving = actual - at_batch
         if calls <= 0 or saving <= 0:
             continue
+        traffic = ("live", *offline) if feature in eligible else offline
         scope = {"feature": feature, "traffic": ",".join(traffic)}
         recs.append(
             Recommendation(
@@ -69,11 +88,14 @@ def batch(ctx: Context) -> list[Recommendation]:
                 saving,
                 {
                     "calls": calls,
-                    "excluded_calls": gone[0],
+                    "excluded_calls": excluded,
+                    "live_calls": live_calls,
+                    "batch_eligible": feature in eligible,
                     "actual_cost": pusd_to_usd(actual),
                     "batch_cost": pusd_to_usd(at_batch),
-                    "method": "savings = actual - the same calls at the batch tier (streamed calls and calls"
-                    " not at the default tier excluded; the what-if link includes them)",
+                    "method": "savings = actual - the same calls at the batch tier: eval and shadow traffic, and"
+                    " the live traffic of features the project marks batch-eligible; streamed calls and calls"
+                    " not at the default tier excluded (the what-if link includes them)",
                     "whatif": ctx.whatif_link(scope, to_tier="batch"),
                     "dashboard": ctx.dashboard("engineering", scope),
                 },

@@ -113,6 +113,29 @@ def test_batch_reprices_eval_and_shadow_at_the_batch_tier_never_streamed_calls(p
 
 
 @pytest.mark.django_db
+def test_batch_counts_the_live_traffic_of_features_the_project_marks_batch_eligible(project: Project) -> None:
+    project.batch_eligible_features = ["nightly-report"]
+    project.save()
+    write(project, [
+        {"feature": "nightly-report"}, {"feature": "nightly-report", "output_tokens": 300},  # live: counted
+        {"feature": "nightly-report", "traffic": "eval"},  # eval: counted as always
+        {"feature": "nightly-report", "streamed": True},  # never: streamed
+        {"feature": "nightly-report", "service_tier": "priority"},  # never: not at the default tier
+        {"feature": "chat"}, {"feature": "chat", "output_tokens": 300},  # live, not batch-eligible
+    ])  # fmt: skip
+    (rec,) = of(run(project), "batch")
+    assert rec["scope"] == {"feature": "nightly-report", "traffic": "live,eval,shadow"}
+    assert rec["savings_usd"] == usd((MINI + 330_000_000 + MINI) // 2)
+    ev = rec["evidence"]
+    assert (ev["calls"], ev["live_calls"], ev["excluded_calls"], ev["batch_eligible"]) == (3, 2, 2, True)
+    assert "traffic=live%2Ceval%2Cshadow" in ev["whatif"]
+    # the query's own filters still hold: live traffic only, or another feature
+    (live,) = of(run(project, traffic=("live",)), "batch")
+    assert (live["scope"]["traffic"], live["savings_usd"]) == ("live", usd((MINI + 330_000_000) // 2))
+    assert of(run(project, feature=("chat",)), "batch") == []
+
+
+@pytest.mark.django_db
 def test_output_length_is_cut_calls_plus_the_retries_after_them_in_the_trace(project: Project) -> None:
     write(project, [
         {"trace_id": "t1", "minute": 2, "attempt": 2},  # a retry before the cut: not caused by it

@@ -103,6 +103,9 @@ def test_the_demo_gives_every_lever_of_the_advisor_something_to_save(ch: ClickHo
     # support-triage's small model scores lower: said, not recommended
     assert any(n.startswith("routing: support-triage") for n in answer.json()["notes"])
     assert {r["scope"]["feature"] for r in recs if r["kind"] == "prompt_cache"} == {"support-triage"}
+    # doc-extract is marked batch-eligible: its live calls at the default tier count too
+    (docs,) = [r for r in recs if r["kind"] == "batch" and r["scope"]["feature"] == "doc-extract"]
+    assert docs["evidence"]["live_calls"] > 0
     assert {r["scope"]["feature"] for r in recs if r["kind"] == "output_length" and Decimal(r["savings_usd"])} == {
         "doc-extract"
     }

@@ -35,7 +35,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             org, _ = Organization.objects.get_or_create(name="Demo Inc")
-            project, _ = Project.objects.get_or_create(name=options["project"], defaults={"organization": org})
+            # doc-extract's document jobs can wait: half already go through the Batch API.
+            project, _ = Project.objects.get_or_create(
+                name=options["project"], defaults={"organization": org, "batch_eligible_features": ["doc-extract"]}
+            )
             user, _ = get_user_model().objects.get_or_create(username="admin", defaults={"is_staff": True})
             password = secrets.token_urlsafe(9)
             user.is_staff = user.is_superuser = True
