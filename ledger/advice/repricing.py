@@ -210,26 +210,42 @@ def _no_worse(candidate: dict[str, Any], dear: dict[str, Any]) -> bool:
 ROUTING_LEVELS: tuple[tuple[str, ...], ...] = (("route_version", "route"), ("route_version",), ())
 
 
+def _add_quality(into: dict[str, Any], row: dict[str, Any]) -> None:
+    """Sum a model's figures over the slices of a finer level (the score as its sum, to average again)."""
+    if not into:
+        into.update(provider=row["provider"], model=row["model"], cost=0, calls=0, errors=0, feedback_count=0,
+                    score_sum=0.0)  # fmt: skip
+    into["cost"] += row["cost"]
+    into["calls"] += row["calls"]
+    into["errors"] += row["errors"]
+    into["feedback_count"] += row["feedback_count"]
+    into["score_sum"] += (row["feedback_score"] or 0.0) * row["feedback_count"]
+
+
+def _rates(m: dict[str, Any]) -> dict[str, Any]:
+    count = m["feedback_count"]
+    return {**m, "error_rate": m["errors"] / m["calls"], "feedback_score": m["score_sum"] / count if count else None}
+
+
 def routing(ctx: Context) -> list[Recommendation]:
     """Per feature (and route version / route), move a model's calls to the cheapest model already used
     on the same slice of traffic at no worse quality.
 
     The slice is the finest of :data:`ROUTING_LEVELS` at which the feature ran more than one model in
     one slice: a router that sends each route to one model is compared across routes, per version."""
-    metrics = ("cost", "calls", "errors", "error_rate", "feedback_score", "feedback_count")
+    metrics = ("cost", "calls", "errors", "feedback_score", "feedback_count")
+    finest = ("feature", *ROUTING_LEVELS[0], "provider", "model")
+    rows = [row for row in total(ctx.q, finest, metrics, "cost") if row["calls"]]
     chosen: dict[str, tuple[tuple[str, ...], dict[tuple[str, ...], list[dict[str, Any]]]]] = {}
-    features: set[str] = set()
-    for level in ROUTING_LEVELS:
-        slices: dict[str, dict[tuple[str, ...], list[dict[str, Any]]]] = {}
-        for row in total(ctx.q, ("feature", *level, "provider", "model"), metrics, "cost"):
-            if row["calls"] and row["feature"] not in chosen:
-                slices.setdefault(row["feature"], {}).setdefault(tuple(row[d] for d in level), []).append(row)
-        features.update(slices)
-        for feature, by_slice in slices.items():
-            if not level or any(len(models) > 1 for models in by_slice.values()):
-                chosen[feature] = (level, by_slice)
-        if features <= chosen.keys():
-            break
+    for level in ROUTING_LEVELS:  # one query at the finest level; coarser ones are its sums
+        slices: dict[str, dict[tuple[str, ...], dict[tuple[str, str], dict[str, Any]]]] = {}
+        for row in rows:
+            if row["feature"] not in chosen:
+                cell = slices.setdefault(row["feature"], {}).setdefault(tuple(row[d] for d in level), {})
+                _add_quality(cell.setdefault((row["provider"], row["model"]), {}), row)
+        for feature, found in slices.items():
+            if not level or any(len(cell) > 1 for cell in found.values()):
+                chosen[feature] = (level, {k: [_rates(m) for m in v.values()] for k, v in found.items()})
     out = []
     for feature, (level, by_slice) in sorted(chosen.items()):
         for values, models in sorted(by_slice.items()):

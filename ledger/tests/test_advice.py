@@ -210,12 +210,14 @@ def test_routing_moves_a_feature_to_the_cheapest_model_proven_no_worse(project: 
 
 @pytest.mark.django_db
 def test_routing_compares_models_within_the_same_route_version_and_route(project: Project) -> None:
-    v1_full, v2_full = {"route_version": "v1", "route": "full"}, {"route_version": "v2", "route": "full"}
+    v1_full: dict[str, Any] = {"route_version": "v1", "route": "full"}
+    v2_full: dict[str, Any] = {"route_version": "v2", "route": "full"}
     write(project, [
-        *scored(project, "chat", "gpt-4o", 0.9, **v1_full), *scored(project, "chat", "gpt-4o-mini", 0.9, **v1_full),
+        *scored(project, "chat", "gpt-4o", 0.9, 2, **v1_full),
+        *scored(project, "chat", "gpt-4o-mini", 0.9, 2, **v1_full),
         # v2's full route: the mini scores lower there, and v1's score of it does not count for v2
-        *scored(project, "chat", "gpt-4o", 0.9, n=3, **v2_full),
-        *scored(project, "chat", "gpt-4o-mini", 0.5, **v2_full),
+        *scored(project, "chat", "gpt-4o", 0.9, 3, **v2_full),
+        *scored(project, "chat", "gpt-4o-mini", 0.5, 2, **v2_full),
         # a router that sends each route to one model: its models are compared across the routes of a version
         *scored(project, "triage", "gpt-4o", 0.8, n=3, route_version="v3", route="full"),
         *scored(project, "triage", "gpt-4o-mini", 0.8, route_version="v3", route="mini"),
