@@ -184,8 +184,9 @@ def generate(
                 )  # fmt: skip
                 at += int(latency) + 500 + rng.randrange(1_500)
                 thumbs = FEEDBACK.get(feature.name)
-                if feedback is not None and thumbs and ok and not cut and last_step and traffic == "live":
-                    if rng.random() < FEEDBACK_SHARE:
+                # the draw is made whether or not thumbs are collected: the calls stay the same either way
+                if thumbs and ok and not cut and last_step and traffic == "live" and rng.random() < FEEDBACK_SHARE:
+                    if feedback is not None:
                         downs = thumbs[0] if route == "full" else thumbs[1]
                         # equal scores: the dear model's downs first (it never looks better than the mini)
                         first = (route == "full") == (thumbs[0] == thumbs[1])
