@@ -40,12 +40,13 @@ sys.modules["bench_query"] = qbench
 spec.loader.exec_module(qbench)  # sets up Django on a fresh chDB + SQLite under a temp dir
 
 import genai_prices  # noqa: E402
+import pandas  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from genai_prices import Usage  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from ledger.advice import KIND_FUNCTIONS, advice  # noqa: E402
-from ledger.advice.context import Context  # noqa: E402
+from ledger.advice.context import Context, total  # noqa: E402
 from ledger.clickhouse.client import get_clickhouse  # noqa: E402
 from ledger.clickhouse.migrate import migrate  # noqa: E402
 from ledger.pricebook import load_price_book  # noqa: E402
@@ -171,6 +172,64 @@ def count(project: Project, start: datetime, end: datetime, extra: str = "") -> 
     return int(get_clickhouse().query(sql, parameters={"p": project.pk, "s": start, "e": end}).result_rows[0][0])
 
 
+# The advice's main grouping: per feature, route version, route and model, the calls, cost, errors and
+# feedback (count, mean score) that routing compares, plus the p99 output per feature that output_length
+# compares max_tokens with. Ours: ClickHouse groups (the rollups hold the feedback join) and takes the
+# quantile. The alternative the issue names: raw calls and feedback through query_df into pandas.
+_SLICE = ("feature", "route_version", "route", "provider", "model")
+_P99_SQL = (
+    "SELECT toString(feature), quantileExact(0.99)(output_tokens) FROM llm_calls FINAL"
+    " WHERE project_id = {p:UInt64} AND timestamp >= {s:DateTime64(3, 'UTC')} AND timestamp < {e:DateTime64(3, 'UTC')}"
+    " AND isNotNull(max_tokens) AND status = 'ok' GROUP BY feature"
+)
+_DF_CALLS_SQL = (
+    "SELECT toString(feature) AS feature, toString(route_version) AS route_version, toString(route) AS route,"
+    " toString(provider) AS provider, toString(model) AS model, event_id, cost_pusd, status != 'ok' AS failed,"
+    " status = 'ok' AND isNotNull(max_tokens) AS capped, output_tokens FROM llm_calls FINAL"
+    " WHERE project_id = {p:UInt64} AND timestamp >= {s:DateTime64(3, 'UTC')} AND timestamp < {e:DateTime64(3, 'UTC')}"
+)
+_DF_FEEDBACK_SQL = (
+    "SELECT event_id, argMax(score, created_at) AS score FROM feedback WHERE project_id = {p:UInt64} GROUP BY event_id"
+)
+
+
+def grouping_current(q: UsageQuery) -> tuple[dict[tuple[str, ...], tuple[int, int, int, int]], dict[str, int]]:
+    metrics = ("cost", "calls", "errors", "feedback_count", "feedback_score")
+    rows = total(q, _SLICE, metrics, "cost")
+    table = {
+        tuple(r[d] for d in _SLICE): (usd_to_pusd(r["cost"]), r["calls"], r["errors"], r["feedback_count"])
+        for r in rows
+        if r["calls"]
+    }
+    p99 = get_clickhouse().query(_P99_SQL, parameters={"p": q.project_id, "s": q.start, "e": q.end}).result_rows
+    return table, {f: int(v) for f, v in p99}
+
+
+def grouping_pandas(q: UsageQuery) -> tuple[dict[tuple[str, ...], tuple[int, int, int, int]], dict[str, int]]:
+    client = get_clickhouse().client
+    params = {"p": q.project_id, "s": q.start, "e": q.end}
+    calls = client.query_df(_DF_CALLS_SQL, parameters=params)
+    feedback = client.query_df(_DF_FEEDBACK_SQL, parameters={"p": q.project_id})
+    if feedback.empty:  # no rows come back without their columns
+        feedback = pandas.DataFrame({"event_id": pandas.Series(dtype=str), "score": pandas.Series(dtype=float)})
+    joined = calls.merge(feedback, on="event_id", how="left")
+    grouped = joined.groupby(list(_SLICE), sort=False).agg(
+        cost=("cost_pusd", "sum"),
+        calls=("cost_pusd", "size"),
+        errors=("failed", "sum"),
+        feedback_count=("score", "count"),
+        feedback_score=("score", "mean"),
+    )
+    table = {
+        tuple(key): (int(r.cost), int(r.calls), int(r.errors), int(r.feedback_count))
+        for key, r in zip(grouped.index, grouped.itertuples(index=False), strict=True)
+    }
+    capped = joined[joined["capped"].astype(bool)]
+    # quantileExact takes the element at floor(0.99 * n) of the sorted values: pandas' "lower" is floor((n-1)*q)
+    p99 = capped.groupby("feature")["output_tokens"].quantile(0.99, interpolation="higher")
+    return table, {str(f): int(v) for f, v in p99.items()}
+
+
 def run(calls: int, runs: int, sample: int) -> None:
     project, now = seed(calls)
     key = ApiKey.issue(project, ["read"])[1]
@@ -242,6 +301,20 @@ def run(calls: int, runs: int, sample: int) -> None:
         met = "yes" if p95 <= target_ms and exact else "NO"
         print(f"{name:<34} {p50:>8.1f}ms {p95:>8.1f}ms {ref_ms:>9.0f}ms {ref_ms / p50:>7.1f}x"
               f" {'<=' + format(target_ms, '.0f') + 'ms':>10} {met:>4}")  # fmt: skip
+    # The pandas question (issue 13): the advice's grouping, feedback join and quantile in ClickHouse (ours)
+    # or through query_df into pandas, over the same 30 days.
+    g_ours = timed(lambda: grouping_current(aq), runs)
+    pandas_runs = max(1, runs // 5)  # seconds each at 10 M calls, and memory for millions of rows
+    g_pandas = timed(lambda: grouping_pandas(aq), pandas_runs)
+    ours_table, ours_p99 = grouping_current(aq)
+    pandas_table, pandas_p99 = grouping_pandas(aq)
+    same_table = ours_table == pandas_table
+    same_p99 = ours_p99 == pandas_p99
+    print(f"{'advice grouping + p99 (ClickHouse)':<34} {g_ours[0]:>8.1f}ms {g_ours[1]:>8.1f}ms {g_pandas[0]:>9.0f}ms"
+          f" {g_pandas[0] / g_ours[0]:>7.1f}x {'-':>10} {'yes' if same_table and same_p99 else 'NO':>4}")  # fmt: skip
+    print(f"  reference = query_df (raw calls, feedback) + pandas merge/groupby/quantile, p50 of {pandas_runs}"
+          f" runs (p95 {g_pandas[1]:.0f}ms); met = the same {len(ours_table)} groups (calls, cost, errors,"
+          f" feedback) {'yes' if same_table else 'NO'} and p99 per feature {'yes' if same_p99 else 'NO'}")  # fmt: skip
     print("\nreference = per-call time on the sample x the 30 days' calls (whatif: all; advice: eval/shadow, the batch"
           " kind only); ratio = reference / ours p50; met = p95 within target and exact on the sample")  # fmt: skip
 

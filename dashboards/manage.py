@@ -1,4 +1,4 @@
-"""Admin pages of a project: API keys, members and their roles, and price overrides.
+"""Admin pages of a project: API keys, members and their roles, price overrides, the advisor's settings.
 
 Only admins reach these (``@project_page("manage")``). A new key's secret is shown once, on the
 page that created it, and never stored; a new member's first password likewise.
@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from ledger.models import PriceOverride
 from ledger.tasks import reprice_task
+from tenancy.forms import BatchFeaturesForm
 from tenancy.models import ApiKey, Membership, Project, Role, Scope
 from web.frame import ProjectContext, project_page, render_page
 
@@ -158,3 +159,18 @@ def prices_view(ctx: ProjectContext) -> HttpResponse:
             return _back("dashboards:prices", project)
     overrides = PriceOverride.objects.filter(project=project).order_by("provider", "model", "-effective_from")
     return render_page(ctx, "dashboards/prices.html", {"overrides": overrides, "form": form, "zero": Decimal(0)})
+
+
+@project_page("manage")
+def advisor_view(ctx: ProjectContext) -> HttpResponse:
+    """The savings advisor's project settings: which live features could run through the Batch API."""
+    request, project = ctx.request, ctx.project
+    form = BatchFeaturesForm(instance=project)
+    if request.method == "POST":
+        form = BatchFeaturesForm(request.POST, instance=project)
+        if form.is_valid():
+            form.save()
+            names = ", ".join(project.batch_eligible_features) or "none"
+            messages.success(request, f"Batch-eligible live features: {names}.")
+            return _back("dashboards:advisor", project)
+    return render_page(ctx, "dashboards/advisor.html", {"form": form})

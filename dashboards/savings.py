@@ -73,6 +73,8 @@ def _figure_words(evidence: dict[str, Any]) -> list[str]:
         label = key.replace("_", " ")
         if isinstance(value, dict):
             value = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
         elif isinstance(value, Decimal) and key.endswith(("cost", "usd")):
             value = f"${value:f}"
         lines.append(f"{label}: {value}")

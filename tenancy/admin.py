@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 
+from tenancy.forms import BatchFeaturesForm
 from tenancy.models import ApiKey, Membership, Organization, Project
+
+
+class ProjectForm(forms.ModelForm[Project]):
+    batch_eligible_features = BatchFeaturesForm.base_fields["batch_eligible_features"]
+
+    class Meta:
+        model = Project
+        fields = ("organization", "name", "created_at", "batch_eligible_features")
 
 
 @admin.register(Organization)
@@ -12,6 +22,7 @@ class OrganizationAdmin(admin.ModelAdmin[Organization]):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin[Project]):
+    form = ProjectForm
     list_display = ("name", "organization", "created_at")
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -24,10 +25,31 @@ class Organization(models.Model):
         return self.name
 
 
+MAX_BATCH_FEATURES = 100
+FEATURE_LENGTH = 200  # as CallRecord.feature
+
+
+def validate_feature_list(value: object) -> None:
+    """A list of at most MAX_BATCH_FEATURES distinct feature names (strings of 1-200 characters)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= FEATURE_LENGTH for v in value):
+        raise ValidationError(f"a list of feature names of 1-{FEATURE_LENGTH} characters")
+    if len(value) > MAX_BATCH_FEATURES:
+        raise ValidationError(f"at most {MAX_BATCH_FEATURES} features")
+    if len(set(value)) != len(value):
+        raise ValidationError("each feature once")
+
+
 class Project(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    batch_eligible_features = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_feature_list],
+        help_text="Live features whose calls could wait hours (offline jobs): the savings advisor counts their"
+        " non-streamed, default-tier calls as Batch API candidates, as it does eval and shadow traffic.",
+    )
 
     def __str__(self) -> str:
         return self.name

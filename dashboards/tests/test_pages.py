@@ -31,6 +31,7 @@ PAGES = {  # page → (path after /p/<id>/, the least role that may open it)
     "keys": ("settings/", "admin"),
     "members": ("settings/members/", "admin"),
     "prices": ("prices/", "admin"),
+    "advisor": ("settings/advisor/", "admin"),
 }
 MAY = {
     "viewer": set(ROLES),
@@ -213,6 +214,26 @@ def test_admins_create_and_revoke_keys(project: Project, member: Any) -> None:
     assert raw not in client.get(url(project, "settings/")).content.decode()  # shown once
     client.post(url(project, "settings/"), {"revoke": key.pk})
     assert api.post("/v1/calls", {"calls": []}, format="json").status_code == 401
+
+
+@pytest.mark.django_db
+def test_admins_name_the_batch_eligible_live_features(project: Project, member: Any) -> None:
+    admin = member("admin")
+    page = admin.post(url(project, "settings/advisor/"), {"batch_eligible_features": "nightly-report, doc-extract\n"})
+    assert page.status_code == 302
+    project.refresh_from_db()
+    assert project.batch_eligible_features == ["nightly-report", "doc-extract"]
+    shown = admin.get(url(project, "settings/advisor/")).content.decode()
+    assert "nightly-report\ndoc-extract" in shown
+    # a name longer than a CallRecord's feature can be is refused, and nothing changes
+    refused = admin.post(url(project, "settings/advisor/"), {"batch_eligible_features": "x" * 201})
+    assert refused.status_code == 200
+    assert "feature names of 1-200 characters" in refused.content.decode()
+    project.refresh_from_db()
+    assert project.batch_eligible_features == ["nightly-report", "doc-extract"]
+    admin.post(url(project, "settings/advisor/"), {"batch_eligible_features": ""})
+    project.refresh_from_db()
+    assert project.batch_eligible_features == []
 
 
 @pytest.mark.django_db

@@ -13,6 +13,7 @@ from ledger.measures import MAIN_DIMENSIONS, calls_where, raw_calls_where
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, pusd_to_usd
 from ledger.queries import UsageQuery, usage
+from tenancy.models import Project
 
 KINDS = ("routing", "prompt_cache", "batch", "output_length", "retries", "errors", "eval_shadow")
 MONTH_MS = 30 * 86_400_000
@@ -76,6 +77,9 @@ class Context:
         self.params: dict[str, Any] = {"project": q.project_id, "start": q.start, "end": q.end}
         self.where = raw_calls_where(q.filters, self.params)
         self.notes: list[str] = []  # what a kind looked at and did not recommend, and why
+        # Live features the project marks as able to wait (the Batch API), as tenancy stores them.
+        eligible = Project.objects.filter(pk=q.project_id).values_list("batch_eligible_features", flat=True).first()
+        self.batch_features: tuple[str, ...] = tuple(eligible or ())
         self.spend = self._spend_source()
 
     def _spend_source(self) -> Spend:

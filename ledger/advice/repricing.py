@@ -20,46 +20,65 @@ from ledger.pricing import cost_parts, pusd_to_usd
 from ledger.whatif import Target, whatif
 
 
+def _batch_selections(ctx: Context) -> list[dict[str, tuple[str, ...]]]:
+    """The traffic that could have waited, as filters: eval and shadow always, and the live traffic of the
+    features the project marks batch-eligible (within the query's own filters)."""
+    allowed = ctx.q.filters.get("traffic", ("live", "eval", "shadow"))
+    offline: tuple[str, ...] = tuple(t for t in ("eval", "shadow") if t in allowed)
+    wanted = ctx.q.filters.get("feature")
+    eligible = tuple(f for f in ctx.batch_features if wanted is None or f in wanted) if "live" in allowed else ()
+    selections: list[dict[str, tuple[str, ...]]] = [{"traffic": offline}] if offline else []
+    return [*selections, {"traffic": ("live",), "feature": eligible}] if eligible else selections
+
+
 def batch(ctx: Context) -> list[Recommendation]:
-    """Eval and shadow traffic, not streamed, at the default tier, re-priced at the batch tier."""
-    allowed = ctx.q.filters.get("traffic", ("eval", "shadow"))
-    traffic = tuple(t for t in ("eval", "shadow") if t in allowed)
-    if not traffic:
+    """Traffic that could wait (eval, shadow, batch-eligible live features), not streamed, at the default
+    tier, re-priced at the batch tier."""
+    selections = _batch_selections(ctx)
+    if not selections:
         return []
-    q = replace(ctx.q, filters={**ctx.q.filters, "traffic": traffic}, group_by=("feature",))
-    result = whatif(replace(q, granularity=None), Target(tier="batch"), book=ctx.book)
+    cells: dict[str, list[int]] = {}  # feature -> [calls, actual, at batch, unpriced, live calls, excluded]
+    for selection in selections:
+        q = replace(ctx.q, filters={**ctx.q.filters, **selection}, group_by=("feature",), granularity=None)
+        live = selection["traffic"] == ("live",)
+        for row in whatif(q, Target(tier="batch"), book=ctx.book).rows:
+            cell = cells.setdefault(row["feature"], [0] * 6)
+            cell[0] += row["calls"]
+            cell[1] += pusd(row["actual_cost"])
+            cell[2] += pusd(row["whatif_cost"])
+            cell[3] += row["unpriced_calls"]
+            cell[4] += row["calls"] if live else 0
     # Streamed calls and calls already at another tier cannot move: price them per call and take them out.
-    excluded: dict[str, list[int]] = {}  # feature -> [calls, actual, at batch, unpriced]
+    offline = next((s["traffic"] for s in selections if s["traffic"] != ("live",)), ())
+    eligible = next((s["feature"] for s in selections if s["traffic"] == ("live",)), ())
     sql = (
         "SELECT toString(feature), toString(provider), toString(model), toUnixTimestamp64Milli(timestamp),"  # noqa: S608
-        " input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cache_hit, cost_pusd"
-        f" FROM llm_calls FINAL WHERE {ctx.where} AND toString(traffic) IN {{traffic:Array(String)}}"
+        " input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cache_hit, cost_pusd,"
+        " traffic = 'live'"
+        f" FROM llm_calls FINAL WHERE {ctx.where} AND (has({{offline:Array(String)}}, toString(traffic))"
+        " OR (traffic = 'live' AND has({eligible:Array(String)}, toString(feature))))"
         f" AND (streamed OR service_tier != 'default') LIMIT {MAX_ROWS}"
     )
-    for feature, provider, model, ts, inp, cr, cw, out_t, rs, hit, actual in ctx.rows(
-        sql, "batch", traffic=list(traffic)
+    for feature, provider, model, ts, inp, cr, cw, out_t, rs, hit, actual, live in ctx.rows(
+        sql, "batch", offline=list(offline), eligible=list(eligible)
     ):
-        cell = excluded.setdefault(feature, [0, 0, 0, 0])
-        cell[0] += 1
-        cell[1] += actual
+        cell = cells.setdefault(feature, [0] * 6)
         price = None if hit else ctx.book.price(provider, model, "batch", ts)
-        cell[2] += cost_parts(price, inp, cr, cw, out_t, rs)[5] if price is not None else 0
-        cell[3] += not hit and price is None
+        cell[0] -= 1
+        cell[1] -= actual
+        cell[2] -= cost_parts(price, inp, cr, cw, out_t, rs)[5] if price is not None else 0
+        cell[3] -= not hit and price is None
+        cell[4] -= bool(live)
+        cell[5] += 1
     recs = []
-    for row in result.rows:
-        feature = row["feature"]
-        gone = excluded.get(feature, [0, 0, 0, 0])
-        if row["unpriced_calls"] > gone[3]:
-            ctx.notes.append(
-                f"batch: {feature}: {row['unpriced_calls'] - gone[3]} calls have no batch price; not compared"
-            )
+    for feature, (calls, actual, at_batch, unpriced, live_calls, excluded) in sorted(cells.items()):
+        if unpriced:
+            ctx.notes.append(f"batch: {feature}: {unpriced} calls have no batch price; not compared")
             continue
-        actual = pusd(row["actual_cost"]) - gone[1]
-        at_batch = pusd(row["whatif_cost"]) - gone[2]
-        calls = row["calls"] - gone[0]
         saving = actual - at_batch
         if calls <= 0 or saving <= 0:
             continue
+        traffic = ("live", *offline) if feature in eligible else offline
         scope = {"feature": feature, "traffic": ",".join(traffic)}
         recs.append(
             Recommendation(
@@ -69,11 +88,14 @@ def batch(ctx: Context) -> list[Recommendation]:
                 saving,
                 {
                     "calls": calls,
-                    "excluded_calls": gone[0],
+                    "excluded_calls": excluded,
+                    "live_calls": live_calls,
+                    "batch_eligible": feature in eligible,
                     "actual_cost": pusd_to_usd(actual),
                     "batch_cost": pusd_to_usd(at_batch),
-                    "method": "savings = actual - the same calls at the batch tier (streamed calls and calls"
-                    " not at the default tier excluded; the what-if link includes them)",
+                    "method": "savings = actual - the same calls at the batch tier: eval and shadow traffic, and"
+                    " the live traffic of features the project marks batch-eligible; streamed calls and calls"
+                    " not at the default tier excluded (the what-if link includes them)",
                     "whatif": ctx.whatif_link(scope, to_tier="batch"),
                     "dashboard": ctx.dashboard("engineering", scope),
                 },
@@ -168,70 +190,127 @@ def _quality(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+FLOAT_NOISE = 1e-9
+
+
 def _no_worse(candidate: dict[str, Any], dear: dict[str, Any]) -> bool:
     """Feedback score at least as high and error rate at most as high, both models with feedback."""
     if not candidate["feedback_count"] or not dear["feedback_count"]:
         return False
+    # The averages are float sums divided by counts: equal scores may differ in the last bits (three
+    # 0.8s average to 0.8000000000000002), which must not make a model look better or worse.
     return bool(
-        candidate["feedback_score"] >= dear["feedback_score"]
-        and (candidate["error_rate"] or 0.0) <= (dear["error_rate"] or 0.0)
+        candidate["feedback_score"] >= dear["feedback_score"] - FLOAT_NOISE
+        and (candidate["error_rate"] or 0.0) <= (dear["error_rate"] or 0.0) + FLOAT_NOISE
     )
 
 
+# Where a feature's models are compared, finest first: within one route of one routing-config version
+# (the same share of the traffic), within one version, or across the whole feature.
+ROUTING_LEVELS: tuple[tuple[str, ...], ...] = (("route_version", "route"), ("route_version",), ())
+
+
+def _add_quality(into: dict[str, Any], row: dict[str, Any]) -> None:
+    """Sum a model's figures over the slices of a finer level (the score as its sum, to average again)."""
+    if not into:
+        into.update(provider=row["provider"], model=row["model"], cost=0, calls=0, errors=0, feedback_count=0,
+                    score_sum=0.0)  # fmt: skip
+    into["cost"] += row["cost"]
+    into["calls"] += row["calls"]
+    into["errors"] += row["errors"]
+    into["feedback_count"] += row["feedback_count"]
+    into["score_sum"] += (row["feedback_score"] or 0.0) * row["feedback_count"]
+
+
+def _rates(m: dict[str, Any]) -> dict[str, Any]:
+    count = m["feedback_count"]
+    return {**m, "error_rate": m["errors"] / m["calls"], "feedback_score": m["score_sum"] / count if count else None}
+
+
 def routing(ctx: Context) -> list[Recommendation]:
-    """Per feature, move a model's calls to the cheapest model already used on it at no worse quality."""
-    metrics = ("cost", "calls", "errors", "error_rate", "feedback_score", "feedback_count")
-    by_feature: dict[str, list[dict[str, Any]]] = {}
-    for row in total(ctx.q, ("feature", "provider", "model"), metrics, "cost"):
-        if row["calls"]:
-            by_feature.setdefault(row["feature"], []).append(row)
+    """Per feature (and route version / route), move a model's calls to the cheapest model already used
+    on the same slice of traffic at no worse quality.
+
+    The slice is the finest of :data:`ROUTING_LEVELS` at which the feature ran more than one model in
+    one slice: a router that sends each route to one model is compared across routes, per version."""
+    metrics = ("cost", "calls", "errors", "feedback_score", "feedback_count")
+    finest = ("feature", *ROUTING_LEVELS[0], "provider", "model")
+    rows = [row for row in total(ctx.q, finest, metrics, "cost") if row["calls"]]
+    chosen: dict[str, tuple[tuple[str, ...], dict[tuple[str, ...], list[dict[str, Any]]]]] = {}
+    for level in ROUTING_LEVELS:  # one query at the finest level; coarser ones are its sums
+        slices: dict[str, dict[tuple[str, ...], dict[tuple[str, str], dict[str, Any]]]] = {}
+        for row in rows:
+            if row["feature"] not in chosen:
+                cell = slices.setdefault(row["feature"], {}).setdefault(tuple(row[d] for d in level), {})
+                _add_quality(cell.setdefault((row["provider"], row["model"]), {}), row)
+        for feature, found in slices.items():
+            if not level or any(len(cell) > 1 for cell in found.values()):
+                chosen[feature] = (level, {k: [_rates(m) for m in v.values()] for k, v in found.items()})
     out = []
-    for feature, models in sorted(by_feature.items()):
-        if len(models) < 2:
+    for feature, (level, by_slice) in sorted(chosen.items()):
+        for values, models in sorted(by_slice.items()):
+            where = dict(zip(level, values, strict=True))
+            out.extend(_route_slice(ctx, feature, where, models))
+    return out
+
+
+def _route_slice(
+    ctx: Context, feature: str, where: dict[str, str], models: list[dict[str, Any]]
+) -> list[Recommendation]:
+    """The recommendations of one slice of a feature's traffic (``where``: its route version / route)."""
+    if len(models) < 2:
+        return []
+    # The scope names what the comparison was made within; an empty version or route is no filter a
+    # client can send, so it is left out of the scope (the what-if still selects exactly the slice).
+    within = {d: v for d, v in where.items() if v}
+    label = feature + "".join(f" {d}={v}" for d, v in within.items())
+    out = []
+    for dear in models:
+        per_call = pusd(dear["cost"]) / dear["calls"]
+        cheaper = [m for m in models if m is not dear and pusd(m["cost"]) / m["calls"] < per_call]
+        if not cheaper:
             continue
-        for dear in models:
-            per_call = pusd(dear["cost"]) / dear["calls"]
-            cheaper = [m for m in models if m is not dear and pusd(m["cost"]) / m["calls"] < per_call]
-            if not cheaper:
+        proven = [m for m in cheaper if _no_worse(m, dear)]
+        if not proven:
+            missing = [m["model"] for m in (dear, *cheaper) if not m["feedback_count"]]
+            why = f"no feedback on {', '.join(missing)}" if missing else "no cheaper model scores as well"
+            ctx.notes.append(f"routing: {label} on {dear['model']} not compared: {why}")
+            continue
+        scope = {"feature": feature, **within, "provider": dear["provider"], "model": dear["model"]}
+        selected = {"feature": feature, **where, "provider": dear["provider"], "model": dear["model"]}
+        q = replace(ctx.q, filters={**ctx.q.filters, **{k: (v,) for k, v in selected.items()}})
+        best: tuple[int, dict[str, Any], Any] | None = None
+        for m in proven:
+            result = whatif(q, Target(provider=m["provider"], model=m["model"]), book=ctx.book).total
+            if result.unpriced_calls:
                 continue
-            proven = [m for m in cheaper if _no_worse(m, dear)]
-            if not proven:
-                missing = [m["model"] for m in (dear, *cheaper) if not m["feedback_count"]]
-                why = f"no feedback on {', '.join(missing)}" if missing else "no cheaper model scores as well"
-                ctx.notes.append(f"routing: {feature} on {dear['model']} not compared: {why}")
-                continue
-            scope = {"feature": feature, "provider": dear["provider"], "model": dear["model"]}
-            q = replace(ctx.q, filters={**ctx.q.filters, **{k: (v,) for k, v in scope.items()}})
-            best: tuple[int, dict[str, Any], Any] | None = None
-            for m in proven:
-                result = whatif(q, Target(provider=m["provider"], model=m["model"]), book=ctx.book).total
-                if result.unpriced_calls:
-                    continue
-                saving = result.actual_pusd - result.whatif_pusd
-                if best is None or saving > best[0]:
-                    best = (saving, m, result)
-            if best is None or best[0] <= 0:
-                continue
-            saving, target, result = best
-            out.append(
-                Recommendation(
-                    "routing",
-                    f"Route {feature} from {dear['model']} to {target['model']}",
-                    scope,
-                    saving,
-                    {
-                        "to_provider": target["provider"],
-                        "to_model": target["model"],
-                        "calls": result.calls,
-                        "actual_cost": pusd_to_usd(result.actual_pusd),
-                        "whatif_cost": pusd_to_usd(result.whatif_pusd),
-                        "current": _quality(dear),
-                        "candidate": _quality(target),
-                        "method": "the cheapest model already used on this feature whose feedback score is no"
-                        " lower and error rate no higher; savings = actual - the what-if at that model",
-                        "whatif": ctx.whatif_link(scope, to_provider=target["provider"], to_model=target["model"]),
-                        "dashboard": ctx.dashboard("compare", {"feature": feature}),
-                    },
-                )
+            saving = result.actual_pusd - result.whatif_pusd
+            if best is None or saving > best[0]:
+                best = (saving, m, result)
+        if best is None or best[0] <= 0:
+            continue
+        saving, target, result = best
+        compared = ", ".join(["feature", *within])
+        out.append(
+            Recommendation(
+                "routing",
+                f"Route {label} from {dear['model']} to {target['model']}",
+                scope,
+                saving,
+                {
+                    "to_provider": target["provider"],
+                    "to_model": target["model"],
+                    "compared_within": ["feature", *within],
+                    "calls": result.calls,
+                    "actual_cost": pusd_to_usd(result.actual_pusd),
+                    "whatif_cost": pusd_to_usd(result.whatif_pusd),
+                    "current": _quality(dear),
+                    "candidate": _quality(target),
+                    "method": f"the cheapest model already used on the same {compared} whose feedback score"
+                    " is no lower and error rate no higher; savings = actual - the what-if at that model",
+                    "whatif": ctx.whatif_link(scope, to_provider=target["provider"], to_model=target["model"]),
+                    "dashboard": ctx.dashboard("compare", {"feature": feature}),
+                },
             )
+        )
     return out

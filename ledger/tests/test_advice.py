@@ -113,6 +113,29 @@ def test_batch_reprices_eval_and_shadow_at_the_batch_tier_never_streamed_calls(p
 
 
 @pytest.mark.django_db
+def test_batch_counts_the_live_traffic_of_features_the_project_marks_batch_eligible(project: Project) -> None:
+    project.batch_eligible_features = ["nightly-report"]
+    project.save()
+    write(project, [
+        {"feature": "nightly-report"}, {"feature": "nightly-report", "output_tokens": 300},  # live: counted
+        {"feature": "nightly-report", "traffic": "eval"},  # eval: counted as always
+        {"feature": "nightly-report", "streamed": True},  # never: streamed
+        {"feature": "nightly-report", "service_tier": "priority"},  # never: not at the default tier
+        {"feature": "chat"}, {"feature": "chat", "output_tokens": 300},  # live, not batch-eligible
+    ])  # fmt: skip
+    (rec,) = of(run(project), "batch")
+    assert rec["scope"] == {"feature": "nightly-report", "traffic": "live,eval,shadow"}
+    assert rec["savings_usd"] == usd((MINI + 330_000_000 + MINI) // 2)
+    ev = rec["evidence"]
+    assert (ev["calls"], ev["live_calls"], ev["excluded_calls"], ev["batch_eligible"]) == (3, 2, 2, True)
+    assert "traffic=live%2Ceval%2Cshadow" in ev["whatif"]
+    # the query's own filters still hold: live traffic only, or another feature
+    (live,) = of(run(project, traffic=("live",)), "batch")
+    assert (live["scope"]["traffic"], live["savings_usd"]) == ("live", usd((MINI + 330_000_000) // 2))
+    assert of(run(project, feature=("chat",)), "batch") == []
+
+
+@pytest.mark.django_db
 def test_output_length_is_cut_calls_plus_the_retries_after_them_in_the_trace(project: Project) -> None:
     write(project, [
         {"trace_id": "t1", "minute": 2, "attempt": 2},  # a retry before the cut: not caused by it
@@ -183,6 +206,43 @@ def test_routing_moves_a_feature_to_the_cheapest_model_proven_no_worse(project: 
     assert rec["evidence"]["current"]["feedback_score"] == pytest.approx(0.9)
     assert "to_model=gpt-4o-mini" in rec["evidence"]["whatif"]
     assert any("search on gpt-4o not compared: no feedback on gpt-4o-mini" in n for n in answer.notes)
+
+
+@pytest.mark.django_db
+def test_routing_compares_models_within_the_same_route_version_and_route(project: Project) -> None:
+    v1_full: dict[str, Any] = {"route_version": "v1", "route": "full"}
+    v2_full: dict[str, Any] = {"route_version": "v2", "route": "full"}
+    write(project, [
+        *scored(project, "chat", "gpt-4o", 0.9, 2, **v1_full),
+        *scored(project, "chat", "gpt-4o-mini", 0.9, 2, **v1_full),
+        # v2's full route: the mini scores lower there, and v1's score of it does not count for v2
+        *scored(project, "chat", "gpt-4o", 0.9, 3, **v2_full),
+        *scored(project, "chat", "gpt-4o-mini", 0.5, 2, **v2_full),
+        # a router that sends each route to one model: its models are compared across the routes of a version
+        *scored(project, "triage", "gpt-4o", 0.8, n=3, route_version="v3", route="full"),
+        *scored(project, "triage", "gpt-4o-mini", 0.8, route_version="v3", route="mini"),
+    ])  # fmt: skip
+    sync_feedback()
+    rollup_dirty()
+    answer = run(project)
+    recs = {r["scope"]["feature"]: r for r in of(answer, "routing")}
+    assert len(of(answer, "routing")) == 2
+    chat = recs["chat"]
+    assert chat["scope"] == {
+        "feature": "chat", "route_version": "v1", "route": "full", "provider": "openai", "model": "gpt-4o"
+    }  # fmt: skip
+    assert chat["savings_usd"] == usd(2 * (3_500_000_000 - MINI))  # v1's full calls only, not v2's three
+    assert chat["evidence"]["compared_within"] == ["feature", "route_version", "route"]
+    assert (chat["evidence"]["calls"], chat["evidence"]["current"]["feedback_count"]) == (2, 2)
+    assert "route_version=v1" in chat["evidence"]["whatif"]
+    assert "route=full" in chat["evidence"]["whatif"]
+    triage = recs["triage"]
+    assert triage["scope"] == {"feature": "triage", "route_version": "v3", "provider": "openai", "model": "gpt-4o"}
+    assert triage["savings_usd"] == usd(3 * (3_500_000_000 - MINI))
+    assert triage["evidence"]["compared_within"] == ["feature", "route_version"]
+    assert "routing: chat route_version=v2 route=full on gpt-4o not compared: no cheaper model scores as well" in (
+        answer.notes
+    )
 
 
 @pytest.mark.django_db

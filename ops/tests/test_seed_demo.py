@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from rest_framework.test import APIClient
 
 from alerts.models import Budget
 from ledger.clickhouse.client import ClickHouse
+from ledger.models import Feedback
+from ledger.rollups import rollup_dirty
 from tenancy.models import ApiKey, Project
 
 
@@ -52,3 +57,55 @@ def test_seed_demo_is_realistic_and_runs_once(ch: ClickHouse) -> None:
     assert set(budgets) == {"Monthly LLM spend", "chat-assistant (tight)"}
     assert budgets["Monthly LLM spend"].amount > budgets["chat-assistant (tight)"].amount >= 1
     assert sorted(r.kind for r in budgets["Monthly LLM spend"].rules.all()) == ["actual", "forecast"]
+
+
+@pytest.mark.django_db
+def test_the_demo_gives_every_lever_of_the_advisor_something_to_save(ch: ClickHouse) -> None:
+    # given the demo seeded into the real stores (its feedback through the ledger's feedback path), rolled up
+    seed("demo-advice-test")
+    project = Project.objects.get(name="demo-advice-test")
+    assert Feedback.objects.filter(project=project, synced_at__isnull=False).count() > 100
+    while rollup_dirty().has_more:
+        pass
+    filled = ch.query(
+        "SELECT countIf(finish_reason = ''), countIf(finish_reason = 'length'), countIf(prompt_prefix_hash = ''),"
+        " countIf(prompt_prefix_tokens >= 1024 AND cache_read_tokens = 0), count()"
+        " FROM llm_calls FINAL WHERE project_id = {p:UInt64}",
+        parameters={"p": project.pk},
+    ).result_rows[0]
+    no_reason, cut, no_prefix, uncached_long_prefix, calls = filled
+    assert no_reason < calls * 0.05  # only calls that timed out have no finish reason
+    assert cut > 0
+    assert no_prefix == 0
+    assert uncached_long_prefix > 0
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiKey.issue(project, ['read'])[1]}")
+    today = datetime.now(UTC).date()
+
+    # when the advisor looks at the demo's 30 days
+    answer = client.get(
+        "/v1/advice", {"from": (today - timedelta(days=31)).isoformat(), "to": (today + timedelta(1)).isoformat()}
+    )
+
+    # then every lever has a recommendation with money in it
+    assert answer.status_code == 200, answer.content
+    recs = answer.json()["recommendations"]
+    saving = {kind: max((Decimal(r["savings_usd"]) for r in recs if r["kind"] == kind), default=Decimal(0))
+              for kind in ("routing", "prompt_cache", "batch", "output_length")}  # fmt: skip
+    assert all(value > 0 for value in saving.values()), saving
+    routing = [r for r in recs if r["kind"] == "routing"]
+    assert {(r["scope"]["feature"], r["scope"]["model"], r["evidence"]["to_model"]) for r in routing} == {
+        ("chat-assistant", "gpt-4o", "gpt-4o-mini")
+    }
+    assert all(r["evidence"]["candidate"]["feedback_count"] > 0 for r in routing)
+    # each route goes to one model: the models are compared within each version of the routing config
+    assert sorted(r["scope"]["route_version"] for r in routing) == ["v1", "v2"]
+    # support-triage's small model scores lower: said, not recommended
+    assert any(n.startswith("routing: support-triage") for n in answer.json()["notes"])
+    assert {r["scope"]["feature"] for r in recs if r["kind"] == "prompt_cache"} == {"support-triage"}
+    # doc-extract is marked batch-eligible: its live calls at the default tier count too
+    (docs,) = [r for r in recs if r["kind"] == "batch" and r["scope"]["feature"] == "doc-extract"]
+    assert docs["evidence"]["live_calls"] > 0
+    assert {r["scope"]["feature"] for r in recs if r["kind"] == "output_length" and Decimal(r["savings_usd"])} == {
+        "doc-extract"
+    }

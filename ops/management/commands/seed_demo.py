@@ -13,6 +13,8 @@ from tqdm import tqdm
 
 from alerts.models import Budget, Rule
 from ledger.clickhouse.client import get_clickhouse
+from ledger.feedback import sync_feedback
+from ledger.models import Feedback
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, pusd_to_usd
 from ledger.raw import CallColumns, CallGroup, write_calls
@@ -33,7 +35,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             org, _ = Organization.objects.get_or_create(name="Demo Inc")
-            project, _ = Project.objects.get_or_create(name=options["project"], defaults={"organization": org})
+            # doc-extract's document jobs can wait: half already go through the Batch API.
+            project, _ = Project.objects.get_or_create(
+                name=options["project"], defaults={"organization": org, "batch_eligible_features": ["doc-extract"]}
+            )
             user, _ = get_user_model().objects.get_or_create(username="admin", defaults={"is_staff": True})
             password = secrets.token_urlsafe(9)
             user.is_staff = user.is_superuser = True
@@ -85,9 +90,10 @@ class Command(BaseCommand):
         book = {project.pk: load_price_book(project.pk)}
         end_ms = int(time.time() * 1000)
         chunk: list[tuple[Any, ...]] = []
+        thumbs: list[tuple[str, float]] = []
         written = 0
         with tqdm(total=total, unit="call", desc="seeding demo traffic") as bar:
-            for record in generate(total, end_ms):
+            for record in generate(total, end_ms, feedback=thumbs):
                 chunk.append(record)
                 if len(chunk) == CHUNK:
                     written += self._write(project, chunk, book)
@@ -96,7 +102,16 @@ class Command(BaseCommand):
             if chunk:
                 written += self._write(project, chunk, book)
                 bar.update(len(chunk))
-        self.stdout.write(f"seeded {written:,} calls in {time.monotonic() - started:.1f}s")
+        # The users' thumbs go the way POST /v1/feedback sends them: Django rows, copied to ClickHouse,
+        # whose rollups join them to their calls (the hours are marked dirty).
+        Feedback.objects.bulk_create(
+            [Feedback(project=project, event_id=event_id, score=score) for event_id, score in thumbs], batch_size=5000
+        )
+        while sync_feedback():
+            pass
+        self.stdout.write(
+            f"seeded {written:,} calls and {len(thumbs):,} feedback scores in {time.monotonic() - started:.1f}s"
+        )
 
     def _write(self, project: Project, records: list[tuple[Any, ...]], books: dict[int, PriceBook]) -> int:
         # The ledger's own pricing and insert, as the drain uses them: a deterministic batch id and
