@@ -16,7 +16,7 @@ from ledger.advice.context import (
     pusd,
     total,
 )
-from ledger.pricing import cost_parts, pusd_to_usd
+from ledger.pricing import pusd_to_usd
 from ledger.whatif import Target, whatif
 
 
@@ -38,38 +38,29 @@ def batch(ctx: Context) -> list[Recommendation]:
     if not selections:
         return []
     cells: dict[str, list[int]] = {}  # feature -> [calls, actual, at batch, unpriced, live calls, excluded]
+    # Streamed calls and calls already at another tier cannot move: the what-if takes only the others.
+    movable: dict[str, tuple[str, ...]] = {"streamed": ("false",), "service_tier": ("default",)}
     for selection in selections:
         q = replace(ctx.q, filters={**ctx.q.filters, **selection}, group_by=("feature",), granularity=None)
         live = selection["traffic"] == ("live",)
-        for row in whatif(q, Target(tier="batch"), book=ctx.book).rows:
+        for row in whatif(q, Target(tier="batch"), book=ctx.book, only=movable).rows:
             cell = cells.setdefault(row["feature"], [0] * 6)
             cell[0] += row["calls"]
             cell[1] += pusd(row["actual_cost"])
             cell[2] += pusd(row["whatif_cost"])
             cell[3] += row["unpriced_calls"]
             cell[4] += row["calls"] if live else 0
-    # Streamed calls and calls already at another tier cannot move: price them per call and take them out.
     offline = next((s["traffic"] for s in selections if s["traffic"] != ("live",)), ())
     eligible = next((s["feature"] for s in selections if s["traffic"] == ("live",)), ())
-    sql = (
-        "SELECT toString(feature), toString(provider), toString(model), toUnixTimestamp64Milli(timestamp),"  # noqa: S608
-        " input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cache_hit, cost_pusd,"
-        " traffic = 'live'"
-        f" FROM llm_calls FINAL WHERE {ctx.where} AND (has({{offline:Array(String)}}, toString(traffic))"
+    src = ctx.spend
+    excluded_sql = (
+        f"SELECT toString(feature), {src.calls} FROM {src.table} WHERE {src.where}"  # noqa: S608 - values bound
+        " AND (has({offline:Array(String)}, toString(traffic))"
         " OR (traffic = 'live' AND has({eligible:Array(String)}, toString(feature))))"
-        f" AND (streamed OR service_tier != 'default') LIMIT {MAX_ROWS}"
+        " AND (streamed OR service_tier != 'default') GROUP BY feature"
     )
-    for feature, provider, model, ts, inp, cr, cw, out_t, rs, hit, actual, live in ctx.rows(
-        sql, "batch", offline=list(offline), eligible=list(eligible)
-    ):
-        cell = cells.setdefault(feature, [0] * 6)
-        price = None if hit else ctx.book.price(provider, model, "batch", ts)
-        cell[0] -= 1
-        cell[1] -= actual
-        cell[2] -= cost_parts(price, inp, cr, cw, out_t, rs)[5] if price is not None else 0
-        cell[3] -= not hit and price is None
-        cell[4] -= bool(live)
-        cell[5] += 1
+    for feature, calls in ctx.rows(excluded_sql, "batch.excluded", offline=list(offline), eligible=list(eligible)):
+        cells.setdefault(feature, [0] * 6)[5] += calls
     recs = []
     for feature, (calls, actual, at_batch, unpriced, live_calls, excluded) in sorted(cells.items()):
         if unpriced:
