@@ -9,15 +9,15 @@ attributes it knows: message content (prompts, answers) is never read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ingest.records import CallRecord
+from ingest.span_attributes import any_value
 
 INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens")
 OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.usage.completion_tokens")
@@ -49,7 +49,6 @@ SESSION_ID = ("meterline.session_id", "session.id", "gen_ai.conversation.id")
 ENVIRONMENT = ("meterline.environment", "deployment.environment.name", "deployment.environment")
 FEATURE = ("meterline.feature", "service.name")
 OPENLIT_COST = "gen_ai.usage.cost"  # OpenLIT's own estimate: kept as a tag, never the price (docs/otlp.md)
-_USAGE = (*INPUT_TOKENS, *OUTPUT_TOKENS, "meterline.input_tokens", "meterline.output_tokens")
 # Spans that sum their children's usage (agents, workflows) or carry none of their own (tools).
 AGGREGATE_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow", "execute_tool"})
 AGGREGATE_KINDS = frozenset({"workflow", "agent", "task", "tool"})  # OpenLLMetry's traceloop.span.kind
@@ -70,29 +69,28 @@ FINISH_REASON_ALIASES = {
 TIER_ALIASES = {"default": "default", "auto": "default", "standard": "default", "scale": "priority",
                 "priority": "priority", "flex": "flex", "batch": "batch"}  # fmt: skip
 # meterline.<field> sets that CallRecord field; the span's own identity and start stay the span's.
-MEMBER_FIELDS = frozenset(f.name for f in msgspec.structs.fields(CallRecord)) - {"event_id", "timestamp", "tags"}
+_OWN = {"event_id", "timestamp", "trace_id", "tags"}
+MEMBER_FIELDS = frozenset(f.name for f in msgspec.structs.fields(CallRecord)) - _OWN
 TAG_PREFIX = "meterline.tags."
-_WANTED = frozenset(
-    {
-        *INPUT_TOKENS, *OUTPUT_TOKENS, *CACHE_READ_TOKENS, *CACHE_WRITE_TOKENS, *REASONING_TOKENS, *PROVIDER, *MODEL,
-        *FINISH_REASONS, *SERVICE_TIER, *STREAMED, *TTFT_SECONDS, *USER_ID, *SESSION_ID, *ENVIRONMENT, *FEATURE,
-        OPENLIT_COST, "gen_ai.response.model", "gen_ai.request.max_tokens", "gen_ai.operation.name", "error.type",
-        "traceloop.span.kind",
-    }
-)  # fmt: skip
 MAX_TEXT = 200
-TOKEN_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("input_tokens", INPUT_TOKENS),
-    ("output_tokens", OUTPUT_TOKENS),
-    ("cache_read_tokens", CACHE_READ_TOKENS),
-    ("cache_write_tokens", CACHE_WRITE_TOKENS),
-    ("reasoning_tokens", REASONING_TOKENS),
+_FIELDS_NAMED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("input_tokens", INPUT_TOKENS), ("output_tokens", OUTPUT_TOKENS), ("cache_read_tokens", CACHE_READ_TOKENS),
+    ("cache_write_tokens", CACHE_WRITE_TOKENS), ("reasoning_tokens", REASONING_TOKENS), ("provider", PROVIDER),
+    ("model", MODEL), ("finish", FINISH_REASONS), ("tier", SERVICE_TIER), ("streamed", STREAMED),
+    ("ttft", TTFT_SECONDS), ("user_id", USER_ID), ("session_id", SESSION_ID), ("environment", ENVIRONMENT),
+    ("feature", FEATURE),
+)  # fmt: skip
+_WANTED = frozenset(
+    {name for _, names in _FIELDS_NAMED for name in names}
+    | {"gen_ai.request.max_tokens", "error.type", "gen_ai.operation.name", "traceloop.span.kind", OPENLIT_COST}
 )
-ATTRIBUTION_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("user_id", USER_ID),
-    ("session_id", SESSION_ID),
-    ("environment", ENVIRONMENT),
-)
+# Names after the first of their field: looked at only when a span carries one of them.
+_FALLBACKS = frozenset(name for _, names in _FIELDS_NAMED for name in names[1:])
+_NAMES = dict(_FIELDS_NAMED)
+_PRIMARY = {field: names[0] for field, names in _FIELDS_NAMED}
+_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+_ATTRIBUTION_FIELDS = ("user_id", "session_id", "environment")
+Facts = tuple[dict[str, Any], dict[str, Any]]  # (wanted attributes, other meterline.* attributes): values
 
 
 @dataclass(frozen=True)
@@ -103,128 +101,137 @@ class Skipped:
     ignored: bool = False
 
 
-def picked(attributes: Iterable[KeyValue]) -> dict[str, Any]:
-    """The attributes the mapping reads (GenAI, ``meterline.*`` and the common ones), as Python values."""
-    found: dict[str, Any] = {}
-    for kv in attributes:
-        key = kv.key
-        if key in _WANTED or key.startswith("meterline."):
-            found[key] = _value(kv.value)
-    return found
+def picked(attributes: Mapping[str, bytes]) -> Facts:
+    """The attributes the mapping reads, as Python values, from a key → serialized ``AnyValue`` map
+    (``ingest.span_attributes``): the GenAI and common ones, and the other ``meterline.*`` ones.
+
+    This runs for every attribute of every span: comprehensions, the common value shapes inline."""
+    # Keys only first (a protobuf map makes a Python object per entry it hands out): the values
+    # the mapping reads are fetched by key, in C, and decoded here.
+    wanted = {key: _decoded(attributes[key]) for key in _WANTED.intersection(attributes)}
+    other = {key: _decoded(attributes[key]) for key in attributes if key[:10] == "meterline." and key not in _WANTED}
+    return wanted, other
 
 
-def _value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "array_value":
-        return [_value(v) for v in value.array_value.values]
-    return None  # kvlist and bytes values carry nothing a CallRecord holds
+def _decoded(raw: bytes) -> Any:
+    # a short string (tag 0x0A, one-byte length), the commonest value, without another call
+    if len(raw) > 1 and raw[0] == 0x0A and raw[1] == len(raw) - 2:
+        return raw[2:].decode("utf-8", "replace")
+    return any_value(raw)
 
 
-def _first(attrs: dict[str, Any], names: tuple[str, ...]) -> Any:
-    for name in names:
-        value = attrs.get(name)
-        if value is not None:
-            return value
-    return None
-
-
-def _tokens(value: Any) -> Any:
-    # An integral double (some exporters send numbers that way) is a count; anything else goes to
-    # validation as it came, which names the field.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def merged(resource: Facts, span: Facts) -> Facts:
+    """A span's attributes over its resource's (``picked`` of each)."""
+    if not resource[0] and not resource[1]:
+        return span
+    return {**resource[0], **span[0]}, {**resource[1], **span[1]}
 
 
 def _text(value: Any) -> str:
     return str(value)[:MAX_TEXT]
 
 
-def to_record(span: Span, attrs: dict[str, Any]) -> dict[str, Any] | Skipped:
-    """The CallRecord (as JSON-shaped fields) of one span, given its picked span-over-resource attributes."""
-    status_code = span.status.code
+def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
+    """The CallRecord (as JSON-shaped fields) of one span, given its ``merged`` facts."""
+    attrs, other = facts
+    fact = _primary_of(attrs) if _FALLBACKS.isdisjoint(attrs) else _first_of(attrs)
     error_type = attrs.get("error.type")
-    failed = status_code == Status.STATUS_CODE_ERROR or error_type is not None
-    has_usage = any(name in attrs for name in _USAGE)
+    failed = error_type is not None or span.status.code == Status.STATUS_CODE_ERROR
+    inputs, outputs = fact("input_tokens"), fact("output_tokens")
+    has_usage = inputs is not None or outputs is not None or "meterline.input_tokens" in other
     operation = attrs.get("gen_ai.operation.name")
-    if operation in AGGREGATE_OPERATIONS or attrs.get("traceloop.span.kind") in AGGREGATE_KINDS:
-        return Skipped(f"a {operation or attrs.get('traceloop.span.kind')} span sums its children", ignored=True)
-    provider = _first(attrs, PROVIDER)
-    model = _first(attrs, MODEL)
+    kind = attrs.get("traceloop.span.kind")
+    if operation in AGGREGATE_OPERATIONS or kind in AGGREGATE_KINDS:
+        return Skipped(f"a {operation or kind} span sums its children", ignored=True)
+    provider = fact("provider")
+    model = fact("model")
     if not has_usage and not (failed and provider is not None and model is not None):
         return Skipped("no GenAI usage", ignored=True)
-    if len(span.trace_id) != 16 or len(span.span_id) != 8 or not any(span.trace_id) or not any(span.span_id):
+    trace, span_id = span.trace_id, span.span_id
+    if len(trace) != 16 or len(span_id) != 8 or not any(trace) or not any(span_id):
         return Skipped("trace_id must be 16 bytes and span_id 8 bytes, not all zero")
     if provider is None:
         return Skipped("no gen_ai.provider.name (or gen_ai.system)")
     if model is None:
         return Skipped("no gen_ai.request.model (or gen_ai.response.model)")
-    if not span.start_time_unix_nano:
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    if not start:
         return Skipped("no start_time_unix_nano")
-    trace_id = span.trace_id.hex()
+    trace_id = trace.hex()
     provider = str(provider).lower()
     record: dict[str, Any] = {
-        "event_id": trace_id + span.span_id.hex(),
-        "timestamp": span.start_time_unix_nano // 1_000_000,
+        "event_id": trace_id + span_id.hex(),
+        "timestamp": start // 1_000_000,
         "provider": PROVIDER_ALIASES.get(provider, provider),
         "model": model,
         "trace_id": trace_id,
     }
-    if span.end_time_unix_nano >= span.start_time_unix_nano:
-        record["latency_ms"] = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
-    for field, names in TOKEN_FIELDS:
-        value = _first(attrs, names)
+    latency = (end - start) / 1e6 if end >= start else None
+    if latency is not None:
+        record["latency_ms"] = latency
+    for field in _TOKEN_FIELDS:
+        value = inputs if field == "input_tokens" else outputs if field == "output_tokens" else fact(field)
         if value is not None:
-            record[field] = _tokens(value)
+            # An integral double (some exporters send numbers that way) is a count; anything else goes
+            # to validation as it came, which names the field.
+            record[field] = int(value) if type(value) is float and value.is_integer() else value
     if (response_model := attrs.get("gen_ai.response.model")) is not None:
         record["response_model"] = response_model
     if (max_tokens := attrs.get("gen_ai.request.max_tokens")) is not None and max_tokens != 0:
-        record["max_tokens"] = _tokens(max_tokens)
-    if (ttft := _first(attrs, TTFT_SECONDS)) is not None and isinstance(ttft, int | float):
-        record["ttft_ms"] = ttft * 1000
-        if "latency_ms" in record:  # both clocks are the producer's; rounding may put ttft a hair past the end
-            record["ttft_ms"] = min(record["ttft_ms"], record["latency_ms"])
-    if (streamed := _first(attrs, STREAMED)) is not None:
+        record["max_tokens"] = int(max_tokens) if type(max_tokens) is float and max_tokens.is_integer() else max_tokens
+    ttft = fact("ttft")
+    if isinstance(ttft, int | float) and not isinstance(ttft, bool):
+        # both clocks are the producer's; rounding may put ttft a hair past the end
+        record["ttft_ms"] = ttft * 1000 if latency is None else min(ttft * 1000, latency)
+    if (streamed := fact("streamed")) is not None:
         record["streamed"] = bool(streamed)
     elif "ttft_ms" in record and "gen_ai.response.time_to_first_chunk" in attrs:
         record["streamed"] = True  # the conventions set time_to_first_chunk on streams only
-    if (reason := _finish_reason(_first(attrs, FINISH_REASONS))) is not None:
+    if (reason := _finish_reason(fact("finish"))) is not None:
         record["finish_reason"] = reason
-    if (tier := _first(attrs, SERVICE_TIER)) is not None:
+    if (tier := fact("tier")) is not None:
         record["service_tier"] = TIER_ALIASES.get(str(tier).lower(), "default")
     if failed:
-        kind = _text(error_type if error_type is not None else "error")
-        lowered = kind.lower()
+        error = _text(error_type if error_type is not None else "error")
+        lowered = error.lower()
         record["status"] = "timeout" if "timeout" in lowered else "cancelled" if "cancel" in lowered else "error"
-        record["error_type"] = kind
-    for field, names in ATTRIBUTION_FIELDS:
-        value = _first(attrs, names)
+        record["error_type"] = error
+    for field in _ATTRIBUTION_FIELDS:
+        value = fact(field)
         if value is not None:
             record[field] = _text(value)
-    feature = _first(attrs, FEATURE)
+    feature = fact("feature")
     if feature is not None and not str(feature).startswith("unknown_service"):  # the SDK's "not configured"
         record["feature"] = _text(feature)
     tags: dict[str, str] = {}
     if (cost := attrs.get(OPENLIT_COST)) is not None:
         tags[OPENLIT_COST] = str(cost)
-    for key, value in attrs.items():
-        if not key.startswith("meterline."):
-            continue
-        if key.startswith(TAG_PREFIX):
-            tags[key[len(TAG_PREFIX) :]] = str(value)
-        elif (name := key[len("meterline.") :]) in MEMBER_FIELDS:
+    for key, value in other.items():
+        if (name := key[10:]) in MEMBER_FIELDS:
             record[name] = value
+        elif key.startswith(TAG_PREFIX):
+            tags[key[len(TAG_PREFIX) :]] = str(value)
     if tags:
         record["tags"] = tags
     return record
+
+
+def _first_of(attrs: dict[str, Any]) -> Callable[[str], Any]:
+    """A field's value by the first of its names present (the span carries an older or vendor name)."""
+
+    def fact(field: str) -> Any:
+        for name in _NAMES[field]:
+            value = attrs.get(name)
+            if value is not None:
+                return value
+        return None
+
+    return fact
+
+
+def _primary_of(attrs: dict[str, Any]) -> Callable[[str], Any]:
+    get = attrs.get
+    return lambda field: get(_PRIMARY[field])
 
 
 def _finish_reason(value: Any) -> str | None:

@@ -23,7 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from ingest.accept import IngestError, accept_records
-from ingest.genai_spans import Skipped, picked, to_record
+from ingest.genai_spans import Skipped, merged, picked, to_record
+from ingest.span_attributes import attribute_maps
 from tenancy.models import Project
 
 PROTOBUF = "application/x-protobuf"
@@ -45,7 +46,15 @@ class Outcome:
     message: str
 
 
-def decode_request(body: bytes, media_type: str) -> ExportTraceServiceRequest:
+@dataclass(frozen=True)
+class Decoded:
+    """A request as the official message, and its protobuf bytes (the attributes are read from those)."""
+
+    request: ExportTraceServiceRequest
+    wire: bytes
+
+
+def decode_request(body: bytes, media_type: str) -> Decoded:
     """The ``ExportTraceServiceRequest`` in ``body`` (protobuf, or OTLP/JSON with hex ids); 400 if not one."""
     request = ExportTraceServiceRequest()
     if media_type == PROTOBUF:
@@ -55,7 +64,7 @@ def decode_request(body: bytes, media_type: str) -> ExportTraceServiceRequest:
             raise IngestError(400, f"body is not a protobuf ExportTraceServiceRequest: {exc}") from None
         except RecursionError:
             raise IngestError(400, "body is nested too deeply to decode") from None
-        return request
+        return Decoded(request, body)
     try:
         document = _json_decode(body)
     except msgspec.DecodeError as exc:
@@ -73,7 +82,7 @@ def decode_request(body: bytes, media_type: str) -> ExportTraceServiceRequest:
         raise IngestError(400, f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
     except RecursionError:
         raise IngestError(400, "body is nested too deeply to decode") from None
-    return request
+    return Decoded(request, bytes(request.SerializeToString()))
 
 
 def _items(parent: Any, *names: str) -> list[dict[str, Any]]:
@@ -110,26 +119,29 @@ def _id_to_base64(item: dict[str, Any], where: str) -> None:
         item[key] = base64.b64encode(raw).decode()
 
 
-def export(project: Project, request: ExportTraceServiceRequest) -> Outcome:
-    """Accept the GenAI spans of ``request`` into the outbox (durable when this returns)."""
+def export(project: Project, decoded: Decoded) -> Outcome:
+    """Accept the GenAI spans of a request into the outbox (durable when this returns)."""
     records: list[dict[str, Any]] = []
     labels: list[str] = []
     ignored = 0
     problems: list[str] = []
-    for resource_spans in request.resource_spans:
-        resource = picked(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                own = picked(span.attributes)
-                mapped = to_record(span, {**resource, **own} if resource else own)
-                if isinstance(mapped, Skipped):
-                    if mapped.ignored:
-                        ignored += 1
-                    else:
-                        problems.append(f"span {span.trace_id.hex()}/{span.span_id.hex()}: {mapped.reason}")
-                    continue
-                records.append(mapped)
-                labels.append(mapped["event_id"])
+    views = attribute_maps(decoded.wire)
+    for resource_spans, (resource_attributes, span_attributes) in zip(
+        decoded.request.resource_spans, views, strict=True
+    ):
+        resource = picked(resource_attributes)
+        spans = (span for scope_spans in resource_spans.scope_spans for span in scope_spans.spans)
+        for span, attributes in zip(spans, span_attributes, strict=True):
+            own = picked(attributes)
+            mapped = to_record(span, merged(resource, own))
+            if isinstance(mapped, Skipped):
+                if mapped.ignored:
+                    ignored += 1
+                else:
+                    problems.append(f"span {span.trace_id.hex()}/{span.span_id.hex()}: {mapped.reason}")
+                continue
+            records.append(mapped)
+            labels.append(mapped["event_id"])
     accepted = 0
     if records:
         answer = accept_records(project, records)

@@ -24,7 +24,7 @@ def span(status: Any = Status.STATUS_CODE_UNSET, trace_id: bytes = b"\x01" * 16)
 
 
 def mapped(attributes: dict[str, Any], **kwargs: Any) -> dict[str, Any] | Skipped:
-    return to_record(span(**kwargs), picked(attr(k, v) for k, v in attributes.items()))
+    return to_record(span(**kwargs), picked({k: attr(k, v).value.SerializeToString() for k, v in attributes.items()}))
 
 
 BASE = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 10}
