@@ -9,7 +9,7 @@ attributes it knows: message content (prompts, answers) is never read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,11 +85,16 @@ _WANTED = frozenset(
     | {"gen_ai.request.max_tokens", "error.type", "gen_ai.operation.name", "traceloop.span.kind", OPENLIT_COST}
 )
 # Names after the first of their field: looked at only when a span carries one of them.
-_FALLBACKS = frozenset(name for _, names in _FIELDS_NAMED for name in names[1:])
-_NAMES = dict(_FIELDS_NAMED)
-_PRIMARY = {field: names[0] for field, names in _FIELDS_NAMED}
-_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
-_ATTRIBUTION_FIELDS = ("user_id", "session_id", "environment")
+# (Attribution names are not among them: every span carries service.name, say; they are read below.)
+_NORMALIZED = _FIELDS_NAMED[:11]
+_FALLBACKS = frozenset(name for _, names in _NORMALIZED for name in names[1:])
+_TOKEN_FIELDS = tuple((field, names[0]) for field, names in _FIELDS_NAMED[:5])
+_ATTRIBUTION_FIELDS = (
+    ("user_id", USER_ID),
+    ("session_id", SESSION_ID),
+    ("environment", ENVIRONMENT),
+    ("feature", FEATURE),
+)
 Facts = tuple[dict[str, Any], dict[str, Any]]  # (wanted attributes, other meterline.* attributes): values
 
 
@@ -108,8 +113,9 @@ def picked(attributes: Mapping[str, bytes]) -> Facts:
     This runs for every attribute of every span: comprehensions, the common value shapes inline."""
     # Keys only first (a protobuf map makes a Python object per entry it hands out): the values
     # the mapping reads are fetched by key, in C, and decoded here.
-    wanted = {key: _decoded(attributes[key]) for key in _WANTED.intersection(attributes)}
-    other = {key: _decoded(attributes[key]) for key in attributes if key[:10] == "meterline." and key not in _WANTED}
+    keys = list(attributes)
+    wanted = {key: _decoded(attributes[key]) for key in _WANTED.intersection(keys)}
+    other = {key: _decoded(attributes[key]) for key in keys if key[:10] == "meterline." and key not in _WANTED}
     return wanted, other
 
 
@@ -134,17 +140,19 @@ def _text(value: Any) -> str:
 def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
     """The CallRecord (as JSON-shaped fields) of one span, given its ``merged`` facts."""
     attrs, other = facts
-    fact = _primary_of(attrs) if _FALLBACKS.isdisjoint(attrs) else _first_of(attrs)
+    if not _FALLBACKS.isdisjoint(attrs):
+        attrs = _normalized(attrs)
+    get = attrs.get
     error_type = attrs.get("error.type")
     failed = error_type is not None or span.status.code == Status.STATUS_CODE_ERROR
-    inputs, outputs = fact("input_tokens"), fact("output_tokens")
+    inputs, outputs = get(INPUT_TOKENS[0]), get(OUTPUT_TOKENS[0])
     has_usage = inputs is not None or outputs is not None or "meterline.input_tokens" in other
     operation = attrs.get("gen_ai.operation.name")
     kind = attrs.get("traceloop.span.kind")
     if operation in AGGREGATE_OPERATIONS or kind in AGGREGATE_KINDS:
         return Skipped(f"a {operation or kind} span sums its children", ignored=True)
-    provider = fact("provider")
-    model = fact("model")
+    provider = get(PROVIDER[0])
+    model = get(MODEL[0])
     if not has_usage and not (failed and provider is not None and model is not None):
         return Skipped("no GenAI usage", ignored=True)
     trace, span_id = span.trace_id, span.span_id
@@ -169,8 +177,8 @@ def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
     latency = (end - start) / 1e6 if end >= start else None
     if latency is not None:
         record["latency_ms"] = latency
-    for field in _TOKEN_FIELDS:
-        value = inputs if field == "input_tokens" else outputs if field == "output_tokens" else fact(field)
+    for field, name in _TOKEN_FIELDS:
+        value = get(name)
         if value is not None:
             # An integral double (some exporters send numbers that way) is a count; anything else goes
             # to validation as it came, which names the field.
@@ -179,30 +187,31 @@ def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
         record["response_model"] = response_model
     if (max_tokens := attrs.get("gen_ai.request.max_tokens")) is not None and max_tokens != 0:
         record["max_tokens"] = int(max_tokens) if type(max_tokens) is float and max_tokens.is_integer() else max_tokens
-    ttft = fact("ttft")
+    ttft = get(TTFT_SECONDS[0])
     if isinstance(ttft, int | float) and not isinstance(ttft, bool):
         # both clocks are the producer's; rounding may put ttft a hair past the end
         record["ttft_ms"] = ttft * 1000 if latency is None else min(ttft * 1000, latency)
-    if (streamed := fact("streamed")) is not None:
+    if (streamed := get(STREAMED[0])) is not None:
         record["streamed"] = bool(streamed)
     elif "ttft_ms" in record and "gen_ai.response.time_to_first_chunk" in attrs:
         record["streamed"] = True  # the conventions set time_to_first_chunk on streams only
-    if (reason := _finish_reason(fact("finish"))) is not None:
+    if (reason := _finish_reason(get(FINISH_REASONS[0]))) is not None:
         record["finish_reason"] = reason
-    if (tier := fact("tier")) is not None:
+    if (tier := get(SERVICE_TIER[0])) is not None:
         record["service_tier"] = TIER_ALIASES.get(str(tier).lower(), "default")
     if failed:
         error = _text(error_type if error_type is not None else "error")
         lowered = error.lower()
         record["status"] = "timeout" if "timeout" in lowered else "cancelled" if "cancel" in lowered else "error"
         record["error_type"] = error
-    for field in _ATTRIBUTION_FIELDS:
-        value = fact(field)
-        if value is not None:
-            record[field] = _text(value)
-    feature = fact("feature")
-    if feature is not None and not str(feature).startswith("unknown_service"):  # the SDK's "not configured"
-        record["feature"] = _text(feature)
+    for field, names in _ATTRIBUTION_FIELDS:
+        for name in names:
+            value = get(name)
+            if value is not None:
+                # service.name is only the default feature, and the SDK's "unknown_service" none at all
+                if field != "feature" or name != "service.name" or not str(value).startswith("unknown_service"):
+                    record[field] = _text(value)
+                break
     tags: dict[str, str] = {}
     if (cost := attrs.get(OPENLIT_COST)) is not None:
         tags[OPENLIT_COST] = str(cost)
@@ -216,22 +225,14 @@ def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
     return record
 
 
-def _first_of(attrs: dict[str, Any]) -> Callable[[str], Any]:
-    """A field's value by the first of its names present (the span carries an older or vendor name)."""
-
-    def fact(field: str) -> Any:
-        for name in _NAMES[field]:
-            value = attrs.get(name)
-            if value is not None:
-                return value
-        return None
-
-    return fact
-
-
-def _primary_of(attrs: dict[str, Any]) -> Callable[[str], Any]:
-    get = attrs.get
-    return lambda field: get(_PRIMARY[field])
+def _normalized(attrs: dict[str, Any]) -> dict[str, Any]:
+    """``attrs`` with each field's value under its first name, taken from the first of its names present
+    (a span that carries an older or vendor name)."""
+    normal = dict(attrs)
+    for _, names in _NORMALIZED:
+        if normal.get(names[0]) is None:
+            normal[names[0]] = next((v for name in names[1:] if (v := attrs.get(name)) is not None), None)
+    return normal
 
 
 def _finish_reason(value: Any) -> str | None:
