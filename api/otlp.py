@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
-from django.http.request import RawPostDataException
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from api.bodies import ingest_body
 from api.throttling import IngestRateThrottle
-from ingest.accept import IngestError, decode_body
+from ingest.accept import IngestError
 from ingest.otlp import JSON, MEDIA_TYPES, PROTOBUF, decode_request, encode_response, encode_status, export
-from tenancy.authentication import ApiKeyAuthentication, CanIngest, KeyPrincipal
+from tenancy.authentication import ApiKeyAuthentication, CanIngest
 
 _PASSED_ON = ("retry-after", "www-authenticate")
 
@@ -48,14 +46,8 @@ class OtlpTracesView(APIView):
         try:
             if media_type not in MEDIA_TYPES:
                 raise IngestError(415, f"Content-Type must be {PROTOBUF} or {JSON}, not {media_type or 'missing'!r}")
-            try:
-                raw = request._request.body
-            except (RequestDataTooBig, RawPostDataException):
-                raise IngestError(413, "body is too large") from None
-            body = decode_body(raw, request.headers.get("Content-Encoding", ""))
-            if not isinstance(request.user, KeyPrincipal):  # CanIngest lets only API keys through
-                raise NotAuthenticated()
-            outcome = export(request.user.project, decode_request(body, media_type))
+            project, body = ingest_body(request)
+            outcome = export(project, decode_request(body, media_type))
         except IngestError as exc:
             return self._refusal(request, exc.status, exc.message, exc.headers)
         return HttpResponse(encode_response(outcome, media_type), content_type=media_type)

@@ -95,6 +95,7 @@ _ATTRIBUTION_FIELDS = (
     ("environment", ENVIRONMENT),
     ("feature", FEATURE),
 )
+_METERLINE_USAGE = frozenset({"meterline.input_tokens", "meterline.output_tokens"})
 Facts = tuple[dict[str, Any], dict[str, Any]]  # (wanted attributes, other meterline.* attributes): values
 
 
@@ -146,7 +147,7 @@ def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
     error_type = attrs.get("error.type")
     failed = error_type is not None or span.status.code == Status.STATUS_CODE_ERROR
     inputs, outputs = get(INPUT_TOKENS[0]), get(OUTPUT_TOKENS[0])
-    has_usage = inputs is not None or outputs is not None or "meterline.input_tokens" in other
+    has_usage = inputs is not None or outputs is not None or not _METERLINE_USAGE.isdisjoint(other)
     operation = attrs.get("gen_ai.operation.name")
     kind = attrs.get("traceloop.span.kind")
     if operation in AGGREGATE_OPERATIONS or kind in AGGREGATE_KINDS:
