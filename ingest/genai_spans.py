@@ -115,16 +115,18 @@ def picked(attributes: Mapping[str, bytes]) -> Facts:
     # Keys only first (a protobuf map makes a Python object per entry it hands out): the values
     # the mapping reads are fetched by key, in C, and decoded here.
     keys = list(attributes)
-    wanted = {key: _decoded(attributes[key]) for key in _WANTED.intersection(keys)}
-    other = {key: _decoded(attributes[key]) for key in keys if key[:10] == "meterline." and key not in _WANTED}
+    # A short string (tag 0x0A, one-byte length), the commonest value, is decoded inline.
+    wanted = {
+        key: raw[2:].decode("utf-8", "replace") if len(raw) > 1 and raw[0] == 0x0A and raw[1] == len(raw) - 2
+        else any_value(raw)
+        for key in _WANTED.intersection(keys) for raw in (attributes[key],)
+    }  # fmt: skip
+    other = {
+        key: raw[2:].decode("utf-8", "replace") if len(raw) > 1 and raw[0] == 0x0A and raw[1] == len(raw) - 2
+        else any_value(raw)
+        for key in keys if key[:10] == "meterline." and key not in _WANTED for raw in (attributes[key],)
+    }  # fmt: skip
     return wanted, other
-
-
-def _decoded(raw: bytes) -> Any:
-    # a short string (tag 0x0A, one-byte length), the commonest value, without another call
-    if len(raw) > 1 and raw[0] == 0x0A and raw[1] == len(raw) - 2:
-        return raw[2:].decode("utf-8", "replace")
-    return any_value(raw)
 
 
 def merged(resource: Facts, span: Facts) -> Facts:
