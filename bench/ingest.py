@@ -183,7 +183,9 @@ SPAN_ATTRIBUTES = {
     "service_tier": "openai.response.service_tier", "streamed": "gen_ai.request.stream", "user_id": "user.id",
     "session_id": "session.id", "environment": "deployment.environment.name",
 }  # fmt: skip
-SPAN_SKIPPED = {"event_id", "timestamp", "trace_id", "latency_ms", "ttft_ms", "status", "error_type", "finish_reason", "tags"}
+SPAN_SKIPPED = {
+    "event_id", "timestamp", "trace_id", "latency_ms", "ttft_ms", "status", "error_type", "finish_reason", "tags",
+}  # fmt: skip
 
 
 def spans_body(calls: list[dict[str, Any]], rng: random.Random) -> bytes:
