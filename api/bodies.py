@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http.request import RawPostDataException
 from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, NotAuthenticated, ParseError
+from rest_framework.request import Request
 from rest_framework.response import Response
+
+from ingest.accept import IngestError, decode_body
+from tenancy.authentication import KeyPrincipal
+from tenancy.models import Project
 
 
 class BodyTooLarge(APIException):
@@ -30,3 +36,15 @@ class DjangoRefusalsAsJson:
             exc = ParseError(f"more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} query parameters or form fields")
         answer: Response = super().handle_exception(exc)  # type: ignore[misc]
         return answer
+
+
+def ingest_body(request: Request) -> tuple[Project, bytes]:
+    """An ingest request's project and its body, ``Content-Encoding`` undone (``IngestError`` if not)."""
+    try:
+        raw = request._request.body
+    except (RequestDataTooBig, RawPostDataException):
+        raise IngestError(413, "body is too large") from None
+    body = decode_body(raw, request.headers.get("Content-Encoding", ""))
+    if not isinstance(request.user, KeyPrincipal):  # CanIngest lets only API keys through
+        raise NotAuthenticated()
+    return request.user.project, body

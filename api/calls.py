@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig
-from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import schema as _schema  # noqa: F401 - registers the OpenAPI extensions
 from api.answers import Problem
+from api.bodies import ingest_body
 from api.throttling import IngestRateThrottle
-from ingest.accept import IngestError, accept, decode_body
-from tenancy.authentication import ApiKeyAuthentication, CanIngest, KeyPrincipal
+from ingest.accept import IngestError, accept
+from tenancy.authentication import ApiKeyAuthentication, CanIngest
 
 _ACCEPTED = inline_serializer(
     "CallsAccepted",
@@ -70,14 +68,8 @@ class CallsView(APIView):
             media_type = (request.content_type or "").split(";")[0].strip().lower()
             if media_type != "application/json":
                 raise IngestError(415, f"Content-Type must be application/json, not {media_type or 'missing'!r}")
-            try:
-                raw = request._request.body
-            except (RequestDataTooBig, RawPostDataException):
-                raise IngestError(413, "body is too large") from None
-            body = decode_body(raw, request.headers.get("Content-Encoding", ""))
-            if not isinstance(request.user, KeyPrincipal):  # CanIngest lets only API keys through
-                raise NotAuthenticated()
-            answer = accept(request.user.project, body, request.headers.get("Idempotency-Key"))
+            project, body = ingest_body(request)
+            answer = accept(project, body, request.headers.get("Idempotency-Key"))
         except IngestError as exc:
             return Response({"detail": exc.message}, status=exc.status, headers=exc.headers)
         response = Response(answer.body, status=answer.status)

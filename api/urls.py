@@ -12,6 +12,7 @@ from api.channels import ChannelViewSet
 from api.exports import FocusExportView
 from api.fallback import not_found
 from api.feedback import FeedbackView
+from api.otlp import OtlpTracesView
 from api.usage import UsageView
 from api.whatif import WhatIfView
 
@@ -22,6 +23,7 @@ router.register("alerts", AlertViewSet, basename="alert")
 
 urlpatterns = [
     path("calls", CallsView.as_view(), name="calls"),
+    path("otlp/v1/traces", OtlpTracesView.as_view(), name="otlp-traces"),
     path("feedback", FeedbackView.as_view(), name="feedback"),
     path("usage", UsageView.as_view(), name="usage"),
     path("whatif", WhatIfView.as_view(), name="whatif"),

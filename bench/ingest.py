@@ -59,6 +59,8 @@ TARGET_ACCEPT = 50_000.0  # records/s
 TARGET_P99_MS = 100.0  # per 500-record request
 TARGET_DRAIN = 100_000.0  # records/s
 TARGET_SHARE = 0.25  # end-to-end / ceiling
+TARGET_OTLP_SHARE = 0.50  # OTLP spans/s / /v1/calls records/s, the same calls in the same run
+OTLP_PROJECT = "bench-otlp"  # its own project, so its outbox rows are told apart from /v1/calls'
 
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
@@ -113,7 +115,7 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def setup_stores() -> str:
+def setup_stores(name: str = "bench", migrate: bool = True) -> str:
     """Migrate both stores, create a project and an ingest key; return the raw key."""
     import django
     from django.core.management import call_command
@@ -121,12 +123,13 @@ def setup_stores() -> str:
     django.setup()
     quiet = io.StringIO()
     with redirect_stdout(quiet):
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("migrate_clickhouse")
-        call_command("create_project", "bench")
+        if migrate:
+            call_command("migrate", interactive=False, verbosity=0)
+            call_command("migrate_clickhouse")
+        call_command("create_project", name)
     out = io.StringIO()
     with redirect_stdout(out):
-        call_command("create_api_key", project="bench", scopes="ingest", name="bench")
+        call_command("create_api_key", project=name, scopes="ingest", name=name)
     return out.getvalue().strip().splitlines()[-1]
 
 
@@ -158,13 +161,85 @@ def records_as_json(total: int, seed: int) -> Iterator[dict[str, Any]]:
         yield record
 
 
-def make_bodies(requests: int, batch_size: int, seed: int) -> list[bytes]:
+def make_bodies(requests: int, batch_size: int, seed: int) -> tuple[list[bytes], list[bytes]]:
+    """The same calls twice: ``/v1/calls`` JSON bodies and OTLP protobuf bodies of GenAI spans."""
     it = records_as_json(requests * batch_size, seed)
-    bodies = []
+    bodies, spans = [], []
+    rng = random.Random(seed)
     for _ in range(requests):
         calls = [next(it) for _ in range(batch_size)]
         bodies.append(json.dumps({"calls": calls}, separators=(",", ":")).encode())
-    return bodies
+        spans.append(spans_body(calls, rng))
+    return bodies, spans
+
+
+# CallRecord field → the span attribute an OpenTelemetry GenAI instrumentation (plus the app's
+# meterline.* attribution) would carry it in: the mapping of docs/otlp.md read backwards.
+SPAN_ATTRIBUTES = {
+    "provider": "gen_ai.provider.name", "model": "gen_ai.request.model", "response_model": "gen_ai.response.model",
+    "input_tokens": "gen_ai.usage.input_tokens", "cache_read_tokens": "gen_ai.usage.cache_read.input_tokens",
+    "cache_write_tokens": "gen_ai.usage.cache_creation.input_tokens", "output_tokens": "gen_ai.usage.output_tokens",
+    "reasoning_tokens": "gen_ai.usage.reasoning.output_tokens", "max_tokens": "gen_ai.request.max_tokens",
+    "service_tier": "openai.response.service_tier", "streamed": "gen_ai.request.stream", "user_id": "user.id",
+    "session_id": "session.id", "environment": "deployment.environment.name",
+}  # fmt: skip
+SPAN_SKIPPED = {
+    "event_id", "timestamp", "trace_id", "latency_ms", "ttft_ms", "status", "error_type", "finish_reason", "tags",
+}  # fmt: skip
+
+
+def spans_body(calls: list[dict[str, Any]], rng: random.Random) -> bytes:
+    """One ``ExportTraceServiceRequest`` holding ``calls`` as GenAI client spans (and what real
+    instrumentations add beside: operation name, response id, server address)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+    def value(v: Any) -> AnyValue:
+        if isinstance(v, bool):
+            return AnyValue(bool_value=v)
+        if isinstance(v, int):
+            return AnyValue(int_value=v)
+        if isinstance(v, float):
+            return AnyValue(double_value=v)
+        if isinstance(v, list):
+            return AnyValue(array_value=ArrayValue(values=[value(x) for x in v]))
+        return AnyValue(string_value=str(v))
+
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.append(KeyValue(key="service.name", value=value("bench-app")))
+    scope = resource_spans.scope_spans.add()
+    scope.scope.name = "opentelemetry.instrumentation.openai_v2"
+    for call in calls:
+        start = int(datetime.fromisoformat(call["timestamp"]).timestamp() * 1000) * 1_000_000
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat", "gen_ai.response.id": f"chatcmpl-{rng.getrandbits(64):x}",
+            "server.address": "api.example.com", "server.port": 443,
+        }  # fmt: skip
+        for name, v in call.items():
+            if name in SPAN_ATTRIBUTES:
+                attributes[SPAN_ATTRIBUTES[name]] = v
+            elif name not in SPAN_SKIPPED:
+                attributes[f"meterline.{name}"] = v  # feature, customer_id, route, traffic, attempt, cost_usd, …
+        for key, v in call.get("tags", {}).items():
+            attributes[f"meterline.tags.{key}"] = v
+        if "ttft_ms" in call:
+            attributes["gen_ai.response.time_to_first_chunk"] = call["ttft_ms"] / 1000
+        if "finish_reason" in call:
+            attributes["gen_ai.response.finish_reasons"] = [call["finish_reason"]]
+        status = call.get("status", "ok")
+        if status != "ok":
+            attributes["error.type"] = call.get("error_type") or status
+        span = Span(
+            trace_id=rng.getrandbits(128).to_bytes(16, "big"), span_id=rng.getrandbits(64).to_bytes(8, "big"),
+            name=f"chat {call['model']}", kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=start,
+            end_time_unix_nano=start + int(call.get("latency_ms", 1000) * 1_000_000),
+            status=Status(code=Status.STATUS_CODE_ERROR if status != "ok" else Status.STATUS_CODE_UNSET),
+        )  # fmt: skip
+        span.attributes.extend(KeyValue(key=k, value=value(v)) for k, v in attributes.items())
+        scope.spans.append(span)
+    return bytes(request.SerializeToString())
 
 
 # --- gunicorn -----------------------------------------------------------------------------------
@@ -265,9 +340,39 @@ class LoadResult:
     errors: list[str]
 
 
-def post_all(port: int, key: str, bodies: Sequence[bytes], concurrency: int, timeout: float) -> LoadResult:
+def calls_accepted(status: int, data: bytes, sent: int) -> int | None:
+    return int(json.loads(data)["accepted"]) if status == 202 else None
+
+
+def spans_accepted(status: int, data: bytes, sent: int) -> int | None:
+    """Spans taken by an OTLP answer; every bench span is a model call, so a rejected one is an error."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    if status != 200:
+        return None
+    answer = ExportTraceServiceResponse()
+    answer.ParseFromString(data)
+    return None if answer.partial_success.rejected_spans else sent  # an error, reported with the answer
+
+
+@dataclass(frozen=True)
+class Door:
+    """An ingest endpoint as the load generator posts to it."""
+
+    path: str
+    content_type: str
+    accepted: Callable[[int, bytes, int], int | None]
+
+
+CALLS = Door("/v1/calls", "application/json", calls_accepted)
+OTLP = Door("/v1/otlp/v1/traces", "application/x-protobuf", spans_accepted)
+
+
+def post_all(
+    port: int, key: str, bodies: Sequence[bytes], concurrency: int, timeout: float, door: Door = CALLS, batch: int = 0
+) -> LoadResult:
     """Send every body once over ``concurrency`` keep-alive connections; a global deadline bounds it."""
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": door.content_type}
     lock = threading.Lock()
     next_index = iter(range(len(bodies)))
     latencies: list[float] = []
@@ -285,7 +390,7 @@ def post_all(port: int, key: str, bodies: Sequence[bytes], concurrency: int, tim
                     return
                 t0 = time.perf_counter()
                 try:
-                    conn.request("POST", "/v1/calls", body=bodies[i], headers=headers)
+                    conn.request("POST", door.path, body=bodies[i], headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
                 except (OSError, http.client.HTTPException) as exc:
@@ -294,10 +399,11 @@ def post_all(port: int, key: str, bodies: Sequence[bytes], concurrency: int, tim
                         errors.append(f"request {i}: {type(exc).__name__}: {exc}")
                     continue
                 elapsed = (time.perf_counter() - t0) * 1000
+                taken = door.accepted(resp.status, data, batch)
                 with lock:
                     latencies.append(elapsed)
-                    if resp.status == 202:
-                        accepted[0] += json.loads(data)["accepted"]
+                    if taken is not None:
+                        accepted[0] += taken
                     else:
                         errors.append(f"request {i}: HTTP {resp.status}: {data[:200]!r}")
         finally:
@@ -425,12 +531,16 @@ def chdb_mapped(pids: Sequence[int]) -> list[int]:
     return hits
 
 
-def outbox_counts() -> dict[str, int]:
+def outbox_counts(project: str = "bench") -> dict[str, int]:
     from django.db.models import Count, Sum
 
     from ingest.models import Batch
 
-    rows = Batch.objects.values("status").annotate(n=Count("id"), records=Sum("record_count"))
+    rows = (
+        Batch.objects.filter(project__name=project)
+        .values("status")
+        .annotate(n=Count("id"), records=Sum("record_count"))
+    )
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = row["n"]
@@ -460,6 +570,10 @@ class Round:
     p99: float
     accepted: int
     busy_accept: float = 0.0
+    otlp_rate: float = 0.0
+    otlp_p50: float = 0.0
+    otlp_p99: float = 0.0
+    busy_otlp: float = 0.0
     drain_rate: float = 0.0
     busy_drain: float = 0.0
 
@@ -583,6 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"PostgreSQL db {args.db}, chDB {env.vars['CLICKHOUSE_URL']}, var {env.vars['METERLINE_VAR_DIR']}")
         recreate_database(args.db)
         key = setup_stores()
+        otlp_key = setup_stores(OTLP_PROJECT, migrate=False)
         from django.conf import settings
 
         assert not settings.CELERY_BROKER_URL, "the accept path must not enqueue: CELERY_BROKER_URL is set"
@@ -595,23 +710,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         watch = CpuWatch(args.db).start()
         for r in range(args.rounds):
             t0 = time.perf_counter()
-            bodies = make_bodies(args.requests + warmup, args.batch_size, args.seed + r)
+            bodies, span_bodies = make_bodies(args.requests + warmup, args.batch_size, args.seed + r)
             kb = sum(map(len, bodies)) / len(bodies) / 1000
+            span_kb = sum(map(len, span_bodies)) / len(span_bodies) / 1000
             say(f"round {r + 1}/{args.rounds}: built {len(bodies)} bodies of {args.batch_size} records "
-                f"({kb:.0f} kB each) in {time.perf_counter() - t0:.1f}s")  # fmt: skip
+                f"({kb:.0f} kB JSON, {span_kb:.0f} kB OTLP protobuf each) "
+                f"in {time.perf_counter() - t0:.1f}s")  # fmt: skip
 
             # 1. accept through gunicorn
             server = start_gunicorn(env, args.workers, args.worker_class, args.threads)
             watch.wait_idle(args.wait_idle, say)
             warm = post_all(server.port, key, bodies[:warmup], min(args.concurrency, warmup), 120)
-            if warm.errors:
-                raise RuntimeError(f"warm-up failed: {warm.errors[:3]}")
-            foreign0 = watch.foreign_seconds()
-            load = post_all(server.port, key, bodies[warmup:], args.concurrency, args.time_budget)
-            busy_accept = watch.share(foreign0, load.wall)
-            del bodies
-            if load.errors:
-                raise RuntimeError(f"{len(load.errors)} failed requests, e.g. {load.errors[:3]}")
+            warm_otlp = post_all(
+                server.port, otlp_key, span_bodies[:warmup], min(args.concurrency, warmup), 120, OTLP, args.batch_size
+            )
+            if warm.errors or warm_otlp.errors:
+                raise RuntimeError(f"warm-up failed: {(warm.errors + warm_otlp.errors)[:3]}")
+            # The same calls through both doors, back to back on the same server; which goes first
+            # alternates by round so a busier stretch of the shared machine does not favour one.
+            measured: dict[str, tuple[LoadResult, float]] = {}
+            for name in ("calls", "otlp") if r % 2 == 0 else ("otlp", "calls"):
+                foreign0 = watch.foreign_seconds()
+                if name == "calls":
+                    run = post_all(server.port, key, bodies[warmup:], args.concurrency, args.time_budget)
+                else:
+                    run = post_all(server.port, otlp_key, span_bodies[warmup:], args.concurrency, args.time_budget,
+                                   OTLP, args.batch_size)  # fmt: skip
+                measured[name] = (run, watch.share(foreign0, run.wall))
+                if run.errors:
+                    raise RuntimeError(f"{len(run.errors)} failed {name} requests, e.g. {run.errors[:3]}")
+            (load, busy_accept), (otlp_load, busy_otlp) = measured["calls"], measured["otlp"]
+            del bodies, span_bodies
             # The accept path must not have touched ClickHouse: no worker loaded chDB, no new rows,
             # and every accepted record waits in the outbox.
             touched = chdb_mapped([*server.worker_pids(), server.proc.pid])
@@ -621,17 +750,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             expected = warm.accepted + load.accepted
             if touched or ch_count("llm_calls") != in_ch or counts.get("pending_records") != expected:
                 raise RuntimeError(f"accept path touched ClickHouse: chdb in {touched}, outbox {counts}")
+            otlp_counts = outbox_counts(OTLP_PROJECT)
+            otlp_expected = warm_otlp.accepted + otlp_load.accepted
+            if otlp_counts.get("pending_records") != otlp_expected or otlp_expected != expected:
+                raise RuntimeError(f"OTLP accepted {otlp_expected:,} spans, /v1/calls {expected:,}: {otlp_counts}")
+            # The spans' outbox rows were checked; the drain below measures the /v1/calls backlog alone,
+            # as before (the spans would drain the very same records a second time).
+            from ingest.models import Batch
+
+            Batch.objects.filter(project__name=OTLP_PROJECT).delete()
             rnd = Round(
                 accept_rate=load.accepted / load.wall,
                 p50=percentile(load.latencies_ms, 0.5),
                 p99=percentile(load.latencies_ms, 0.99),
                 accepted=load.accepted,
                 busy_accept=busy_accept,
+                otlp_rate=otlp_load.accepted / otlp_load.wall,
+                otlp_p50=percentile(otlp_load.latencies_ms, 0.5),
+                otlp_p99=percentile(otlp_load.latencies_ms, 0.99),
+                busy_otlp=busy_otlp,
             )
             say(f"  accept: {load.accepted:,} records in {len(load.latencies_ms)} requests over {args.concurrency} "
                 f"connections, {load.wall:.2f}s = {rnd.accept_rate:,.0f} rec/s, p50 {rnd.p50:.1f} ms, "
                 f"p99 {rnd.p99:.1f} ms, other processes {busy_accept:.0%} CPU; checked: workers never loaded "
                 f"chDB, outbox holds {counts['pending']} pending batches / {expected:,} records")  # fmt: skip
+            say(f"  accept OTLP: {otlp_load.accepted:,} spans in {len(otlp_load.latencies_ms)} protobuf requests, "
+                f"{otlp_load.wall:.2f}s = {rnd.otlp_rate:,.0f} spans/s ({rnd.otlp_rate / rnd.accept_rate:.0%} of "
+                f"/v1/calls), p50 {rnd.otlp_p50:.1f} ms, p99 {rnd.otlp_p99:.1f} ms, other processes "
+                f"{busy_otlp:.0%} CPU; checked: {otlp_counts['pending']} pending batches / {otlp_expected:,} "
+                f"records in the outbox")  # fmt: skip
 
             # 2. drain this backlog (gunicorn is down; this process owns chDB)
             watch.wait_idle(args.wait_idle, say)
@@ -668,6 +815,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p50, p99 = med(r.p50 for r in rounds), med(r.p99 for r in rounds)
         drain_rate = med(r.drain_rate for r in rounds)
         e2e = med(1 / (1 / r.accept_rate + 1 / r.drain_rate) for r in rounds)
+        otlp_rate = med(r.otlp_rate for r in rounds)
+        otlp_share = med(r.otlp_rate / r.accept_rate for r in rounds)  # paired within each round
+        otlp_p50, otlp_p99 = med(r.otlp_p50 for r in rounds), med(r.otlp_p99 for r in rounds)
         bare = fmt_rate(ceiling) + " (bare insert)"
         rows = [
             ("accept (HTTP, " + label + ")", fmt_rate(accept_rate), "-", "-", f">= {TARGET_ACCEPT:,.0f} rec/s",
@@ -675,6 +825,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             (f"accept p50 per {args.batch_size}-record request", f"{p50:.1f} ms", "-", "-", "-", "-"),
             (f"accept p99 per {args.batch_size}-record request", f"{p99:.1f} ms", "-", "-",
              f"< {TARGET_P99_MS:.0f} ms", "yes" if p99 < TARGET_P99_MS else "NO"),
+            (f"accept OTLP spans (protobuf, {args.batch_size}/request)", f"{otlp_rate:,.0f} spans/s",
+             fmt_rate(accept_rate) + " (/v1/calls, same calls)", f"{otlp_share:.1%}",
+             f">= {TARGET_OTLP_SHARE:.0%} of /v1/calls", "yes" if otlp_share >= TARGET_OTLP_SHARE else "NO"),
+            (f"OTLP p50 per {args.batch_size}-span request", f"{otlp_p50:.1f} ms", f"{p50:.1f} ms (/v1/calls)",
+             f"{otlp_p50 / p50:.2f}x", "-", "-"),
+            (f"OTLP p99 per {args.batch_size}-span request", f"{otlp_p99:.1f} ms", f"{p99:.1f} ms (/v1/calls)",
+             f"{otlp_p99 / p99:.2f}x", "-", "-"),
             ("drain into ClickHouse (drain_until_empty)", fmt_rate(drain_rate), bare, f"{drain_rate / ceiling:.1%}",
              f">= {TARGET_DRAIN:,.0f} rec/s", "yes" if drain_rate >= TARGET_DRAIN else "NO"),
             ("end-to-end 1/(1/accept+1/drain)", fmt_rate(e2e), bare, f"{e2e / ceiling:.1%}",
@@ -686,13 +843,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.concurrency} connections, {label}, PostgreSQL {args.db} outbox, chDB, {os.cpu_count()} CPUs"
         )
         print(f"medians over rounds (accept rec/s per round: "
-              f"{', '.join(f'{r.accept_rate:,.0f}' for r in rounds)}; drain: "
+              f"{', '.join(f'{r.accept_rate:,.0f}' for r in rounds)}; OTLP spans/s: "
+              f"{', '.join(f'{r.otlp_rate:,.0f}' for r in rounds)}; drain: "
               f"{', '.join(f'{r.drain_rate:,.0f}' for r in rounds)}); ceiling = median of {args.ceiling_repeats} "
               f"bare inserts of the last round's {expected:,} rows")  # fmt: skip
         print_table(rows)
-        busy = max(med(r.busy_accept for r in rounds), med(r.busy_drain for r in rounds), busy_ceiling)
+        busy = max(med(r.busy_accept for r in rounds), med(r.busy_otlp for r in rounds),
+                   med(r.busy_drain for r in rounds), busy_ceiling)  # fmt: skip
         print(
             f"other processes used {med(r.busy_accept for r in rounds):.0%} (accept), "
+            f"{med(r.busy_otlp for r in rounds):.0%} (OTLP accept), "
             f"{med(r.busy_drain for r in rounds):.0%} (drain), {busy_ceiling:.0%} (ceiling) of the CPUs"
             + ("  <- the machine was shared: figures are pessimistic, rerun when idle" if busy > 0.10 else "")
         )

@@ -10,9 +10,11 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
@@ -24,6 +26,7 @@ from tenancy.models import Project
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
+_encode_record = msgspec.json.Encoder().encode
 # HTTP forbids control characters but tab in a field value; a NUL would also fail the PostgreSQL look-up.
 _HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -102,6 +105,18 @@ def accept(project: Project, body: bytes, idempotency_key: str | None) -> Answer
         raise IngestError(400, str(exc)) from None
     if not raws:
         raise IngestError(400, "calls is empty: send at least one CallRecord")
+    return _commit(project, raws, idempotency_key, digest)
+
+
+def accept_records(project: Project, records: Sequence[dict[str, Any]]) -> Answer:
+    """Validate CallRecords made by another door (OTLP spans) and commit them as ``accept`` does.
+
+    Each dict holds CallRecord fields as JSON would carry them: it is validated exactly as a record of
+    ``POST /v1/calls`` (same rules, same error messages, same outbox row)."""
+    return _commit(project, [msgspec.Raw(_encode_record(record)) for record in records], None, "")
+
+
+def _commit(project: Project, raws: list[msgspec.Raw], idempotency_key: str | None, digest: str) -> Answer:
     if len(raws) > settings.INGEST_MAX_RECORDS:
         raise IngestError(413, f"{len(raws)} records in one request; the limit is {settings.INGEST_MAX_RECORDS}")
     result = validate(raws, current_window())
