@@ -83,8 +83,8 @@ STORED_PAYLOAD_V3 = bytes.fromhex(
 )
 RECORD_V3: tuple[Any, ...] = (
     "new-2", 1763632800456, "openai", "gpt-4o", "", "chat", "", "", "", "", "", 3000, 1000, 0, 20, 0,
-    None, None, "error", "rate_limit", 1, "live", False, "default", False, 0, None, "", "", "", {}, None, "error", "", 0,
-    False, 30_000_000, 0, 10_000, 9_999, None, None,
+    None, None, "error", "rate_limit", 1, "live", False, "default", False, 0, None, "", "", "", {}, None, "error", "",
+    0, False, 30_000_000, 0, 10_000, 9_999, None, None,
 )  # fmt: skip
 
 
