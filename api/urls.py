@@ -11,6 +11,7 @@ from api.calls import CallsView
 from api.channels import ChannelViewSet
 from api.fallback import not_found
 from api.feedback import FeedbackView
+from api.limits import RateLimitViewSet
 from api.usage import UsageView
 from api.whatif import WhatIfView
 
@@ -18,6 +19,7 @@ router = SimpleRouter(trailing_slash=False, use_regex_path=False)  # <int:…> i
 router.register("channels", ChannelViewSet, basename="channel")
 router.register("budgets", BudgetViewSet, basename="budget")
 router.register("alerts", AlertViewSet, basename="alert")
+router.register("limits", RateLimitViewSet, basename="limit")
 
 urlpatterns = [
     path("calls", CallsView.as_view(), name="calls"),
