@@ -8,11 +8,10 @@ from drf_spectacular.utils import extend_schema, extend_schema_field, extend_sch
 from rest_framework import mixins, serializers
 
 from api.viewsets import PROJECT_PARAMETER, PartialUpdateMixin, ProjectScopedViewSet
+from ledger.limits import DIMENSIONS, MAX_POOL_MODELS, clash
 from ledger.models import RateLimit
 
-MAX_POOL_MODELS = 50
 MAX_LIMIT = 10**12
-DIMENSIONS = ("tpm", "rpm", "itpm", "otpm")
 
 
 @extend_schema_field(
@@ -100,22 +99,12 @@ class RateLimitSerializer(serializers.Serializer[RateLimit]):
         return attrs
 
     def _check_clashes(self, attrs: dict[str, Any], instance: RateLimit | None) -> None:
-        """One limit per (provider, model) name, and a model counts against one limit of a provider only."""
-        project = self.context["project"]
         provider = attrs.get("provider", instance.provider if instance else "")
         name = attrs.get("model", instance.model if instance else "")
-        members = set(attrs.get("pool_models", instance.pool_models if instance else []) or [name])
-        others = RateLimit.objects.filter(project=project, provider=provider)
-        if instance is not None:
-            others = others.exclude(pk=instance.pk)
-        for other in others:
-            if other.model == name:
-                raise serializers.ValidationError({"model": f"{provider}/{name} has a limit already (id {other.pk})"})
-            shared = members & set(other.members)
-            if shared:
-                raise serializers.ValidationError(
-                    {"models": f"{', '.join(sorted(shared))} already counts against {provider}/{other.model}"}
-                )
+        members = attrs.get("pool_models", instance.pool_models if instance else [])
+        found = clash(self.context["project"], provider, name, members, instance.pk if instance else None)
+        if found:
+            raise serializers.ValidationError({found[0]: found[1]})
 
     def create(self, validated_data: dict[str, Any]) -> RateLimit:
         return RateLimit.objects.create(project=self.context["project"], **validated_data)

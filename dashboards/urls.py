@@ -20,4 +20,5 @@ urlpatterns = [
     path("p/<int:project_id>/settings/", manage.keys_view, name="keys"),
     path("p/<int:project_id>/settings/members/", manage.members_view, name="members"),
     path("p/<int:project_id>/prices/", manage.prices_view, name="prices"),
+    path("p/<int:project_id>/settings/limits/", manage.limits_view, name="limits"),
 ]

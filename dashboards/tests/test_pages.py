@@ -31,6 +31,7 @@ PAGES = {  # page → (path after /p/<id>/, the least role that may open it)
     "keys": ("settings/", "admin"),
     "members": ("settings/members/", "admin"),
     "prices": ("prices/", "admin"),
+    "limits": ("settings/limits/", "admin"),
 }
 MAY = {
     "viewer": set(ROLES),
