@@ -17,7 +17,7 @@ MAX_LIMIT = 10**12
 @extend_schema_field(
     {"oneOf": [{"type": "string", "maxLength": 200}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
 )
-class _ModelsField(serializers.Field):  # type: ignore[type-arg]
+class _ModelsField(serializers.Field):
     """``model``: one model's name, or a list of the models that share a pool."""
 
     def to_internal_value(self, data: Any) -> str | list[str]:

@@ -8,6 +8,7 @@ from api.advice import AdviceView
 from api.alerts import AlertViewSet
 from api.budgets import BudgetViewSet
 from api.calls import CallsView
+from api.capacity import CapacityView
 from api.channels import ChannelViewSet
 from api.fallback import not_found
 from api.feedback import FeedbackView
@@ -27,6 +28,7 @@ urlpatterns = [
     path("usage", UsageView.as_view(), name="usage"),
     path("whatif", WhatIfView.as_view(), name="whatif"),
     path("advice", AdviceView.as_view(), name="advice"),
+    path("capacity", CapacityView.as_view(), name="capacity"),
     *router.urls,
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

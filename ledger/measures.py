@@ -109,3 +109,45 @@ def raw_calls_where(filters: dict[str, tuple[str, ...]], params: dict[str, Any])
         params[f"f{i}"] = list(values)
         where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
     return " AND ".join(where)
+
+
+# Capacity tiers (ledger.capacity): what a provider counts per minute, and the limits it reported.
+CAPACITY_DETAIL_DIMENSIONS = ("provider", "model", "feature", "route_version", "route", "environment", "traffic")
+CAPACITY_DIMENSIONS = ("provider", "model")
+OBSERVED_LIMITS = {  # the rollup column → the llm_calls column it takes the latest value of
+    "limit_tokens": "ratelimit_limit_tokens",
+    "limit_requests": "ratelimit_limit_requests",
+    "limit_input_tokens": "ratelimit_limit_input_tokens",
+    "limit_output_tokens": "ratelimit_limit_output_tokens",
+}
+_DETAIL = "rollup_capacity_detail_minute"
+_CAPACITY_SUMS = ("calls", "input_tokens", "cache_read_tokens", "output_tokens", "rate_limited_calls")
+CAPACITY_RAW_MEASURES = ",\n".join(
+    [
+        "    count() AS calls",
+        "    sum(c.input_tokens) AS input_tokens",
+        "    sum(c.cache_read_tokens) AS cache_read_tokens",
+        "    sum(c.output_tokens) AS output_tokens",
+        "    countIf(c.status = 'error' AND c.error_type = 'rate_limit') AS rate_limited_calls",
+    ]
+    + [
+        f"    argMaxIf(c.{raw}, c.timestamp, isNotNull(c.{raw})) AS {name},\n"
+        f"    maxIf(c.timestamp, isNotNull(c.{raw})) AS {name}_at"
+        for name, raw in OBSERVED_LIMITS.items()
+    ]
+    + ["    {version:UInt64} AS version"]
+)
+CAPACITY_MERGED_MEASURES = ",\n".join(
+    [f"    sum({name}) AS {name}" for name in _CAPACITY_SUMS]
+    + [
+        # qualified: the bare names would be this select's own aliases (an aggregate in an aggregate)
+        f"    argMaxIf({_DETAIL}.{name}, {_DETAIL}.{name}_at, isNotNull({_DETAIL}.{name})) AS {name},\n"
+        f"    max({_DETAIL}.{name}_at) AS {name}_at"
+        for name in OBSERVED_LIMITS
+    ]
+    + ["    {version:UInt64} AS version"]
+)
+# The raw columns the capacity tier reads (besides the dimensions).
+CAPACITY_RAW_COLUMNS = (
+    "input_tokens", "cache_read_tokens", "output_tokens", "status", "error_type", *OBSERVED_LIMITS.values(),
+)  # fmt: skip

@@ -50,7 +50,7 @@ def test_the_generated_schema_is_valid_openapi() -> None:
 
 
 def test_every_operation_documents_the_errors_it_can_answer() -> None:
-    assert len(operations()) == 22  # 17, and /v1/limits (list, create, read, update, delete)
+    assert len(operations()) == 23  # 17, /v1/limits (list, create, read, update, delete) and /v1/capacity
     for path, method, operation in operations():
         responses = operation["responses"]
         documented = set(responses)

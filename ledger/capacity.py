@@ -1,0 +1,361 @@
+"""Capacity: peak and p99 tokens and requests per UTC minute per model (or pool) against its limits.
+
+Definitions (exact integers, by the calls' timestamps in UTC minutes): a minute's ``tpm`` is
+Σ(input + output tokens), ``itpm`` Σ input, ``uncached_itpm`` Σ(input − cache reads), ``otpm`` Σ
+output, ``rpm`` the calls. The peak is the largest minute in the range; p99 is the nearest-rank
+99th percentile of the minutes that had traffic (the ⌈0.99·n⌉-th smallest). A pool (a limit naming
+several models, ``ledger.models.RateLimit``) sums its models' calls minute by minute.
+
+Limits: each is the configured one where set, else the latest one the provider reported in the
+range (the ``ratelimit_limit_*`` headers of its answers); ``limit_source`` says ``configured``
+when any limit shown is configured, ``observed`` when all are observed, None without any.
+Anthropic does not count cache reads toward ITPM, so its ITPM headroom is judged on uncached input.
+
+Reads the per-minute capacity rollup (``rollup_capacity_minute``, or the detail tier when a filter
+needs its dimensions); :func:`capacity_from_raw` computes the same answer from ``llm_calls``, for
+the tests and ``bench/capacity.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ledger import forecast as forecasting
+from ledger.clickhouse.client import get_clickhouse
+from ledger.models import RateLimit
+
+DETAIL_TABLE = "rollup_capacity_detail_minute"
+MINUTE_TABLE = "rollup_capacity_minute"
+FILTERS = ("provider", "model", "feature", "route", "route_version", "environment", "traffic")
+MEASURES = ("tpm", "itpm", "uncached_itpm", "otpm", "rpm")
+# limit → (the peak it bounds, the observed column); Anthropic's ITPM is judged on uncached input.
+LIMITS = {"tpm": "tpm", "rpm": "rpm", "itpm": "itpm", "otpm": "otpm"}
+_OBSERVED = {
+    "tpm": "limit_tokens",
+    "rpm": "limit_requests",
+    "itpm": "limit_input_tokens",
+    "otpm": "limit_output_tokens",
+}
+HEADROOM_PLACES = Decimal("0.000001")
+GROWTH_PLACES = Decimal("0.0001")
+MIN_FORECAST_DAYS = 7
+FIT_DAYS = 56  # the daily peaks the growth is fitted on, at most
+HORIZON_DAYS = 365  # a limit further away than this is "not reached"
+
+# A minute's sums, per (provider, model or pool): from the rollup (``$source`` = a capacity tier)
+# or from raw calls. ``transform`` maps a pool's member models to the pool's name.
+_MINUTES = """
+SELECT provider, transform(concat(toString(provider), '\\x00', toString(model)), {pool_keys:Array(String)},
+           {pool_names:Array(String)}, toString(model)) AS grp, $bucket AS minute,
+       $calls AS rpm, sum(input_tokens) + sum(output_tokens) AS tpm, sum(input_tokens) AS itpm,
+       sum(input_tokens) - sum(cache_read_tokens) AS uncached_itpm, sum(output_tokens) AS otpm,
+       $rate_limited AS rate_limited$observed
+FROM $source
+WHERE project_id = {project:UInt64} AND $time >= {start:DateTime('UTC')} AND $time < {end:DateTime('UTC')}$filters
+GROUP BY provider, grp, minute
+HAVING rpm > 0"""
+_ROLLUP = {
+    "bucket": "bucket", "calls": "sum(calls)", "rate_limited": "sum(rate_limited_calls)", "time": "bucket",
+    "observed": "".join(
+        f",\n       argMaxIf({c}, {c}_at, isNotNull({c})) AS obs_{c}, max({c}_at) AS obs_{c}_at"
+        for c in _OBSERVED.values()
+    ),
+}  # fmt: skip
+_RAW = {
+    "bucket": "toStartOfMinute(timestamp)", "calls": "count()", "time": "timestamp",
+    "rate_limited": "countIf(status = 'error' AND error_type = 'rate_limit')",
+    "observed": "".join(
+        f",\n       argMaxIf(ratelimit_{c}, timestamp, isNotNull(ratelimit_{c})) AS obs_{c},"
+        f" maxIf(timestamp, isNotNull(ratelimit_{c})) AS obs_{c}_at"
+        for c in _OBSERVED.values()
+    ),
+}  # fmt: skip
+_P99 = "arrayElement(arraySort(groupArray({m})), toUInt64(intDiv(99 * count() + 99, 100)))"
+_SUMMARY = (
+    "SELECT provider, grp, count() AS minutes, "  # noqa: S608
+    + ", ".join(f"max({m})" for m in MEASURES)
+    + ", "
+    + ", ".join(_P99.format(m=m) for m in MEASURES)
+    + ", argMax(minute, (tpm, -toUnixTimestamp(minute))), sum(rate_limited), "
+    + ", ".join(f"argMaxIf(obs_{c}, obs_{c}_at, isNotNull(obs_{c}))" for c in _OBSERVED.values())
+    + " FROM ($minutes) GROUP BY provider, grp ORDER BY provider, grp"
+)
+_DAILY = (
+    "SELECT provider, grp, toDate(minute) AS day, "  # noqa: S608
+    + ", ".join(f"max({m})" for m in MEASURES)
+    + " FROM ($minutes) GROUP BY provider, grp, day ORDER BY provider, grp, day"
+)
+
+
+class CapacityError(ValueError):
+    """A capacity question that cannot be answered as asked (a 400)."""
+
+
+@dataclass(frozen=True)
+class CapacityQuery:
+    project_id: int
+    start: datetime
+    end: datetime
+    filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    weekly_growth: Decimal | None  # the daily peaks' growth per week (0.05 = +5 %)
+    limit_reached_on: date | None
+
+
+@dataclass
+class Capacity:
+    """One model's (or pool's) minutes in the range against its limits."""
+
+    provider: str
+    model: str
+    models: list[str]
+    peaks: dict[str, int]  # measure → the largest minute
+    p99: dict[str, int]  # measure → the nearest-rank p99 over the minutes with traffic
+    minutes: int
+    peak_minute: datetime
+    rate_limited_calls: int
+    limits: dict[str, int | None]
+    limit_source: str | None
+    headroom: Decimal | None
+    forecast: Forecast
+    daily: dict[str, dict[date, int]]  # measure → day → the day's peak minute
+
+    def as_json(self) -> dict[str, Any]:
+        """The /v1/capacity row (docs/contract.md)."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "models": self.models,
+            "peak_tpm": self.peaks["tpm"],
+            "peak_itpm": self.peaks["itpm"],
+            "peak_uncached_itpm": self.peaks["uncached_itpm"],
+            "peak_otpm": self.peaks["otpm"],
+            "peak_rpm": self.peaks["rpm"],
+            "p99_tpm": self.p99["tpm"],
+            "p99_rpm": self.p99["rpm"],
+            "peak_minute": self.peak_minute.isoformat().replace("+00:00", "Z"),
+            **{f"limit_{name}": self.limits[name] for name in LIMITS},
+            "limit_source": self.limit_source,
+            "headroom": None if self.headroom is None else str(self.headroom),
+            "rate_limited_calls": self.rate_limited_calls,
+            "forecast": {
+                "weekly_growth": None if self.forecast.weekly_growth is None else str(self.forecast.weekly_growth),
+                "limit_reached_on": None
+                if self.forecast.limit_reached_on is None
+                else self.forecast.limit_reached_on.isoformat(),
+            },
+        }
+
+
+def bounded(provider: str, name: str) -> str:
+    """The measure a limit bounds: Anthropic's ITPM leaves cache reads out."""
+    return "uncached_itpm" if name == "itpm" and provider == "anthropic" else LIMITS[name]
+
+
+def _check(query: CapacityQuery) -> None:
+    unknown = sorted(set(query.filters) - set(FILTERS))
+    if unknown:
+        raise CapacityError(f"capacity cannot be filtered by {unknown[0]} (filters: {', '.join(FILTERS)})")
+    if query.end <= query.start:
+        raise CapacityError("to must be after from")
+    if any(t.second or t.microsecond for t in (query.start, query.end)):
+        raise CapacityError("from and to must fall on a whole minute (capacity is counted per UTC minute)")
+
+
+def _sql(template: str, query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
+    parts = _RAW if raw else _ROLLUP
+    if raw:
+        source = "llm_calls FINAL"
+    else:
+        source = MINUTE_TABLE if set(query.filters) <= set(("provider", "model")) else DETAIL_TABLE
+        source += " FINAL"
+    filters = ""
+    for i, (dim, values) in enumerate(sorted(query.filters.items())):
+        params[f"f{i}"] = list(values)
+        filters += f" AND toString({dim}) IN {{f{i}:Array(String)}}"
+    minutes = _MINUTES
+    for name, text in {**parts, "source": source, "filters": filters}.items():
+        minutes = minutes.replace(f"${name}", text)
+    return template.replace("$minutes", minutes)
+
+
+def _pools(limits: Sequence[RateLimit]) -> tuple[list[str], list[str]]:
+    keys, names = [], []
+    for limit in limits:
+        for member in limit.members:
+            keys.append(f"{limit.provider}\x00{member}")
+            names.append(limit.model)
+    return keys, names
+
+
+def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
+    """Every model (or pool) with traffic in the range, by provider and name; ``raw`` reads llm_calls."""
+    _check(query)
+    configured = list(RateLimit.objects.filter(project_id=query.project_id))
+    keys, names = _pools(configured)
+    params: dict[str, Any] = {
+        "project": query.project_id, "start": query.start, "end": query.end, "pool_keys": keys, "pool_names": names,
+    }  # fmt: skip
+    ch = get_clickhouse()
+    summary = ch.query(_sql(_SUMMARY, query, raw, params), parameters=params).result_rows
+    daily_rows = ch.query(_sql(_DAILY, query, raw, params), parameters=params).result_rows
+    daily: dict[tuple[str, str], dict[str, dict[date, int]]] = {}
+    for provider, grp, day, *day_peaks in daily_rows:
+        per = daily.setdefault((str(provider), str(grp)), {m: {} for m in MEASURES})
+        for m, value in zip(MEASURES, day_peaks, strict=True):
+            per[m][day] = int(value)
+    by_name = {(limit.provider, limit.model): limit for limit in configured}
+    last_day = (query.end - timedelta(microseconds=1)).date()
+    rows = []
+    n = len(MEASURES)
+    for provider, grp, minutes, *rest in summary:
+        provider, grp = str(provider), str(grp)
+        peaks = dict(zip(MEASURES, map(int, rest[:n]), strict=True))
+        p99 = dict(zip(MEASURES, map(int, rest[n : 2 * n]), strict=True))
+        peak_minute, rate_limited, *observed = rest[2 * n :]
+        limit = by_name.get((provider, grp))
+        limits, source = _limits(limit, dict(zip(_OBSERVED, observed, strict=True)))
+        row = Capacity(
+            provider=provider, model=grp, models=limit.members if limit else [grp], peaks=peaks, p99=p99,
+            minutes=int(minutes), peak_minute=peak_minute.replace(tzinfo=UTC),
+            rate_limited_calls=int(rate_limited), limits=limits, limit_source=source,
+            headroom=headroom(provider, peaks, limits), forecast=Forecast(None, None),
+            daily=daily.get((provider, grp), {m: {} for m in MEASURES}),
+        )  # fmt: skip
+        row.forecast = forecast_row(row, last_day)
+        rows.append(row)
+    return rows
+
+
+def capacity_from_raw(query: CapacityQuery) -> list[Capacity]:
+    """The same answer computed from the raw calls (the reference the rollup is checked against)."""
+    return capacity(query, raw=True)
+
+
+def _limits(limit: RateLimit | None, observed: Mapping[str, Any]) -> tuple[dict[str, int | None], str | None]:
+    """The limit in force per dimension (configured, else observed) and which source shows."""
+    limits: dict[str, int | None] = {}
+    sources = set()
+    for name in LIMITS:
+        mine = getattr(limit, name) if limit is not None else None
+        seen = observed.get(name)
+        if mine is not None:
+            limits[name] = int(mine)
+            sources.add("configured")
+        elif seen is not None and int(seen) > 0:
+            limits[name] = int(seen)
+            sources.add("observed")
+        else:
+            limits[name] = None
+    source = "configured" if "configured" in sources else ("observed" if sources else None)
+    return limits, source
+
+
+def tightest(provider: str, peaks: Mapping[str, int], limits: Mapping[str, int | None]) -> str | None:
+    """The limit closest to being reached (largest peak / limit), or None without a limit."""
+    ratios = {name: Decimal(peaks[bounded(provider, name)]) / lim for name, lim in limits.items() if lim}
+    return max(ratios, key=lambda name: ratios[name]) if ratios else None
+
+
+def headroom(provider: str, peaks: Mapping[str, int], limits: Mapping[str, int | None]) -> Decimal | None:
+    """1 − peak / limit for the tightest limit (negative past it), or None without a limit."""
+    name = tightest(provider, peaks, limits)
+    if name is None:
+        return None
+    limit = limits[name]
+    assert limit  # noqa: S101 (tightest names a limit that is set)
+    return (1 - Decimal(peaks[bounded(provider, name)]) / limit).quantize(HEADROOM_PLACES)
+
+
+def forecast_row(row: Capacity, last_day: date) -> Forecast:
+    """Growth of the tightest limit's daily peaks (tpm without limits) and when its p99 reaches it."""
+    name = tightest(row.provider, row.peaks, row.limits)
+    measure = bounded(row.provider, name) if name else "tpm"
+    growth = fit_growth(row.daily[measure], last_day)
+    if growth is None:
+        return Forecast(None, None)
+    weekly = (Decimal(math.exp(7 * growth.slope)) - 1).quantize(GROWTH_PLACES)
+    reached = [
+        d
+        for n, lim in row.limits.items()
+        if lim
+        and (
+            d := reach_date(
+                row.p99[bounded(row.provider, n)],
+                lim,
+                fit_growth(row.daily[bounded(row.provider, n)], last_day),
+                last_day,
+            )
+        )
+    ]
+    return Forecast(weekly, min(reached) if reached else None)
+
+
+@dataclass(frozen=True)
+class Growth:
+    slope: float  # per day, of the log of the deseasonalised daily peak
+    index: dict[int, float]  # weekday (Monday = 0) → its factor (mean 1)
+
+
+def fit_growth(daily: Mapping[date, int], last_day: date) -> Growth | None:
+    """A robust, weekday-aware fit of the daily peaks: the weekday index of the spend forecast
+    (``ledger.forecast.weekday_index``, with 14 days or more), then the Theil–Sen slope (the median
+    of every pair's slope, so a few outlier days do not move it) of the log of the peaks over that
+    index. None with fewer than 7 days of traffic."""
+    first = max(min(daily, default=last_day), last_day - timedelta(days=FIT_DAYS - 1))
+    history = [
+        (first + timedelta(days=i), Decimal(daily.get(first + timedelta(days=i), 0)))
+        for i in range((last_day - first).days + 1)
+    ]
+    points = [(d, v) for d, v in history if v > 0]
+    if len(points) < MIN_FORECAST_DAYS:
+        return None
+    index = (
+        {w: float(f) for w, f in forecasting.weekday_index(history).items()}
+        if len(history) >= 14
+        else {w: 1.0 for w in range(7)}
+    )
+    xs = [((d - last_day).days, math.log(float(v) / index.get(d.weekday(), 1.0))) for d, v in points]
+    slopes = sorted((y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(xs) for x2, y2 in xs[i + 1 :] if x2 != x1)
+    mid = len(slopes) // 2
+    slope = slopes[mid] if len(slopes) % 2 else (slopes[mid - 1] + slopes[mid]) / 2
+    return Growth(slope, index)
+
+
+def reach_date(p99: int, limit: int, growth: Growth | None, last_day: date) -> date | None:
+    """The first day after ``last_day`` whose projected p99 minute reaches ``limit``, or None.
+
+    The p99 minute lies on the busiest weekdays: day d's projection is p99 · e^(slope·t) ·
+    index[weekday] / max(index), t days after ``last_day``."""
+    if growth is None or p99 <= 0:
+        return None
+    top = max(growth.index.values()) or 1.0
+    for t in range(1, HORIZON_DAYS + 1):
+        day = last_day + timedelta(days=t)
+        if p99 * math.exp(growth.slope * t) * growth.index.get(day.weekday(), 1.0) / top >= limit:
+            return day
+    return None
+
+
+def route_mix(project_id: int, provider: str, models: Sequence[str], minute: datetime) -> list[dict[str, Any]]:
+    """Which features and route versions made up one minute of a model (or pool): calls and tokens."""
+    rows = (
+        get_clickhouse()
+        .query(
+            "SELECT toString(feature), toString(route_version), sum(calls), sum(input_tokens) + sum(output_tokens)"  # noqa: S608
+            f" FROM {DETAIL_TABLE} FINAL WHERE project_id = {{project:UInt64}} AND bucket = {{minute:DateTime('UTC')}}"
+            " AND provider = {provider:String} AND toString(model) IN {models:Array(String)}"
+            " GROUP BY feature, route_version HAVING sum(calls) > 0 ORDER BY 4 DESC, 1, 2",
+            parameters={"project": project_id, "minute": minute, "provider": provider, "models": list(models)},
+        )
+        .result_rows
+    )
+    return [{"feature": f, "route_version": rv, "calls": int(c), "tokens": int(t)} for f, rv, c, t in rows]
