@@ -62,7 +62,8 @@ class AlertMessage:
         if self.signal == Signal.CAPACITY:
             limit = str(self.details.get("limit", "rate")).upper()
             percent = self.details.get("percent", threshold)
-            return f"{self.budget_name}: {self.subject} peaked at {percent} % of its {limit} limit (alert at {threshold} %)"
+            at = f"{percent} % of its {limit} limit (alert at {threshold} %)"
+            return f"{self.budget_name}: {self.subject} peaked at {at}"
         if self.signal == Signal.RATE_LIMITED:
             refused = self.details.get("rate_limited_calls", 0)
             return f"{self.budget_name}: {self.subject} had {refused} calls refused with a 429 (rate limited)"
