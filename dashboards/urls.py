@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboards import manage, savings, views
+from dashboards import capacity, manage, savings, views
 
 app_name = "dashboards"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("p/<int:project_id>/customers/", views.customers_view, name="customers"),
     path("p/<int:project_id>/customers/<path:customer>/", views.customer_view, name="customer"),
     path("p/<int:project_id>/savings/", savings.savings_view, name="savings"),
+    path("p/<int:project_id>/capacity/", capacity.capacity_view, name="capacity"),
     path("p/<int:project_id>/calls/", views.calls_view, name="calls"),
     path("p/<int:project_id>/calls/<path:event_id>/", views.call_view, name="call"),
     path("p/<int:project_id>/settings/", manage.keys_view, name="keys"),

@@ -27,7 +27,7 @@ P = ParamSpec("P")
 class NavItem(NamedTuple):
     url_name: str  # reversed with project_id
     label: str
-    need: str  # "read", "detail" or "manage"
+    need: str  # "read", "detail", "engineer" or "manage"
 
 
 # The project navigation, in order. Apps add their pages here (one line each); a page whose app
@@ -38,6 +38,7 @@ NAV: list[NavItem] = [
     NavItem("dashboards:compare", "Compare", "read"),
     NavItem("dashboards:customers", "Customers", "detail"),
     NavItem("dashboards:savings", "Savings", "detail"),
+    NavItem("dashboards:capacity", "Capacity", "engineer"),
     NavItem("dashboards:calls", "Calls", "detail"),
     NavItem("alerts:budgets", "Budgets", "read"),
     NavItem("dashboards:keys", "Settings", "manage"),
