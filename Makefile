@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in req
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards bench-alerts bench-faults bench-advisor migrate clean
+.PHONY: install browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards bench-alerts bench-faults bench-advisor bench-capacity migrate clean
 
 $(STAMP): requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (Meterline needs CPython 3.11)"; exit 1; }
@@ -76,3 +76,6 @@ bench-faults: install
 
 bench-advisor: install
 	$(BIN)/python bench/advisor.py
+
+bench-capacity: install
+	$(BIN)/python bench/capacity.py
