@@ -11,6 +11,7 @@ calls refused with a 429.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,10 @@ def last_hour(project_id: int, scope: dict[str, Any], now: datetime) -> list[Cap
     return capacity(CapacityQuery(project_id, end - LOOKBACK, end, filters))
 
 
+def _given(details: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    return lambda: details
+
+
 def fire_capacity(
     budget: Budget,
     rule: Rule,
@@ -47,18 +52,16 @@ def fire_capacity(
         limit = row.limits[name] if name else None
         if name and limit:
             peak = row.peaks[bounded(row.provider, name)]
-            details = {
+            details: dict[str, Any] = {
                 "provider": row.provider, "model": row.model, "models": row.models, "limit": name,
                 "limit_value": limit, "limit_source": row.limit_source, "peak": peak,
                 "peak_minute": row.peak_minute.isoformat(), "percent": f"{Decimal(peak) * 100 / limit:.1f}",
             }  # fmt: skip
             hit = forecasting.crossed(Decimal(peak), Decimal(limit), thresholds)
-            created += fire(
-                budget, rule, day, Signal.CAPACITY, hit, Decimal(0), None, lambda d=details: d, now, subject
-            )
+            created += fire(budget, rule, day, Signal.CAPACITY, hit, Decimal(0), None, _given(details), now, subject)
         if row.rate_limited_calls:
             refused = {"provider": row.provider, "model": row.model, "rate_limited_calls": row.rate_limited_calls}
             created += fire(
-                budget, rule, day, Signal.RATE_LIMITED, [ANY_429], Decimal(0), None, lambda r=refused: r, now, subject
+                budget, rule, day, Signal.RATE_LIMITED, [ANY_429], Decimal(0), None, _given(refused), now, subject
             )
     return created

@@ -71,11 +71,11 @@ def run(calls: int, runs: int, raw_runs: int) -> None:
     ours_api = abench.timed(api, runs)
     ours_fn = abench.timed(lambda: capacity(query), runs)
     raw_fn = abench.timed(lambda: capacity_from_raw(query), raw_runs)
-    ours_rows = [r.as_json() for r in ours_fn[2]]  # type: ignore[attr-defined]
-    raw_rows = [r.as_json() for r in raw_fn[2]]  # type: ignore[attr-defined]
+    ours_rows = [r.as_json() for r in ours_fn[2]]
+    raw_rows = [r.as_json() for r in raw_fn[2]]
     exact = ours_rows == raw_rows and bool(ours_rows)
     n_calls = abench.count(project, start, end)
-    minutes = sum(r.minutes for r in ours_fn[2])  # type: ignore[attr-defined]
+    minutes = sum(r.minutes for r in ours_fn[2])
     print(f"30 days: {n_calls:,} calls, {len(ours_rows)} models/pools, {minutes:,} model-minutes with traffic;"
           f" {runs} runs (raw: {raw_runs}) after a warm-up each; the machine is shared and busy")  # fmt: skip
     print(f"exact: every row equal to the raw table's answer: {'yes' if exact else 'NO'}")

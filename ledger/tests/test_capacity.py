@@ -4,6 +4,7 @@ reads left out of uncached ITPM, limit precedence, 429s, and the forecast of the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -169,7 +170,7 @@ def test_limit_source_configured_over_observed_over_none(api: APIClient, project
 
 @pytest.mark.django_db
 def test_429s_are_counted_and_a_peak_over_the_limit_has_negative_headroom(api: APIClient, project: Project) -> None:
-    refused = {"status": "error", "error_type": "rate_limit", "input_tokens": 0, "output_tokens": 0}
+    refused: dict[str, Any] = {"status": "error", "error_type": "rate_limit", "input_tokens": 0, "output_tokens": 0}
     calls = [
         call(T0, input_tokens=4000, output_tokens=1000),
         call(T0, **refused),
@@ -235,7 +236,7 @@ def test_a_question_that_cannot_be_asked_is_refused() -> None:
 LAST = date(2026, 11, 29)  # a Sunday
 
 
-def days(values: list[float]) -> dict[date, int]:
+def days(values: Sequence[float]) -> dict[date, int]:
     """Daily peaks ending on LAST."""
     return {LAST - timedelta(days=len(values) - 1 - i): round(v) for i, v in enumerate(values)}
 
