@@ -10,13 +10,12 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from meterline import Client
 from meterline.fields import RecordError, build
 from meterline.integrations import anthropic as meter_anthropic
 from meterline.integrations import openai as meter_openai
 from meterline.integrations.ratelimits import OPENAI_HEADERS, limit_fields
 from provider_standin import Provider
-from sdk_testkit import ScriptedTransport
+from sdk_testkit import Recorded
 
 USER: Any = [{"role": "user", "content": "Say hello"}]
 OPENAI_LIMITS = {"ratelimit_limit_tokens": 30_000_000, "ratelimit_limit_requests": 10_000}
@@ -24,16 +23,6 @@ ANTHROPIC_LIMITS = {
     "ratelimit_limit_requests": 10_000, "ratelimit_limit_tokens": 2_400_000,
     "ratelimit_limit_input_tokens": 2_000_000, "ratelimit_limit_output_tokens": 400_000,
 }  # fmt: skip
-
-
-class Recorded:
-    def __init__(self) -> None:
-        self.transport = ScriptedTransport()
-        self.client = Client("k", sync=True, transport=self.transport)
-
-    def calls(self) -> list[dict[str, Any]]:
-        delivered: list[dict[str, Any]] = self.transport.delivered()
-        return delivered
 
 
 @pytest.fixture
