@@ -11,9 +11,9 @@ range (the ``ratelimit_limit_*`` headers of its answers); ``limit_source`` says 
 when any limit shown is configured, ``observed`` when all are observed, None without any.
 Anthropic does not count cache reads toward ITPM, so its ITPM headroom is judged on uncached input.
 
-Reads the per-minute capacity rollup (``rollup_capacity_minute``, or the detail tier when a filter
-needs its dimensions); :func:`capacity_from_raw` computes the same answer from ``llm_calls``, for
-the tests and ``bench/capacity.py``.
+Reads the capacity rollups: each day's minutes of a model (``rollup_capacity_day``, unfolded), or
+the per-minute detail tier when a filter needs its dimensions. :func:`capacity_from_raw` computes
+the same answer from ``llm_calls``, for the tests and ``bench/capacity.py``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ledger.models import RateLimit
 
 DETAIL_TABLE = "rollup_capacity_detail_minute"
 MINUTE_TABLE = "rollup_capacity_minute"
+DAY_TABLE = "rollup_capacity_day"
 FILTERS = ("provider", "model", "feature", "route", "route_version", "environment", "traffic")
 MEASURES = ("tpm", "itpm", "uncached_itpm", "otpm", "rpm")
 # limit → (the peak it bounds, the observed column); Anthropic's ITPM is judged on uncached input.
@@ -75,6 +76,15 @@ _RAW = {
         for c in _OBSERVED.values()
     ),
 }  # fmt: skip
+# The day tier's minutes unfolded into minute rows (the columns the minute tiers have).
+_DAY_MINUTES = (
+    "(SELECT d.project_id AS project_id, d.provider AS provider, d.model AS model,"  # noqa: S608
+    " d.bucket + toIntervalMinute(m.1) AS bucket, m.2 AS calls, m.3 AS input_tokens, m.4 AS cache_read_tokens,"
+    " m.5 AS output_tokens, m.6 AS rate_limited_calls, "
+    + ", ".join(f"d.{c} AS {c}, d.{c}_at AS {c}_at" for c in _OBSERVED.values())
+    + f" FROM {DAY_TABLE} AS d FINAL ARRAY JOIN d.minutes AS m WHERE d.project_id = {{project:UInt64}}"
+    " AND d.bucket >= toStartOfDay({start:DateTime('UTC')}) AND d.bucket < {end:DateTime('UTC')})"
+)
 _P99 = "arrayElement(arraySort(groupArray({m})), toUInt64(intDiv(99 * count() + 99, 100)))"
 _SUMMARY = (
     "SELECT provider, grp, count() AS minutes, "  # noqa: S608
@@ -174,9 +184,10 @@ def _sql(template: str, query: CapacityQuery, raw: bool, params: dict[str, Any])
     parts = _RAW if raw else _ROLLUP
     if raw:
         source = "llm_calls FINAL"
+    elif set(query.filters) <= {"provider", "model"}:
+        source = _DAY_MINUTES
     else:
-        source = MINUTE_TABLE if set(query.filters) <= set(("provider", "model")) else DETAIL_TABLE
-        source += " FINAL"
+        source = f"{DETAIL_TABLE} FINAL"
     filters = ""
     for i, (dim, values) in enumerate(sorted(query.filters.items())):
         params[f"f{i}"] = list(values)

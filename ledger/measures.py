@@ -137,15 +137,33 @@ CAPACITY_RAW_MEASURES = ",\n".join(
     ]
     + ["    {version:UInt64} AS version"]
 )
-CAPACITY_MERGED_MEASURES = ",\n".join(
-    [f"    sum({name}) AS {name}" for name in _CAPACITY_SUMS]
-    + [
-        # qualified: the bare names would be this select's own aliases (an aggregate in an aggregate)
-        f"    argMaxIf({_DETAIL}.{name}, {_DETAIL}.{name}_at, isNotNull({_DETAIL}.{name})) AS {name},\n"
-        f"    max({_DETAIL}.{name}_at) AS {name}_at"
+
+
+def _latest_limits(source: str) -> list[str]:
+    # qualified: the bare names would be this select's own aliases (an aggregate in an aggregate)
+    return [
+        f"    argMaxIf({source}.{name}, {source}.{name}_at, isNotNull({source}.{name})) AS {name},\n"
+        f"    max({source}.{name}_at) AS {name}_at"
         for name in OBSERVED_LIMITS
     ]
+
+
+CAPACITY_MERGED_MEASURES = ",\n".join(
+    [f"    sum({name}) AS {name}" for name in _CAPACITY_SUMS]
+    + _latest_limits(_DETAIL)
     + ["    {version:UInt64} AS version"]
+)
+_MINUTE = "rollup_capacity_minute"
+# A day of minutes as one array of (minute of the day, calls, input, cache reads, output, 429s).
+CAPACITY_DAY_MEASURES = ",\n".join(
+    [
+        f"    sum({_MINUTE}.calls) AS calls",
+        f"    arraySort(groupArrayIf((toUInt16(dateDiff('minute', toStartOfDay({_MINUTE}.bucket), {_MINUTE}.bucket)),"
+        f" {_MINUTE}.calls, {_MINUTE}.input_tokens, {_MINUTE}.cache_read_tokens, {_MINUTE}.output_tokens,"
+        f" {_MINUTE}.rate_limited_calls), {_MINUTE}.calls > 0)) AS minutes",
+        *_latest_limits(_MINUTE),
+        "    {version:UInt64} AS version",
+    ]
 )
 # The raw columns the capacity tier reads (besides the dimensions).
 CAPACITY_RAW_COLUMNS = (

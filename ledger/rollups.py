@@ -22,6 +22,7 @@ from ledger.claims import Mark, claim_dirty, finish_claim, kept, release_claim
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
 from ledger.measures import (
+    CAPACITY_DAY_MEASURES,
     CAPACITY_DETAIL_DIMENSIONS,
     CAPACITY_DIMENSIONS,
     CAPACITY_MERGED_MEASURES,
@@ -71,6 +72,10 @@ TIERS = (
     Tier(
         "rollup_capacity_minute", CAPACITY_DIMENSIONS, "bucket", "rollup_capacity_detail_minute", "hours",
         own_measures=CAPACITY_MERGED_MEASURES,
+    ),
+    Tier(
+        "rollup_capacity_day", CAPACITY_DIMENSIONS, "toStartOfDay(bucket)", "rollup_capacity_minute", "day",
+        own_measures=CAPACITY_DAY_MEASURES,
     ),
 )  # fmt: skip
 

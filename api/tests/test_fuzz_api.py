@@ -93,7 +93,10 @@ def world(project: Project, request: pytest.FixtureRequest) -> World:
         ]
         assert post_calls(client, calls).status_code == 202
         assert drain().failed == 0
-    return World(auth={"Authorization": f"Bearer {key}"}, ids={"budget_id": budget.pk, "channel_id": channel.pk, "limit_id": limit.pk})
+    return World(
+        auth={"Authorization": f"Bearer {key}"},
+        ids={"budget_id": budget.pk, "channel_id": channel.pk, "limit_id": limit.pk},
+    )
 
 
 def test_every_v1_operation_is_fuzzed() -> None:

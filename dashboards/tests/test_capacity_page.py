@@ -73,7 +73,7 @@ def test_the_page_shows_peaks_limits_headroom_the_peak_day_and_its_route_mix(bus
     assert PEAK.date().isoformat() in charts["peak-day"]["layout"]["title"]["text"]
     daily = charts["daily-0"]["data"]
     assert [t["name"] for t in daily] == ["peak TPM", "peak RPM", "TPM limit", "RPM limit"]
-    assert daily[0]["y"] == [900, 8100]
+    assert daily[0]["y"] == [1000, 8100]
     html = answer.content.decode()
     assert "Route mix of the peak minute" in html
     assert json.loads(answer.context["charts"][0][1])["data"]  # embedded for plotly
