@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -50,55 +50,65 @@ HORIZON_DAYS = 365  # a limit further away than this is "not reached"
 
 # A minute's sums, per (provider, model or pool): from the rollup (``$source`` = a capacity tier)
 # or from raw calls. ``transform`` maps a pool's member models to the pool's name.
-_MINUTES = """
-SELECT provider, transform(concat(toString(provider), '\\x00', toString(model)), {pool_keys:Array(String)},
-           {pool_names:Array(String)}, toString(model)) AS grp, $bucket AS minute,
-       $calls AS rpm, sum(input_tokens) + sum(output_tokens) AS tpm, sum(input_tokens) AS itpm,
-       sum(input_tokens) - sum(cache_read_tokens) AS uncached_itpm, sum(output_tokens) AS otpm,
-       $rate_limited AS rate_limited$observed
-FROM $source
-WHERE project_id = {project:UInt64} AND $time >= {start:DateTime('UTC')} AND $time < {end:DateTime('UTC')}$filters
-GROUP BY provider, grp, minute
-HAVING rpm > 0"""
-_ROLLUP = {
-    "bucket": "bucket", "calls": "sum(calls)", "rate_limited": "sum(rate_limited_calls)", "time": "bucket",
-    "observed": "".join(
-        f",\n       argMaxIf({c}, {c}_at, isNotNull({c})) AS obs_{c}, max({c}_at) AS obs_{c}_at"
-        for c in _OBSERVED.values()
-    ),
-}  # fmt: skip
+_GROUP = (
+    "transform(concat(toString(provider), '\\x00', toString(model)), {pool_keys:Array(String)},"
+    " {pool_names:Array(String)}, toString(model))"
+)
+_MINUTES = (
+    f"SELECT provider, {_GROUP} AS grp, $bucket AS minute,"  # noqa: S608
+    " $calls AS rpm, sum(input_tokens) + sum(output_tokens) AS tpm, sum(input_tokens) AS itpm,"
+    " sum(input_tokens) - sum(cache_read_tokens) AS uncached_itpm, sum(output_tokens) AS otpm,"
+    " $rate_limited AS rate_limited FROM $source WHERE project_id = {project:UInt64}"
+    " AND $time >= {start:DateTime('UTC')} AND $time < {end:DateTime('UTC')}$filters"
+    " GROUP BY provider, grp, minute HAVING rpm > 0"
+)
+_ROLLUP = {"bucket": "bucket", "calls": "sum(calls)", "rate_limited": "sum(rate_limited_calls)", "time": "bucket"}
 _RAW = {
     "bucket": "toStartOfMinute(timestamp)", "calls": "count()", "time": "timestamp",
     "rate_limited": "countIf(status = 'error' AND error_type = 'rate_limit')",
-    "observed": "".join(
-        f",\n       argMaxIf(ratelimit_{c}, timestamp, isNotNull(ratelimit_{c})) AS obs_{c},"
-        f" maxIf(timestamp, isNotNull(ratelimit_{c})) AS obs_{c}_at"
-        for c in _OBSERVED.values()
-    ),
 }  # fmt: skip
 # The day tier's minutes unfolded into minute rows (the columns the minute tiers have).
 _DAY_MINUTES = (
     "(SELECT d.project_id AS project_id, d.provider AS provider, d.model AS model,"  # noqa: S608
     " d.bucket + toIntervalMinute(m.1) AS bucket, m.2 AS calls, m.3 AS input_tokens, m.4 AS cache_read_tokens,"
-    " m.5 AS output_tokens, m.6 AS rate_limited_calls, "
-    + ", ".join(f"d.{c} AS {c}, d.{c}_at AS {c}_at" for c in _OBSERVED.values())
-    + f" FROM {DAY_TABLE} AS d FINAL ARRAY JOIN d.minutes AS m WHERE d.project_id = {{project:UInt64}}"
+    f" m.5 AS output_tokens, m.6 AS rate_limited_calls FROM {DAY_TABLE} AS d FINAL ARRAY JOIN d.minutes AS m"
+    " WHERE d.project_id = {project:UInt64}"
     " AND d.bucket >= toStartOfDay({start:DateTime('UTC')}) AND d.bucket < {end:DateTime('UTC')})"
 )
-_P99 = "arrayElement(arraySort(groupArray({m})), toUInt64(intDiv(99 * count() + 99, 100)))"
+# One pass over the minutes: per day its peaks, its peak minute (the earliest of the largest tpm:
+# a key of tpm and the minute of the day), its 429s and its $top largest minutes per measure; then
+# per model the peaks, the days, and the nearest-rank p99 (the (n − ⌈0.99·n⌉ + 1)-th largest minute,
+# found among each day's $top largest: $top exceeds 1 % of the range's minutes).
+_RANK = "toUInt64(sum(n) - intDiv(99 * sum(n) + 99, 100) + 1)"
 _SUMMARY = (
-    "SELECT provider, grp, count() AS minutes, "  # noqa: S608
-    + ", ".join(f"max({m})" for m in MEASURES)
+    "SELECT provider, grp, sum(n), "  # noqa: S608
+    + ", ".join(f"max(d_{m})" for m in MEASURES)
     + ", "
-    + ", ".join(_P99.format(m=m) for m in MEASURES)
-    + ", argMax(minute, (tpm, -toUnixTimestamp(minute))), sum(rate_limited), "
-    + ", ".join(f"argMaxIf(obs_{c}, obs_{c}_at, isNotNull(obs_{c}))" for c in _OBSERVED.values())
-    + " FROM ($minutes) GROUP BY provider, grp ORDER BY provider, grp"
+    + ", ".join(f"-arrayElement(arraySort(arrayFlatten(groupArray(top_{m}))), {_RANK})" for m in MEASURES)
+    + ", argMax(d_peak, (d_tpm, -toUInt32(day))), sum(d_rate_limited), groupArray(("
+    + ", ".join(["day", *(f"d_{m}" for m in MEASURES)])
+    + ")) FROM (SELECT provider, grp, toDate(minute) AS day, count() AS n, "
+    + ", ".join(f"max({m}) AS d_{m}" for m in MEASURES)
+    + ", "
+    + ", ".join(f"groupArraySorted($top)(-toInt64({m})) AS top_{m}" for m in MEASURES)
+    + ", argMax(minute, tpm * 2048 + (1439 - toRelativeMinuteNum(minute) % 1440)) AS d_peak,"
+    " sum(rate_limited) AS d_rate_limited"
+    " FROM ($minutes) GROUP BY provider, grp, day) GROUP BY provider, grp ORDER BY provider, grp"
 )
-_DAILY = (
-    "SELECT provider, grp, toDate(minute) AS day, "  # noqa: S608
-    + ", ".join(f"max({m})" for m in MEASURES)
-    + " FROM ($minutes) GROUP BY provider, grp, day ORDER BY provider, grp, day"
+# The latest limit each model reported in the range: from the day tier for the whole days inside it
+# and the minute tier for the rest (or the detail tier under filters, or raw calls).
+_LATEST = ", ".join(f"argMaxIf({c}, {c}_at, isNotNull({c})) AS {c}" for c in _OBSERVED.values())
+_OBSERVED_SQL = f"SELECT provider, {_GROUP} AS grp, {_LATEST} FROM ($limits) GROUP BY provider, grp"  # noqa: S608
+_LIMIT_COLUMNS = ", ".join(f"{c}, {c}_at" for c in _OBSERVED.values())
+_RAW_LIMITS = (
+    "SELECT provider, model, "  # noqa: S608
+    + ", ".join(f"ratelimit_{c} AS {c}, timestamp AS {c}_at" for c in _OBSERVED.values())
+    + " FROM llm_calls FINAL WHERE project_id = {project:UInt64} AND timestamp >= {start:DateTime('UTC')}"
+    " AND timestamp < {end:DateTime('UTC')}$filters"
+)
+_TIER_LIMITS = (
+    f"SELECT provider, model, {_LIMIT_COLUMNS} FROM $table FINAL WHERE project_id = {{project:UInt64}}"  # noqa: S608
+    " AND bucket >= {$from:DateTime('UTC')} AND bucket < {$to:DateTime('UTC')}$filters"
 )
 
 
@@ -180,22 +190,54 @@ def _check(query: CapacityQuery) -> None:
         raise CapacityError("from and to must fall on a whole minute (capacity is counted per UTC minute)")
 
 
-def _sql(template: str, query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
-    parts = _RAW if raw else _ROLLUP
-    if raw:
-        source = "llm_calls FINAL"
-    elif set(query.filters) <= {"provider", "model"}:
-        source = _DAY_MINUTES
-    else:
-        source = f"{DETAIL_TABLE} FINAL"
+def _filters(query: CapacityQuery, params: dict[str, Any]) -> str:
     filters = ""
     for i, (dim, values) in enumerate(sorted(query.filters.items())):
         params[f"f{i}"] = list(values)
         filters += f" AND toString({dim}) IN {{f{i}:Array(String)}}"
+    return filters
+
+
+def _detailed(query: CapacityQuery) -> bool:
+    """Whether a filter needs the detail tier's dimensions."""
+    return not set(query.filters) <= {"provider", "model"}
+
+
+def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
+    parts = _RAW if raw else _ROLLUP
+    if raw:
+        source = "llm_calls FINAL"
+    elif _detailed(query):
+        source = f"{DETAIL_TABLE} FINAL"
+    else:
+        source = _DAY_MINUTES
     minutes = _MINUTES
-    for name, text in {**parts, "source": source, "filters": filters}.items():
+    for name, text in {**parts, "source": source, "filters": _filters(query, params)}.items():
         minutes = minutes.replace(f"${name}", text)
-    return template.replace("$minutes", minutes)
+    range_minutes = int((query.end - query.start).total_seconds() // 60)
+    return _SUMMARY.replace("$minutes", minutes).replace("$top", str(range_minutes // 100 + 2))
+
+
+def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
+    filters = _filters(query, params)
+    if raw:
+        return _OBSERVED_SQL.replace("$limits", _RAW_LIMITS.replace("$filters", filters))
+    if _detailed(query):
+        parts = [_TIER_LIMITS.replace("$table", DETAIL_TABLE).replace("$from", "start").replace("$to", "end")]
+    else:
+        # whole days from the day tier; the minutes before the first and after the last from the minute tier
+        start, end = query.start.astimezone(UTC), query.end.astimezone(UTC)
+        first = start.replace(hour=0, minute=0) + (timedelta(days=1) if start.time() != time() else timedelta())
+        last = end.replace(hour=0, minute=0)
+        params["whole_from"], params["whole_to"] = (first, last) if first < last else (end, end)
+        minute = _TIER_LIMITS.replace("$table", MINUTE_TABLE)
+        parts = [
+            _TIER_LIMITS.replace("$table", DAY_TABLE).replace("$from", "whole_from").replace("$to", "whole_to"),
+            minute.replace("$from", "start").replace("$to", "whole_from"),
+            minute.replace("$from", "whole_to").replace("$to", "end"),
+        ]
+    union = " UNION ALL ".join(p.replace("$filters", filters) for p in parts)
+    return _OBSERVED_SQL.replace("$limits", union)
 
 
 def _pools(limits: Sequence[RateLimit]) -> tuple[list[str], list[str]]:
@@ -216,13 +258,11 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
         "project": query.project_id, "start": query.start, "end": query.end, "pool_keys": keys, "pool_names": names,
     }  # fmt: skip
     ch = get_clickhouse()
-    summary = ch.query(_sql(_SUMMARY, query, raw, params), parameters=params).result_rows
-    daily_rows = ch.query(_sql(_DAILY, query, raw, params), parameters=params).result_rows
-    daily: dict[tuple[str, str], dict[str, dict[date, int]]] = {}
-    for provider, grp, day, *day_peaks in daily_rows:
-        per = daily.setdefault((str(provider), str(grp)), {m: {} for m in MEASURES})
-        for m, value in zip(MEASURES, day_peaks, strict=True):
-            per[m][day] = int(value)
+    summary = ch.query(_summary_sql(query, raw, params), parameters=params).result_rows
+    observed = {
+        (str(provider), str(grp)): dict(zip(_OBSERVED, values, strict=True))
+        for provider, grp, *values in ch.query(_observed_sql(query, raw, params), parameters=params).result_rows
+    }
     by_name = {(limit.provider, limit.model): limit for limit in configured}
     last_day = (query.end - timedelta(microseconds=1)).date()
     rows = []
@@ -231,15 +271,19 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
         provider, grp = str(provider), str(grp)
         peaks = dict(zip(MEASURES, map(int, rest[:n]), strict=True))
         p99 = dict(zip(MEASURES, map(int, rest[n : 2 * n]), strict=True))
-        peak_minute, rate_limited, *observed = rest[2 * n :]
+        peak_minute, rate_limited, days = rest[2 * n :]
+        daily: dict[str, dict[date, int]] = {m: {} for m in MEASURES}
+        for day, *day_peaks in days:
+            for m, value in zip(MEASURES, day_peaks, strict=True):
+                daily[m][day] = int(value)
         limit = by_name.get((provider, grp))
-        limits, source = _limits(limit, dict(zip(_OBSERVED, observed, strict=True)))
+        limits, source = _limits(limit, observed.get((provider, grp), {}))
         row = Capacity(
             provider=provider, model=grp, models=limit.members if limit else [grp], peaks=peaks, p99=p99,
             minutes=int(minutes), peak_minute=peak_minute.replace(tzinfo=UTC),
             rate_limited_calls=int(rate_limited), limits=limits, limit_source=source,
             headroom=headroom(provider, peaks, limits), forecast=Forecast(None, None),
-            daily=daily.get((provider, grp), {m: {} for m in MEASURES}),
+            daily=daily,
         )  # fmt: skip
         row.forecast = forecast_row(row, last_day)
         rows.append(row)

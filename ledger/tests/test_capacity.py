@@ -308,3 +308,17 @@ def test_the_answer_carries_the_forecast(api: APIClient, project: Project) -> No
         "weekly_growth": "0.2000",
         "limit_reached_on": row.forecast.limit_reached_on.isoformat(),
     }
+
+
+@pytest.mark.django_db
+def test_the_latest_limit_in_the_range_is_found_across_whole_and_partial_days(api: APIClient, project: Project) -> None:
+    d0 = T0.replace(hour=0) - timedelta(days=3)
+    seen = [(d0 + timedelta(hours=11), 1), (d0 + timedelta(hours=13), 2), (d0 + timedelta(days=1, hours=10), 3),
+            (d0 + timedelta(days=3, hours=11), 4), (d0 + timedelta(days=3, hours=13), 5)]  # fmt: skip
+    calls = [call(at, ratelimit_limit_tokens=value) for at, value in seen]
+    calls.append(call(d0 + timedelta(days=1, hours=9), ratelimit_limit_requests=77))  # a whole day inside
+    ingest(api, calls)
+    row = answer(project, start=d0 + timedelta(hours=12), hours=72)["gpt-4o"]  # [d0 12:00, d3 12:00)
+    assert (row.limits["tpm"], row.limits["rpm"], row.limit_source) == (4, 77, "observed")
+    assert answer(project, start=d0 + timedelta(hours=12), hours=24)["gpt-4o"].limits["tpm"] == 3
+    assert answer(project, start=d0, hours=12)["gpt-4o"].limits["tpm"] == 1
