@@ -67,33 +67,53 @@ _RAW = {
     "bucket": "toStartOfMinute(timestamp)", "calls": "count()", "time": "timestamp",
     "rate_limited": "countIf(status = 'error' AND error_type = 'rate_limit')",
 }  # fmt: skip
-# The day tier's minutes unfolded into minute rows (the columns the minute tiers have).
+_MEMBER = "has({pool_keys:Array(String)}, concat(toString($p.provider), '\\x00', toString($p.model)))"
+# The day tier's minutes unfolded into minute rows (the columns the minute tiers have): for the
+# range's partial edge days, and for the models of a pool (summed with their pool's others per minute).
 _DAY_MINUTES = (
     "(SELECT d.project_id AS project_id, d.provider AS provider, d.model AS model,"  # noqa: S608
     " d.bucket + toIntervalMinute(m.1) AS bucket, m.2 AS calls, m.3 AS input_tokens, m.4 AS cache_read_tokens,"
     f" m.5 AS output_tokens, m.6 AS rate_limited_calls FROM {DAY_TABLE} AS d FINAL ARRAY JOIN d.minutes AS m"
     " WHERE d.project_id = {project:UInt64}"
-    " AND d.bucket >= toStartOfDay({start:DateTime('UTC')}) AND d.bucket < {end:DateTime('UTC')})"
+    " AND d.bucket >= toStartOfDay({start:DateTime('UTC')}) AND d.bucket < {end:DateTime('UTC')}"
+    " AND (d.bucket < {whole_from:DateTime('UTC')} OR d.bucket >= {whole_to:DateTime('UTC')} OR "
+    + _MEMBER.replace("$p", "d")
+    + "))"
 )
-# One pass over the minutes: per day its peaks, its peak minute (the earliest of the largest tpm:
-# a key of tpm and the minute of the day), its 429s and its $top largest minutes per measure; then
-# per model the peaks, the days, and the nearest-rank p99 (the (n − ⌈0.99·n⌉ + 1)-th largest minute,
-# found among each day's $top largest: $top exceeds 1 % of the range's minutes).
+# Per (provider, model or pool) and day: the minutes with traffic, the peak of each measure, the
+# peak's key (tpm · 2048 + 1439 − the minute of the day: its largest value is the earliest minute
+# of the largest tpm), each measure's $top largest minutes (negated, ascending) and the 429s.
+_DAY_COLUMNS = ["n", *(f"d_{m}" for m in MEASURES), "d_key", *(f"t_{m}" for m in MEASURES), "d_rate_limited"]
+_DAYS_FROM_MINUTES = (
+    "SELECT provider, grp, toDate(minute) AS day, count() AS n, "  # noqa: S608
+    + ", ".join(f"toUInt64(max({m})) AS d_{m}" for m in MEASURES)
+    + ", toUInt64(max(toUInt64(tpm) * 2048 + (1439 - toRelativeMinuteNum(minute) % 1440))) AS d_key, "
+    + ", ".join(f"groupArraySorted($top)(-toInt64({m})) AS t_{m}" for m in MEASURES)
+    + ", toUInt64(sum(rate_limited)) AS d_rate_limited FROM ($minutes) GROUP BY provider, grp, day"
+)
+# The same per-day figures the day tier holds for the whole days (models outside any pool).
+_DAYS_FROM_DAY_TIER = (
+    "SELECT provider, toString(model) AS grp, toDate(bucket) AS day, toUInt64(active_minutes) AS n, "  # noqa: S608
+    + ", ".join(f"peak_{m} AS d_{m}" for m in MEASURES)
+    + ", peak_key AS d_key, "
+    + ", ".join(f"arraySlice(top_{m}, 1, $top) AS t_{m}" for m in MEASURES)
+    + f", rate_limited_calls AS d_rate_limited FROM {DAY_TABLE} AS w FINAL WHERE project_id = {{project:UInt64}}"
+    " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
+    " AND NOT " + _MEMBER.replace("$p", "w") + "$filters"
+)
+# Then per model: the peaks, the peak minute (the earliest day of the largest tpm), the days, and
+# the nearest-rank p99: the (n − ⌈0.99·n⌉ + 1)-th largest minute, found among each day's $top
+# largest ($top exceeds 1 % of the range's minutes).
 _RANK = "toUInt64(sum(n) - intDiv(99 * sum(n) + 99, 100) + 1)"
 _SUMMARY = (
     "SELECT provider, grp, sum(n), "  # noqa: S608
     + ", ".join(f"max(d_{m})" for m in MEASURES)
     + ", "
-    + ", ".join(f"-arrayElement(arraySort(arrayFlatten(groupArray(top_{m}))), {_RANK})" for m in MEASURES)
-    + ", argMax(d_peak, (d_tpm, -toUInt32(day))), sum(d_rate_limited), groupArray(("
+    + ", ".join(f"-arrayElement(arraySort(arrayFlatten(groupArray(t_{m}))), {_RANK})" for m in MEASURES)
+    + ", argMax(toDateTime(day, 'UTC') + toIntervalMinute(1439 - d_key % 2048), (d_tpm, -toInt64(toUInt32(day)))),"
+    " sum(d_rate_limited), groupArray(("
     + ", ".join(["day", *(f"d_{m}" for m in MEASURES)])
-    + ")) FROM (SELECT provider, grp, toDate(minute) AS day, count() AS n, "
-    + ", ".join(f"max({m}) AS d_{m}" for m in MEASURES)
-    + ", "
-    + ", ".join(f"groupArraySorted($top)(-toInt64({m})) AS top_{m}" for m in MEASURES)
-    + ", argMax(minute, tpm * 2048 + (1439 - toRelativeMinuteNum(minute) % 1440)) AS d_peak,"
-    " sum(rate_limited) AS d_rate_limited"
-    " FROM ($minutes) GROUP BY provider, grp, day) GROUP BY provider, grp ORDER BY provider, grp"
+    + ")) FROM ($days) GROUP BY provider, grp ORDER BY provider, grp"
 )
 # The latest limit each model reported in the range: from the day tier for the whole days inside it
 # and the minute tier for the rest (or the detail tier under filters, or raw calls).
@@ -203,6 +223,14 @@ def _detailed(query: CapacityQuery) -> bool:
     return not set(query.filters) <= {"provider", "model"}
 
 
+def _whole_days(query: CapacityQuery, params: dict[str, Any]) -> None:
+    """Bind ``whole_from`` and ``whole_to``: the whole UTC days inside the range (an empty span if none)."""
+    start, end = query.start.astimezone(UTC), query.end.astimezone(UTC)
+    first = start.replace(hour=0, minute=0) + (timedelta(days=1) if start.time() != time() else timedelta())
+    last = end.replace(hour=0, minute=0)
+    params["whole_from"], params["whole_to"] = (first, last) if first < last else (end, end)
+
+
 def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
     parts = _RAW if raw else _ROLLUP
     if raw:
@@ -211,11 +239,15 @@ def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str
         source = f"{DETAIL_TABLE} FINAL"
     else:
         source = _DAY_MINUTES
+    filters = _filters(query, params)
     minutes = _MINUTES
-    for name, text in {**parts, "source": source, "filters": _filters(query, params)}.items():
+    for name, text in {**parts, "source": source, "filters": filters}.items():
         minutes = minutes.replace(f"${name}", text)
+    days = _DAYS_FROM_MINUTES.replace("$minutes", minutes)
+    if not raw and not _detailed(query):
+        days += " UNION ALL " + _DAYS_FROM_DAY_TIER.replace("$filters", filters)
     range_minutes = int((query.end - query.start).total_seconds() // 60)
-    return _SUMMARY.replace("$minutes", minutes).replace("$top", str(range_minutes // 100 + 2))
+    return _SUMMARY.replace("$days", days).replace("$top", str(range_minutes // 100 + 2))
 
 
 def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
@@ -226,10 +258,6 @@ def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> st
         parts = [_TIER_LIMITS.replace("$table", DETAIL_TABLE).replace("$from", "start").replace("$to", "end")]
     else:
         # whole days from the day tier; the minutes before the first and after the last from the minute tier
-        start, end = query.start.astimezone(UTC), query.end.astimezone(UTC)
-        first = start.replace(hour=0, minute=0) + (timedelta(days=1) if start.time() != time() else timedelta())
-        last = end.replace(hour=0, minute=0)
-        params["whole_from"], params["whole_to"] = (first, last) if first < last else (end, end)
         minute = _TIER_LIMITS.replace("$table", MINUTE_TABLE)
         parts = [
             _TIER_LIMITS.replace("$table", DAY_TABLE).replace("$from", "whole_from").replace("$to", "whole_to"),
@@ -257,6 +285,7 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
     params: dict[str, Any] = {
         "project": query.project_id, "start": query.start, "end": query.end, "pool_keys": keys, "pool_names": names,
     }  # fmt: skip
+    _whole_days(query, params)
     ch = get_clickhouse()
     summary = ch.query(_summary_sql(query, raw, params), parameters=params).result_rows
     observed = {

@@ -322,3 +322,24 @@ def test_the_latest_limit_in_the_range_is_found_across_whole_and_partial_days(ap
     assert (row.limits["tpm"], row.limits["rpm"], row.limit_source) == (4, 77, "observed")
     assert answer(project, start=d0 + timedelta(hours=12), hours=24)["gpt-4o"].limits["tpm"] == 3
     assert answer(project, start=d0, hours=12)["gpt-4o"].limits["tpm"] == 1
+
+
+@pytest.mark.django_db
+def test_whole_days_pools_and_ties_read_from_the_day_tier_equal_raw(api: APIClient, project: Project) -> None:
+    RateLimit.objects.create(project=project, provider="openai", model="pool", pool_models=["a", "b"], rpm=100)
+    d0 = T0.replace(hour=0) - timedelta(days=4)
+    calls = [
+        call(d0 + timedelta(hours=5), "a", input_tokens=900), call(d0 + timedelta(hours=5), "b", input_tokens=900),
+        call(d0 + timedelta(days=1, hours=7), "a", input_tokens=1900),  # alone: below the pooled 2,000
+        call(d0 + timedelta(days=1, hours=3), "solo", input_tokens=5000),  # a tie with the day after: the first wins
+        call(d0 + timedelta(days=2, hours=1), "solo", input_tokens=5000),
+        call(d0 + timedelta(days=2, hours=23, minutes=59), "solo", input_tokens=100),  # the last whole day's end
+    ]  # fmt: skip
+    ingest(api, calls)
+    rows = answer(project, start=d0, hours=72)  # three whole days
+    assert (rows["pool"].peaks["tpm"], rows["pool"].peaks["rpm"], rows["pool"].minutes) == (2000, 2, 2)
+    assert rows["pool"].peak_minute == d0 + timedelta(hours=5)
+    solo = rows["solo"]
+    assert (solo.peaks["tpm"], solo.peak_minute, solo.minutes) == (5100, d0 + timedelta(days=1, hours=3), 3)
+    # from the middle of a day: partial edge days and whole days together
+    assert answer(project, start=d0 + timedelta(hours=6), hours=60)["solo"].peaks["tpm"] == 5100
