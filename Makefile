@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in req
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install focus-validator browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards bench-alerts bench-faults bench-advisor migrate cluster-snapshot clean
+.PHONY: install focus-validator browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards bench-alerts bench-faults bench-advisor bench-capacity migrate cluster-snapshot clean
 
 $(STAMP): requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (Meterline needs CPython 3.11)"; exit 1; }
@@ -94,3 +94,6 @@ bench-faults: install
 
 bench-advisor: install
 	$(BIN)/python bench/advisor.py
+
+bench-capacity: install
+	$(BIN)/python bench/capacity.py

@@ -16,12 +16,14 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import transaction
 
+from alerts.capacity import fire_capacity, last_hour
 from alerts.firing import LIVE, fire, rearm_after_amount_change
 from alerts.models import AlertState, Budget, Rule, RuleKind, Signal
 from alerts.outliers import Outlier, token_outliers
 from alerts.periods import Window, day_window, period_window
 from alerts.spend import Daily, SpendRequest, daily_spend, top_contributors
 from ledger import forecast as forecasting
+from ledger.capacity import Capacity
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Repo
     for state in states.select_related("rule"):
         live.setdefault(state.budget_id, []).append(state)
     outliers = _outliers(budgets, now)
+    capacities = _capacities(budgets, now)
     for budget in budgets:
         if budget.pk not in series:
             continue
@@ -121,7 +124,9 @@ def evaluate_budgets(budgets: list[Budget], now: datetime | None = None) -> Repo
                 report.delivery_ids += evaluate_ended(budget, previous[budget.pk], series[budget.pk], now)
             m = measure(budget, series[budget.pk], now)
             found = outliers.get((budget.project_id, m.day.start), [])
-            report.delivery_ids += evaluate_one(budget, m, now, live.get(budget.pk, []), found)
+            report.delivery_ids += evaluate_one(
+                budget, m, now, live.get(budget.pk, []), found, capacity=capacities.get(budget.pk)
+            )
         except Exception:  # one broken budget must not stop the others; the next run retries it
             log.exception("evaluating budget %s failed", budget.pk)
     return report  # the caller sends report.delivery_ids once its transaction commits
@@ -147,6 +152,19 @@ def _outliers(budgets: list[Budget], now: datetime) -> dict[tuple[int, datetime]
     return found
 
 
+def _capacities(budgets: list[Budget], now: datetime) -> dict[int, list[Capacity]]:
+    """The last hour's capacity of each budget with a capacity rule, read before any row is locked."""
+    found: dict[int, list[Capacity]] = {}
+    for budget in budgets:
+        if any(rule.kind == RuleKind.CAPACITY for rule in budget.rules.all()):
+            try:
+                found[budget.pk] = last_hour(budget.project_id, budget.scope, now)
+            except Exception:  # the other rules still run; capacity is read again next time
+                log.exception("reading the capacity of budget %s failed", budget.pk)
+                found[budget.pk] = []
+    return found
+
+
 def evaluate_ended(budget: Budget, window: Window, daily: Daily, now: datetime) -> list[int]:
     """The period that ended less than the grace ago: spend that arrived late (or was evaluated only
     after the boundary) still fires its ``actual`` thresholds, into that period's alert rows."""
@@ -163,9 +181,10 @@ def evaluate_one(
     live: list[AlertState] | None = None,
     outliers: list[Outlier] | None = None,
     kinds: tuple[str, ...] | None = None,
+    capacity: list[Capacity] | None = None,
 ) -> list[int]:
     """Fire what this budget's measurement crosses (``live``: its spend alerts this period;
-    ``kinds``: only rules of these kinds).
+    ``kinds``: only rules of these kinds; ``capacity``: its last hour per model, read if not given).
 
     Re-arming and firing happen with the budget row locked and its amount read again under the
     lock: a worker that read the budget before an amount change cannot fire (under the old amount)
@@ -175,7 +194,7 @@ def evaluate_one(
         if amount is None:  # deleted meanwhile
             return []
         budget.amount = amount
-        return _evaluate_locked(budget, m, now, live, outliers, kinds)
+        return _evaluate_locked(budget, m, now, live, outliers, kinds, capacity)
 
 
 def _evaluate_locked(
@@ -185,6 +204,7 @@ def _evaluate_locked(
     live: list[AlertState] | None,
     outliers: list[Outlier] | None,
     kinds: tuple[str, ...] | None,
+    capacity: list[Capacity] | None = None,
 ) -> list[int]:
     if live is None or any(state.amount != budget.amount for state in live):
         rearm_after_amount_change(budget, m.window.start, m.spend, m.forecast)
@@ -206,6 +226,10 @@ def _evaluate_locked(
             created += fire(budget, rule, period, Signal.SPEND, hit, m.spend, m.forecast, contributors, now)
         elif rule.kind == RuleKind.ANOMALY:
             created += _anomalies(budget, rule, m, thresholds, now, outliers)
+        elif rule.kind == RuleKind.CAPACITY:
+            if capacity is None:
+                capacity = last_hour(budget.project_id, budget.scope, now)
+            created += fire_capacity(budget, rule, (m.day.start, m.day.end), thresholds, capacity, now)
     return created
 
 

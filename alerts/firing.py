@@ -31,13 +31,17 @@ def fire(
     forecast: Decimal | None,
     details: Callable[[], dict[str, Any]],
     now: datetime,
+    subject: str = "",
 ) -> list[int]:
-    """Record the newly crossed thresholds; return the ids of the deliveries this call created."""
+    """Record the newly crossed thresholds; return the ids of the deliveries this call created.
+
+    ``subject`` names what within the budget the alert is about (a capacity rule's provider/model):
+    each subject fires its thresholds once per period on its own."""
     if not crossed:
         return []
     taken = set(
         AlertState.objects.filter(
-            budget=budget, rule=rule, period_start=period[0], signal=signal, status__in=LIVE
+            budget=budget, rule=rule, period_start=period[0], signal=signal, subject=subject, status__in=LIVE
         ).values_list("threshold", flat=True)
     )
     new = sorted((t for t in crossed if t not in taken), reverse=True)
@@ -53,7 +57,7 @@ def fire(
                 with transaction.atomic():  # a savepoint: a conflict undoes this row only
                     state = AlertState.objects.create(
                         budget=budget, rule=rule, period_start=period[0], period_end=period[1],
-                        threshold=threshold, signal=signal, status=status, spend=spend,
+                        threshold=threshold, signal=signal, subject=subject, status=status, spend=spend,
                         forecast=forecast, amount=budget.amount, details=extra, fired_at=now,
                     )  # fmt: skip
             except IntegrityError:

@@ -37,6 +37,7 @@ class AlertMessage:
     fired_at: datetime
     url: str
     details: dict[str, Any] = field(default_factory=dict)
+    subject: str = ""  # capacity alerts: the provider/model
 
     @property
     def percent(self) -> Decimal | None:
@@ -58,6 +59,14 @@ class AlertMessage:
             return f"{self.budget_name}: today's spend is {threshold} % of its usual day"
         if self.signal == Signal.CALL_TOKENS:
             return f"{self.budget_name}: a call used over {threshold} % of its feature's usual tokens"
+        if self.signal == Signal.CAPACITY:
+            limit = str(self.details.get("limit", "rate")).upper()
+            percent = self.details.get("percent", threshold)
+            at = f"{percent} % of its {limit} limit (alert at {threshold} %)"
+            return f"{self.budget_name}: {self.subject} peaked at {at}"
+        if self.signal == Signal.RATE_LIMITED:
+            refused = self.details.get("rate_limited_calls", 0)
+            return f"{self.budget_name}: {self.subject} had {refused} calls refused with a 429 (rate limited)"
         what = "is forecast to reach" if self.rule_kind == "forecast" else "has reached"
         return f"{self.budget_name} {what} {threshold} % of its {self.period} budget"
 
@@ -82,6 +91,7 @@ class AlertMessage:
                 "scope": self.scope,
             },
             "rule": {"kind": self.rule_kind, "threshold": f"{self.threshold.normalize():f}", "signal": self.signal},
+            "subject": self.subject,
             "status": self.status,
             "period": {"start": _iso(self.period_start), "end": _iso(self.period_end)},
             "spend_usd": f"{self.spend:.12f}",
@@ -126,6 +136,7 @@ def from_alert(alert: AlertState) -> AlertMessage:
         fired_at=alert.fired_at,
         url=dashboard_url(budget.project_id),
         details=alert.details,
+        subject=alert.subject,
     )
 
 

@@ -1,7 +1,7 @@
 """Budgets, their rules and channels; alert state (one row per threshold per period) and deliveries.
 
 Exactly-once firing rests on :class:`AlertState`'s unique constraint: whoever inserts the row for
-(budget, period start, rule, threshold, signal) fires it; everyone else's insert conflicts and skips.
+(budget, period start, rule, threshold, signal, subject) fires it; everyone else's insert conflicts and skips.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tenancy.models import Project
 
 SCOPE_DIMENSIONS = ("feature", "customer_id", "model", "provider", "route_version", "environment")
 DEFAULT_THRESHOLDS = (50, 80, 100)
+CAPACITY_THRESHOLD = 80  # a capacity rule's default: the peak minute at 80 % of the rate limit
 
 
 class ChannelKind(models.TextChoices):
@@ -88,12 +89,14 @@ class RuleKind(models.TextChoices):
     ACTUAL = "actual", "Actual spend"
     FORECAST = "forecast", "Forecast"
     ANOMALY = "anomaly", "Anomaly"
+    CAPACITY = "capacity", "Capacity"
 
 
 class Rule(models.Model):
     budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="rules")
     kind = models.CharField(max_length=16, choices=RuleKind.choices)
-    # actual/forecast: percent of the amount; anomaly: percent of the baseline (300 = 3x usual)
+    # actual/forecast: percent of the amount; anomaly: percent of the baseline (300 = 3x usual);
+    # capacity: percent of a model's per-minute rate limit
     thresholds = models.JSONField(default=list)
     channels = models.ManyToManyField(Channel, related_name="rules", blank=True)
 
@@ -114,6 +117,8 @@ class Signal(models.TextChoices):
     SPEND = "spend", "Spend"  # actual and forecast rules
     DAY_SPIKE = "day_spike", "Day far above baseline"
     CALL_TOKENS = "call_tokens", "Call far above its feature's usual tokens"
+    CAPACITY = "capacity", "Peak minute near a rate limit"
+    RATE_LIMITED = "rate_limited", "Calls refused with a 429"
 
 
 class AlertState(models.Model):
@@ -123,6 +128,8 @@ class AlertState(models.Model):
     period_end = models.DateTimeField()
     threshold = models.DecimalField(max_digits=12, decimal_places=4)
     signal = models.CharField(max_length=16, choices=Signal.choices, default=Signal.SPEND)
+    # what the alert is about within the budget: "provider/model" for capacity alerts, else ""
+    subject = models.CharField(max_length=320, blank=True, default="")
     status = models.CharField(max_length=16, choices=AlertStatus.choices)
     spend = models.DecimalField(max_digits=24, decimal_places=12)
     forecast = models.DecimalField(max_digits=24, decimal_places=12, null=True, blank=True)
@@ -135,7 +142,7 @@ class AlertState(models.Model):
         constraints: ClassVar = [
             # Re-armed rows keep their history but no longer block a new firing.
             models.UniqueConstraint(
-                fields=["budget", "period_start", "rule", "threshold", "signal"],
+                fields=["budget", "period_start", "rule", "threshold", "signal", "subject"],
                 condition=Q(status__in=["fired", "superseded"]),
                 name="alert_once_per_threshold_and_period",
             ),

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from alerts import channels as channel_config
 from alerts import scope as scopes
 from alerts.models import (
+    CAPACITY_THRESHOLD,
     DEFAULT_THRESHOLDS,
     AlertState,
     Budget,
@@ -164,15 +165,22 @@ class RuleSerializer(serializers.Serializer[Rule]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         kind = attrs.get("kind")
         if kind is None:  # (a PATCH is partial, but a rule given replaces a rule: it needs its kind)
-            raise serializers.ValidationError({"kind": "each rule needs its kind (actual, forecast or anomaly)"})
+            raise serializers.ValidationError(
+                {"kind": "each rule needs its kind (actual, forecast, anomaly or capacity)"}
+            )
         thresholds = attrs.get("thresholds")
         if thresholds is None:
-            thresholds = [Decimal(t) for t in DEFAULT_THRESHOLDS] if kind != "anomaly" else [Decimal(300)]
+            defaults = {RuleKind.ANOMALY: [300], RuleKind.CAPACITY: [CAPACITY_THRESHOLD]}.get(kind, DEFAULT_THRESHOLDS)
+            thresholds = [Decimal(t) for t in defaults]
         if not thresholds:
             raise serializers.ValidationError({"thresholds": "give at least one threshold"})
         if kind == RuleKind.ANOMALY and min(thresholds) <= 100:
             raise serializers.ValidationError(
                 {"thresholds": "anomaly thresholds are percent of the usual and must exceed 100 (300 = 3x)"}
+            )
+        if kind == RuleKind.CAPACITY and (min(thresholds) <= 0 or max(thresholds) > 1000):
+            raise serializers.ValidationError(
+                {"thresholds": "capacity thresholds are percent of a rate limit, above 0 and at most 1000"}
             )
         if kind != RuleKind.ANOMALY and max(thresholds) > 1000:
             raise serializers.ValidationError({"thresholds": "thresholds are percent of the amount, at most 1000"})
@@ -325,6 +333,7 @@ def alert_json(alert: AlertState) -> dict[str, Any]:
         "budget": {"id": alert.budget_id, "name": alert.budget.name},
         "rule": {"id": alert.rule_id, "kind": alert.rule.kind},
         "signal": alert.signal,
+        "subject": alert.subject,
         "threshold": _number(alert.threshold),
         "status": alert.status,
         "period_start": alert.period_start.isoformat(),

@@ -118,6 +118,7 @@ class Alert(serializers.Serializer[None]):
     budget = AlertBudget()
     rule = AlertRule()
     signal = serializers.ChoiceField(choices=Signal.choices)
+    subject = serializers.CharField(allow_blank=True, help_text="capacity alerts: the provider/model, else empty")
     threshold = serializers.FloatField()
     status = serializers.ChoiceField(choices=AlertStatus.choices)
     period_start = serializers.DateTimeField()

@@ -8,10 +8,12 @@ from api.advice import AdviceView
 from api.alerts import AlertViewSet
 from api.budgets import BudgetViewSet
 from api.calls import CallsView
+from api.capacity import CapacityView
 from api.channels import ChannelViewSet
 from api.exports import FocusExportView
 from api.fallback import not_found
 from api.feedback import FeedbackView
+from api.limits import RateLimitViewSet
 from api.otlp import OtlpTracesView
 from api.usage import UsageView
 from api.whatif import WhatIfView
@@ -20,6 +22,7 @@ router = SimpleRouter(trailing_slash=False, use_regex_path=False)  # <int:…> i
 router.register("channels", ChannelViewSet, basename="channel")
 router.register("budgets", BudgetViewSet, basename="budget")
 router.register("alerts", AlertViewSet, basename="alert")
+router.register("limits", RateLimitViewSet, basename="limit")
 
 urlpatterns = [
     path("calls", CallsView.as_view(), name="calls"),
@@ -29,6 +32,7 @@ urlpatterns = [
     path("whatif", WhatIfView.as_view(), name="whatif"),
     path("advice", AdviceView.as_view(), name="advice"),
     path("exports/focus", FocusExportView.as_view(), name="exports-focus"),
+    path("capacity", CapacityView.as_view(), name="capacity"),
     *router.urls,
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

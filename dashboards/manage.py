@@ -1,4 +1,4 @@
-"""Admin pages of a project: API keys, members and their roles, price overrides, the advisor's settings.
+"""Admin pages of a project: API keys, members and their roles, price overrides, rate limits, the advisor's settings.
 
 Only admins reach these (``@project_page("manage")``). A new key's secret is shown once, on the
 page that created it, and never stored; a new member's first password likewise.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import messages
@@ -18,7 +18,9 @@ from django.db import transaction
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from ledger.models import PriceOverride
+from ledger.limits import DIMENSIONS as LIMIT_DIMENSIONS
+from ledger.limits import MAX_POOL_MODELS, clash
+from ledger.models import PriceOverride, RateLimit
 from ledger.tasks import reprice_task
 from tenancy.forms import BatchFeaturesForm
 from tenancy.models import ApiKey, Membership, Project, Role, Scope
@@ -174,3 +176,59 @@ def advisor_view(ctx: ProjectContext) -> HttpResponse:
             messages.success(request, f"Batch-eligible live features: {names}.")
             return _back("dashboards:advisor", project)
     return render_page(ctx, "dashboards/advisor.html", {"form": form})
+
+
+class LimitForm(forms.ModelForm):
+    members = forms.CharField(
+        required=False,
+        max_length=5000,
+        label="Models sharing the pool",
+        help_text="Comma-separated, when several models share these limits; empty: the model above alone.",
+    )
+
+    class Meta:
+        model = RateLimit
+        fields = ("provider", "model", "tpm", "rpm", "itpm", "otpm")
+        labels: ClassVar = {
+            "model": "Model (or the pool's name)",
+            "tpm": "Tokens per minute (TPM)",
+            "rpm": "Requests per minute (RPM)",
+            "itpm": "Input tokens per minute (ITPM)",
+            "otpm": "Output tokens per minute (OTPM)",
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        names = [m.strip() for m in (data.get("members") or "").split(",") if m.strip()]
+        if len(set(names)) != len(names) or len(names) > MAX_POOL_MODELS:
+            self.add_error("members", f"name each model once, at most {MAX_POOL_MODELS}")
+        if not any(data.get(name) for name in LIMIT_DIMENSIONS):
+            self.add_error("tpm", "give at least one limit: TPM, RPM, ITPM or OTPM")
+        if any(data.get(name) == 0 for name in LIMIT_DIMENSIONS):
+            self.add_error("tpm", "a limit is at least 1 (leave it empty for none)")
+        provider, model = data.get("provider", ""), data.get("model", "")
+        self.instance.pool_models = [] if names in ([], [model]) else names
+        found = clash(self.instance.project, provider, model, self.instance.pool_models, self.instance.pk)
+        if found and provider and model:
+            self.add_error("model" if found[0] == "model" else "members", found[1])
+        return data
+
+
+@project_page("manage")
+def limits_view(ctx: ProjectContext) -> HttpResponse:
+    request, project = ctx.request, ctx.project
+    form = LimitForm(instance=RateLimit(project=project))
+    if request.method == "POST":
+        if "delete" in request.POST:
+            limit = RateLimit.objects.filter(project=project, pk=_id(request.POST.get("delete"))).first()
+            if limit is not None:
+                limit.delete()
+                messages.success(request, f"Limit for {limit.provider}/{limit.model} removed.")
+            return _back("dashboards:limits", project)
+        form = LimitForm(request.POST, instance=RateLimit(project=project))
+        if form.is_valid():
+            limit = form.save()
+            messages.success(request, f"Limit for {limit.provider}/{limit.model} saved.")
+            return _back("dashboards:limits", project)
+    limits = RateLimit.objects.filter(project=project).order_by("provider", "model")
+    return render_page(ctx, "dashboards/limits.html", {"limits": limits, "form": form})

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboards import calls, manage, savings, views
+from dashboards import calls, capacity, manage, savings, views
 
 app_name = "dashboards"
 
@@ -25,4 +25,6 @@ urlpatterns = [
     path("p/<int:project_id>/settings/members/", manage.members_view, name="members"),
     path("p/<int:project_id>/prices/", manage.prices_view, name="prices"),
     path("p/<int:project_id>/settings/advisor/", manage.advisor_view, name="advisor"),
+    path("p/<int:project_id>/settings/limits/", manage.limits_view, name="limits"),
+    path("p/<int:project_id>/capacity/", capacity.capacity_view, name="capacity"),
 ]

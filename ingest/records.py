@@ -32,6 +32,8 @@ Millis = Annotated[float, Meta(ge=0, le=86_400_000)]
 TagKey = Annotated[str, Meta(min_length=1, max_length=64)]
 TagValue = Annotated[str, Meta(max_length=256)]
 MAX_TAGS = 32
+# A provider's per-minute limit or what remains of it (the largest published are in the millions).
+RateLimit = Annotated[int, Meta(ge=0, le=10**12)]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
 MAX_COST_USD = Decimal(1_000_000)
 # Epoch values below this are seconds, not milliseconds (this is 1973 in ms, 5138 AD in s).
@@ -78,6 +80,12 @@ class CallRecord(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     prompt_prefix_hash: Annotated[str, Meta(max_length=64)] = ""
     prompt_prefix_tokens: Tokens = 0
     prompt_prefix_tokens_estimated: bool = False
+    ratelimit_limit_tokens: RateLimit | None = None
+    ratelimit_remaining_tokens: RateLimit | None = None
+    ratelimit_limit_requests: RateLimit | None = None
+    ratelimit_remaining_requests: RateLimit | None = None
+    ratelimit_limit_input_tokens: RateLimit | None = None
+    ratelimit_limit_output_tokens: RateLimit | None = None
 
 
 # The outbox row layout: one tuple per accepted record, in this order.
@@ -89,6 +97,8 @@ FIELDS = (
     "session_id", "request_id", "tags", "reported_pusd",
     # Added after the first release: a stored payload may end before these (see decode_records).
     "finish_reason", "prompt_prefix_hash", "prompt_prefix_tokens", "prompt_prefix_tokens_estimated",
+    "ratelimit_limit_tokens", "ratelimit_remaining_tokens", "ratelimit_limit_requests",
+    "ratelimit_remaining_requests", "ratelimit_limit_input_tokens", "ratelimit_limit_output_tokens",
 )  # fmt: skip
 
 Packed = tuple[Any, ...]
@@ -266,6 +276,8 @@ def _check(r: CallRecord, window: Window, new_id: Callable[[], str]) -> tuple[Pa
         r.error_type, r.attempt, r.traffic, r.cache_hit, r.service_tier, r.streamed, r.tool_calls,
         r.max_tokens, r.trace_id, r.session_id, r.request_id, r.tags, reported, r.finish_reason or "",
         r.prompt_prefix_hash, r.prompt_prefix_tokens, r.prompt_prefix_tokens_estimated,
+        r.ratelimit_limit_tokens, r.ratelimit_remaining_tokens, r.ratelimit_limit_requests,
+        r.ratelimit_remaining_requests, r.ratelimit_limit_input_tokens, r.ratelimit_limit_output_tokens,
     )  # fmt: skip
     return packed, {}
 

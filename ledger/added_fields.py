@@ -15,4 +15,16 @@ ADDED_DEFAULTS: dict[str, Any] = {
     "prompt_prefix_hash": "",  # no prefix given
     "prompt_prefix_tokens": 0,  # not given
     "prompt_prefix_tokens_estimated": False,
+    # The provider's rate-limit headers on the call's answer (issue 14): None = not sent.
+    "ratelimit_limit_tokens": None,
+    "ratelimit_remaining_tokens": None,
+    "ratelimit_limit_requests": None,
+    "ratelimit_remaining_requests": None,
+    "ratelimit_limit_input_tokens": None,
+    "ratelimit_limit_output_tokens": None,
 }
+
+RATELIMIT_FIELDS = (
+    "ratelimit_limit_tokens", "ratelimit_remaining_tokens", "ratelimit_limit_requests",
+    "ratelimit_remaining_requests", "ratelimit_limit_input_tokens", "ratelimit_limit_output_tokens",
+)  # fmt: skip

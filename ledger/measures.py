@@ -134,3 +134,81 @@ def calls_where(filters: dict[str, tuple[str, ...]], params: dict[str, Any], tim
         params[f"f{i}"] = list(values)
         where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
     return " AND ".join(where)
+
+
+# Capacity tiers (ledger.capacity): what a provider counts per minute, and the limits it reported.
+CAPACITY_DETAIL_DIMENSIONS = ("provider", "model", "feature", "route_version", "route", "environment", "traffic")
+CAPACITY_DIMENSIONS = ("provider", "model")
+OBSERVED_LIMITS = {  # the rollup column → the llm_calls column it takes the latest value of
+    "limit_tokens": "ratelimit_limit_tokens",
+    "limit_requests": "ratelimit_limit_requests",
+    "limit_input_tokens": "ratelimit_limit_input_tokens",
+    "limit_output_tokens": "ratelimit_limit_output_tokens",
+}
+_DETAIL = "rollup_capacity_detail_minute"
+_CAPACITY_SUMS = ("calls", "input_tokens", "cache_read_tokens", "output_tokens", "rate_limited_calls")
+CAPACITY_RAW_MEASURES = ",\n".join(
+    [
+        "    count() AS calls",
+        "    sum(c.input_tokens) AS input_tokens",
+        "    sum(c.cache_read_tokens) AS cache_read_tokens",
+        "    sum(c.output_tokens) AS output_tokens",
+        "    countIf(c.status = 'error' AND c.error_type = 'rate_limit') AS rate_limited_calls",
+    ]
+    + [
+        f"    argMaxIf(c.{raw}, c.timestamp, isNotNull(c.{raw})) AS {name},\n"
+        f"    maxIf(c.timestamp, isNotNull(c.{raw})) AS {name}_at"
+        for name, raw in OBSERVED_LIMITS.items()
+    ]
+    + ["    {version:UInt64} AS version"]
+)
+
+
+def _latest_limits(source: str) -> list[str]:
+    # qualified: the bare names would be this select's own aliases (an aggregate in an aggregate)
+    return [
+        f"    argMaxIf({source}.{name}, {source}.{name}_at, isNotNull({source}.{name})) AS {name},\n"
+        f"    max({source}.{name}_at) AS {name}_at"
+        for name in OBSERVED_LIMITS
+    ]
+
+
+CAPACITY_MERGED_MEASURES = ",\n".join(
+    [f"    sum({name}) AS {name}" for name in _CAPACITY_SUMS]
+    + _latest_limits(_DETAIL)
+    + ["    {version:UInt64} AS version"]
+)
+_MINUTE = "rollup_capacity_minute"
+# A day of minutes as one array of (minute of the day, calls, input, cache reads, output, 429s).
+_DAY_VALUES = {
+    "tpm": f"{_MINUTE}.input_tokens + {_MINUTE}.output_tokens",
+    "itpm": f"{_MINUTE}.input_tokens",
+    "uncached_itpm": f"{_MINUTE}.input_tokens - {_MINUTE}.cache_read_tokens",
+    "otpm": f"{_MINUTE}.output_tokens",
+    "rpm": f"{_MINUTE}.calls",
+}
+_MINUTE_OF_DAY = f"(1439 - toRelativeMinuteNum({_MINUTE}.bucket) % 1440)"
+# A day of minutes as one array of (minute of the day, calls, input, cache reads, output, 429s), and
+# the day's figures (migration 0006 says what each holds).
+CAPACITY_DAY_MEASURES = ",\n".join(
+    [
+        f"    sum({_MINUTE}.calls) AS calls",
+        f"    arraySort(groupArrayIf((toUInt16(dateDiff('minute', toStartOfDay({_MINUTE}.bucket), {_MINUTE}.bucket)),"
+        f" {_MINUTE}.calls, {_MINUTE}.input_tokens, {_MINUTE}.cache_read_tokens, {_MINUTE}.output_tokens,"
+        f" {_MINUTE}.rate_limited_calls), {_MINUTE}.calls > 0)) AS minutes",
+        f"    toUInt32(countIf({_MINUTE}.calls > 0)) AS active_minutes",
+        f"    sum({_MINUTE}.rate_limited_calls) AS rate_limited_calls",
+        *(f"    max({value}) AS peak_{name}" for name, value in _DAY_VALUES.items()),
+        f"    maxIf(({_DAY_VALUES['tpm']}) * 2048 + {_MINUTE_OF_DAY}, {_MINUTE}.calls > 0) AS peak_key",
+        *(
+            f"    arraySort(groupArrayIf(-toInt64({value}), {_MINUTE}.calls > 0)) AS top_{name}"
+            for name, value in _DAY_VALUES.items()
+        ),
+        *_latest_limits(_MINUTE),
+        "    {version:UInt64} AS version",
+    ]
+)
+# The raw columns the capacity tier reads (besides the dimensions).
+CAPACITY_RAW_COLUMNS = (
+    "input_tokens", "cache_read_tokens", "output_tokens", "status", "error_type", *OBSERVED_LIMITS.values(),
+)  # fmt: skip

@@ -107,3 +107,36 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id}: {self.score}"
+
+
+class RateLimit(models.Model):
+    """A provider's per-minute limits for one model, or for a pool of models that share them.
+
+    ``model`` names the model (or the pool); ``pool_models`` (``models`` in the API) lists the
+    models whose calls count against the limits (empty: ``model`` alone). Each limit is optional:
+    tokens (``tpm``, OpenAI), requests (``rpm``), input and output tokens (``itpm``, ``otpm``)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rate_limits")
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    pool_models = models.JSONField(default=list, blank=True)
+    tpm = models.PositiveBigIntegerField(null=True, blank=True)
+    rpm = models.PositiveBigIntegerField(null=True, blank=True)
+    itpm = models.PositiveBigIntegerField(null=True, blank=True)
+    otpm = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering: ClassVar = ["provider", "model", "pk"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["project", "provider", "model"], name="one_limit_per_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+    @property
+    def members(self) -> list[str]:
+        """The models whose calls count against these limits."""
+        return list(self.pool_models) or [self.model]

@@ -68,6 +68,12 @@ class CallColumns:
     prompt_prefix_hash: Sequence[str]
     prompt_prefix_tokens: Sequence[int]
     prompt_prefix_tokens_estimated: Sequence[bool]
+    ratelimit_limit_tokens: Sequence[int | None]
+    ratelimit_remaining_tokens: Sequence[int | None]
+    ratelimit_limit_requests: Sequence[int | None]
+    ratelimit_remaining_requests: Sequence[int | None]
+    ratelimit_limit_input_tokens: Sequence[int | None]
+    ratelimit_limit_output_tokens: Sequence[int | None]
 
     def __post_init__(self) -> None:
         lengths = {len(getattr(self, name)) for name in CALL_FIELDS}

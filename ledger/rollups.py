@@ -22,6 +22,12 @@ from ledger.claims import Mark, claim_dirty, finish_claim, kept, release_claim
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
 from ledger.measures import (
+    CAPACITY_DAY_MEASURES,
+    CAPACITY_DETAIL_DIMENSIONS,
+    CAPACITY_DIMENSIONS,
+    CAPACITY_MERGED_MEASURES,
+    CAPACITY_RAW_COLUMNS,
+    CAPACITY_RAW_MEASURES,
     COMPACT_DIMENSIONS,
     CUSTOMER_DIMENSIONS,
     CUSTOMER_ONLY,
@@ -47,7 +53,10 @@ class Tier:
     source: str  # "raw" or the finer table merged from
     span: str  # "hours" (recompute the dirty hours only) or "day"
     sketches: bool = True  # customer and user tiers skip the latency sketches: they are about spend
-    measures: str = ""  # a raw tier's own measure SQL (default: RAW_MEASURES)
+    # A tier with measures of its own (the capacity tiers): from raw, or merged from a finer tier;
+    # from raw it reads llm_calls alone (no feedback), these columns besides its dimensions.
+    own_measures: str | None = None
+    raw_columns: tuple[str, ...] = ()
 
 
 TIERS = (
@@ -60,12 +69,24 @@ TIERS = (
     Tier("rollup_customer_day", CUSTOMER_DIMENSIONS, "toStartOfDay(c.timestamp)", "raw", "day", False),
     Tier("rollup_customer_total_day", CUSTOMER_ONLY, "bucket", "rollup_customer_day", "day", False),
     Tier("rollup_user_day", USER_DIMENSIONS, "toStartOfDay(c.timestamp)", "raw", "day", False),
-)
+    Tier(
+        "rollup_capacity_detail_minute", CAPACITY_DETAIL_DIMENSIONS, "toStartOfMinute(c.timestamp)", "raw", "hours",
+        own_measures=CAPACITY_RAW_MEASURES, raw_columns=CAPACITY_RAW_COLUMNS,
+    ),
+    Tier(
+        "rollup_capacity_minute", CAPACITY_DIMENSIONS, "bucket", "rollup_capacity_detail_minute", "hours",
+        own_measures=CAPACITY_MERGED_MEASURES,
+    ),
+    Tier(
+        "rollup_capacity_day", CAPACITY_DIMENSIONS, "toStartOfDay(bucket)", "rollup_capacity_minute", "day",
+        own_measures=CAPACITY_DAY_MEASURES,
+    ),
+)  # fmt: skip
 
 
 def _measures(tier: Tier) -> tuple[str, list[str]]:
     """The measure expressions and their column names for a tier (sketches only where kept)."""
-    text = tier.measures or (RAW_MEASURES if tier.source == "raw" else MERGED_MEASURES)
+    text = tier.own_measures or (RAW_MEASURES if tier.source == "raw" else MERGED_MEASURES)
     lines = [line for line in text.strip("\n").split(",\n") if tier.sketches or "_digest" not in line]
     return ",\n".join(lines), [line.rsplit(" AS ", 1)[1].strip() for line in lines]
 
@@ -81,6 +102,17 @@ def _insert_sql(tier: Tier) -> str:
             else "AND toStartOfDay(timestamp) IN {days:Array(DateTime('UTC'))}"
         )
         select_dims = ", ".join(f"{DIMENSION_EXPRESSIONS.get(d, 'c.' + d)} AS {d}" for d in tier.dimensions)
+        if tier.raw_columns:
+            source = (
+                f"\nFROM (SELECT project_id, timestamp, {', '.join((*tier.dimensions, *tier.raw_columns))}"
+                " FROM llm_calls FINAL WHERE project_id = {project:UInt64}"
+                " AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}"
+                f" {hour_filter}) AS c"
+            )
+            return (
+                f"INSERT INTO {target} SELECT c.project_id AS project_id, {tier.bucket_expr} AS bucket, {select_dims},"
+                f"\n{measures}{source}\nGROUP BY project_id, bucket, {dims}"
+            )
         return (
             f"INSERT INTO {target} SELECT c.project_id AS project_id, {tier.bucket_expr} AS bucket, {select_dims},\n"
             f"{measures}{raw_source(hour_filter)}\n"

@@ -198,3 +198,65 @@ def generate(
                     break
                 attempt += 1
         n += 1
+
+
+# --- capacity (issue 14): daily peak minutes, the providers' rate-limit headers, 429s at the peak ---
+
+PEAK_SHARE = 0.25  # of the calls of a weekday's 14:00-17:00 UTC, crowded into that day's peak minutes
+PEAK_MINUTES = 3
+# Each model's limits as its provider reports them (x-ratelimit-* / anthropic-ratelimit-* headers):
+# (tokens, requests, input tokens, output tokens) per minute. Google and the self-hosted model send none.
+DEMO_LIMITS: dict[str, tuple[int | None, int, int | None, int | None]] = {
+    "gpt-4o": (150_000, 500, None, None),
+    "gpt-4o-mini": (2_000_000, 5_000, None, None),
+    "o3": (120_000, 100, None, None),  # the demo's tight one: its peaks run near the limit
+    "claude-sonnet-4-5": (None, 50, 30_000, 8_000),
+    "claude-haiku-4-5": (None, 50, 50_000, 10_000),
+}
+_RATELIMIT_FIELDS = (
+    "ratelimit_limit_tokens", "ratelimit_remaining_tokens", "ratelimit_limit_requests",
+    "ratelimit_remaining_requests", "ratelimit_limit_input_tokens", "ratelimit_limit_output_tokens",
+)  # fmt: skip
+
+
+def with_capacity(records: Iterator[tuple[Any, ...]], seed: int = 7) -> Iterator[tuple[Any, ...]]:
+    """The demo records with daily peaks, the providers' rate-limit fields and 429s at the peaks.
+
+    On weekdays a share of the afternoon's requests is crowded into a few minutes (a daily digest
+    job); each record is padded to every ``ledger.raw.CALL_FIELDS`` field by name and, for OpenAI
+    and Anthropic models, carries the limits its provider reports; at a peak a few calls are 429s."""
+    from ledger.added_fields import ADDED_DEFAULTS
+    from ledger.raw import CALL_FIELDS
+
+    index = {name: i for i, name in enumerate(CALL_FIELDS)}
+    for record in records:
+        values = list(record) + [ADDED_DEFAULTS[name] for name in CALL_FIELDS[len(record) :]]
+        ts, request_id = values[index["timestamp"]], values[index["request_id"]]
+        rng = random.Random(f"{seed}/{request_id}")  # noqa: S311 (both attempts of a request move together)
+        day_ms = ts - ts % DAY_MS
+        hour = (ts - day_ms) // 3_600_000
+        weekday = (ts // DAY_MS + 3) % 7
+        peaked = weekday < 5 and 14 <= hour < 17 and rng.random() < PEAK_SHARE
+        if peaked:
+            minute = 15 * 60 + (day_ms // DAY_MS) % 40  # 15:00-15:39 UTC, another minute each day
+            offset = (values[index["attempt"]] - 1) * 2_000
+            values[index["timestamp"]] = day_ms + minute * 60_000 + rng.randrange(PEAK_MINUTES * 60_000) + offset
+            if values[index["status"]] == "ok" and rng.random() < 0.03:
+                values[index["status"]], values[index["error_type"]] = "error", "rate_limit"
+                values[index["output_tokens"]] = values[index["reasoning_tokens"]] = 0
+        limits = DEMO_LIMITS.get(values[index["model"]])
+        if limits is not None:
+            tokens, requests, input_tokens, output_tokens = limits
+            used = values[index["input_tokens"]] + values[index["output_tokens"]]
+            rate_limited = values[index["error_type"]] == "rate_limit"
+            remaining = {
+                "ratelimit_limit_tokens": tokens,
+                "ratelimit_remaining_tokens": None if tokens is None else 0 if rate_limited else max(0, tokens - used),
+                "ratelimit_limit_requests": requests,
+                "ratelimit_remaining_requests": 0 if rate_limited else requests - 1 - rng.randrange(requests // 4),
+                "ratelimit_limit_input_tokens": input_tokens,
+                "ratelimit_limit_output_tokens": output_tokens,
+            }
+            for name in _RATELIMIT_FIELDS:
+                values[index[name]] = remaining[name]
+        yield tuple(values)

@@ -4,6 +4,7 @@ Roles (per organization membership):
 - viewer: reads the aggregate dashboards (overview, engineering, route comparison, budgets);
 - finance, engineer: read every dashboard, including single calls and customer pages;
 - admin: also manages API keys, budgets, channels and members.
+Engineering pages (capacity) are for engineers and admins.
 Superusers act as admins everywhere.
 """
 
@@ -15,10 +16,12 @@ from django.db.models import QuerySet
 
 from tenancy.models import Membership, Project, Role
 
-# What each kind of page needs: "read" (aggregates), "detail" (single calls, customers), "manage".
+# What each kind of page needs: "read" (aggregates), "detail" (single calls, customers), "engineer"
+# (capacity planning), "manage".
 _ALLOWED = {
     "read": {Role.VIEWER, Role.FINANCE, Role.ENGINEER, Role.ADMIN},
     "detail": {Role.FINANCE, Role.ENGINEER, Role.ADMIN},
+    "engineer": {Role.ENGINEER, Role.ADMIN},
     "manage": {Role.ADMIN},
 }
 

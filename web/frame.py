@@ -28,7 +28,7 @@ R = TypeVar("R", bound=HttpResponseBase)  # a page, or a streamed download
 class NavItem(NamedTuple):
     url_name: str  # reversed with project_id
     label: str
-    need: str  # "read", "detail" or "manage"
+    need: str  # "read", "detail", "engineer" or "manage"
 
 
 # The project navigation, in order. Apps add their pages here (one line each); a page whose app
@@ -39,6 +39,7 @@ NAV: list[NavItem] = [
     NavItem("dashboards:compare", "Compare", "read"),
     NavItem("dashboards:customers", "Customers", "detail"),
     NavItem("dashboards:savings", "Savings", "detail"),
+    NavItem("dashboards:capacity", "Capacity", "engineer"),
     NavItem("dashboards:calls", "Calls", "detail"),
     NavItem("alerts:budgets", "Budgets", "read"),
     NavItem("dashboards:keys", "Settings", "manage"),

@@ -24,7 +24,7 @@ from schemathesis import GenerationMode
 from alerts.models import AlertState, AlertStatus, Budget, Channel, Delivery, DeliveryStatus, Rule
 from api.tests.fuzzing import CHECKS, FUZZ, api_schema
 from ingest.tests.helpers import drain, post_calls
-from ledger.models import Feedback
+from ledger.models import Feedback, RateLimit
 from tenancy.models import ApiKey, Project
 
 OPERATIONS = [
@@ -45,8 +45,14 @@ OPERATIONS = [
     ("/v1/whatif", "GET"),
     ("/v1/advice", "GET"),
     ("/v1/exports/focus", "GET"),
+    ("/v1/capacity", "GET"),
+    ("/v1/limits", "GET"),
+    ("/v1/limits", "POST"),
+    ("/v1/limits/{limit_id}", "GET"),
+    ("/v1/limits/{limit_id}", "PATCH"),
+    ("/v1/limits/{limit_id}", "DELETE"),
 ]
-REPORTS = ("/v1/usage", "/v1/whatif", "/v1/advice", "/v1/exports/focus")  # operations that read calls
+REPORTS = ("/v1/usage", "/v1/whatif", "/v1/advice", "/v1/exports/focus", "/v1/capacity")  # operations that read calls
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
 
 
@@ -77,6 +83,7 @@ def world(project: Project, request: pytest.FixtureRequest) -> World:
     )
     Delivery.objects.create(alert=alert, channel=channel, status=DeliveryStatus.FAILED, attempts=2, last_error="x")
     Feedback.objects.create(project=project, event_id="e-1", score=1.0)
+    limit = RateLimit.objects.create(project=project, provider="openai", model="gpt-4o", tpm=30_000, rpm=500)
     key = ApiKey.issue(project, ["ingest", "read", "admin"])[1]
     if request.node.callspec.params.get("path") in REPORTS:  # calls to report on (drains cost)
         client = APIClient(headers={"Authorization": f"Bearer {key}"})
@@ -87,7 +94,10 @@ def world(project: Project, request: pytest.FixtureRequest) -> World:
         ]
         assert post_calls(client, calls).status_code == 202
         assert drain().failed == 0
-    return World(auth={"Authorization": f"Bearer {key}"}, ids={"budget_id": budget.pk, "channel_id": channel.pk})
+    return World(
+        auth={"Authorization": f"Bearer {key}"},
+        ids={"budget_id": budget.pk, "channel_id": channel.pk, "limit_id": limit.pk},
+    )
 
 
 def test_every_v1_operation_is_fuzzed() -> None:

@@ -32,10 +32,13 @@ PAGES = {  # page → (path after /p/<id>/, the least role that may open it)
     "members": ("settings/members/", "admin"),
     "prices": ("prices/", "admin"),
     "advisor": ("settings/advisor/", "admin"),
+    "capacity": ("capacity/", "engineer"),
+    "limits": ("settings/limits/", "admin"),
 }
 MAY = {
     "viewer": set(ROLES),
     "finance": {"finance", "engineer", "admin"},
+    "engineer": {"engineer", "admin"},
     "admin": {"admin"},
 }
 RANGE = {"from": DAY1.date().isoformat(), "to": TODAY.date().isoformat()}

@@ -85,3 +85,29 @@ def test_call_detail_returns_the_added_fields(api: APIClient, project: Project) 
         "finish_reason": "content_filter", "prompt_prefix_hash": "h", "prompt_prefix_tokens": 9,
         "prompt_prefix_tokens_estimated": False,
     }  # fmt: skip
+
+
+RATE_LIMITS = {
+    "ratelimit_limit_tokens": 30_000_000, "ratelimit_remaining_tokens": 0, "ratelimit_limit_requests": 10_000,
+    "ratelimit_remaining_requests": 9_999, "ratelimit_limit_input_tokens": 400_000,
+    "ratelimit_limit_output_tokens": 80_000,
+}  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_the_rate_limit_fields_are_stored_and_null_when_absent(api: APIClient, project: Project) -> None:
+    calls = [record(event_id="a", **RATE_LIMITS), record(event_id="b", ratelimit_limit_requests=50)]
+    assert post_calls(api, calls).json()["accepted"] == 2
+    drain()
+    rows = raw_rows(project, f"event_id, {', '.join(RATE_LIMITS)}")
+    assert rows == [
+        {"event_id": "a", **RATE_LIMITS},
+        {"event_id": "b", **dict.fromkeys(RATE_LIMITS), "ratelimit_limit_requests": 50},
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", list(RATE_LIMITS))
+@pytest.mark.parametrize("value", [-1, 10**12 + 1, "100", 1.5, True])
+def test_a_bad_rate_limit_field_is_named(api: APIClient, field: str, value: Any) -> None:
+    assert list(rejection(post_calls(api, [record(**{field: value})]))) == [field]

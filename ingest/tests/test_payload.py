@@ -64,12 +64,36 @@ def test_an_earlier_payload_reads_the_added_fields_as_defaults() -> None:
     assert payload_columns(b"") == {}
 
 
-def test_the_current_payload_format_is_unchanged() -> None:
-    assert len(RECORD_V2) == len(FIELDS)
+def test_the_second_payload_format_is_unchanged_and_reads_no_rate_limits() -> None:
     assert encode_records([RECORD_V2]) == STORED_PAYLOAD_V2
-    assert payload_columns(STORED_PAYLOAD_V2) == {name: [value] for name, value in zip(FIELDS, RECORD_V2, strict=True)}
+    columns = payload_columns(STORED_PAYLOAD_V2)
+    assert tuple(columns) == FIELDS
+    assert {name: columns[name] for name in FIELDS[: len(RECORD_V2)]} == {
+        name: [value] for name, value in zip(FIELDS, RECORD_V2, strict=False)
+    }
+    assert [columns[name] for name in FIELDS[len(RECORD_V2) :]] == [[None]] * 6
+
+
+# One record as the outbox stores it since the rate-limit headers were added (issue 14; frozen too).
+STORED_PAYLOAD_V3 = bytes.fromhex(
+    "dc002a91a56e65772d3291cf0000019aa0b4e2c891a66f70656e616991a66770742d346f91a091a46368617491a091a091a0"
+    "91a091a091cd0bb891cd03e891009114910091c091c091a56572726f7291aa726174655f6c696d6974910191a46c69766591"
+    "c291a764656661756c7491c2910091c091a091a091a0918091c091a56572726f7291a0910091c291ce01c9c380910091cd27"
+    "1091cd270f91c091c0"
+)
+RECORD_V3: tuple[Any, ...] = (
+    "new-2", 1763632800456, "openai", "gpt-4o", "", "chat", "", "", "", "", "", 3000, 1000, 0, 20, 0,
+    None, None, "error", "rate_limit", 1, "live", False, "default", False, 0, None, "", "", "", {}, None, "error", "",
+    0, False, 30_000_000, 0, 10_000, 9_999, None, None,
+)  # fmt: skip
+
+
+def test_the_current_payload_format_is_unchanged() -> None:
+    assert len(RECORD_V3) == len(FIELDS)
+    assert encode_records([RECORD_V3]) == STORED_PAYLOAD_V3
+    assert payload_columns(STORED_PAYLOAD_V3) == {name: [value] for name, value in zip(FIELDS, RECORD_V3, strict=True)}
     with pytest.raises(ValueError, match="more than"):
-        payload_columns(encode_records([(*RECORD_V2, "extra")]))
+        payload_columns(encode_records([(*RECORD_V3, "extra")]))
 
 
 @pytest.mark.django_db
@@ -83,6 +107,19 @@ def test_a_current_batch_drains_with_the_added_fields(project: Project) -> None:
     assert rows == [
         {"event_id": "new-1", "finish_reason": "length", "prompt_prefix_hash": "ab" * 32, "prompt_prefix_tokens": 2500,
          "prompt_prefix_tokens_estimated": True}
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_current_batch_drains_with_the_rate_limits(project: Project) -> None:
+    received = datetime(2025, 11, 20, 11, 0, 1, tzinfo=UTC)
+    Batch.objects.create(project=project, payload=STORED_PAYLOAD_V3, record_count=1, received_at=received)
+    assert drain().records == 1
+    names = [name for name in FIELDS if name.startswith("ratelimit_")]
+    assert raw_rows(project, f"event_id, error_type, {', '.join(names)}") == [
+        {"event_id": "new-2", "error_type": "rate_limit", "ratelimit_limit_tokens": 30_000_000,
+         "ratelimit_remaining_tokens": 0, "ratelimit_limit_requests": 10_000, "ratelimit_remaining_requests": 9_999,
+         "ratelimit_limit_input_tokens": None, "ratelimit_limit_output_tokens": None}
     ]  # fmt: skip
 
 

@@ -47,10 +47,14 @@ DEFAULTS: dict[str, Any] = {
     "service_tier": "default", "streamed": False, "tool_calls": 0, "max_tokens": None, "trace_id": "",
     "session_id": "", "request_id": "", "tags": {}, "reported_pusd": None, "finish_reason": "",
     "prompt_prefix_hash": "", "prompt_prefix_tokens": 0, "prompt_prefix_tokens_estimated": False,
+    "ratelimit_limit_tokens": None, "ratelimit_remaining_tokens": None, "ratelimit_limit_requests": None,
+    "ratelimit_remaining_requests": None, "ratelimit_limit_input_tokens": None, "ratelimit_limit_output_tokens": None,
 }  # fmt: skip
 PREFIX = {
     "finish_reason": "length", "prompt_prefix_hash": "ab" * 32, "prompt_prefix_tokens": 1200,
-    "prompt_prefix_tokens_estimated": True,
+    "prompt_prefix_tokens_estimated": True, "ratelimit_limit_tokens": 30_000_000, "ratelimit_remaining_tokens": 0,
+    "ratelimit_limit_requests": 10_000, "ratelimit_remaining_requests": 9_999, "ratelimit_limit_input_tokens": 400_000,
+    "ratelimit_limit_output_tokens": 80_000,
 }  # fmt: skip
 
 
@@ -188,7 +192,7 @@ def test_call_columns_from_records_transposes_in_field_order() -> None:
 def test_records_laid_out_by_an_earlier_release_take_the_added_fields_defaults() -> None:
     old = tuple({**DEFAULTS, "event_id": "x"}[name] for name in CALL_FIELDS[: -len(ADDED_DEFAULTS)])
     columns = CallColumns.from_records([old])
-    assert [getattr(columns, name) for name in ADDED_DEFAULTS] == [[""], [""], [0], [False]]
+    assert [getattr(columns, name) for name in ADDED_DEFAULTS] == [[""], [""], [0], [False], *[[None]] * 6]
     with pytest.raises(ValueError, match="without a default"):
         CallColumns.from_records([old[:-1]])
     with pytest.raises(ValueError, match="more than"):
@@ -196,7 +200,7 @@ def test_records_laid_out_by_an_earlier_release_take_the_added_fields_defaults()
 
 
 @pytest.mark.django_db
-def test_a_reprice_keeps_the_finish_reason_and_prompt_prefix(ch: ClickHouse, project: Project) -> None:
+def test_a_reprice_keeps_the_added_fields(ch: ClickHouse, project: Project) -> None:
     from ledger.reprice import reprice
 
     # given a call with a finish reason and a prompt prefix, and one without

@@ -56,7 +56,7 @@ def test_seed_demo_is_realistic_and_runs_once(ch: ClickHouse) -> None:
     budgets = {b.name: b for b in Budget.objects.filter(project=project)}
     assert set(budgets) == {"Monthly LLM spend", "chat-assistant (tight)"}
     assert budgets["Monthly LLM spend"].amount > budgets["chat-assistant (tight)"].amount >= 1
-    assert sorted(r.kind for r in budgets["Monthly LLM spend"].rules.all()) == ["actual", "forecast"]
+    assert sorted(r.kind for r in budgets["Monthly LLM spend"].rules.all()) == ["actual", "capacity", "forecast"]
 
 
 @pytest.mark.django_db

@@ -472,6 +472,130 @@ ALTER TABLE llm_calls ON CLUSTER meterline
     ADD COLUMN IF NOT EXISTS prompt_prefix_tokens UInt32 DEFAULT 0 AFTER prompt_prefix_hash,
     ADD COLUMN IF NOT EXISTS prompt_prefix_tokens_estimated Bool DEFAULT false AFTER prompt_prefix_tokens;
 
+-- 0004_call_ratelimits
+ALTER TABLE llm_calls_local ON CLUSTER meterline
+    ADD COLUMN IF NOT EXISTS ratelimit_limit_tokens Nullable(UInt64) AFTER prompt_prefix_tokens_estimated,
+    ADD COLUMN IF NOT EXISTS ratelimit_remaining_tokens Nullable(UInt64) AFTER ratelimit_limit_tokens,
+    ADD COLUMN IF NOT EXISTS ratelimit_limit_requests Nullable(UInt64) AFTER ratelimit_remaining_tokens,
+    ADD COLUMN IF NOT EXISTS ratelimit_remaining_requests Nullable(UInt64) AFTER ratelimit_limit_requests,
+    ADD COLUMN IF NOT EXISTS ratelimit_limit_input_tokens Nullable(UInt64) AFTER ratelimit_remaining_requests,
+    ADD COLUMN IF NOT EXISTS ratelimit_limit_output_tokens Nullable(UInt64) AFTER ratelimit_limit_input_tokens;
+
+ALTER TABLE llm_calls ON CLUSTER meterline
+    ADD COLUMN IF NOT EXISTS ratelimit_limit_tokens Nullable(UInt64) AFTER prompt_prefix_tokens_estimated,
+    ADD COLUMN IF NOT EXISTS ratelimit_remaining_tokens Nullable(UInt64) AFTER ratelimit_limit_tokens,
+    ADD COLUMN IF NOT EXISTS ratelimit_limit_requests Nullable(UInt64) AFTER ratelimit_remaining_tokens,
+    ADD COLUMN IF NOT EXISTS ratelimit_remaining_requests Nullable(UInt64) AFTER ratelimit_limit_requests,
+    ADD COLUMN IF NOT EXISTS ratelimit_limit_input_tokens Nullable(UInt64) AFTER ratelimit_remaining_requests,
+    ADD COLUMN IF NOT EXISTS ratelimit_limit_output_tokens Nullable(UInt64) AFTER ratelimit_limit_input_tokens;
+
+-- 0005_rollup_capacity
+CREATE TABLE IF NOT EXISTS rollup_capacity_detail_minute_local ON CLUSTER meterline
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    feature LowCardinality(String),
+    route_version LowCardinality(String),
+    route LowCardinality(String),
+    environment LowCardinality(String),
+    traffic Enum8('live' = 1, 'eval' = 2, 'shadow' = 3),
+    calls UInt64,
+    input_tokens UInt64,
+    cache_read_tokens UInt64,
+    output_tokens UInt64,
+    rate_limited_calls UInt64,
+    limit_tokens Nullable(UInt64),
+    limit_tokens_at DateTime64(3, 'UTC'),
+    limit_requests Nullable(UInt64),
+    limit_requests_at DateTime64(3, 'UTC'),
+    limit_input_tokens Nullable(UInt64),
+    limit_input_tokens_at DateTime64(3, 'UTC'),
+    limit_output_tokens Nullable(UInt64),
+    limit_output_tokens_at DateTime64(3, 'UTC'),
+    version UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (project_id, bucket, provider, model, feature, route_version, route, environment, traffic)
+TTL bucket + INTERVAL 400 DAY;
+
+CREATE TABLE IF NOT EXISTS rollup_capacity_detail_minute ON CLUSTER meterline
+AS rollup_capacity_detail_minute_local
+ENGINE = Distributed('meterline', 'meterline', 'rollup_capacity_detail_minute_local', cityHash64(project_id));
+
+CREATE TABLE IF NOT EXISTS rollup_capacity_minute_local ON CLUSTER meterline
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    calls UInt64,
+    input_tokens UInt64,
+    cache_read_tokens UInt64,
+    output_tokens UInt64,
+    rate_limited_calls UInt64,
+    limit_tokens Nullable(UInt64),
+    limit_tokens_at DateTime64(3, 'UTC'),
+    limit_requests Nullable(UInt64),
+    limit_requests_at DateTime64(3, 'UTC'),
+    limit_input_tokens Nullable(UInt64),
+    limit_input_tokens_at DateTime64(3, 'UTC'),
+    limit_output_tokens Nullable(UInt64),
+    limit_output_tokens_at DateTime64(3, 'UTC'),
+    version UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (project_id, provider, model, bucket)
+TTL bucket + INTERVAL 400 DAY;
+
+CREATE TABLE IF NOT EXISTS rollup_capacity_minute ON CLUSTER meterline
+AS rollup_capacity_minute_local
+ENGINE = Distributed('meterline', 'meterline', 'rollup_capacity_minute_local', cityHash64(project_id));
+
+-- 0006_rollup_capacity_day
+CREATE TABLE IF NOT EXISTS rollup_capacity_day_local ON CLUSTER meterline
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    calls UInt64,
+    minutes Array(Tuple(UInt16, UInt64, UInt64, UInt64, UInt64, UInt64)),
+    active_minutes UInt32,
+    rate_limited_calls UInt64,
+    peak_tpm UInt64,
+    peak_itpm UInt64,
+    peak_uncached_itpm UInt64,
+    peak_otpm UInt64,
+    peak_rpm UInt64,
+    peak_key UInt64,
+    top_tpm Array(Int64),
+    top_itpm Array(Int64),
+    top_uncached_itpm Array(Int64),
+    top_otpm Array(Int64),
+    top_rpm Array(Int64),
+    limit_tokens Nullable(UInt64),
+    limit_tokens_at DateTime64(3, 'UTC'),
+    limit_requests Nullable(UInt64),
+    limit_requests_at DateTime64(3, 'UTC'),
+    limit_input_tokens Nullable(UInt64),
+    limit_input_tokens_at DateTime64(3, 'UTC'),
+    limit_output_tokens Nullable(UInt64),
+    limit_output_tokens_at DateTime64(3, 'UTC'),
+    version UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)
+PARTITION BY toYear(bucket)
+ORDER BY (project_id, provider, model, bucket)
+TTL bucket + INTERVAL 400 DAY;
+
+CREATE TABLE IF NOT EXISTS rollup_capacity_day ON CLUSTER meterline
+AS rollup_capacity_day_local
+ENGINE = Distributed('meterline', 'meterline', 'rollup_capacity_day_local', cityHash64(project_id));
+
 -- 0007_rollup_price_hour
 CREATE TABLE IF NOT EXISTS rollup_price_hour_local ON CLUSTER meterline
 (

@@ -18,7 +18,7 @@ from ledger.models import Feedback
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, pusd_to_usd
 from ledger.raw import CallColumns, CallGroup, write_calls
-from ops.demo import generate
+from ops.demo import generate, with_capacity
 from tenancy.models import ApiKey, Membership, Organization, Project, Role
 
 CHUNK = 20_000
@@ -84,6 +84,8 @@ class Command(BaseCommand):
             budget = Budget.objects.create(project=project, name=name, scope=scope, period="month", amount=amount)
             Rule.objects.create(budget=budget, kind="actual", thresholds=[50, 80, 100])
             Rule.objects.create(budget=budget, kind="forecast", thresholds=[100])
+            if not scope:  # the providers' rate limits, judged on the whole project's traffic
+                Rule.objects.create(budget=budget, kind="capacity", thresholds=[80])
 
     def _seed(self, project: Project, total: int) -> None:
         started = time.monotonic()
@@ -93,7 +95,7 @@ class Command(BaseCommand):
         thumbs: list[tuple[str, float]] = []
         written = 0
         with tqdm(total=total, unit="call", desc="seeding demo traffic") as bar:
-            for record in generate(total, end_ms, feedback=thumbs):
+            for record in with_capacity(generate(total, end_ms, feedback=thumbs)):
                 chunk.append(record)
                 if len(chunk) == CHUNK:
                     written += self._write(project, chunk, book)

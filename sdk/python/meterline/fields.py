@@ -46,6 +46,12 @@ INTEGERS: dict[str, tuple[int, int]] = {
     "tool_calls": (0, 100_000),
     "max_tokens": (1, 2**32 - 1),
     "prompt_prefix_tokens": (0, 10**9),
+    "ratelimit_limit_tokens": (0, 10**12),
+    "ratelimit_remaining_tokens": (0, 10**12),
+    "ratelimit_limit_requests": (0, 10**12),
+    "ratelimit_remaining_requests": (0, 10**12),
+    "ratelimit_limit_input_tokens": (0, 10**12),
+    "ratelimit_limit_output_tokens": (0, 10**12),
 }
 MILLIS: dict[str, tuple[float, float]] = {"ttft_ms": (0, 86_400_000), "latency_ms": (0, 86_400_000)}
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -1,8 +1,9 @@
 """A local stand-in for the OpenAI and Anthropic HTTP APIs (stdlib ``http.server`` in a thread).
 
 It answers ``/v1/chat/completions``, ``/v1/responses`` and ``/v1/messages`` with JSON or SSE
-streams shaped like the providers' own, with or without prompt-cache tokens, and keeps each
-request's JSON body so tests can see what the wrapped client really sent.
+streams shaped like the providers' own, with or without prompt-cache tokens, with each provider's
+rate-limit headers (``x-ratelimit-*`` / ``anthropic-ratelimit-*``) and, when asked, 429s; it keeps
+each request's JSON body so tests can see what the wrapped client really sent.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class Provider:
         self.finish: str | None = None  # the finish_reason / stop_reason to answer (else as the real API)
         self.incomplete: str | None = None  # answer Responses as incomplete, for this reason
         self.requests: list[dict[str, Any]] = []
+        # The rate limits the headers announce (what remains goes down by one request a call).
+        self.limit_tokens, self.limit_requests = 30_000_000, 10_000
+        self.limit_input_tokens, self.limit_output_tokens = 2_000_000, 400_000
+        self.rate_limited = 0  # answer this many requests with a 429 before answering normally
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +56,10 @@ class Provider:
                 if provider.delay:
                     time.sleep(provider.delay)
                     self.close_connection = True
+                if provider.rate_limited:
+                    provider.rate_limited -= 1
+                    self._json(429, provider.error(self.path, 429))
+                    return
                 if provider.fail_status:
                     self._json(provider.fail_status, provider.error(self.path))
                     return
@@ -75,6 +84,7 @@ class Provider:
                     self.send_header("Content-Length", str(len(data)))
                     self.send_header("x-request-id", "req_standin_1")
                     self.send_header("request-id", "req_standin_1")
+                    self._limit_headers(status)
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
@@ -86,6 +96,7 @@ class Provider:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.send_header("x-request-id", "req_standin_stream")
                 self.send_header("request-id", "req_standin_stream")
+                self._limit_headers(200)
                 self.end_headers()
                 for name, data in events:
                     text = (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
@@ -93,6 +104,10 @@ class Provider:
                     self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
                     self.wfile.flush()
                 self.wfile.write(b"0\r\n\r\n")
+
+            def _limit_headers(self, status: int) -> None:
+                for name, value in provider.limit_headers(self.path, status).items():
+                    self.send_header(name, value)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -241,9 +256,47 @@ class Provider:
         ]  # fmt: skip
         return [(e["type"], json.dumps(e)) for e in events]
 
+    # -- rate limits --------------------------------------------------------------------------
+
+    def limit_headers(self, path: str, status: int) -> dict[str, str]:
+        """The provider's rate-limit headers; a 429 says nothing remains and to retry at once."""
+        served = len(self.requests)
+        requests_left = 0 if status == 429 else max(self.limit_requests - served, 0)
+        extra = {"retry-after": "0"} if status == 429 else {}
+        if path == "/v1/messages":
+            tokens_limit = self.limit_input_tokens + self.limit_output_tokens
+            tokens_left = 0 if status == 429 else tokens_limit - 2306 * served
+            return {
+                "anthropic-ratelimit-requests-limit": str(self.limit_requests),
+                "anthropic-ratelimit-requests-remaining": str(requests_left),
+                "anthropic-ratelimit-requests-reset": "2026-11-20T12:00:01Z",
+                "anthropic-ratelimit-tokens-limit": str(tokens_limit),
+                "anthropic-ratelimit-tokens-remaining": str(max(tokens_left, 0)),
+                "anthropic-ratelimit-input-tokens-limit": str(self.limit_input_tokens),
+                "anthropic-ratelimit-input-tokens-remaining": str(self.limit_input_tokens),
+                "anthropic-ratelimit-output-tokens-limit": str(self.limit_output_tokens),
+                "anthropic-ratelimit-output-tokens-remaining": str(self.limit_output_tokens),
+                **extra,
+            }
+        tokens_left = 0 if status == 429 else self.limit_tokens - 2306 * served
+        return {
+            "x-ratelimit-limit-requests": str(self.limit_requests),
+            "x-ratelimit-limit-tokens": str(self.limit_tokens),
+            "x-ratelimit-remaining-requests": str(requests_left),
+            "x-ratelimit-remaining-tokens": str(max(tokens_left, 0)),
+            "x-ratelimit-reset-requests": "6ms",
+            "x-ratelimit-reset-tokens": "0s",
+            **extra,
+        }
+
     # -- errors -------------------------------------------------------------------------------
 
-    def error(self, path: str) -> dict[str, Any]:
+    def error(self, path: str, status: int = 400) -> dict[str, Any]:
+        if status == 429:
+            if path == "/v1/messages":
+                return {"type": "error", "error": {"type": "rate_limit_error", "message": "rate limited"}}
+            return {"error": {"message": "Rate limit reached for requests", "type": "requests", "param": None,
+                              "code": "rate_limit_exceeded"}}  # fmt: skip
         if path == "/v1/messages":
             return {"type": "error", "error": {"type": "invalid_request_error", "message": "bad request"}}
         return {"error": {"message": "bad request", "type": "invalid_request_error", "param": None, "code": None}}

@@ -207,3 +207,15 @@ def app_env() -> dict[str, str]:
     (this tree's, not the one an editable install may point at)."""
     root = str(Path(meterline.__file__).resolve().parent.parent)
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+
+
+class Recorded:
+    """A sync-mode client that keeps what it delivers: the recorder an integration under test writes to."""
+
+    def __init__(self) -> None:
+        self.transport = ScriptedTransport()
+        self.client = meterline.Client("k", sync=True, transport=self.transport)
+
+    def calls(self) -> list[dict[str, Any]]:
+        delivered: list[dict[str, Any]] = self.transport.delivered()
+        return delivered

@@ -104,7 +104,9 @@ class Call:
         if self.ttft_ms is not None:
             values["ttft_ms"] = round(min(self.ttft_ms, latency), 3)
         if error is not None:
-            values["error_type"] = type(error).__name__[:200]
+            # A 429 is the provider's rate limit, whatever the client calls its exception.
+            rate_limited = getattr(error, "status_code", None) == 429
+            values["error_type"] = "rate_limit" if rate_limited else type(error).__name__[:200]
         if values["status"] == "error" and values.get("finish_reason") is None:
             values["finish_reason"] = "error"
         values = fit({k: v for k, v in values.items() if v is not None})

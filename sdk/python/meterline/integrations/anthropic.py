@@ -36,6 +36,7 @@ from meterline.integrations._call import (
     wrap_copies,
 )
 from meterline.integrations.prefix import PrefixCounter, prefix_fields
+from meterline.integrations.ratelimits import ANTHROPIC_HEADERS, current, watch
 
 C = TypeVar("C")
 _TIERS = {"standard": "default", "priority": "priority", "batch": "batch"}
@@ -56,6 +57,7 @@ def instrument(
     original = messages.create
     if getattr(original, "__meterline__", False):
         return client
+    watch(client, ANTHROPIC_HEADERS)
     wrap_copies(
         client,
         lambda copy: instrument(copy, recorder=record, provider=provider, count_prefix_tokens=count_prefix_tokens),
@@ -84,7 +86,8 @@ def instrument(
         async def async_create(*args: Any, **kwargs: Any) -> Any:
             call, streamed = begin(kwargs)
             try:
-                result = await original(*args, **kwargs)
+                with current(call):
+                    result = await original(*args, **kwargs)
             except BaseException as exc:
                 call.finish(status_of(exc), exc)
                 raise
@@ -101,7 +104,8 @@ def instrument(
     def create(*args: Any, **kwargs: Any) -> Any:
         call, streamed = begin(kwargs)
         try:
-            result = original(*args, **kwargs)
+            with current(call):
+                result = original(*args, **kwargs)
         except BaseException as exc:
             call.finish(status_of(exc), exc)
             raise
@@ -151,7 +155,8 @@ class _Manager:
 
     def __enter__(self) -> Any:
         try:
-            stream = self._manager.__enter__()
+            with current(self._call):
+                stream = self._manager.__enter__()
         except BaseException as exc:
             self._call.finish(status_of(exc), exc)
             raise
@@ -162,7 +167,8 @@ class _Manager:
 
     async def __aenter__(self) -> Any:
         try:
-            stream = await self._manager.__aenter__()
+            with current(self._call):
+                stream = await self._manager.__aenter__()
         except BaseException as exc:
             self._call.finish(status_of(exc), exc)
             raise

@@ -46,6 +46,7 @@ from meterline.integrations._call import (
     wrap_copies,
 )
 from meterline.integrations.prefix import PrefixCounter, leading_system, prefix_fields
+from meterline.integrations.ratelimits import OPENAI_HEADERS, current, watch
 
 C = TypeVar("C")
 _TIERS = {"default": "default", "flex": "flex", "priority": "priority"}
@@ -65,6 +66,7 @@ def instrument(
 ) -> C:
     """Record every ``create`` and ``parse`` of ``client``'s chat completions and responses; returns it."""
     record = recorder or default_recorder()
+    watch(client, OPENAI_HEADERS)
     completions = client.chat.completions  # type: ignore[attr-defined]
     settings = _Settings(record, provider, include_usage, count_prefix_tokens)
     for name in ("create", "parse"):
@@ -131,7 +133,8 @@ def _wrap(resource: Any, name: str, result_fields: Any, observer_type: type[Obse
         async def async_create(*args: Any, **kwargs: Any) -> Any:
             call, streamed, injected = begin(kwargs)
             try:
-                result = await original(*args, **kwargs)
+                with current(call):
+                    result = await original(*args, **kwargs)
             except BaseException as exc:
                 call.finish(status_of(exc), exc)
                 raise
@@ -148,7 +151,8 @@ def _wrap(resource: Any, name: str, result_fields: Any, observer_type: type[Obse
     def create(*args: Any, **kwargs: Any) -> Any:
         call, streamed, injected = begin(kwargs)
         try:
-            result = original(*args, **kwargs)
+            with current(call):
+                result = original(*args, **kwargs)
         except BaseException as exc:
             call.finish(status_of(exc), exc)
             raise

@@ -1,0 +1,462 @@
+"""Capacity: peak and p99 tokens and requests per UTC minute per model (or pool) against its limits.
+
+Definitions (exact integers, by the calls' timestamps in UTC minutes): a minute's ``tpm`` is
+Σ(input + output tokens), ``itpm`` Σ input, ``uncached_itpm`` Σ(input − cache reads), ``otpm`` Σ
+output, ``rpm`` the calls. The peak is the largest minute in the range; p99 is the nearest-rank
+99th percentile of the minutes that had traffic (the ⌈0.99·n⌉-th smallest). A pool (a limit naming
+several models, ``ledger.models.RateLimit``) sums its models' calls minute by minute.
+
+Limits: each is the configured one where set, else the latest one the provider reported in the
+range (the ``ratelimit_limit_*`` headers of its answers); ``limit_source`` says ``configured``
+when any limit shown is configured, ``observed`` when all are observed, None without any.
+Anthropic does not count cache reads toward ITPM, so its ITPM headroom is judged on uncached input.
+
+Reads the capacity rollups: each day's minutes of a model (``rollup_capacity_day``, unfolded), or
+the per-minute detail tier when a filter needs its dimensions. :func:`capacity_from_raw` computes
+the same answer from ``llm_calls``, for the tests and ``bench/capacity.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ledger import forecast as forecasting
+from ledger.clickhouse.client import get_clickhouse
+from ledger.models import RateLimit
+
+DETAIL_TABLE = "rollup_capacity_detail_minute"
+MINUTE_TABLE = "rollup_capacity_minute"
+DAY_TABLE = "rollup_capacity_day"
+FILTERS = ("provider", "model", "feature", "route", "route_version", "environment", "traffic")
+MEASURES = ("tpm", "itpm", "uncached_itpm", "otpm", "rpm")
+# limit → (the peak it bounds, the observed column); Anthropic's ITPM is judged on uncached input.
+LIMITS = {"tpm": "tpm", "rpm": "rpm", "itpm": "itpm", "otpm": "otpm"}
+_OBSERVED = {
+    "tpm": "limit_tokens",
+    "rpm": "limit_requests",
+    "itpm": "limit_input_tokens",
+    "otpm": "limit_output_tokens",
+}
+HEADROOM_PLACES = Decimal("0.000001")
+GROWTH_PLACES = Decimal("0.0001")
+MIN_FORECAST_DAYS = 7
+FIT_DAYS = 56  # the daily peaks the growth is fitted on, at most
+HORIZON_DAYS = 365  # a limit further away than this is "not reached"
+
+# A minute's sums, per (provider, model or pool): from the rollup (``$source`` = a capacity tier)
+# or from raw calls. ``transform`` maps a pool's member models to the pool's name.
+_GROUP = (
+    "transform(concat(toString(provider), '\\x00', toString(model)), {pool_keys:Array(String)},"
+    " {pool_names:Array(String)}, toString(model))"
+)
+_MINUTES = (
+    f"SELECT provider, {_GROUP} AS grp, $bucket AS minute,"  # noqa: S608
+    " $calls AS rpm, sum(input_tokens) + sum(output_tokens) AS tpm, sum(input_tokens) AS itpm,"
+    " sum(input_tokens) - sum(cache_read_tokens) AS uncached_itpm, sum(output_tokens) AS otpm,"
+    " $rate_limited AS rate_limited FROM $source WHERE project_id = {project:UInt64}"
+    " AND $time >= {start:DateTime('UTC')} AND $time < {end:DateTime('UTC')}$filters"
+    " GROUP BY provider, grp, minute HAVING rpm > 0"
+)
+_ROLLUP = {"bucket": "bucket", "calls": "sum(calls)", "rate_limited": "sum(rate_limited_calls)", "time": "bucket"}
+_RAW = {
+    "bucket": "toStartOfMinute(timestamp)", "calls": "count()", "time": "timestamp",
+    "rate_limited": "countIf(status = 'error' AND error_type = 'rate_limit')",
+}  # fmt: skip
+_MEMBER = "has({pool_keys:Array(String)}, concat(toString($p.provider), '\\x00', toString($p.model)))"
+# The day tier's minutes unfolded into minute rows (the columns the minute tiers have): for the
+# range's partial edge days, and for the models of a pool (summed with their pool's others per minute).
+_DAY_MINUTES = (
+    "(SELECT d.project_id AS project_id, d.provider AS provider, d.model AS model,"  # noqa: S608
+    " d.bucket + toIntervalMinute(m.1) AS bucket, m.2 AS calls, m.3 AS input_tokens, m.4 AS cache_read_tokens,"
+    f" m.5 AS output_tokens, m.6 AS rate_limited_calls FROM {DAY_TABLE} AS d FINAL ARRAY JOIN d.minutes AS m"
+    " WHERE d.project_id = {project:UInt64}"
+    " AND d.bucket >= toStartOfDay({start:DateTime('UTC')}) AND d.bucket < {end:DateTime('UTC')}"
+    " AND (d.bucket < {whole_from:DateTime('UTC')} OR d.bucket >= {whole_to:DateTime('UTC')} OR "
+    + _MEMBER.replace("$p", "d")
+    + "))"
+)
+# Per (provider, model or pool) and day: the minutes with traffic, the peak of each measure, the
+# peak's key (tpm · 2048 + 1439 − the minute of the day: its largest value is the earliest minute
+# of the largest tpm), each measure's $top largest minutes (negated, ascending) and the 429s.
+_DAY_COLUMNS = ["n", *(f"d_{m}" for m in MEASURES), "d_key", *(f"t_{m}" for m in MEASURES), "d_rate_limited"]
+_DAYS_FROM_MINUTES = (
+    "SELECT provider, grp, toDate(minute) AS day, count() AS n, "  # noqa: S608
+    + ", ".join(f"toUInt64(max({m})) AS d_{m}" for m in MEASURES)
+    + ", toUInt64(max(toUInt64(tpm) * 2048 + (1439 - toRelativeMinuteNum(minute) % 1440))) AS d_key, "
+    + ", ".join(f"groupArraySorted($top)(-toInt64({m})) AS t_{m}" for m in MEASURES)
+    + ", toUInt64(sum(rate_limited)) AS d_rate_limited FROM ($minutes) GROUP BY provider, grp, day"
+)
+# The same per-day figures the day tier holds for the whole days (models outside any pool).
+_DAYS_FROM_DAY_TIER = (
+    "SELECT provider, toString(model) AS grp, toDate(bucket) AS day, toUInt64(active_minutes) AS n, "  # noqa: S608
+    + ", ".join(f"peak_{m} AS d_{m}" for m in MEASURES)
+    + ", peak_key AS d_key, "
+    + ", ".join(f"arraySlice(top_{m}, 1, $top) AS t_{m}" for m in MEASURES)
+    + f", rate_limited_calls AS d_rate_limited FROM {DAY_TABLE} AS w FINAL WHERE project_id = {{project:UInt64}}"
+    " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
+    " AND NOT " + _MEMBER.replace("$p", "w") + "$filters"
+)
+# Then per model: the peaks, the peak minute (the earliest day of the largest tpm), the days, and
+# the nearest-rank p99: the (n − ⌈0.99·n⌉ + 1)-th largest minute, found among each day's $top
+# largest ($top exceeds 1 % of the range's minutes).
+_RANK = "toUInt64(sum(n) - intDiv(99 * sum(n) + 99, 100) + 1)"
+_SUMMARY = (
+    "SELECT provider, grp, sum(n), "  # noqa: S608
+    + ", ".join(f"max(d_{m})" for m in MEASURES)
+    + ", "
+    + ", ".join(f"-arrayElement(arraySort(arrayFlatten(groupArray(t_{m}))), {_RANK})" for m in MEASURES)
+    + ", argMax(toDateTime(day, 'UTC') + toIntervalMinute(1439 - d_key % 2048), (d_tpm, -toInt64(toUInt32(day)))),"
+    " sum(d_rate_limited), groupArray(("
+    + ", ".join(["day", *(f"d_{m}" for m in MEASURES)])
+    + ")) FROM ($days) GROUP BY provider, grp ORDER BY provider, grp"
+)
+# The latest limit each model reported in the range: from the day tier for the whole days inside it
+# and the minute tier for the rest (or the detail tier under filters, or raw calls).
+_LATEST = ", ".join(f"argMaxIf({c}, {c}_at, isNotNull({c})) AS {c}" for c in _OBSERVED.values())
+_OBSERVED_SQL = f"SELECT provider, {_GROUP} AS grp, {_LATEST} FROM ($limits) GROUP BY provider, grp"  # noqa: S608
+_LIMIT_COLUMNS = ", ".join(f"{c}, {c}_at" for c in _OBSERVED.values())
+_RAW_LIMITS = (
+    "SELECT provider, model, "  # noqa: S608
+    + ", ".join(f"ratelimit_{c} AS {c}, timestamp AS {c}_at" for c in _OBSERVED.values())
+    + " FROM llm_calls FINAL WHERE project_id = {project:UInt64} AND timestamp >= {start:DateTime('UTC')}"
+    " AND timestamp < {end:DateTime('UTC')}$filters"
+)
+_TIER_LIMITS = (
+    f"SELECT provider, model, {_LIMIT_COLUMNS} FROM $table FINAL WHERE project_id = {{project:UInt64}}"  # noqa: S608
+    " AND bucket >= {$from:DateTime('UTC')} AND bucket < {$to:DateTime('UTC')}$filters"
+)
+
+
+class CapacityError(ValueError):
+    """A capacity question that cannot be answered as asked (a 400)."""
+
+
+@dataclass(frozen=True)
+class CapacityQuery:
+    project_id: int
+    start: datetime
+    end: datetime
+    filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    weekly_growth: Decimal | None  # the daily peaks' growth per week (0.05 = +5 %)
+    limit_reached_on: date | None
+
+
+@dataclass
+class Capacity:
+    """One model's (or pool's) minutes in the range against its limits."""
+
+    provider: str
+    model: str
+    models: list[str]
+    peaks: dict[str, int]  # measure → the largest minute
+    p99: dict[str, int]  # measure → the nearest-rank p99 over the minutes with traffic
+    minutes: int
+    peak_minute: datetime
+    rate_limited_calls: int
+    limits: dict[str, int | None]
+    limit_source: str | None
+    headroom: Decimal | None
+    forecast: Forecast
+    daily: dict[str, dict[date, int]]  # measure → day → the day's peak minute
+
+    def as_json(self) -> dict[str, Any]:
+        """The /v1/capacity row (docs/contract.md)."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "models": self.models,
+            "peak_tpm": self.peaks["tpm"],
+            "peak_itpm": self.peaks["itpm"],
+            "peak_uncached_itpm": self.peaks["uncached_itpm"],
+            "peak_otpm": self.peaks["otpm"],
+            "peak_rpm": self.peaks["rpm"],
+            "p99_tpm": self.p99["tpm"],
+            "p99_rpm": self.p99["rpm"],
+            "peak_minute": self.peak_minute.isoformat().replace("+00:00", "Z"),
+            **{f"limit_{name}": self.limits[name] for name in LIMITS},
+            "limit_source": self.limit_source,
+            "headroom": None if self.headroom is None else str(self.headroom),
+            "rate_limited_calls": self.rate_limited_calls,
+            "forecast": {
+                "weekly_growth": None if self.forecast.weekly_growth is None else str(self.forecast.weekly_growth),
+                "limit_reached_on": None
+                if self.forecast.limit_reached_on is None
+                else self.forecast.limit_reached_on.isoformat(),
+            },
+        }
+
+
+def bounded(provider: str, name: str) -> str:
+    """The measure a limit bounds: Anthropic's ITPM leaves cache reads out."""
+    return "uncached_itpm" if name == "itpm" and provider == "anthropic" else LIMITS[name]
+
+
+def _check(query: CapacityQuery) -> None:
+    unknown = sorted(set(query.filters) - set(FILTERS))
+    if unknown:
+        raise CapacityError(f"capacity cannot be filtered by {unknown[0]} (filters: {', '.join(FILTERS)})")
+    if query.end <= query.start:
+        raise CapacityError("to must be after from")
+    if any(t.second or t.microsecond for t in (query.start, query.end)):
+        raise CapacityError("from and to must fall on a whole minute (capacity is counted per UTC minute)")
+
+
+def _filters(query: CapacityQuery, params: dict[str, Any]) -> str:
+    filters = ""
+    for i, (dim, values) in enumerate(sorted(query.filters.items())):
+        params[f"f{i}"] = list(values)
+        filters += f" AND toString({dim}) IN {{f{i}:Array(String)}}"
+    return filters
+
+
+def _detailed(query: CapacityQuery) -> bool:
+    """Whether a filter needs the detail tier's dimensions."""
+    return not set(query.filters) <= {"provider", "model"}
+
+
+def _whole_days(query: CapacityQuery, params: dict[str, Any]) -> None:
+    """Bind ``whole_from`` and ``whole_to``: the whole UTC days inside the range (an empty span if none)."""
+    start, end = query.start.astimezone(UTC), query.end.astimezone(UTC)
+    first = start.replace(hour=0, minute=0) + (timedelta(days=1) if start.time() != time() else timedelta())
+    last = end.replace(hour=0, minute=0)
+    params["whole_from"], params["whole_to"] = (first, last) if first < last else (end, end)
+
+
+def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
+    parts = _RAW if raw else _ROLLUP
+    if raw:
+        source = "llm_calls FINAL"
+    elif _detailed(query):
+        source = f"{DETAIL_TABLE} FINAL"
+    else:
+        source = _DAY_MINUTES
+    filters = _filters(query, params)
+    minutes = _MINUTES
+    for name, text in {**parts, "source": source, "filters": filters}.items():
+        minutes = minutes.replace(f"${name}", text)
+    days = _DAYS_FROM_MINUTES.replace("$minutes", minutes)
+    if not raw and not _detailed(query):
+        days += " UNION ALL " + _DAYS_FROM_DAY_TIER.replace("$filters", filters)
+    range_minutes = int((query.end - query.start).total_seconds() // 60)
+    return _SUMMARY.replace("$days", days).replace("$top", str(range_minutes // 100 + 2))
+
+
+def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
+    filters = _filters(query, params)
+    if raw:
+        return _OBSERVED_SQL.replace("$limits", _RAW_LIMITS.replace("$filters", filters))
+    if _detailed(query):
+        parts = [_TIER_LIMITS.replace("$table", DETAIL_TABLE).replace("$from", "start").replace("$to", "end")]
+    else:
+        # whole days from the day tier; the minutes before the first and after the last from the minute tier
+        minute = _TIER_LIMITS.replace("$table", MINUTE_TABLE)
+        parts = [
+            _TIER_LIMITS.replace("$table", DAY_TABLE).replace("$from", "whole_from").replace("$to", "whole_to"),
+            minute.replace("$from", "start").replace("$to", "whole_from"),
+            minute.replace("$from", "whole_to").replace("$to", "end"),
+        ]
+    union = " UNION ALL ".join(p.replace("$filters", filters) for p in parts)
+    return _OBSERVED_SQL.replace("$limits", union)
+
+
+def _pools(limits: Sequence[RateLimit]) -> tuple[list[str], list[str]]:
+    keys, names = [], []
+    for limit in limits:
+        for member in limit.members:
+            keys.append(f"{limit.provider}\x00{member}")
+            names.append(limit.model)
+    return keys, names
+
+
+def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
+    """Every model (or pool) with traffic in the range, by provider and name; ``raw`` reads llm_calls."""
+    _check(query)
+    configured = list(RateLimit.objects.filter(project_id=query.project_id))
+    keys, names = _pools(configured)
+    params: dict[str, Any] = {
+        "project": query.project_id, "start": query.start, "end": query.end, "pool_keys": keys, "pool_names": names,
+    }  # fmt: skip
+    _whole_days(query, params)
+    ch = get_clickhouse()
+    summary = ch.query(_summary_sql(query, raw, params), parameters=params).result_rows
+    observed = {
+        (str(provider), str(grp)): dict(zip(_OBSERVED, values, strict=True))
+        for provider, grp, *values in ch.query(_observed_sql(query, raw, params), parameters=params).result_rows
+    }
+    by_name = {(limit.provider, limit.model): limit for limit in configured}
+    last_day = (query.end - timedelta(microseconds=1)).date()
+    rows = []
+    n = len(MEASURES)
+    for provider, grp, minutes, *rest in summary:
+        provider, grp = str(provider), str(grp)
+        peaks = dict(zip(MEASURES, map(int, rest[:n]), strict=True))
+        p99 = dict(zip(MEASURES, map(int, rest[n : 2 * n]), strict=True))
+        peak_minute, rate_limited, days = rest[2 * n :]
+        daily: dict[str, dict[date, int]] = {m: {} for m in MEASURES}
+        for day, *day_peaks in days:
+            for m, value in zip(MEASURES, day_peaks, strict=True):
+                daily[m][day] = int(value)
+        limit = by_name.get((provider, grp))
+        limits, source = _limits(limit, observed.get((provider, grp), {}))
+        row = Capacity(
+            provider=provider, model=grp, models=limit.members if limit else [grp], peaks=peaks, p99=p99,
+            minutes=int(minutes), peak_minute=peak_minute.replace(tzinfo=UTC),
+            rate_limited_calls=int(rate_limited), limits=limits, limit_source=source,
+            headroom=headroom(provider, peaks, limits), forecast=Forecast(None, None),
+            daily=daily,
+        )  # fmt: skip
+        row.forecast = forecast_row(row, last_day)
+        rows.append(row)
+    return rows
+
+
+def capacity_from_raw(query: CapacityQuery) -> list[Capacity]:
+    """The same answer computed from the raw calls (the reference the rollup is checked against)."""
+    return capacity(query, raw=True)
+
+
+def _limits(limit: RateLimit | None, observed: Mapping[str, Any]) -> tuple[dict[str, int | None], str | None]:
+    """The limit in force per dimension (configured, else observed) and which source shows."""
+    limits: dict[str, int | None] = {}
+    sources = set()
+    for name in LIMITS:
+        mine = getattr(limit, name) if limit is not None else None
+        seen = observed.get(name)
+        if mine is not None:
+            limits[name] = int(mine)
+            sources.add("configured")
+        elif seen is not None and int(seen) > 0:
+            limits[name] = int(seen)
+            sources.add("observed")
+        else:
+            limits[name] = None
+    source = "configured" if "configured" in sources else ("observed" if sources else None)
+    return limits, source
+
+
+def tightest(provider: str, peaks: Mapping[str, int], limits: Mapping[str, int | None]) -> str | None:
+    """The limit closest to being reached (largest peak / limit), or None without a limit."""
+    ratios = {name: Decimal(peaks[bounded(provider, name)]) / lim for name, lim in limits.items() if lim}
+    return max(ratios, key=lambda name: ratios[name]) if ratios else None
+
+
+def headroom(provider: str, peaks: Mapping[str, int], limits: Mapping[str, int | None]) -> Decimal | None:
+    """1 − peak / limit for the tightest limit (negative past it), or None without a limit."""
+    name = tightest(provider, peaks, limits)
+    if name is None:
+        return None
+    limit = limits[name]
+    assert limit  # noqa: S101 (tightest names a limit that is set)
+    return (1 - Decimal(peaks[bounded(provider, name)]) / limit).quantize(HEADROOM_PLACES)
+
+
+def forecast_row(row: Capacity, last_day: date) -> Forecast:
+    """Growth of the tightest limit's daily peaks (tpm without limits) and when its p99 reaches it."""
+    name = tightest(row.provider, row.peaks, row.limits)
+    measure = bounded(row.provider, name) if name else "tpm"
+    growth = fit_growth(row.daily[measure], last_day)
+    if growth is None:
+        return Forecast(None, None)
+    weekly = (Decimal(math.exp(7 * growth.slope)) - 1).quantize(GROWTH_PLACES)
+    reached = [
+        d
+        for n, lim in row.limits.items()
+        if lim
+        and (
+            d := reach_date(
+                row.p99[bounded(row.provider, n)],
+                lim,
+                fit_growth(row.daily[bounded(row.provider, n)], last_day),
+                last_day,
+            )
+        )
+    ]
+    return Forecast(weekly, min(reached) if reached else None)
+
+
+@dataclass(frozen=True)
+class Growth:
+    slope: float  # per day, of the log of the deseasonalised daily peak
+    index: dict[int, float]  # weekday (Monday = 0) → its factor (mean 1)
+
+
+def fit_growth(daily: Mapping[date, int], last_day: date) -> Growth | None:
+    """A robust, weekday-aware fit of the daily peaks: the weekday index of the spend forecast
+    (``ledger.forecast.weekday_index``, with 14 days or more), then the Theil–Sen slope (the median
+    of every pair's slope, so a few outlier days do not move it) of the log of the peaks over that
+    index. None with fewer than 7 days of traffic."""
+    first = max(min(daily, default=last_day), last_day - timedelta(days=FIT_DAYS - 1))
+    history = [
+        (first + timedelta(days=i), Decimal(daily.get(first + timedelta(days=i), 0)))
+        for i in range((last_day - first).days + 1)
+    ]
+    points = [(d, v) for d, v in history if v > 0]
+    if len(points) < MIN_FORECAST_DAYS:
+        return None
+    index = (
+        {w: float(f) for w, f in forecasting.weekday_index(history).items()}
+        if len(history) >= 14
+        else {w: 1.0 for w in range(7)}
+    )
+    xs = [((d - last_day).days, math.log(float(v) / index.get(d.weekday(), 1.0))) for d, v in points]
+    slopes = sorted((y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(xs) for x2, y2 in xs[i + 1 :] if x2 != x1)
+    mid = len(slopes) // 2
+    slope = slopes[mid] if len(slopes) % 2 else (slopes[mid - 1] + slopes[mid]) / 2
+    return Growth(slope, index)
+
+
+def reach_date(p99: int, limit: int, growth: Growth | None, last_day: date) -> date | None:
+    """The first day after ``last_day`` whose projected p99 minute reaches ``limit``, or None.
+
+    The p99 minute lies on the busiest weekdays: day d's projection is p99 · e^(slope·t) ·
+    index[weekday] / max(index), t days after ``last_day``."""
+    if growth is None or p99 <= 0:
+        return None
+    top = max(growth.index.values()) or 1.0
+    for t in range(1, HORIZON_DAYS + 1):
+        day = last_day + timedelta(days=t)
+        if p99 * math.exp(growth.slope * t) * growth.index.get(day.weekday(), 1.0) / top >= limit:
+            return day
+    return None
+
+
+def route_mix(project_id: int, provider: str, models: Sequence[str], minute: datetime) -> list[dict[str, Any]]:
+    """Which features and route versions made up one minute of a model (or pool): calls and tokens."""
+    rows = (
+        get_clickhouse()
+        .query(
+            "SELECT toString(feature), toString(route_version), sum(calls), sum(input_tokens) + sum(output_tokens)"  # noqa: S608
+            f" FROM {DETAIL_TABLE} FINAL WHERE project_id = {{project:UInt64}} AND bucket = {{minute:DateTime('UTC')}}"
+            " AND provider = {provider:String} AND toString(model) IN {models:Array(String)}"
+            " GROUP BY feature, route_version HAVING sum(calls) > 0 ORDER BY 4 DESC, 1, 2",
+            parameters={"project": project_id, "minute": minute, "provider": provider, "models": list(models)},
+        )
+        .result_rows
+    )
+    return [{"feature": f, "route_version": rv, "calls": int(c), "tokens": int(t)} for f, rv, c, t in rows]
+
+
+def minute_curve(project_id: int, provider: str, models: Sequence[str], day: date) -> list[tuple[datetime, int, int]]:
+    """One UTC day of a model (or pool), minute by minute: (minute, tpm, rpm) for minutes with traffic."""
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    rows = get_clickhouse().query(
+        "SELECT bucket, sum(input_tokens) + sum(output_tokens), sum(calls)"  # noqa: S608
+        f" FROM {MINUTE_TABLE} FINAL WHERE project_id = {{project:UInt64}} AND provider = {{provider:String}}"
+        " AND toString(model) IN {models:Array(String)}"
+        " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
+        " GROUP BY bucket HAVING sum(calls) > 0 ORDER BY bucket",
+        parameters={
+            "project": project_id, "provider": provider, "models": list(models), "start": start,
+            "end": start + timedelta(days=1),
+        },
+    ).result_rows  # fmt: skip
+    return [(minute.replace(tzinfo=UTC), int(tpm), int(rpm)) for minute, tpm, rpm in rows]
