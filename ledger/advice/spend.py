@@ -103,7 +103,8 @@ def output_length(ctx: Context) -> list[Recommendation]:
         "SELECT r.f, r.m, count(), sum(r.cost)"  # noqa: S608
         " FROM (SELECT argMax(toString(feature), version) AS f, argMax(toString(model), version) AS m,"
         " any(trace_id) AS trace, any(timestamp) AS ts, argMax(toInt128(cost_pusd), version) AS cost"
-        f" FROM llm_calls WHERE {ctx.where} AND attempt > 1 AND trace_id != ''"
+        f" FROM llm_calls WHERE {ctx.where} AND attempt > 1 AND trace_id IN (SELECT trace_id FROM llm_calls"
+        f" WHERE {ctx.where} AND finish_reason = 'length' AND trace_id != '')"
         " GROUP BY event_id, toStartOfHour(timestamp)) AS r"
         " INNER JOIN (SELECT trace_id, min(timestamp) AS first_cut FROM llm_calls"
         f" WHERE {ctx.where} AND finish_reason = 'length' AND trace_id != '' GROUP BY trace_id) AS l"
