@@ -122,6 +122,9 @@ class UsageQuery:
     tz: str = "UTC"
     limit: int = 100  # groups
     order_by: str = "cost"  # the metric that ranks groups (descending)
+    # With time buckets and more than ``limit`` groups: the groups past the limit, folded into one
+    # group of this label (their sketches merged, so its percentiles are exact), instead of left out.
+    other: str | None = None
 
 
 @dataclass
@@ -263,6 +266,7 @@ def usage(q: UsageQuery) -> UsageResult:
         params[f"f{i}"] = list(values)
         where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
     group_cols = list(q.group_by)
+    group_by = list(group_cols)
     metrics = list(dict.fromkeys(q.metrics))
     # Aliases must not shadow the measure columns the metric expressions read (ClickHouse aliases
     # are visible in the whole query), hence the m_ prefix.
@@ -290,10 +294,17 @@ def usage(q: UsageQuery) -> UsageResult:
         # we would group on meaningfully), bound as one array parameter.
         params["groups"] = ["\x1f".join(g) for g in kept]
         key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
-        where_sql += f" AND {key_sql} IN {{groups:Array(String)}}"
+        in_kept = f"{key_sql} IN {{groups:Array(String)}}"
+        if truncated and q.other is not None:
+            params["other"] = q.other
+            group_select = "".join(f"if({in_kept}, toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols)
+            group_by = [f"g_{d}" for d in group_cols]
+            kept.append(tuple(q.other for _ in group_cols))
+        else:
+            where_sql += f" AND {in_kept}"
     sql = (
         f"SELECT {_bucket_sql(q.granularity, bucket_col)} AS b, {group_select}{select_metrics}"
-        f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_cols)}{order_limit}"
+        f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_by)}{order_limit}"
     )
     result = get_clickhouse().query(sql, parameters=params, caller="ledger.queries.usage")
     names = [c.removeprefix("m_").removeprefix("g_") for c in result.column_names]
