@@ -24,6 +24,7 @@ STACKS = {"feature": "Feature", "model": "Model", "customer_id": "Customer", "ro
 TOP_GROUPS = 8
 ZERO = Decimal(0)
 TOTAL_METRICS = ("cost", "calls", "retry_cost", "cache_savings", "errors", "unpriced_calls")
+NO_FORECAST = "no forecast until one full day of spend is known"
 MODEL_METRICS = ("cost", "calls", "unpriced_calls", "cache_read_tokens", "cost_cache_read", "cache_savings")
 
 
@@ -37,6 +38,8 @@ class MonthToDate:
     forecast: Decimal | None  # None until one complete day is known
     period_start: datetime
     period_end: datetime
+    run_rate: Decimal | None = None  # mean daily spend of the last 7 complete days
+    method: str = ""  # how the forecast was made, in words (ledger.forecast.METHODS)
 
 
 def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> MonthToDate:
@@ -64,8 +67,10 @@ def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> M
     spent = sum((v for d, v in daily.items() if d >= start.date()), start=ZERO)
     day_start = datetime.combine(today, time(), zone)
     elapsed = Decimal((now - day_start).total_seconds()) / Decimal((end_of_today - day_start).total_seconds())
-    forecast = forecasting.forecast_spend(daily, start.date(), next_month.date(), today, elapsed)
-    return MonthToDate(spent, forecast, start, next_month)
+    found = forecasting.forecast_detail(daily, start.date(), next_month.date(), today, elapsed)
+    if found is None:
+        return MonthToDate(spent, None, start, next_month, forecasting.run_rate(daily, today), NO_FORECAST)
+    return MonthToDate(spent, found.total, start, next_month, found.run_rate, found.explanation)
 
 
 def _stacked_series(project_id: int, f: Filters, stack: str, totals: list[dict[str, Any]]) -> dict[str, Any]:
@@ -217,13 +222,14 @@ def _models_table(models: list[dict[str, Any]], cost: Decimal) -> Table:
 def _kpis(cost: Decimal, calls: int, mtd: MonthToDate, waste: Decimal, saved: Decimal) -> list[dict[str, Any]]:
     forecast = (
         f"forecast {usd(mtd.forecast)} by {mtd.period_end:%b %d}"
+        + (f" · 7-day run-rate {usd(mtd.run_rate)}/day" if mtd.run_rate is not None else "")
         if mtd.forecast is not None
-        else "forecast after the first complete day"
+        else NO_FORECAST
     )
     return [
         {"label": "Spend in range", "value": cost, "kind": "money", "sub": f"{calls:,} calls"},
         {"label": "Per 1,000 calls", "value": per_thousand(cost, calls), "kind": "money", "sub": "average"},
-        {"label": "Month to date", "value": mtd.spent, "kind": "money", "sub": forecast},
+        {"label": "Month to date", "value": mtd.spent, "kind": "money", "sub": forecast, "note": mtd.method},
         {"label": "Waste", "value": waste, "kind": "money", "sub": _pct(share(waste, cost)) + " of spend"},
         {"label": "Saved by caching", "value": saved, "kind": "money", "sub": "app + provider"},
     ]

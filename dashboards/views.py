@@ -177,6 +177,7 @@ def overview_view(ctx: ProjectContext) -> HttpResponse:
     detail = ctx.can_detail
     stacks = {k: v for k, v in STACKS.items() if detail or k != "customer_id"}
     stack = _choice(ctx.request, "stack", stacks, "feature")
+    budgets = _budget_burn(ctx.project)
     return render_filtered(
         ctx,
         "dashboards/overview.html",
@@ -185,7 +186,8 @@ def overview_view(ctx: ProjectContext) -> HttpResponse:
         keep={"stack": stack if stack != "feature" else ""},
         stack=stack,
         stacks=list(stacks.items()),
-        budgets=_budget_burn(ctx.project),
+        budgets=budgets,
+        forecast_methods=list(dict.fromkeys(b["method"] for b in budgets if b["method"])),
     )
 
 
@@ -204,6 +206,8 @@ def _budget_burn(project: Project) -> list[dict[str, Any]]:
             "bar_pct": burn[b.pk].bar,
             "level": burn[b.pk].tone,
             "forecast": burn[b.pk].forecast,
+            "run_rate": burn[b.pk].run_rate,
+            "method": burn[b.pk].method,
             "period": burn[b.pk].window,
         }
         for b in budgets
