@@ -75,6 +75,13 @@ class Budget(serializers.Serializer[None]):
     updated_at = serializers.DateTimeField()
 
 
+class BudgetSaved(Budget):
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="things worth a second look, e.g. a scope value never seen in the project's calls",
+    )
+
+
 class BudgetBurn(serializers.Serializer[None]):
     period_start = serializers.DateTimeField()
     period_end = serializers.DateTimeField()

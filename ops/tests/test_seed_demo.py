@@ -78,6 +78,9 @@ def test_a_second_run_keeps_login_and_keys_and_counts_repriced_calls_once(ch: Cl
     key, admin_key = printed(first, "API key"), printed(first, "admin key")
     password = first.split("admin / ")[1].split()[0]
     assert printed(first, "project") == "demo-keep-test"
+    today = datetime.now(UTC).date()
+    assert f"to {today} (UTC)" in first  # the demo's dates, for the README's examples
+    assert any(f"calls from {today - timedelta(days=d)} " in first for d in (29, 30))
     kept = tmp_path / "demo-credentials-demo-keep-test.json"
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     final = "SELECT count() FROM llm_calls FINAL WHERE project_id = {p:UInt64}"

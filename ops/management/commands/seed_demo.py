@@ -95,8 +95,17 @@ class Command(BaseCommand):
         else:
             self._seed(project, options["calls"])
         self._budgets(project)
+        first, last = (
+            get_clickhouse()
+            .query(
+                "SELECT toDate(min(timestamp)), toDate(max(timestamp)) FROM llm_calls WHERE project_id = {p:UInt64}",
+                parameters={"p": project.pk},
+            )
+            .result_rows[0]
+        )
         self.stdout.write(
             f"\n  Meterline demo\n  URL:      {options['url']}\n  project:  {project.name} (id {project.pk})\n"
+            f"  data:     calls from {first} to {last} (UTC)\n"
             f"  login:    admin / {password}\n  API key:  {keys['demo']}  (scopes ingest, read)\n"
             f"  admin key: {keys['demo-admin']}  (scope admin: budgets, channels, prices)\n"
             f"  These stay the same on the next start; they are kept in {path} (mode 0600, demo only).\n"
