@@ -18,7 +18,7 @@ from dashboards.tables import Column, PageData, Table, per_call, per_thousand, s
 from ledger import forecast as forecasting
 from ledger.pricebook import load_price_book
 from ledger.pricing import pusd_to_usd, tokens_cost_pusd
-from ledger.queries import UsageQuery, usage
+from ledger.queries import UsageQuery, UsageResult, usage, usage_breakdowns
 
 STACKS = {"feature": "Feature", "model": "Model", "customer_id": "Customer", "route_version": "Route version"}
 TOP_GROUPS = 8
@@ -26,6 +26,7 @@ ZERO = Decimal(0)
 TOTAL_METRICS = ("cost", "calls", "retry_cost", "cache_savings", "errors", "unpriced_calls")
 NO_FORECAST = "no forecast until one full day of spend is known"
 MODEL_METRICS = ("cost", "calls", "unpriced_calls", "cache_read_tokens", "cost_cache_read", "cache_savings")
+BREAKDOWN_METRICS = (*MODEL_METRICS, "retry_cost", "retries")  # models, waste and features
 
 
 def _sum(rows: list[dict[str, Any]], key: str) -> Any:
@@ -73,33 +74,51 @@ def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> M
     return MonthToDate(spent, found.total, start, next_month, found.run_rate, found.explanation)
 
 
-def _stacked_series(project_id: int, f: Filters, stack: str, totals: list[dict[str, Any]]) -> dict[str, Any]:
-    grouped = usage(f.usage(project_id, granularity=f.bucket, group_by=(stack,), metrics=("cost",), limit=TOP_GROUPS))
+def _stacked(project_id: int, f: Filters, stack: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The spend chart (top groups of ``stack`` and "(other)") and the range's totals per bucket,
+    both from one statement: the groups, the rest folded in, add up to the totals."""
+    grouped = usage(
+        f.usage(
+            project_id,
+            granularity=f.bucket,
+            group_by=(stack,),
+            metrics=TOTAL_METRICS,
+            limit=TOP_GROUPS,
+            other=charts.OTHER,
+        )
+    )
     xs, series = charts.series_by_group(grouped.rows, stack, "cost")
-    if grouped.truncated:  # the rest, so the stack still adds up to the total
-        total_by_x = {charts._x(r["bucket"]): float(r["cost"]) for r in totals}
-        shown = [sum(v or 0 for v in column) for column in zip(*series.values(), strict=True)] if series else []
-        series[charts.OTHER] = [
-            round(total_by_x.get(x, 0.0) - (shown[i] if shown else 0.0), 6) for i, x in enumerate(xs)
-        ]
-    return charts.stacked_bars(f"Spend per {f.bucket} by {STACKS[stack].lower()}", xs, series)
+    totals: dict[str, dict[str, Any]] = {}
+    for row in grouped.rows:
+        bucket = totals.setdefault(
+            charts._x(row["bucket"]), {"bucket": row["bucket"], **dict.fromkeys(TOTAL_METRICS, 0)}
+        )
+        for metric in TOTAL_METRICS:
+            bucket[metric] += row[metric]
+    figure = charts.stacked_bars(f"Spend per {f.bucket} by {STACKS[stack].lower()}", xs, series)
+    return figure, list(totals.values())
 
 
 def overview(project_id: int, f: Filters, stack: str = "feature", customers: bool = True) -> PageData:
     """The overview's figures; ``customers=False`` leaves out everything per customer."""
     page = PageData()
-    totals = usage(f.usage(project_id, granularity=f.bucket, metrics=TOTAL_METRICS)).rows
+    spend_chart, totals = _stacked(project_id, f, stack)
     cost, calls = _sum(totals, "cost"), _sum(totals, "calls")
     page.extra["has_data"] = calls > 0
     if not calls:
         return page
     mtd = month_to_date(project_id, f)
     page.extra["mtd"] = mtd
-    page.charts.append(("spend", _stacked_series(project_id, f, stack, totals)))
-    models = _model_rows(project_id, f)
-    waste, wasted = _waste(project_id, f, cost)
+    page.charts.append(("spend", spend_chart))
+    # Models, waste and top features: one statement over the rollup that holds all their dimensions.
+    models_result, waste_result, features_result = usage_breakdowns(
+        f.usage(project_id, granularity=None, metrics=BREAKDOWN_METRICS),
+        [(("provider", "model"), 500), (("traffic", "status"), 100), (("feature",), 50)],
+    )
+    models = models_result.rows
+    waste, wasted = _waste(waste_result.rows, cost)
     savings, saved = _savings(project_id, models, cost)
-    page.tables.append(_top(project_id, f, cost, "features", "Top features", "feature", "Feature", limit=50))
+    page.tables.append(_top_table(features_result, cost, "features", "Top features", "feature", "Feature"))
     if customers:
         page.tables.append(_top(project_id, f, cost, "customers", "Top customers", "customer_id", "Customer", limit=25))
     page.tables += [waste, savings, _models_table(models, cost)]
@@ -111,6 +130,10 @@ def overview(project_id: int, f: Filters, stack: str = "feature", customers: boo
 def _top(project_id: int, f: Filters, cost: Decimal, name: str, title: str, dim: str, label: str, limit: int) -> Table:
     """The biggest spenders along one dimension, with their share of the range's spend."""
     result = usage(f.usage(project_id, granularity=None, group_by=(dim,), metrics=("cost", "calls"), limit=limit))
+    return _top_table(result, cost, name, title, dim, label)
+
+
+def _top_table(result: UsageResult, cost: Decimal, name: str, title: str, dim: str, label: str) -> Table:
     return Table(
         name,
         title,
@@ -120,18 +143,10 @@ def _top(project_id: int, f: Filters, cost: Decimal, name: str, title: str, dim:
     )
 
 
-def _waste(project_id: int, f: Filters, cost: Decimal) -> tuple[Table, Decimal]:
-    """Spend that bought nothing for users, and its total. Each call counts once: eval/shadow
-    traffic and failed calls in full; for live calls that succeeded, what their retries cost."""
-    rows = usage(
-        f.usage(
-            project_id,
-            granularity=None,
-            group_by=("traffic", "status"),
-            metrics=("cost", "calls", "retry_cost", "retries"),
-            limit=100,
-        )
-    ).rows
+def _waste(rows: list[dict[str, Any]], cost: Decimal) -> tuple[Table, Decimal]:
+    """Spend that bought nothing for users, and its total, from the spend by traffic and status.
+    Each call counts once: eval/shadow traffic and failed calls in full; for live calls that
+    succeeded, what their retries cost."""
     shadow = sum((r["cost"] for r in rows if r["traffic"] != "live"), start=ZERO)
     failed = sum((r["cost"] for r in rows if r["traffic"] == "live" and r["status"] != "ok"), start=ZERO)
     retried = sum((r["retry_cost"] for r in rows if r["traffic"] == "live" and r["status"] == "ok"), start=ZERO)
@@ -152,12 +167,6 @@ def _waste(project_id: int, f: Filters, cost: Decimal) -> tuple[Table, Decimal]:
         ),
     )
     return table, waste
-
-
-def _model_rows(project_id: int, f: Filters) -> list[dict[str, Any]]:
-    return usage(
-        f.usage(project_id, granularity=None, group_by=("provider", "model"), metrics=MODEL_METRICS, limit=500)
-    ).rows
 
 
 def _provider_cache_savings(project_id: int, models: list[dict[str, Any]]) -> Decimal:

@@ -226,8 +226,20 @@ def _bucket_sql(granularity: str | None, column: str) -> str:
     return f"toUnixTimestamp({unit}({column}, {{tz:String}}))"
 
 
-def usage(q: UsageQuery) -> UsageResult:
-    """Run a usage query: long-format rows, one per (bucket, group), empty buckets as zeros."""
+@dataclass(frozen=True)
+class _Prepared:
+    q: UsageQuery  # bounds in UTC
+    tz: ZoneInfo
+    start: datetime  # aligned to the granularity
+    end: datetime
+    source: str  # the FROM clause
+    source_name: str
+    params: dict[str, Any]
+    where_sql: str
+
+
+def _prepare(q: UsageQuery) -> _Prepared:
+    """Validate ``q``, pick the table that answers it, and bind its bounds and filters."""
     tz = validate(q)
     # Everything below works in UTC, whatever offset the bounds were written in: alignment checks
     # (which tier may answer) included.
@@ -265,20 +277,46 @@ def usage(q: UsageQuery) -> UsageResult:
     for i, (dim, values) in enumerate(sorted(q.filters.items())):
         params[f"f{i}"] = list(values)
         where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
+    return _Prepared(q, tz, start, end, source, source_name, params, " AND ".join(where))
+
+
+def _select_metrics(metrics: Sequence[str]) -> str:
+    # Aliases must not shadow the measure columns the metric expressions read (ClickHouse aliases
+    # are visible in the whole query), hence the m_ prefix.
+    return ", ".join(f"{METRICS[m].sql} AS m_{m}" for m in dict.fromkeys(metrics))
+
+
+def usage(q: UsageQuery) -> UsageResult:
+    """Run a usage query: long-format rows, one per (bucket, group), empty buckets as zeros."""
+    p = _prepare(q)
+    q, tz, start, end, source, source_name, params = p.q, p.tz, p.start, p.end, p.source, p.source_name, p.params
+    where_sql = p.where_sql
+    bucket_col = "bucket"
     group_cols = list(q.group_by)
     group_by = list(group_cols)
     metrics = list(dict.fromkeys(q.metrics))
-    # Aliases must not shadow the measure columns the metric expressions read (ClickHouse aliases
-    # are visible in the whole query), hence the m_ prefix.
-    select_metrics = ", ".join(f"{METRICS[m].sql} AS m_{m}" for m in dict.fromkeys([*metrics, q.order_by]))
-    where_sql = " AND ".join(where)
+    select_metrics = _select_metrics([*metrics, q.order_by])
     group_select = "".join(f"toString({d}) AS g_{d}, " for d in group_cols)
     truncated = False
     kept: list[tuple[str, ...]] = [()]
     order_limit = ""
+    # Folding the rest into q.other, ranked by a sum: the ranking is a subquery of the one statement.
+    fold = bool(group_cols) and q.granularity is not None and q.other is not None
+    fold = fold and METRICS[q.order_by].sql.startswith("sum(")  # additive: the groups' ranks add up
+    key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
     if group_cols and q.granularity is None:
         # A breakdown without time buckets ranks and cuts in the same query.
         order_limit = f" ORDER BY m_{q.order_by} DESC, {', '.join(group_cols)} LIMIT {q.limit + 1}"
+    elif fold:
+        ranked = (
+            f"SELECT {key_sql} FROM {source} WHERE {where_sql} GROUP BY {', '.join(group_cols)}"
+            f" ORDER BY {METRICS[q.order_by].sql} DESC, {', '.join(group_cols)} LIMIT {q.limit}"
+        )
+        params["other"] = q.other
+        group_select = "".join(
+            f"if({key_sql} IN ({ranked}), toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols
+        )
+        group_by = [f"g_{d}" for d in group_cols]
     elif group_cols:
         ranked = (
             f"SELECT {', '.join(f'toString({d})' for d in group_cols)} FROM {source} WHERE {where_sql}"
@@ -293,7 +331,6 @@ def usage(q: UsageQuery) -> UsageResult:
         # The kept groups, each as one string joined by the unit separator (never in a dimension value
         # we would group on meaningfully), bound as one array parameter.
         params["groups"] = ["\x1f".join(g) for g in kept]
-        key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
         in_kept = f"{key_sql} IN {{groups:Array(String)}}"
         if truncated and q.other is not None:
             params["other"] = q.other
@@ -309,10 +346,65 @@ def usage(q: UsageQuery) -> UsageResult:
     result = get_clickhouse().query(sql, parameters=params, caller="ledger.queries.usage")
     names = [c.removeprefix("m_").removeprefix("g_") for c in result.column_names]
     rows = [dict(zip(names, r, strict=True)) for r in result.result_rows]
+    if fold:
+        kept, truncated = _ranked_groups(rows, group_cols, q.order_by, q.other)
+        if not rows:
+            return UsageResult([], False, source_name)
     if order_limit:
         truncated = len(rows) > q.limit
         rows = rows[: q.limit]
     return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, kept), truncated, source_name)
+
+
+def _ranked_groups(
+    rows: list[dict[str, Any]], group_cols: Sequence[str], order_by: str, other: str | None
+) -> tuple[list[tuple[str, ...]], bool]:
+    """The groups of a folded answer, biggest first by ``order_by`` (a sum), the folded rest last."""
+    totals: dict[tuple[str, ...], Any] = {}
+    for r in rows:
+        key = tuple(r[d] for d in group_cols)
+        totals[key] = totals.get(key, 0) + (r[order_by] or 0)
+    rest = tuple(other for _ in group_cols)
+    kept = sorted((k for k in totals if k != rest), key=lambda k: (-totals[k], k))
+    return ([*kept, rest], True) if rest in totals else (kept, False)
+
+
+def usage_breakdowns(base: UsageQuery, parts: Sequence[tuple[tuple[str, ...], int]]) -> list[UsageResult]:
+    """Several totals breakdowns of one selection (same range and filters), each ``(group_by, limit)``
+    ranked by ``base.order_by`` with ``base.metrics``, answered by one statement (UNION ALL over the
+    table that holds every dimension asked for). Each result is what :func:`usage` would answer."""
+    if base.granularity is not None:
+        raise QueryError("breakdowns are totals: granularity must be None")
+    if not parts or any(not group_by for group_by, _ in parts):
+        raise QueryError("each breakdown needs a group_by")
+    union = tuple(dict.fromkeys(d for group_by, _ in parts for d in group_by))
+    p = _prepare(replace(base, group_by=union))
+    metrics = list(dict.fromkeys(base.metrics))
+    selects = []
+    for i, (group_by, limit) in enumerate(parts):
+        _prepare(replace(base, group_by=group_by, limit=limit))  # each part's own validation
+        keys = ", ".join(f"toString({d})" for d in group_by)
+        selects.append(
+            f"SELECT * FROM (SELECT toUInt8({i}) AS part, [{keys}] AS g, {_select_metrics([*metrics, base.order_by])}"
+            f" FROM {p.source} WHERE {p.where_sql} GROUP BY {', '.join(group_by)}"
+            f" ORDER BY m_{base.order_by} DESC, {', '.join(group_by)} LIMIT {limit + 1})"
+        )
+    result = get_clickhouse().query(
+        " UNION ALL ".join(selects), parameters=p.params, caller="ledger.queries.usage_breakdowns"
+    )
+    names = [c.removeprefix("m_") for c in result.column_names]
+    by_part: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(parts))}
+    for raw in result.result_rows:
+        row = dict(zip(names, raw, strict=True))
+        by_part[int(row["part"])].append(row)
+    out = []
+    for i, (group_by, limit) in enumerate(parts):
+        rows = [{"b": 0, **{d: r["g"][j] for j, d in enumerate(group_by)}, **r} for r in by_part[i]]
+        q = replace(p.q, group_by=group_by, limit=limit)
+        truncated = len(rows) > limit
+        shaped = _shape(rows[:limit], q, p.tz, p.start, p.end, list(group_by), metrics, [()])
+        out.append(UsageResult(shaped, truncated, p.source_name))
+    return out
 
 
 def _ceil_minute(when: datetime) -> datetime:
