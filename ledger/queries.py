@@ -347,7 +347,7 @@ def usage(q: UsageQuery) -> UsageResult:
     names = [c.removeprefix("m_").removeprefix("g_") for c in result.column_names]
     rows = [dict(zip(names, r, strict=True)) for r in result.result_rows]
     if fold:
-        kept, truncated = _ranked_groups(rows, group_cols, q.order_by, q.other)
+        kept, truncated = _ranked_groups(rows, group_cols, q.order_by, q.other or "")
         if not rows:
             return UsageResult([], False, source_name)
     if order_limit:
@@ -357,7 +357,7 @@ def usage(q: UsageQuery) -> UsageResult:
 
 
 def _ranked_groups(
-    rows: list[dict[str, Any]], group_cols: Sequence[str], order_by: str, other: str | None
+    rows: list[dict[str, Any]], group_cols: Sequence[str], order_by: str, other: str
 ) -> tuple[list[tuple[str, ...]], bool]:
     """The groups of a folded answer, biggest first by ``order_by`` (a sum), the folded rest last."""
     totals: dict[tuple[str, ...], Any] = {}

@@ -51,7 +51,7 @@ def test_a_member_changes_their_password_from_the_user_menu(project: Project, me
     html = form.content.decode()
     assert "data-user-menu" in html  # inside the app's frame
     assert "/static/web/app.css" in html
-    user = client.user  # type: ignore[attr-defined]
+    user = client.user
     user.set_password("first-one-time-pass")
     user.save()
     client.force_login(user)

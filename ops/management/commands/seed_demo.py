@@ -73,7 +73,8 @@ class Command(BaseCommand):
             user.is_staff = user.is_superuser = True
             user.save()
             Membership.objects.get_or_create(user=user, organization=org, defaults={"role": Role.ADMIN})
-            kept = saved.get("keys") if isinstance(saved.get("keys"), dict) else {}
+            stored = saved.get("keys")
+            kept: dict[str, Any] = stored if isinstance(stored, dict) else {}
             keys: dict[str, str] = {}
             for name, scopes in DEMO_KEYS:
                 raw = kept.get(name)
