@@ -76,7 +76,7 @@ def seed(calls: int) -> tuple[Project, datetime]:
     step = 2_000_000
     for offset in range(0, calls, step):
         ch.command(
-            qbench.GENERATE,
+            qbench.generate_sql(ch),
             parameters={"project": project.pk, "end_ms": end_ms, "span_ms": span_ms, "offset": offset,
                         "count": min(step, calls - offset)},
         )  # fmt: skip
