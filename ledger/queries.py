@@ -10,7 +10,8 @@ query. Money comes back as exact ``Decimal``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -286,12 +287,27 @@ def _select_metrics(metrics: Sequence[str]) -> str:
     return ", ".join(f"{METRICS[m].sql} AS m_{m}" for m in dict.fromkeys(metrics))
 
 
-def usage(q: UsageQuery) -> UsageResult:
-    """Run a usage query: long-format rows, one per (bucket, group), empty buckets as zeros."""
+# The label the rest of the groups is folded into when the caller asked for no "(other)": never a
+# value of a dimension (no one sends a NUL character in one), dropped before the answer.
+_REST = "\x00"
+
+
+@dataclass
+class _Built:
+    """One statement of a usage query and what turns its rows into the answer."""
+
+    sql: str
+    params: dict[str, Any]
+    finish: Callable[[list[dict[str, Any]]], UsageResult]
+
+
+def _build(q: UsageQuery, prequery: bool = True) -> _Built:
+    """The statement answering ``q``. A breakdown over time ranked by a metric that does not add up
+    (a percentile) needs its groups first: that query runs here, or, with ``prequery=False``,
+    :class:`QueryError` says it cannot be one statement."""
     p = _prepare(q)
     q, tz, start, end, source, source_name, params = p.q, p.tz, p.start, p.end, p.source, p.source_name, p.params
     where_sql = p.where_sql
-    bucket_col = "bucket"
     group_cols = list(q.group_by)
     group_by = list(group_cols)
     metrics = list(dict.fromkeys(q.metrics))
@@ -300,9 +316,9 @@ def usage(q: UsageQuery) -> UsageResult:
     truncated = False
     kept: list[tuple[str, ...]] = [()]
     order_limit = ""
-    # Folding the rest into q.other, ranked by a sum: the ranking is a subquery of the one statement.
-    fold = bool(group_cols) and q.granularity is not None and q.other is not None
-    fold = fold and METRICS[q.order_by].sql.startswith("sum(")  # additive: the groups' ranks add up
+    # Ranked by a sum, the top groups are a subquery of the one statement and the rest is folded
+    # into one group (q.other, or a label dropped from the answer).
+    fold = bool(group_cols) and q.granularity is not None and METRICS[q.order_by].sql.startswith("sum(")
     key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
     if group_cols and q.granularity is None:
         # A breakdown without time buckets ranks and cuts in the same query.
@@ -312,12 +328,14 @@ def usage(q: UsageQuery) -> UsageResult:
             f"SELECT {key_sql} FROM {source} WHERE {where_sql} GROUP BY {', '.join(group_cols)}"
             f" ORDER BY {METRICS[q.order_by].sql} DESC, {', '.join(group_cols)} LIMIT {q.limit}"
         )
-        params["other"] = q.other
+        params["other"] = q.other if q.other is not None else _REST
         group_select = "".join(
             f"if({key_sql} IN ({ranked}), toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols
         )
         group_by = [f"g_{d}" for d in group_cols]
     elif group_cols:
+        if not prequery:
+            raise QueryError("a breakdown over time ranked by a percentile or ratio takes two statements")
         ranked = (
             f"SELECT {', '.join(f'toString({d})' for d in group_cols)} FROM {source} WHERE {where_sql}"
             f" GROUP BY {', '.join(group_cols)} ORDER BY {METRICS[q.order_by].sql} DESC,"
@@ -325,12 +343,10 @@ def usage(q: UsageQuery) -> UsageResult:
         )
         groups = get_clickhouse().query(ranked, parameters=params, caller="ledger.queries.usage.groups").result_rows
         truncated = len(groups) > q.limit
-        if not groups:
-            return UsageResult([], False, source_name)
         kept = [tuple(g) for g in groups[: q.limit]]
         # The kept groups, each as one string joined by the unit separator (never in a dimension value
         # we would group on meaningfully), bound as one array parameter.
-        params["groups"] = ["\x1f".join(g) for g in kept]
+        params["groups"] = ["\x1f".join(g) for g in kept] or [""]
         in_kept = f"{key_sql} IN {{groups:Array(String)}}"
         if truncated and q.other is not None:
             params["other"] = q.other
@@ -340,20 +356,83 @@ def usage(q: UsageQuery) -> UsageResult:
         else:
             where_sql += f" AND {in_kept}"
     sql = (
-        f"SELECT {_bucket_sql(q.granularity, bucket_col)} AS b, {group_select}{select_metrics}"
+        f"SELECT {_bucket_sql(q.granularity, 'bucket')} AS b, {group_select}{select_metrics}"
         f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_by)}{order_limit}"
     )
-    result = get_clickhouse().query(sql, parameters=params, caller="ledger.queries.usage")
+
+    def finish(rows: list[dict[str, Any]]) -> UsageResult:
+        groups, cut = kept, truncated
+        if group_cols and q.granularity is not None and not kept:
+            return UsageResult([], False, source_name)  # the ranking found no groups
+        if fold:
+            groups, cut = _ranked_groups(rows, group_cols, q.order_by, str(params["other"]))
+            if q.other is None and cut:  # the rest was only counted, to tell the caller there was more
+                rest = tuple(_REST for _ in group_cols)
+                rows = [r for r in rows if tuple(r[d] for d in group_cols) != rest]
+                groups = groups[:-1]
+            if not rows:
+                return UsageResult([], cut, source_name)
+        if order_limit:
+            cut = len(rows) > q.limit
+            rows = rows[: q.limit]
+        return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, groups), cut, source_name)
+
+    return _Built(sql, params, finish)
+
+
+def _rows(result: Any) -> list[dict[str, Any]]:
     names = [c.removeprefix("m_").removeprefix("g_") for c in result.column_names]
-    rows = [dict(zip(names, r, strict=True)) for r in result.result_rows]
-    if fold:
-        kept, truncated = _ranked_groups(rows, group_cols, q.order_by, q.other or "")
-        if not rows:
-            return UsageResult([], False, source_name)
-    if order_limit:
-        truncated = len(rows) > q.limit
-        rows = rows[: q.limit]
-    return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, kept), truncated, source_name)
+    return [dict(zip(names, r, strict=True)) for r in result.result_rows]
+
+
+def usage(q: UsageQuery) -> UsageResult:
+    """Run a usage query: long-format rows, one per (bucket, group), empty buckets as zeros."""
+    built = _build(q)
+    result = get_clickhouse().query(built.sql, parameters=built.params, caller="ledger.queries.usage")
+    return built.finish(_rows(result))
+
+
+def usage_many(queries: Sequence[UsageQuery]) -> list[UsageResult]:
+    """Several usage queries answered by ONE statement (UNION ALL), each result what :func:`usage`
+    would answer. Each must be one statement on its own (not a breakdown over time ranked by a
+    percentile or ratio, which :class:`QueryError` refuses) and all must ask for the same metrics."""
+    if not queries:
+        return []
+    if len({tuple(dict.fromkeys([*q.metrics, q.order_by])) for q in queries}) > 1:
+        raise QueryError("queries answered together must ask for the same metrics")
+    parts, params, finishes = [], {}, []
+    for i, q in enumerate(queries):
+        built = _build(q, prequery=False)
+        # One column layout for every part (the groups as an array of strings, below), and the
+        # part's parameters with a prefix of their own, so parts with other filters never clash.
+        head = f"SELECT {_bucket_sql(q.granularity, 'bucket')} AS b, "
+        if not built.sql.startswith(head):
+            raise QueryError("a usage statement of an unexpected shape")
+        inner = (
+            f"SELECT toUInt16({i}) AS part, toInt64({_bucket_sql(q.granularity, 'bucket')}) AS b, "
+            + built.sql[len(head) :]
+        )
+        prefix = f"q{i}_"
+        inner = re.sub(
+            r"\{([A-Za-z_][A-Za-z0-9_]*):",
+            lambda m, bound=built.params, pre=prefix: "{" + (pre if m.group(1) in bound else "") + m.group(1) + ":",
+            inner,
+        )
+        params.update({prefix + k: v for k, v in built.params.items()})
+        groups = list(q.group_by)
+        keys = ", ".join(f"g_{d}" for d in groups)
+        metric_cols = ", ".join(f"m_{m}" for m in dict.fromkeys([*q.metrics, q.order_by]))
+        parts.append(f"SELECT part, b, [{keys}]::Array(String) AS groups, {metric_cols} FROM ({inner})")
+        finishes.append((groups, built.finish))
+    result = get_clickhouse().query(" UNION ALL ".join(parts), parameters=params, caller="ledger.queries.usage_many")
+    by_part: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(queries))}
+    for row in _rows(result):
+        by_part[int(row.pop("part"))].append(row)
+    out = []
+    for i, (groups, finish) in enumerate(finishes):
+        rows = [{**{d: r["groups"][j] for j, d in enumerate(groups)}, **r} for r in by_part[i]]
+        out.append(finish(rows))
+    return out
 
 
 def _ranked_groups(

@@ -30,7 +30,10 @@ def reads() -> float:
 @pytest.mark.django_db
 @pytest.mark.parametrize("stack", ["feature", "model", "customer_id", "route_version"])
 def test_the_overview_takes_at_most_six_statements(traffic: Project, member: Any, stack: str) -> None:
-    Budget.objects.create(project=traffic, name="monthly", amount=Decimal(5), period="month")
+    # budgets over several scopes (each set of scope dimensions is a query of its own, all in one statement)
+    for i, scope in enumerate([{}, {"feature": ["chat"]}, {"feature": ["search"]}, {"customer_id": ["acme"]},
+                               {"model": ["gpt-4o"]}, {"tag": {"team": ["growth"]}}]):  # fmt: skip
+        Budget.objects.create(project=traffic, name=f"b{i}", amount=Decimal(5), period="month", scope=scope)
     admin = member("admin")
     cache.clear()  # the filter choices too: a cold load is the worst case
     before = reads()
