@@ -38,7 +38,7 @@ def current_json(burn: Burn | None) -> dict[str, str | None] | None:
         operation_id="budgets_create",
         summary="Create a budget with its rules",
         parameters=[PROJECT_PARAMETER],
-        responses={201: answers.BudgetSaved},
+        responses={201: answers.Budget},
     ),
     retrieve=extend_schema(
         operation_id="budgets_read",
@@ -50,7 +50,7 @@ def current_json(burn: Burn | None) -> dict[str, str | None] | None:
         operation_id="budgets_update",
         summary="Change a budget; rules given replace the rules",
         parameters=[PROJECT_PARAMETER],
-        responses={200: answers.BudgetSaved},
+        responses={200: answers.Budget},
     ),
     destroy=extend_schema(operation_id="budgets_delete", parameters=[PROJECT_PARAMETER], responses={204: None}),
 )
