@@ -392,6 +392,16 @@ def usage(q: UsageQuery) -> UsageResult:
     return built.finish(_rows(result))
 
 
+def _prefix_params(sql: str, bound: dict[str, Any], prefix: str) -> str:
+    """``sql`` with each ``{name:Type}`` placeholder of a parameter in ``bound`` renamed ``prefix + name``."""
+
+    def rename(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return "{" + (prefix if name in bound else "") + name + ":"
+
+    return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*):", rename, sql)
+
+
 def usage_many(queries: Sequence[UsageQuery]) -> list[UsageResult]:
     """Several usage queries answered by ONE statement (UNION ALL), each result what :func:`usage`
     would answer. Each must be one statement on its own (not a breakdown over time ranked by a
@@ -412,12 +422,8 @@ def usage_many(queries: Sequence[UsageQuery]) -> list[UsageResult]:
             f"SELECT toUInt16({i}) AS part, toInt64({_bucket_sql(q.granularity, 'bucket')}) AS b, "
             + built.sql[len(head) :]
         )
+        inner = _prefix_params(inner, built.params, f"q{i}_")
         prefix = f"q{i}_"
-        inner = re.sub(
-            r"\{([A-Za-z_][A-Za-z0-9_]*):",
-            lambda m, bound=built.params, pre=prefix: "{" + (pre if m.group(1) in bound else "") + m.group(1) + ":",
-            inner,
-        )
         params.update({prefix + k: v for k, v in built.params.items()})
         groups = list(q.group_by)
         keys = ", ".join(f"g_{d}" for d in groups)
