@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from django.conf import settings
 from django.db import connection, transaction
 
 from ledger.models import RepriceJob
@@ -21,9 +20,9 @@ from ledger.reprice import reprice
 log = logging.getLogger(__name__)
 
 
-# Where a job runs without a broker: the embedded server installs a background starter
-# (``ops.embedded``); without one (commands, tests) a job runs in this process at once, like the
-# pipeline's tasks.
+# Where a job runs: ``ops`` installs a starter (a task with a broker, ``ops.pipeline.install``; a
+# thread in the embedded server, ``ops.embedded``); without one (commands, tests) a job runs in
+# this process at once, like the pipeline's tasks.
 _background: Callable[[int], None] | None = None
 
 
@@ -34,15 +33,11 @@ def use_background(starter: Callable[[int], None] | None) -> None:
 
 
 def start_reprice(project_id: int, start: datetime, end: datetime, reason: str = "") -> RepriceJob:
-    """Record a reprice of [start, end) and start it: a task with a broker, the embedded server's
-    background thread, else now in this process."""
+    """Record a reprice of [start, end) and start it through the installed starter (after the
+    transaction commits), else now in this process."""
     job = RepriceJob.objects.create(project_id=project_id, start=start, end=end, reason=reason[:300])
     starter = _background
-    if settings.CELERY_BROKER_URL:
-        from ledger.tasks import reprice_job_task  # the tasks module imports the pipeline, above this one
-
-        transaction.on_commit(lambda: reprice_job_task.delay(job.pk))
-    elif starter is not None:
+    if starter is not None:
         transaction.on_commit(lambda: starter(job.pk))
     else:
         run_job(job.pk)
