@@ -318,7 +318,9 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     order_limit = ""
     # Ranked by a sum, the top groups are a subquery of the one statement and the rest is folded
     # into one group (q.other, or a label dropped from the answer).
+    # (Asked for by an "(other)" label, or by a caller that needs one statement: usage_many.)
     fold = bool(group_cols) and q.granularity is not None and METRICS[q.order_by].sql.startswith("sum(")
+    fold = fold and (q.other is not None or not prequery)
     key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
     if group_cols and q.granularity is None:
         # A breakdown without time buckets ranks and cuts in the same query.

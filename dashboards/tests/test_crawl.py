@@ -54,10 +54,13 @@ HIDDEN_NAV = """() => [...document.querySelectorAll('nav.tabs a')].filter(a => {
   const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
   return !(hit && (hit === a || a.contains(hit)));
 }).map(a => a.textContent.trim())"""
-# Tables of five columns or fewer (compare's A, B, B − A, change) must fit a phone without scrolling.
+# Tables of up to five columns of figures (compare's A, B, B − A, change) must fit a phone without scrolling.
 NARROW_TABLES_CUT = """() => [...document.querySelectorAll('.table-wrap')].filter(w => {
   const t = w.querySelector('table');
-  return t && t.querySelectorAll('thead th').length <= 5 && w.scrollWidth > w.clientWidth + 1;
+  const heads = t ? [...t.querySelectorAll('thead th')] : [];
+  // a few columns of figures (text columns wrap instead): compare's A, B, B - A and change
+  const figures = heads.length > 1 && heads.slice(1).every(th => th.classList.contains('num'));
+  return figures && heads.length <= 5 && w.scrollWidth > w.clientWidth + 1;
 }).map(w => (w.closest('[data-table]')?.dataset.table
   || w.closest('section')?.querySelector('h2')?.textContent.trim() || '(table)')
   + ` (${w.scrollWidth} px in ${w.clientWidth})`)"""
