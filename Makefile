@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# The address links in alerts point at: the one `make run` serves on, unless set explicitly
+# (behind a proxy, or when HOST is 0.0.0.0, which no browser can open).
+METERLINE_BASE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: install focus-validator browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards bench-alerts bench-faults bench-advisor bench-capacity migrate cluster-snapshot clean
 
@@ -41,8 +44,8 @@ cluster-snapshot: install
 
 run: migrate
 	$(BIN)/python manage.py collectstatic --noinput -v0
-	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)/
-	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+	$(BIN)/python manage.py seed_demo --url $(METERLINE_BASE_URL)/
+	METERLINE_BASE_URL=$(METERLINE_BASE_URL) $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download needs the internet).
 CHROMIUM := /usr/bin/chromium

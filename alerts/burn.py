@@ -25,6 +25,8 @@ class Burn:
     forecast: Decimal | None
     forecast_percent: Decimal | None
     daily: dict[date, Decimal] = field(default_factory=dict)  # local-day spend of the period so far
+    run_rate: Decimal | None = None  # mean daily spend of the last 7 complete days
+    method: str = ""  # how the forecast was made, in words (ledger.forecast.METHODS)
 
     @property
     def bar(self) -> int:
@@ -60,15 +62,15 @@ def burns(budgets: list[Budget], now: datetime | None = None) -> dict[int, Burn]
         except Exception:  # one budget that cannot be measured must not hide the others' burn
             log.exception("budget %s: cannot measure its burn", budget.pk)
             continue
-        forecast = m.forecast
-        if forecast is None and m.window.start <= now:
-            tz = ZoneInfo(budget.timezone)
-            today = now.astimezone(tz).date()
+        tz = ZoneInfo(budget.timezone)
+        today = now.astimezone(tz).date()
+        daily = series.get(budget.pk, {})
+        found = None
+        if m.window.start <= now:
             day = m.day
             elapsed = Decimal((now - day.start).total_seconds()) / Decimal((day.end - day.start).total_seconds())
-            forecast = forecasting.forecast_spend(
-                series.get(budget.pk, {}), m.window.first_day, m.window.end_day, today, elapsed
-            )
+            found = forecasting.forecast_detail(daily, m.window.first_day, m.window.end_day, today, elapsed)
+        forecast = found.total if found is not None else m.forecast
         out[budget.pk] = Burn(
             window=m.window,
             spent=m.spend,
@@ -76,5 +78,7 @@ def burns(budgets: list[Budget], now: datetime | None = None) -> dict[int, Burn]
             forecast=forecast,
             forecast_percent=None if forecast is None else (forecast * 100 / budget.amount).quantize(Decimal("0.1")),
             daily={d: v for d, v in series.get(budget.pk, {}).items() if m.window.first_day <= d < m.window.end_day},
+            run_rate=forecasting.run_rate(daily, today),
+            method=found.explanation if found is not None else "",
         )
     return out

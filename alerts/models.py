@@ -183,6 +183,7 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["alert", "channel"], name="one_delivery_per_alert_and_channel"),
         ]
         indexes: ClassVar = [models.Index(fields=["status", "next_attempt_at"])]
+        verbose_name_plural = "deliveries"
 
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.status})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.models import SCOPE_DIMENSIONS
+from ledger.explore import unseen_values
 
 MAX_VALUES = 100
 MAX_VALUE_LENGTH = 200
@@ -68,3 +69,18 @@ def describe(scope: dict[str, Any]) -> str:
     parts = [f"{k} = {', '.join(v)}" for k, v in scope.items() if k != "tag"]
     parts += [f"tag {k} = {', '.join(v)}" for k, v in scope.get("tag", {}).items()]
     return " · ".join(parts) or "whole project"
+
+
+def warnings(project_id: int, scope: dict[str, Any]) -> list[str]:
+    """Plain-words warnings for scope values no call of the project has ever had (a typo, or a
+    feature not shipped yet): a budget scoped to them counts nothing."""
+    dims, tags = filters(scope)
+    out = []
+    for name, values in unseen_values(project_id, dims, tags).items():
+        shown = ", ".join(repr(v) for v in values[:10]) + (" …" if len(values) > 10 else "")
+        verb = "has" if len(values) == 1 else "have"
+        out.append(
+            f"scope.{name}: {shown} {verb} never been seen in this project's calls, so the budget counts"
+            " nothing for it yet (check the spelling against the values on the dashboards)"
+        )
+    return out

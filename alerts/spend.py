@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from alerts import scope as scopes
 from alerts.periods import midnight
-from ledger.queries import MAX_LIMIT, QueryError, UsageQuery, usage
+from ledger.queries import MAX_LIMIT, QueryError, UsageQuery, usage, usage_many
 
 log = logging.getLogger(__name__)
 Daily = dict[date, Decimal]
@@ -51,23 +51,48 @@ def _batch_key(req: SpendRequest, now: datetime) -> tuple[Any, ...]:
 
 
 def daily_spend(requests: list[SpendRequest], now: datetime) -> dict[Any, Daily]:
-    """Local-day spend for each request, from its first day through today (today partial)."""
+    """Local-day spend for each request, from its first day through today (today partial).
+
+    Every batch's query goes into one statement (``usage_many``); a batch that needs more than that
+    (too many groups) or a statement refused as a whole falls back to a query per batch."""
     batches: dict[tuple[Any, ...], list[SpendRequest]] = defaultdict(list)
     for req in requests:
         batches[_batch_key(req, now)].append(req)
+    planned = [
+        (batch, dims, zone == HOURLY, _batch_query(batch, dims, now, hourly=zone == HOURLY))
+        for (_project, zone, dims, _tags), batch in batches.items()
+    ]
+    try:
+        results = usage_many([query for *_, query in planned])
+    except QueryError:  # one batch's query cannot join the others: each on its own, below
+        results = []
+    except Exception:  # the store: each batch on its own below, so the failures are logged per batch
+        log.warning("the combined spend read failed; reading each batch alone", exc_info=True)
+        results = []
     out: dict[Any, Daily] = {}
-    for (project_id, zone, dims, _tags), batch in batches.items():
-        hourly = zone == HOURLY
+    if len(results) == len(planned):
+        rest = []
+        for (batch, dims, hourly, _query), result in zip(planned, results, strict=True):
+            if result.truncated:
+                rest.append((batch, dims, hourly))
+            else:
+                out.update(_sum_groups(batch, dims, now, result.rows))
+    else:
+        rest = [(batch, dims, hourly) for batch, dims, hourly, _ in planned]
+    for batch, dims, hourly in rest:
+        first = batch[0]
         try:
             out.update(_batch(batch, dims, now, hourly=hourly))
         except QueryError as exc:
             if len(batch) == 1:
-                log.error("reading spend for budget %s was refused: %s", batch[0].key, exc)
+                log.error("reading spend for budget %s was refused: %s", first.key, exc)
                 continue
             # One budget's range (say, a long custom period past a table's retention) can make the
             # batch's query invalid: ask for each budget on its own so the others are still evaluated.
             log.warning(
-                "a spend batch of %d budgets of project %s was refused; reading each alone", len(batch), project_id
+                "a spend batch of %d budgets of project %s was refused; reading each alone",
+                len(batch),
+                first.project_id,
             )
             for req in batch:
                 try:
@@ -75,18 +100,18 @@ def daily_spend(requests: list[SpendRequest], now: datetime) -> dict[Any, Daily]
                 except Exception:
                     log.exception("reading spend for budget %s failed", req.key)
         except Exception:  # one failing batch must not starve the others; its budgets wait for the next run
-            log.exception("reading spend for %d budget(s) of project %s failed", len(batch), project_id)
+            log.exception("reading spend for %d budget(s) of project %s failed", len(batch), first.project_id)
     return out
 
 
-def _batch(batch: list[SpendRequest], dims: tuple[str, ...], now: datetime, hourly: bool = False) -> dict[Any, Daily]:
+def _batch_query(batch: list[SpendRequest], dims: tuple[str, ...], now: datetime, hourly: bool) -> UsageQuery:
     first = batch[0]
     start = min(midnight(r.first_day, r.tz) for r in batch)
     end = max(midnight(now.astimezone(r.tz).date() + timedelta(days=1), r.tz) for r in batch)
     _, tags = scopes.filters(first.scope)
     # Filter the query on a dimension only if every budget of the batch filters on it.
     narrowed = {d: tuple(sorted({v for r in batch for v in r.scope[d]})) for d in dims}
-    query = UsageQuery(
+    return UsageQuery(
         project_id=first.project_id,
         start=start,
         end=end,
@@ -98,6 +123,10 @@ def _batch(batch: list[SpendRequest], dims: tuple[str, ...], now: datetime, hour
         tz="UTC" if hourly else first.tz.key,
         limit=MAX_LIMIT,
     )
+
+
+def _batch(batch: list[SpendRequest], dims: tuple[str, ...], now: datetime, hourly: bool = False) -> dict[Any, Daily]:
+    query = _batch_query(batch, dims, now, hourly)
     result = usage(query)
     if result.truncated and len(batch) > 1:  # too many groups to sum here: one query per budget
         out: dict[Any, Daily] = {}
@@ -108,10 +137,16 @@ def _batch(batch: list[SpendRequest], dims: tuple[str, ...], now: datetime, hour
         # A single budget: its own filters make every row count, so ask for no groups at all.
         result = usage(replace(query, group_by=(), limit=1))
         dims = ()
+    return _sum_groups(batch, dims, now, result.rows)
+
+
+def _sum_groups(
+    batch: list[SpendRequest], dims: tuple[str, ...], now: datetime, rows: list[dict[str, Any]]
+) -> dict[Any, Daily]:
     # Sum each group's spend per bucket once; then each budget adds up the groups it selects,
     # each bucket counted on its local day.
     per_group: dict[tuple[str, ...], dict[datetime, Decimal]] = defaultdict(dict)
-    for row in result.rows:
+    for row in rows:
         if row["cost"]:
             buckets = per_group[tuple(row[d] for d in dims)]
             buckets[row["bucket"]] = buckets.get(row["bucket"], Decimal(0)) + row["cost"]

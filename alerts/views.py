@@ -18,6 +18,7 @@ from alerts.burn import burns
 from alerts.deliveries import send_test
 from alerts.models import SCOPE_DIMENSIONS, AlertState, Budget, Channel, ChannelKind, Period
 from alerts.scope import describe
+from alerts.scope import warnings as scope_warnings
 from alerts.serializers import BudgetSerializer, ChannelSerializer
 from ledger.explore import seen_values
 from ledger.queries import QueryError
@@ -242,6 +243,8 @@ def budget_form(ctx: ProjectContext, budget_id: int | None = None) -> HttpRespon
         if serializer.is_valid():
             saved = serializer.save()
             messages.success(ctx.request, f"Budget {saved.name!r} saved.")
+            for warning in scope_warnings(ctx.project.pk, saved.scope):
+                messages.warning(ctx.request, warning)
             return HttpResponseRedirect(reverse("alerts:budgets", kwargs={"project_id": ctx.project.pk}))
         errors = _errors(serializer.errors)
         posted = ctx.request.POST

@@ -73,6 +73,12 @@ class Budget(serializers.Serializer[None]):
     rules = Rule(many=True, max_length=MAX_RULES)  # type: ignore[call-arg]  # (the stubs lack it)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="in create and update answers: things worth a second look, e.g. a scope value never seen"
+        " in the project's calls",
+    )
 
 
 class BudgetBurn(serializers.Serializer[None]):
@@ -85,6 +91,7 @@ class BudgetBurn(serializers.Serializer[None]):
 
 class BudgetDetail(Budget):
     current = BudgetBurn(allow_null=True, help_text="this period's burn; null when the period cannot be computed")
+    warnings = None  # type: ignore[assignment]  # create and update answers only
 
 
 class AlertBudget(serializers.Serializer[None]):

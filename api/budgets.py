@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from alerts.burn import Burn, burns
 from alerts.models import Budget
+from alerts.scope import warnings as scope_warnings
 from alerts.serializers import BudgetSerializer
 from api import answers
 from api.viewsets import PROJECT_PARAMETER, PartialUpdateMixin, ProjectScopedViewSet
@@ -65,6 +66,18 @@ class BudgetViewSet(
     serializer_class = BudgetSerializer
     lookup_url_kwarg = "budget_id"
     ordering = ("name", "pk")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._with_warnings(super().create(request, *args, **kwargs))
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._with_warnings(super().partial_update(request, *args, **kwargs))
+
+    def _with_warnings(self, response: Response) -> Response:
+        """The saved budget plus ``warnings`` (scope values never seen in the project's calls)."""
+        data = dict(response.data or {})
+        response.data = {**data, "warnings": scope_warnings(self.project.pk, data.get("scope") or {})}
+        return response
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         budget = self.get_object()

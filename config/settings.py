@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from the app (offline machines: no CDN)
     "tenancy",
     "web",
     "ledger",
@@ -274,6 +275,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "The fuel ledger for LLM calls: ingest, usage, budgets and alerts.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],  # bodies are documented as JSON only
     "POSTPROCESSING_HOOKS": ["api.schema.add_call_record_schema", "api.schema.add_error_responses"],

@@ -64,7 +64,13 @@ def series_by_group(
     return xs, {g: [_num(v.get(x)) for x in xs] for g, v in values.items()}
 
 
+def _with_data(series: dict[str, list[Any]], zero_is_data: bool) -> dict[str, list[Any]]:
+    """The series that have something to draw: a legend lists no name without data."""
+    return {k: ys for k, ys in series.items() if any(y is not None and (zero_is_data or y != 0) for y in ys)}
+
+
 def stacked_bars(title: str, xs: Sequence[str], series: dict[str, list[float | None]], unit: str = "$") -> dict:
+    series = _with_data(series, zero_is_data=False)
     traces = [
         {
             "type": "bar",
@@ -80,6 +86,8 @@ def stacked_bars(title: str, xs: Sequence[str], series: dict[str, list[float | N
 
 
 def lines(title: str, xs: Sequence[str], series: dict[str, list[float | None]], y_title: str = "", **kw: Any) -> dict:
+    """A line per series; None is a gap (no calls in that bucket), never drawn as zero."""
+    series = _with_data(series, zero_is_data=True)
     traces = [
         {
             "type": "scatter",
@@ -88,7 +96,7 @@ def lines(title: str, xs: Sequence[str], series: dict[str, list[float | None]], 
             "name": name,
             "x": list(xs),
             "y": ys,
-            "line": {"color": PALETTE[i % len(PALETTE)], "width": 2},
+            "line": {"color": "#b8bfcc" if name == OTHER else PALETTE[i % len(PALETTE)], "width": 2},
             "connectgaps": False,
         }
         for i, (name, ys) in enumerate(series.items())
@@ -97,6 +105,7 @@ def lines(title: str, xs: Sequence[str], series: dict[str, list[float | None]], 
 
 
 def hbars(title: str, labels: Sequence[str], series: dict[str, list[float]], unit: str = "") -> dict:
+    series = _with_data(series, zero_is_data=False)
     traces = [
         {
             "type": "bar",

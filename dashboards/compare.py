@@ -146,10 +146,13 @@ def _charts(project_id: int, scoped: Filters, dim: str, a: str, b: str) -> list[
             granularity=scoped.bucket,
             group_by=(dim,),
             filters={dim: (a, b)},
-            metrics=("cost_per_call", "latency_p95", "error_rate"),
+            metrics=("calls", "cost_per_call", "latency_p95", "error_rate"),
             limit=2,
         )
     ).rows
+    for row in series:  # a bucket without calls has no cost per call: a gap, not $0
+        if not row["calls"]:
+            row["cost_per_call"] = None
     xs, cpc = charts.series_by_group(series, dim, "cost_per_call")
     _, lat = charts.series_by_group(series, dim, "latency_p95")
     return [

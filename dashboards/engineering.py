@@ -73,7 +73,8 @@ def engineering(project_id: int, f: Filters, split: str = "model", pct: str = "p
 
 
 def _latency_charts(project_id: int, f: Filters, split: str, pct: str) -> list[tuple[str, dict[str, Any]]]:
-    """Total latency and time to first token at one percentile, a line per top model or route version."""
+    """Total latency and time to first token at one percentile: a line per top model or route version
+    by calls, and one for all the others."""
     latency = usage(
         f.usage(
             project_id,
@@ -82,6 +83,7 @@ def _latency_charts(project_id: int, f: Filters, split: str, pct: str) -> list[t
             metrics=(f"ttft_{pct}", f"latency_{pct}"),
             order_by="calls",
             limit=TOP_GROUPS,
+            other=charts.OTHER,  # the rest as one line, so no model (the slowest, say) disappears
         )
     ).rows
     xs, ttft = charts.series_by_group(latency, split, f"ttft_{pct}")
@@ -110,7 +112,15 @@ def _health_charts(health: list[dict[str, Any]]) -> list[tuple[str, dict[str, An
 
 def _route_chart(project_id: int, f: Filters) -> dict[str, Any]:
     routes = usage(
-        f.usage(project_id, granularity=f.bucket, group_by=("route",), metrics=("calls",), order_by="calls", limit=8)
+        f.usage(
+            project_id,
+            granularity=f.bucket,
+            group_by=("route",),
+            metrics=("calls",),
+            order_by="calls",
+            limit=8,
+            other=charts.OTHER,
+        )
     ).rows
     xs, series = charts.series_by_group(routes, "route", "calls")
     return charts.stacked_bars("Route mix (calls)", xs, series, unit="")

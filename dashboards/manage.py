@@ -20,8 +20,8 @@ from django.urls import reverse
 
 from ledger.limits import DIMENSIONS as LIMIT_DIMENSIONS
 from ledger.limits import MAX_POOL_MODELS, clash
-from ledger.models import PriceOverride, RateLimit
-from ledger.tasks import reprice_task
+from ledger.models import PriceOverride, RateLimit, RepriceJob
+from ledger.reprice_jobs import start_reprice
 from tenancy.forms import BatchFeaturesForm
 from tenancy.models import ApiKey, Membership, Project, Role, Scope
 from web.frame import ProjectContext, project_page, render_page
@@ -152,15 +152,33 @@ def prices_view(ctx: ProjectContext) -> HttpResponse:
     if request.method == "POST":
         form = PriceForm(request.POST, instance=PriceOverride(project=project))
         if form.is_valid():
-            override = form.save()
-            note = ""
-            if form.cleaned_data["reprice"]:
-                reprice_task.delay(project.pk, override.effective_from.isoformat(), datetime.now(UTC).isoformat())
-                note = " Calls since then are being repriced; the dashboards follow within a minute."
+            with transaction.atomic():
+                override = form.save()
+                note = ""
+                if form.cleaned_data["reprice"]:
+                    # In the background (a task, or a thread without a broker): the page shows its progress.
+                    start_reprice(
+                        project.pk,
+                        override.effective_from,
+                        datetime.now(UTC),
+                        reason=f"new price for {override.provider}/{override.model}",
+                    )
+                    note = " Calls since then are being repriced: the progress is shown below."
             messages.success(request, f"Price for {override.provider}/{override.model} saved.{note}")
             return _back("dashboards:prices", project)
     overrides = PriceOverride.objects.filter(project=project).order_by("provider", "model", "-effective_from")
-    return render_page(ctx, "dashboards/prices.html", {"overrides": overrides, "form": form, "zero": Decimal(0)})
+    jobs = list(RepriceJob.objects.filter(project=project)[:5])
+    return render_page(
+        ctx,
+        "dashboards/prices.html",
+        {
+            "overrides": overrides,
+            "form": form,
+            "zero": Decimal(0),
+            "jobs": jobs,
+            "jobs_running": any(j.active for j in jobs),
+        },
+    )
 
 
 @project_page("manage")

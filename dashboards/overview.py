@@ -19,13 +19,15 @@ from ledger import forecast as forecasting
 from ledger.focus import FocusQuery
 from ledger.pricebook import load_price_book
 from ledger.pricing import pusd_to_usd, tokens_cost_pusd
-from ledger.queries import UsageQuery, usage
+from ledger.queries import UsageQuery, UsageResult, usage, usage_breakdowns
 
 STACKS = {"feature": "Feature", "model": "Model", "customer_id": "Customer", "route_version": "Route version"}
 TOP_GROUPS = 8
 ZERO = Decimal(0)
 TOTAL_METRICS = ("cost", "calls", "retry_cost", "cache_savings", "errors", "unpriced_calls")
+NO_FORECAST = "no forecast until one full day of spend is known"
 MODEL_METRICS = ("cost", "calls", "unpriced_calls", "cache_read_tokens", "cost_cache_read", "cache_savings")
+BREAKDOWN_METRICS = (*MODEL_METRICS, "retry_cost", "retries")  # models, waste and features
 
 
 def _sum(rows: list[dict[str, Any]], key: str) -> Any:
@@ -38,6 +40,8 @@ class MonthToDate:
     forecast: Decimal | None  # None until one complete day is known
     period_start: datetime
     period_end: datetime
+    run_rate: Decimal | None = None  # mean daily spend of the last 7 complete days
+    method: str = ""  # how the forecast was made, in words (ledger.forecast.METHODS)
 
 
 def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> MonthToDate:
@@ -65,37 +69,57 @@ def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> M
     spent = sum((v for d, v in daily.items() if d >= start.date()), start=ZERO)
     day_start = datetime.combine(today, time(), zone)
     elapsed = Decimal((now - day_start).total_seconds()) / Decimal((end_of_today - day_start).total_seconds())
-    forecast = forecasting.forecast_spend(daily, start.date(), next_month.date(), today, elapsed)
-    return MonthToDate(spent, forecast, start, next_month)
+    found = forecasting.forecast_detail(daily, start.date(), next_month.date(), today, elapsed)
+    if found is None:
+        return MonthToDate(spent, None, start, next_month, forecasting.run_rate(daily, today), NO_FORECAST)
+    return MonthToDate(spent, found.total, start, next_month, found.run_rate, found.explanation)
 
 
-def _stacked_series(project_id: int, f: Filters, stack: str, totals: list[dict[str, Any]]) -> dict[str, Any]:
-    grouped = usage(f.usage(project_id, granularity=f.bucket, group_by=(stack,), metrics=("cost",), limit=TOP_GROUPS))
+def _stacked(project_id: int, f: Filters, stack: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The spend chart (top groups of ``stack`` and "(other)") and the range's totals per bucket,
+    both from one statement: the groups, the rest folded in, add up to the totals."""
+    grouped = usage(
+        f.usage(
+            project_id,
+            granularity=f.bucket,
+            group_by=(stack,),
+            metrics=TOTAL_METRICS,
+            limit=TOP_GROUPS,
+            other=charts.OTHER,
+        )
+    )
     xs, series = charts.series_by_group(grouped.rows, stack, "cost")
-    if grouped.truncated:  # the rest, so the stack still adds up to the total
-        total_by_x = {charts._x(r["bucket"]): float(r["cost"]) for r in totals}
-        shown = [sum(v or 0 for v in column) for column in zip(*series.values(), strict=True)] if series else []
-        series[charts.OTHER] = [
-            round(total_by_x.get(x, 0.0) - (shown[i] if shown else 0.0), 6) for i, x in enumerate(xs)
-        ]
-    return charts.stacked_bars(f"Spend per {f.bucket} by {STACKS[stack].lower()}", xs, series)
+    totals: dict[str, dict[str, Any]] = {}
+    for row in grouped.rows:
+        bucket = totals.setdefault(
+            charts._x(row["bucket"]), {"bucket": row["bucket"], **dict.fromkeys(TOTAL_METRICS, 0)}
+        )
+        for metric in TOTAL_METRICS:
+            bucket[metric] += row[metric]
+    figure = charts.stacked_bars(f"Spend per {f.bucket} by {STACKS[stack].lower()}", xs, series)
+    return figure, list(totals.values())
 
 
 def overview(project_id: int, f: Filters, stack: str = "feature", customers: bool = True) -> PageData:
     """The overview's figures; ``customers=False`` leaves out everything per customer."""
     page = PageData()
-    totals = usage(f.usage(project_id, granularity=f.bucket, metrics=TOTAL_METRICS)).rows
+    spend_chart, totals = _stacked(project_id, f, stack)
     cost, calls = _sum(totals, "cost"), _sum(totals, "calls")
     page.extra["has_data"] = calls > 0
     if not calls:
         return page
     mtd = month_to_date(project_id, f)
     page.extra["mtd"] = mtd
-    page.charts.append(("spend", _stacked_series(project_id, f, stack, totals)))
-    models = _model_rows(project_id, f)
-    waste, wasted = _waste(project_id, f, cost)
+    page.charts.append(("spend", spend_chart))
+    # Models, waste and top features: one statement over the rollup that holds all their dimensions.
+    models_result, waste_result, features_result = usage_breakdowns(
+        f.usage(project_id, granularity=None, metrics=BREAKDOWN_METRICS),
+        [(("provider", "model"), 500), (("traffic", "status"), 100), (("feature",), 50)],
+    )
+    models = models_result.rows
+    waste, wasted = _waste(waste_result.rows, cost)
     savings, saved = _savings(project_id, models, cost)
-    page.tables.append(_top(project_id, f, cost, "features", "Top features", "feature", "Feature", limit=50))
+    page.tables.append(_top_table(features_result, cost, "features", "Top features", "feature", "Feature"))
     if customers:
         page.tables.append(_top(project_id, f, cost, "customers", "Top customers", "customer_id", "Customer", limit=25))
     page.tables += [waste, savings, _models_table(models, cost)]
@@ -107,6 +131,10 @@ def overview(project_id: int, f: Filters, stack: str = "feature", customers: boo
 def _top(project_id: int, f: Filters, cost: Decimal, name: str, title: str, dim: str, label: str, limit: int) -> Table:
     """The biggest spenders along one dimension, with their share of the range's spend."""
     result = usage(f.usage(project_id, granularity=None, group_by=(dim,), metrics=("cost", "calls"), limit=limit))
+    return _top_table(result, cost, name, title, dim, label)
+
+
+def _top_table(result: UsageResult, cost: Decimal, name: str, title: str, dim: str, label: str) -> Table:
     return Table(
         name,
         title,
@@ -116,18 +144,10 @@ def _top(project_id: int, f: Filters, cost: Decimal, name: str, title: str, dim:
     )
 
 
-def _waste(project_id: int, f: Filters, cost: Decimal) -> tuple[Table, Decimal]:
-    """Spend that bought nothing for users, and its total. Each call counts once: eval/shadow
-    traffic and failed calls in full; for live calls that succeeded, what their retries cost."""
-    rows = usage(
-        f.usage(
-            project_id,
-            granularity=None,
-            group_by=("traffic", "status"),
-            metrics=("cost", "calls", "retry_cost", "retries"),
-            limit=100,
-        )
-    ).rows
+def _waste(rows: list[dict[str, Any]], cost: Decimal) -> tuple[Table, Decimal]:
+    """Spend that bought nothing for users, and its total, from the spend by traffic and status.
+    Each call counts once: eval/shadow traffic and failed calls in full; for live calls that
+    succeeded, what their retries cost."""
     shadow = sum((r["cost"] for r in rows if r["traffic"] != "live"), start=ZERO)
     failed = sum((r["cost"] for r in rows if r["traffic"] == "live" and r["status"] != "ok"), start=ZERO)
     retried = sum((r["retry_cost"] for r in rows if r["traffic"] == "live" and r["status"] == "ok"), start=ZERO)
@@ -148,12 +168,6 @@ def _waste(project_id: int, f: Filters, cost: Decimal) -> tuple[Table, Decimal]:
         ),
     )
     return table, waste
-
-
-def _model_rows(project_id: int, f: Filters) -> list[dict[str, Any]]:
-    return usage(
-        f.usage(project_id, granularity=None, group_by=("provider", "model"), metrics=MODEL_METRICS, limit=500)
-    ).rows
 
 
 def _provider_cache_savings(project_id: int, models: list[dict[str, Any]]) -> Decimal:
@@ -218,13 +232,14 @@ def _models_table(models: list[dict[str, Any]], cost: Decimal) -> Table:
 def _kpis(cost: Decimal, calls: int, mtd: MonthToDate, waste: Decimal, saved: Decimal) -> list[dict[str, Any]]:
     forecast = (
         f"forecast {usd(mtd.forecast)} by {mtd.period_end:%b %d}"
+        + (f" · 7-day run-rate {usd(mtd.run_rate)}/day" if mtd.run_rate is not None else "")
         if mtd.forecast is not None
-        else "forecast after the first complete day"
+        else NO_FORECAST
     )
     return [
         {"label": "Spend in range", "value": cost, "kind": "money", "sub": f"{calls:,} calls"},
         {"label": "Per 1,000 calls", "value": per_thousand(cost, calls), "kind": "money", "sub": "average"},
-        {"label": "Month to date", "value": mtd.spent, "kind": "money", "sub": forecast},
+        {"label": "Month to date", "value": mtd.spent, "kind": "money", "sub": forecast, "note": mtd.method},
         {"label": "Waste", "value": waste, "kind": "money", "sub": _pct(share(waste, cost)) + " of spend"},
         {"label": "Saved by caching", "value": saved, "kind": "money", "sub": "app + provider"},
     ]

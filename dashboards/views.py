@@ -188,6 +188,7 @@ def overview_view(ctx: ProjectContext) -> HttpResponse:
     detail = ctx.can_detail
     stacks = {k: v for k, v in STACKS.items() if detail or k != "customer_id"}
     stack = _choice(ctx.request, "stack", stacks, "feature")
+    budgets = _budget_burn(ctx.project)
     return render_filtered(
         ctx,
         "dashboards/overview.html",
@@ -196,7 +197,8 @@ def overview_view(ctx: ProjectContext) -> HttpResponse:
         keep={"stack": stack if stack != "feature" else ""},
         stack=stack,
         stacks=list(stacks.items()),
-        budgets=_budget_burn(ctx.project),
+        budgets=budgets,
+        forecast_methods=list(dict.fromkeys(b["method"] for b in budgets if b["method"])),
     )
 
 
@@ -228,6 +230,8 @@ def _budget_burn(project: Project) -> list[dict[str, Any]]:
             "bar_pct": burn[b.pk].bar,
             "level": burn[b.pk].tone,
             "forecast": burn[b.pk].forecast,
+            "run_rate": burn[b.pk].run_rate,
+            "method": burn[b.pk].method,
             "period": burn[b.pk].window,
         }
         for b in budgets

@@ -148,3 +148,44 @@ def token_outliers(q: OutlierQuery) -> list[OutlierCall]:
         )
         for event_id, feature, tokens, usual, tags, *values in rows
     ]
+
+
+# Where the values of each dimension ever seen are quickest to find (all time, per project).
+_SEEN_SOURCES = {**{d: "rollup_day" for d in MAIN_DIMENSIONS}, "customer_id": "rollup_customer_total_day"}
+
+
+def unseen_values(
+    project_id: int, dims: dict[str, tuple[str, ...]], tags: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, list[str]]:
+    """The values in ``dims`` (and tag ``key: values``, keyed ``tag.key``) that no call of the
+    project has ever had: a budget scoped to them would count nothing."""
+    out: dict[str, list[str]] = {}
+    parts: list[str] = []
+    params: dict[str, Any] = {"project": project_id}
+    wanted: list[tuple[str, tuple[str, ...]]] = []
+    for i, (dim, values) in enumerate(sorted(dims.items())):
+        source = _SEEN_SOURCES.get(dim)
+        if source is None:
+            raise QueryError(f"unknown dimension {dim!r}")
+        params[f"v{i}"] = list(values)
+        parts.append(
+            f"SELECT {i} AS n, groupUniqArray(toString({dim})) AS seen FROM {source}"
+            f" WHERE project_id = {{project:UInt64}} AND toString({dim}) IN {{v{i}:Array(String)}}"
+        )
+        wanted.append((dim, values))
+    for j, (key, values) in enumerate(sorted((tags or {}).items()), start=len(wanted)):
+        params[f"k{j}"], params[f"v{j}"] = key, list(values)
+        parts.append(
+            f"SELECT {j} AS n, groupUniqArray(tags[{{k{j}:String}}]) AS seen FROM llm_calls"
+            f" WHERE project_id = {{project:UInt64}} AND tags[{{k{j}:String}}] IN {{v{j}:Array(String)}}"
+        )
+        wanted.append((f"tag.{key}", values))
+    if not parts:
+        return out
+    rows = get_clickhouse().query(" UNION ALL ".join(parts), parameters=params, caller="ledger.explore.unseen_values")
+    seen = {int(n): set(values) for n, values in rows.result_rows}
+    for n, (name, values) in enumerate(wanted):
+        missing = [v for v in values if v not in seen.get(n, set())]
+        if missing:
+            out[name] = missing
+    return out

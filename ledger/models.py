@@ -140,3 +140,34 @@ class RateLimit(models.Model):
     def members(self) -> list[str]:
         """The models whose calls count against these limits."""
         return list(self.pool_models) or [self.model]
+
+
+class RepriceJob(models.Model):
+    """A reprice of one project's calls run in the background, with its progress for the page."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reprice_jobs")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    reason = models.CharField(max_length=300, blank=True)  # e.g. the price override that asked for it
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    percent = models.PositiveSmallIntegerField(default=0)  # of the range's span with calls, done
+    calls = models.PositiveBigIntegerField(default=0)  # repriced so far
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"reprice {self.pk} of project {self.project_id} ({self.status}, {self.percent} %)"
+
+    @property
+    def active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)

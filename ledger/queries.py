@@ -10,7 +10,8 @@ query. Money comes back as exact ``Decimal``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -122,6 +123,9 @@ class UsageQuery:
     tz: str = "UTC"
     limit: int = 100  # groups
     order_by: str = "cost"  # the metric that ranks groups (descending)
+    # With time buckets and more than ``limit`` groups: the groups past the limit, folded into one
+    # group of this label (their sketches merged, so its percentiles are exact), instead of left out.
+    other: str | None = None
 
 
 @dataclass
@@ -223,8 +227,20 @@ def bucket_sql(granularity: str | None, column: str) -> str:
     return f"toUnixTimestamp({unit}({column}, {{tz:String}}))"
 
 
-def usage(q: UsageQuery) -> UsageResult:
-    """Run a usage query: long-format rows, one per (bucket, group), empty buckets as zeros."""
+@dataclass(frozen=True)
+class _Prepared:
+    q: UsageQuery  # bounds in UTC
+    tz: ZoneInfo
+    start: datetime  # aligned to the granularity
+    end: datetime
+    source: str  # the FROM clause
+    source_name: str
+    params: dict[str, Any]
+    where_sql: str
+
+
+def _prepare(q: UsageQuery) -> _Prepared:
+    """Validate ``q``, pick the table that answers it, and bind its bounds and filters."""
     tz = validate(q)
     # Everything below works in UTC, whatever offset the bounds were written in: alignment checks
     # (which tier may answer) included.
@@ -262,20 +278,66 @@ def usage(q: UsageQuery) -> UsageResult:
     for i, (dim, values) in enumerate(sorted(q.filters.items())):
         params[f"f{i}"] = list(values)
         where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
-    group_cols = list(q.group_by)
-    metrics = list(dict.fromkeys(q.metrics))
+    return _Prepared(q, tz, start, end, source, source_name, params, " AND ".join(where))
+
+
+def _select_metrics(metrics: Sequence[str]) -> str:
     # Aliases must not shadow the measure columns the metric expressions read (ClickHouse aliases
     # are visible in the whole query), hence the m_ prefix.
-    select_metrics = ", ".join(f"{METRICS[m].sql} AS m_{m}" for m in dict.fromkeys([*metrics, q.order_by]))
-    where_sql = " AND ".join(where)
+    return ", ".join(f"{METRICS[m].sql} AS m_{m}" for m in dict.fromkeys(metrics))
+
+
+# The label the rest of the groups is folded into when the caller asked for no "(other)": never a
+# value of a dimension (no one sends a NUL character in one), dropped before the answer.
+_REST = "\x00"
+
+
+@dataclass
+class _Built:
+    """One statement of a usage query and what turns its rows into the answer."""
+
+    sql: str
+    params: dict[str, Any]
+    finish: Callable[[list[dict[str, Any]]], UsageResult]
+
+
+def _build(q: UsageQuery, prequery: bool = True) -> _Built:
+    """The statement answering ``q``. A breakdown over time ranked by a metric that does not add up
+    (a percentile) needs its groups first: that query runs here, or, with ``prequery=False``,
+    :class:`QueryError` says it cannot be one statement."""
+    p = _prepare(q)
+    q, tz, start, end, source, source_name, params = p.q, p.tz, p.start, p.end, p.source, p.source_name, p.params
+    where_sql = p.where_sql
+    group_cols = list(q.group_by)
+    group_by = list(group_cols)
+    metrics = list(dict.fromkeys(q.metrics))
+    select_metrics = _select_metrics([*metrics, q.order_by])
     group_select = "".join(f"toString({d}) AS g_{d}, " for d in group_cols)
     truncated = False
     kept: list[tuple[str, ...]] = [()]
     order_limit = ""
+    # Ranked by a sum, the top groups are a subquery of the one statement and the rest is folded
+    # into one group (q.other, or a label dropped from the answer).
+    # (Asked for by an "(other)" label, or by a caller that needs one statement: usage_many.)
+    fold = bool(group_cols) and q.granularity is not None and METRICS[q.order_by].sql.startswith("sum(")
+    fold = fold and (q.other is not None or not prequery)
+    key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
     if group_cols and q.granularity is None:
         # A breakdown without time buckets ranks and cuts in the same query.
         order_limit = f" ORDER BY m_{q.order_by} DESC, {', '.join(group_cols)} LIMIT {q.limit + 1}"
+    elif fold:
+        ranked = (
+            f"SELECT {key_sql} FROM {source} WHERE {where_sql} GROUP BY {', '.join(group_cols)}"
+            f" ORDER BY {METRICS[q.order_by].sql} DESC, {', '.join(group_cols)} LIMIT {q.limit}"
+        )
+        params["other"] = q.other if q.other is not None else _REST
+        group_select = "".join(
+            f"if({key_sql} IN ({ranked}), toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols
+        )
+        group_by = [f"g_{d}" for d in group_cols]
     elif group_cols:
+        if not prequery:
+            raise QueryError("a breakdown over time ranked by a percentile or ratio takes two statements")
         ranked = (
             f"SELECT {', '.join(f'toString({d})' for d in group_cols)} FROM {source} WHERE {where_sql}"
             f" GROUP BY {', '.join(group_cols)} ORDER BY {METRICS[q.order_by].sql} DESC,"
@@ -283,25 +345,153 @@ def usage(q: UsageQuery) -> UsageResult:
         )
         groups = get_clickhouse().query(ranked, parameters=params, caller="ledger.queries.usage.groups").result_rows
         truncated = len(groups) > q.limit
-        if not groups:
-            return UsageResult([], False, source_name)
         kept = [tuple(g) for g in groups[: q.limit]]
         # The kept groups, each as one string joined by the unit separator (never in a dimension value
         # we would group on meaningfully), bound as one array parameter.
-        params["groups"] = ["\x1f".join(g) for g in kept]
-        key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
-        where_sql += f" AND {key_sql} IN {{groups:Array(String)}}"
+        params["groups"] = ["\x1f".join(g) for g in kept] or [""]
+        in_kept = f"{key_sql} IN {{groups:Array(String)}}"
+        if truncated and q.other is not None:
+            params["other"] = q.other
+            group_select = "".join(f"if({in_kept}, toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols)
+            group_by = [f"g_{d}" for d in group_cols]
+            kept.append(tuple(q.other for _ in group_cols))
+        else:
+            where_sql += f" AND {in_kept}"
     sql = (
-        f"SELECT {bucket_sql(q.granularity, bucket_col)} AS b, {group_select}{select_metrics}"
-        f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_cols)}{order_limit}"
+        f"SELECT {bucket_sql(q.granularity, 'bucket')} AS b, {group_select}{select_metrics}"
+        f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_by)}{order_limit}"
     )
-    result = get_clickhouse().query(sql, parameters=params, caller="ledger.queries.usage")
+
+    def finish(rows: list[dict[str, Any]]) -> UsageResult:
+        groups, cut = kept, truncated
+        if group_cols and q.granularity is not None and not kept:
+            return UsageResult([], False, source_name)  # the ranking found no groups
+        if fold:
+            groups, cut = _ranked_groups(rows, group_cols, q.order_by, str(params["other"]))
+            if q.other is None and cut:  # the rest was only counted, to tell the caller there was more
+                rest = tuple(_REST for _ in group_cols)
+                rows = [r for r in rows if tuple(r[d] for d in group_cols) != rest]
+                groups = groups[:-1]
+            if not rows:
+                return UsageResult([], cut, source_name)
+        if order_limit:
+            cut = len(rows) > q.limit
+            rows = rows[: q.limit]
+        return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, groups), cut, source_name)
+
+    return _Built(sql, params, finish)
+
+
+def _rows(result: Any) -> list[dict[str, Any]]:
     names = [c.removeprefix("m_").removeprefix("g_") for c in result.column_names]
-    rows = [dict(zip(names, r, strict=True)) for r in result.result_rows]
-    if order_limit:
-        truncated = len(rows) > q.limit
-        rows = rows[: q.limit]
-    return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, kept), truncated, source_name)
+    return [dict(zip(names, r, strict=True)) for r in result.result_rows]
+
+
+def usage(q: UsageQuery) -> UsageResult:
+    """Run a usage query: long-format rows, one per (bucket, group), empty buckets as zeros."""
+    built = _build(q)
+    result = get_clickhouse().query(built.sql, parameters=built.params, caller="ledger.queries.usage")
+    return built.finish(_rows(result))
+
+
+def _prefix_params(sql: str, bound: dict[str, Any], prefix: str) -> str:
+    """``sql`` with each ``{name:Type}`` placeholder of a parameter in ``bound`` renamed ``prefix + name``."""
+
+    def rename(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return "{" + (prefix if name in bound else "") + name + ":"
+
+    return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*):", rename, sql)
+
+
+def usage_many(queries: Sequence[UsageQuery]) -> list[UsageResult]:
+    """Several usage queries answered by ONE statement (UNION ALL), each result what :func:`usage`
+    would answer. Each must be one statement on its own (not a breakdown over time ranked by a
+    percentile or ratio, which :class:`QueryError` refuses) and all must ask for the same metrics."""
+    if not queries:
+        return []
+    if len({tuple(dict.fromkeys([*q.metrics, q.order_by])) for q in queries}) > 1:
+        raise QueryError("queries answered together must ask for the same metrics")
+    parts, params, finishes = [], {}, []
+    for i, q in enumerate(queries):
+        built = _build(q, prequery=False)
+        # One column layout for every part (the groups as an array of strings, below), and the
+        # part's parameters with a prefix of their own, so parts with other filters never clash.
+        head = f"SELECT {bucket_sql(q.granularity, 'bucket')} AS b, "
+        if not built.sql.startswith(head):
+            raise QueryError("a usage statement of an unexpected shape")
+        inner = (
+            f"SELECT toUInt16({i}) AS part, toInt64({bucket_sql(q.granularity, 'bucket')}) AS b, "
+            + built.sql[len(head) :]
+        )
+        inner = _prefix_params(inner, built.params, f"q{i}_")
+        prefix = f"q{i}_"
+        params.update({prefix + k: v for k, v in built.params.items()})
+        groups = list(q.group_by)
+        keys = ", ".join(f"g_{d}" for d in groups)
+        metric_cols = ", ".join(f"m_{m}" for m in dict.fromkeys([*q.metrics, q.order_by]))
+        parts.append(f"SELECT part, b, [{keys}]::Array(String) AS groups, {metric_cols} FROM ({inner})")
+        finishes.append((groups, built.finish))
+    result = get_clickhouse().query(" UNION ALL ".join(parts), parameters=params, caller="ledger.queries.usage_many")
+    by_part: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(queries))}
+    for row in _rows(result):
+        by_part[int(row.pop("part"))].append(row)
+    out = []
+    for i, (groups, finish) in enumerate(finishes):
+        rows = [{**{d: r["groups"][j] for j, d in enumerate(groups)}, **r} for r in by_part[i]]
+        out.append(finish(rows))
+    return out
+
+
+def _ranked_groups(
+    rows: list[dict[str, Any]], group_cols: Sequence[str], order_by: str, other: str
+) -> tuple[list[tuple[str, ...]], bool]:
+    """The groups of a folded answer, biggest first by ``order_by`` (a sum), the folded rest last."""
+    totals: dict[tuple[str, ...], Any] = {}
+    for r in rows:
+        key = tuple(r[d] for d in group_cols)
+        totals[key] = totals.get(key, 0) + (r[order_by] or 0)
+    rest = tuple(other for _ in group_cols)
+    kept = sorted((k for k in totals if k != rest), key=lambda k: (-totals[k], k))
+    return ([*kept, rest], True) if rest in totals else (kept, False)
+
+
+def usage_breakdowns(base: UsageQuery, parts: Sequence[tuple[tuple[str, ...], int]]) -> list[UsageResult]:
+    """Several totals breakdowns of one selection (same range and filters), each ``(group_by, limit)``
+    ranked by ``base.order_by`` with ``base.metrics``, answered by one statement (UNION ALL over the
+    table that holds every dimension asked for). Each result is what :func:`usage` would answer."""
+    if base.granularity is not None:
+        raise QueryError("breakdowns are totals: granularity must be None")
+    if not parts or any(not group_by for group_by, _ in parts):
+        raise QueryError("each breakdown needs a group_by")
+    union = tuple(dict.fromkeys(d for group_by, _ in parts for d in group_by))
+    p = _prepare(replace(base, group_by=union))
+    metrics = list(dict.fromkeys(base.metrics))
+    selects = []
+    for i, (group_by, limit) in enumerate(parts):
+        _prepare(replace(base, group_by=group_by, limit=limit))  # each part's own validation
+        keys = ", ".join(f"toString({d})" for d in group_by)
+        selects.append(
+            f"SELECT * FROM (SELECT toUInt8({i}) AS part, [{keys}] AS g, {_select_metrics([*metrics, base.order_by])}"
+            f" FROM {p.source} WHERE {p.where_sql} GROUP BY {', '.join(group_by)}"
+            f" ORDER BY m_{base.order_by} DESC, {', '.join(group_by)} LIMIT {limit + 1})"
+        )
+    result = get_clickhouse().query(
+        " UNION ALL ".join(selects), parameters=p.params, caller="ledger.queries.usage_breakdowns"
+    )
+    names = [c.removeprefix("m_") for c in result.column_names]
+    by_part: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(parts))}
+    for raw in result.result_rows:
+        row = dict(zip(names, raw, strict=True))
+        by_part[int(row["part"])].append(row)
+    out = []
+    for i, (group_by, limit) in enumerate(parts):
+        rows = [{"b": 0, **{d: r["g"][j] for j, d in enumerate(group_by)}, **r} for r in by_part[i]]
+        q = replace(p.q, group_by=group_by, limit=limit)
+        truncated = len(rows) > limit
+        shaped = _shape(rows[:limit], q, p.tz, p.start, p.end, list(group_by), metrics, [()])
+        out.append(UsageResult(shaped, truncated, p.source_name))
+    return out
 
 
 def _ceil_minute(when: datetime) -> datetime:

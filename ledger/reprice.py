@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,8 +29,16 @@ _SELECT = ", ".join(
 )
 
 
-def reprice(project_id: int, start: datetime, end: datetime, step: timedelta = timedelta(hours=6)) -> int:
+def reprice(
+    project_id: int,
+    start: datetime,
+    end: datetime,
+    step: timedelta = timedelta(hours=6),
+    progress: Callable[[int, float], None] | None = None,
+) -> int:
     """Reprice one project's calls in [start, end); returns how many rows were rewritten.
+
+    ``progress(calls so far, share of the span done)`` is called after each slice.
 
     Works through the range a few hours at a time: memory stays bounded, and each slice's hours
     are marked dirty as soon as its rows are written, so an interrupted reprice leaves no stale
@@ -52,10 +61,14 @@ def reprice(project_id: int, start: datetime, end: datetime, step: timedelta = t
     first, last = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (first, last))
     cursor = max(start, first.replace(minute=0, second=0, microsecond=0))
     end = min(end, last + timedelta(milliseconds=1))
+    span = (end - cursor).total_seconds() or 1.0
+    begin = cursor
     while cursor < end:
         upper = min(cursor + step, end)
         total += _reprice_slice(project_id, cursor, upper, book, version)
         cursor = upper
+        if progress is not None:
+            progress(total, min(1.0, (cursor - begin).total_seconds() / span))
     return total
 
 

@@ -25,3 +25,11 @@ def rollup_dirty_task() -> dict[str, Any]:
 def reprice_task(project_id: int, start: str, end: str) -> int:
     """Recompute the cost of a project's calls in [start, end) (ISO datetimes); rollups follow."""
     return reprice(project_id, datetime.fromisoformat(start), datetime.fromisoformat(end))
+
+
+@shared_task(name="ledger.tasks.reprice_job", acks_late=True, ignore_result=True)
+def reprice_job_task(job_id: int) -> None:
+    """Run a reprice the dashboards recorded (ledger.reprice_jobs), writing its progress."""
+    from ledger.reprice_jobs import run_job
+
+    run_job(job_id)

@@ -20,6 +20,7 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from config.schedule import PERIODIC
 from ingest.outbox import release_orphans
+from ledger import reprice_jobs
 from ledger.claims import release_all_claims
 from ledger.clickhouse.client import EngineLocked, get_clickhouse
 from ops import pipeline
@@ -38,6 +39,7 @@ class EmbeddedRunner:
         pipeline.register_tasks()  # before the two threads look tasks up by name
         self.reclaim()
         pipeline.use_embedded_runner(self.wakeup)
+        reprice_jobs.use_background(reprice_jobs.in_thread)  # a reprice never holds the request that asked
         for target, name in ((self._drain_loop, "meterline-drain"), (self._schedule_loop, "meterline-schedule")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -70,6 +72,7 @@ class EmbeddedRunner:
         self.stopping.set()
         self.wakeup.set()
         pipeline.use_embedded_runner(None)
+        reprice_jobs.use_background(None)
         for thread in self._threads:
             thread.join(timeout)
 

@@ -35,6 +35,7 @@ PURGE = "ingest.tasks.purge_outbox"
 ROLLUP = "ledger.tasks.rollup_dirty"
 EVALUATE = "alerts.tasks.evaluate_projects"
 DELIVER = "alerts.tasks.deliver"
+REPRICE_JOB = "ledger.tasks.reprice_job"
 
 _inline = threading.local()  # .pending: the steps waiting to run inline in this thread
 _embedded_wakeup: threading.Event | None = None
@@ -193,5 +194,8 @@ def use_embedded_runner(event: threading.Event | None) -> None:
 def install() -> None:
     """Make the accept path's nudge (``ingest.dispatch``) this pipeline's; called at app start."""
     from ingest import dispatch
+    from ledger import reprice_jobs
 
     dispatch.set_nudge(batch_accepted)
+    if has_broker():  # a reprice from the dashboards is a task (without a broker: see ops.embedded)
+        reprice_jobs.use_background(lambda job_id: send(REPRICE_JOB, job_id))

@@ -29,6 +29,7 @@ class NavItem(NamedTuple):
     url_name: str  # reversed with project_id
     label: str
     need: str  # "read", "detail", "engineer" or "manage"
+    pages: tuple[str, ...] = ()  # other pages (URL names) this item stands for in the navigation
 
 
 # The project navigation, in order. Apps add their pages here (one line each); a page whose app
@@ -40,9 +41,14 @@ NAV: list[NavItem] = [
     NavItem("dashboards:customers", "Customers", "detail"),
     NavItem("dashboards:savings", "Savings", "detail"),
     NavItem("dashboards:capacity", "Capacity", "engineer"),
-    NavItem("dashboards:calls", "Calls", "detail"),
+    NavItem("dashboards:calls", "Calls", "detail", ("dashboards:trace", "dashboards:session", "dashboards:request")),
     NavItem("alerts:budgets", "Budgets", "read"),
-    NavItem("dashboards:keys", "Settings", "manage"),
+    NavItem(
+        "dashboards:keys",
+        "Settings",
+        "manage",
+        ("dashboards:members", "dashboards:prices", "dashboards:advisor", "dashboards:limits"),
+    ),
 ]
 
 
@@ -99,9 +105,17 @@ def _nav(ctx: ProjectContext) -> list[dict[str, Any]]:
             url = reverse(item.url_name, kwargs={"project_id": ctx.project.pk})
         except NoReverseMatch:  # an app that is not installed
             continue
-        items.append({"url": url, "label": item.label, "active": False})
-    # The active item is the one whose address is the longest prefix of this page's.
-    matching = [i for i in items if ctx.request.path.startswith(i["url"])]
+        items.append({"url": url, "label": item.label, "active": False, "names": (item.url_name, *item.pages)})
+    # The active item: the one that names this page, else the one whose address is the longest
+    # prefix of this page's. The project's root (the overview) is a prefix of every page, so it is
+    # active only on itself.
+    match = ctx.request.resolver_match
+    view_name = match.view_name if match is not None else ""
+    named = [i for i in items if view_name in i["names"]]
+    path = ctx.request.path
+    shortest = min((i["url"] for i in items), key=len, default="")
+    root = shortest if all(i["url"].startswith(shortest) for i in items) else ""
+    matching = named or [i for i in items if path == i["url"] or (path.startswith(i["url"]) and i["url"] != root)]
     if matching:
         max(matching, key=lambda i: len(i["url"]))["active"] = True
     return items

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.forecast import crossed, forecast_spend
+from ledger.forecast import RATE_FLOOR, crossed, forecast_detail, forecast_spend
 
 FIRST, END = date(2026, 11, 1), date(2026, 12, 1)  # November: 30 days
 TODAY = date(2026, 11, 21)  # a Saturday: the rest of the month is weekend-heavy
@@ -59,3 +59,38 @@ def test_weekday_seasonality_matters_here() -> None:
 
 def test_no_complete_day_means_no_forecast() -> None:
     assert forecast_spend({TODAY: Decimal(5)}, TODAY.replace(day=1), END, TODAY, HALF) is None
+
+
+def falling(day: date) -> Decimal:
+    """A steep fall: 60/day four weeks ago, 4/day for the last week; the linear trend would project ~0."""
+    return max(Decimal(4), Decimal(60) - Decimal(3) * (day - date(2026, 10, 24)).days)
+
+
+def test_a_falling_trend_never_takes_the_forecast_below_spent_plus_a_floor() -> None:
+    daily, _ = series(falling)
+    found = forecast_detail(daily, FIRST, END, TODAY, HALF)
+    assert found is not None
+    assert found.method == "trend"
+    assert found.run_rate == Decimal(4)  # the last 7 complete days
+    assert found.spent == sum((v for d, v in daily.items() if d >= FIRST), Decimal(0))
+    # the trend ((4 - 9.7) / 7 per day) takes every day left below a quarter of the run-rate
+    days_left = (END - TODAY).days - HALF
+    floor = RATE_FLOOR * found.run_rate * days_left
+    assert found.total >= found.spent + floor
+    assert found.total == pytest.approx(found.spent + floor, rel=Decimal("0.2"))
+    assert forecast_spend(daily, FIRST, END, TODAY, HALF) == found.total
+
+
+def test_the_forecast_says_which_method_produced_it() -> None:
+    few = {TODAY - timedelta(days=i): Decimal(3) for i in range(1, 4)}
+    short = forecast_detail(few, FIRST, END, TODAY, HALF)
+    assert short is not None
+    assert (short.method, short.run_rate) == ("average", Decimal(3))
+    assert "average of the complete days" in short.explanation
+    long = forecast_detail(series(flat)[0], FIRST, END, TODAY, HALF)
+    assert long is not None
+    assert long.method == "trend"
+    assert "run-rate" in long.explanation
+    over = forecast_detail(series(flat)[0], FIRST, TODAY, TODAY, HALF)
+    assert over is not None
+    assert over.method == "actual"

@@ -1,18 +1,24 @@
-"""seed_demo: realistic traffic once; a second run adds nothing and hands out a fresh key."""
+"""seed_demo: realistic traffic once; a second run adds nothing and keeps the login and keys."""
 
 from __future__ import annotations
 
+import re
+import stat
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
+from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from alerts.models import Budget
 from ledger.clickhouse.client import ClickHouse
 from ledger.models import Feedback
+from ledger.reprice import reprice
 from ledger.rollups import rollup_dirty
 from tenancy.models import ApiKey, Project
 
@@ -21,6 +27,17 @@ def seed(name: str) -> str:
     out = StringIO()
     call_command("seed_demo", "--calls", "3000", "--project", name, stdout=out, stderr=StringIO())
     return out.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _var_dir(settings: Any, tmp_path: Path) -> None:
+    settings.VAR_DIR = tmp_path  # the kept demo credentials go here
+
+
+def printed(output: str, label: str) -> str:
+    match = re.search(rf"^  {label}:\s+(\S+)", output, re.M)
+    assert match, (label, output)
+    return match.group(1)
 
 
 @pytest.mark.django_db
@@ -42,15 +59,12 @@ def test_seed_demo_is_realistic_and_runs_once(ch: ClickHouse) -> None:
     assert versions == 2
     assert min(retries, hits, errors, non_live, unpriced) > 0
     assert paid > calls * 0.8
-    key_line = next(line for line in first.splitlines() if "API key:" in line)
     assert "login:    admin / " in first
 
     second = seed("demo-seed-test")
     again = ch.command("SELECT count() FROM llm_calls WHERE project_id = {p:UInt64}", parameters={"p": project.pk})
     assert int(again) == calls
     assert "already present" in second
-    # the first key was revoked and a new one issued: keys are only ever shown once
-    assert key_line not in second
     assert ApiKey.objects.filter(project=project, name="demo", revoked_at__isnull=True).count() == 1
     # Two demo budgets sized from the demo's spend, with rules, created once.
     budgets = {b.name: b for b in Budget.objects.filter(project=project)}
@@ -109,3 +123,46 @@ def test_the_demo_gives_every_lever_of_the_advisor_something_to_save(ch: ClickHo
     assert {r["scope"]["feature"] for r in recs if r["kind"] == "output_length" and Decimal(r["savings_usd"])} == {
         "doc-extract"
     }
+
+
+@pytest.mark.django_db
+def test_a_second_run_keeps_login_and_keys_and_counts_repriced_calls_once(ch: ClickHouse, tmp_path: Path) -> None:
+    # given a seeded demo, its printed login and keys
+    first = seed("demo-keep-test")
+    project = Project.objects.get(name="demo-keep-test")
+    key, admin_key = printed(first, "API key"), printed(first, "admin key")
+    password = first.split("admin / ")[1].split()[0]
+    assert printed(first, "project") == "demo-keep-test"
+    today = datetime.now(UTC).date()
+    assert f"to {today} (UTC)" in first  # the demo's dates, for the README's examples
+    assert any(f"calls from {today - timedelta(days=d)} " in first for d in (29, 30))
+    kept = tmp_path / "demo-credentials-demo-keep-test.json"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    final = "SELECT count() FROM llm_calls FINAL WHERE project_id = {p:UInt64}"
+    calls = int(ch.command(final, parameters={"p": project.pk}))
+    # and a reprice, which writes a second version of every row
+    now = datetime.now(UTC)
+    assert reprice(project.pk, now - timedelta(days=31), now + timedelta(hours=1)) == calls
+
+    # when make run starts again
+    second = seed("demo-keep-test")
+
+    # then the same login and keys are printed, and they still work
+    assert (printed(second, "API key"), printed(second, "admin key")) == (key, admin_key)
+    assert f"admin / {password}" in second
+    assert get_user_model().objects.get(username="admin").check_password(password)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    window = {"from": (now - timedelta(days=31)).isoformat(), "to": now.isoformat(), "granularity": "day"}
+    assert api.get("/v1/usage", window).status_code == 200
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_key}")
+    assert api.get("/v1/budgets").status_code == 200
+    assert ApiKey.objects.get(project=project, name="demo-admin", revoked_at__isnull=True).scopes == ["admin"]
+    # and the demo's call count is of calls, not of row versions
+    assert f"already present ({calls:,} calls)" in second
+
+    # A key revoked in the meantime is replaced (and the new one printed).
+    ApiKey.objects.filter(project=project, name="demo").update(revoked_at=now)
+    third = seed("demo-keep-test")
+    assert printed(third, "API key") != key
+    assert printed(third, "admin key") == admin_key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -57,7 +58,7 @@ def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         time.sleep(0.2)
 
 
-def test_serve_without_collectstatic_serves_css_js_and_plotly(tmp_path: Path) -> None:
+def test_serve_without_collectstatic_serves_css_js_plotly_and_swagger_ui(tmp_path: Path) -> None:
     port = _free_port()
     assert not (tmp_path / "static").exists()
     server = _start(_env(tmp_path), port)
@@ -71,6 +72,19 @@ def test_serve_without_collectstatic_serves_css_js_and_plotly(tmp_path: Path) ->
                 assert answer.status == 200
                 assert kind in answer.headers["Content-Type"], (path, answer.headers["Content-Type"])
                 assert len(answer.read()) > 100
+        # /v1/docs/ (Swagger UI) works offline: every script, stylesheet and icon comes from this app.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/docs/", timeout=10) as answer:
+            html = answer.read().decode()
+        assert "cdn" not in html.lower(), html
+        assert "unpkg" not in html.lower(), html
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert any(a.endswith("swagger-ui-bundle.js") for a in assets), assets
+        assert any(a.endswith(".css") for a in assets), assets
+        for asset in assets:
+            assert asset.startswith("/"), asset  # nothing from another host
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{asset}", timeout=10) as answer:
+                assert answer.status == 200, asset
+                assert len(answer.read()) > 100, asset
     finally:
         server.terminate()
         server.wait(30)

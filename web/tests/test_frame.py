@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -78,3 +79,21 @@ def test_anonymous_users_are_sent_to_sign_in(shop: Project) -> None:
     answer = open_as(shop, None)
     assert answer.status_code == 302
     assert "login" in answer["Location"]
+
+
+def test_nav_marks_the_section_of_the_page_not_the_overview(shop: Any) -> None:
+    from django.test import Client
+
+    user = get_user_model().objects.create_user("nav-admin")
+    Membership.objects.create(user=user, organization=shop.organization, role="admin")
+    client = Client()
+    client.force_login(user)
+    for path, label in (
+        (f"/p/{shop.pk}/prices/", "Settings"),
+        (f"/p/{shop.pk}/settings/members/", "Settings"),
+        (f"/p/{shop.pk}/settings/", "Settings"),
+        (f"/p/{shop.pk}/budgets/", "Budgets"),
+    ):
+        html = client.get(path).content.decode()
+        active = re.findall(r'<a href="[^"]*" class="active" aria-current="page">([^<]+)</a>', html)
+        assert active == [label], (path, active)

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import time
 import uuid
 from decimal import ROUND_CEILING, Decimal
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -19,13 +23,36 @@ from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, pusd_to_usd
 from ledger.raw import CallColumns, CallGroup, write_calls
 from ops.demo import generate, with_capacity
-from tenancy.models import ApiKey, Membership, Organization, Project, Role
+from tenancy.models import ApiKey, Membership, Organization, Project, Role, hash_key
 
 CHUNK = 20_000
+# The demo's keys: (name, scopes). The admin one serves the README's budget and channel examples.
+DEMO_KEYS = (("demo", ["ingest", "read"]), ("demo-admin", ["admin"]))
+
+
+def credentials_path(project: str) -> Path:
+    """Where the demo's login and raw keys are kept between runs (under var/, mode 0600, demo only)."""
+    return Path(settings.VAR_DIR) / f"demo-credentials-{project}.json"
+
+
+def _read_credentials(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_credentials(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out, indent=2)
+    path.chmod(0o600)  # an older file may have been created with wider rights
 
 
 class Command(BaseCommand):
-    help = "Create the demo project with 30 days of realistic traffic (once), a login and an API key."
+    help = "Create the demo project with 30 days of realistic traffic (once), a login and API keys (kept across runs)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--calls", type=int, default=120_000)
@@ -40,26 +67,54 @@ class Command(BaseCommand):
                 name=options["project"], defaults={"organization": org, "batch_eligible_features": ["doc-extract"]}
             )
             user, _ = get_user_model().objects.get_or_create(username="admin", defaults={"is_staff": True})
-            password = secrets.token_urlsafe(9)
+            path = credentials_path(project.name)
+            saved = _read_credentials(path)
+            # Keep the login and keys of an earlier run (a restart must not log people out or break
+            # an SDK set up with the printed key); make new ones only when the kept ones no longer work.
+            password = saved.get("password")
+            if not isinstance(password, str) or not user.check_password(password):
+                password = secrets.token_urlsafe(9)
+                user.set_password(password)
             user.is_staff = user.is_superuser = True
-            user.set_password(password)
             user.save()
             Membership.objects.get_or_create(user=user, organization=org, defaults={"role": Role.ADMIN})
-            # A fresh key each run (the old demo key is revoked): keys are only ever shown once.
-            for old in ApiKey.objects.active().filter(project=project, name="demo"):
-                old.revoke()
-            _, raw_key = ApiKey.issue(project, ["ingest", "read"], name="demo")
+            stored = saved.get("keys")
+            kept: dict[str, Any] = stored if isinstance(stored, dict) else {}
+            keys: dict[str, str] = {}
+            for name, scopes in DEMO_KEYS:
+                raw = kept.get(name)
+                active = ApiKey.objects.active().filter(project=project, name=name)
+                if isinstance(raw, str) and active.filter(key_hash=hash_key(raw), scopes=scopes).exists():
+                    keys[name] = raw
+                    continue
+                for old in active:
+                    old.revoke()
+                keys[name] = ApiKey.issue(project, scopes, name=name)[1]
+            _write_credentials(path, {"project": project.name, "login": "admin", "password": password, "keys": keys})
 
+        # FINAL: a repriced call has several row versions until a merge; count each call once.
         existing = get_clickhouse().command(
-            "SELECT count() FROM llm_calls WHERE project_id = {p:UInt64}", parameters={"p": project.pk}
+            "SELECT count() FROM llm_calls FINAL WHERE project_id = {p:UInt64}", parameters={"p": project.pk}
         )
         if int(existing) > 0:
             self.stdout.write(f"demo data already present ({int(existing):,} calls); not generating again")
         else:
             self._seed(project, options["calls"])
         self._budgets(project)
+        first, last = (
+            get_clickhouse()
+            .query(
+                "SELECT toDate(min(timestamp)), toDate(max(timestamp)) FROM llm_calls WHERE project_id = {p:UInt64}",
+                parameters={"p": project.pk},
+            )
+            .result_rows[0]
+        )
         self.stdout.write(
-            f"\n  Meterline demo\n  URL:      {options['url']}\n  login:    admin / {password}\n  API key:  {raw_key}\n"
+            f"\n  Meterline demo\n  URL:      {options['url']}\n  project:  {project.name} (id {project.pk})\n"
+            f"  data:     calls from {first} to {last} (UTC)\n"
+            f"  login:    admin / {password}\n  API key:  {keys['demo']}  (scopes ingest, read)\n"
+            f"  admin key: {keys['demo-admin']}  (scope admin: budgets, channels, prices)\n"
+            f"  These stay the same on the next start; they are kept in {path} (mode 0600, demo only).\n"
         )
 
     def _budgets(self, project: Project) -> None:
@@ -69,7 +124,7 @@ class Command(BaseCommand):
         spent = pusd_to_usd(
             int(
                 get_clickhouse().command(
-                    "SELECT sum(cost_pusd) FROM llm_calls WHERE project_id = {p:UInt64}"
+                    "SELECT sum(cost_pusd) FROM llm_calls FINAL WHERE project_id = {p:UInt64}"
                     " AND timestamp >= now() - INTERVAL 30 DAY",
                     parameters={"p": project.pk},
                 )
