@@ -113,7 +113,9 @@ def output_length(ctx: Context) -> list[Recommendation]:
     cells: dict[tuple[str, str], list[int]] = {}
     for feature, model, calls, cost in ctx.rows(cut_sql, "output_length.cut"):
         cells.setdefault((feature, model), [0, 0, 0, 0])[:2] = [calls, int(cost)]
-    for feature, model, calls, cost in ctx.rows(retry_sql, "output_length.retries"):
+    # Retries are counted only in traces with a cut answer: without one there is nothing to read.
+    retried_rows = ctx.rows(retry_sql, "output_length.retries") if cells else []
+    for feature, model, calls, cost in retried_rows:
         cells.setdefault((feature, model), [0, 0, 0, 0])[2:] = [calls, int(cost)]
     out = []
     for (feature, model), (cut, cut_cost, retried, retry_cost) in sorted(cells.items()):

@@ -12,6 +12,7 @@ import pytest
 
 from ledger.added_fields import ADDED_DEFAULTS
 from ledger.advice import Advice, advice
+from ledger.clickhouse.client import ClickHouse
 from ledger.feedback import sync_feedback
 from ledger.models import Feedback, TierMultiplier
 from ledger.pricebook import load_price_book
@@ -153,6 +154,28 @@ def test_output_length_is_cut_calls_plus_the_retries_after_them_in_the_trace(pro
     assert [(r["scope"], r["savings_usd"], r["evidence"]["p99_output_tokens"]) for r in slack] == [
         ({"feature": "summary"}, usd(0), 100)
     ]
+
+
+@pytest.mark.django_db
+def test_output_length_reads_no_retries_when_no_answer_was_cut(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: retries in a trace, but no answer cut at max_tokens
+    write(project, [{"trace_id": "t1", "minute": 1}, {"trace_id": "t1", "minute": 2, "attempt": 2}])
+    callers: list[str] = []
+    real = ClickHouse.query
+
+    def spy(self: ClickHouse, *args: Any, **kwargs: Any) -> Any:
+        callers.append(kwargs.get("caller") or "")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClickHouse, "query", spy)
+    # when
+    rows = of(run(project), "output_length")
+    # then: nothing to recommend, and the raw scan for retries after a cut was never run
+    assert rows == []
+    assert "ledger.advice.output_length.cut" in callers
+    assert "ledger.advice.output_length.retries" not in callers
 
 
 @pytest.mark.django_db
