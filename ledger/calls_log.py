@@ -139,7 +139,7 @@ def newest_only(project_id: int, rows: Sequence[dict[str, Any]]) -> list[dict[st
     return out
 
 
-def _rows(sql: str, params: dict[str, Any], caller: str) -> list[dict[str, Any]]:
+def call_rows(sql: str, params: dict[str, Any], caller: str) -> list[dict[str, Any]]:
     result = get_clickhouse().query(sql, parameters=params, caller=caller)
     rows = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
     for row in rows:
@@ -180,7 +180,7 @@ def calls_log(q: LogQuery) -> LogPage:
         )
         window = " AND timestamp >= {low:DateTime64(3, 'UTC')}" if bound else ""
         params["low"] = bound[0][0] if bound else q.start
-        rows = _rows(
+        rows = call_rows(
             f"SELECT {', '.join(LOG_COLUMNS)} FROM llm_calls WHERE {where}{cursor}{window}"
             f" ORDER BY timestamp DESC, event_id DESC, version DESC LIMIT {int(want)}",
             params,
@@ -194,28 +194,6 @@ def calls_log(q: LogQuery) -> LogPage:
     calls = [decode_call(c) for c in calls[: q.limit]]
     last = calls[-1] if calls else None
     return LogPage(calls, encode_cursor(last["timestamp"], last["event_id"]) if more and last else "")
-
-
-def top_calls_sql(where: str, order: str, limit: int) -> str:
-    """The ``limit`` rows ranking highest by ``order`` (descending) without FINAL: check with :func:`newest_only`."""
-    return (
-        f"SELECT {', '.join(LOG_COLUMNS)} FROM llm_calls WHERE {where}"
-        f" ORDER BY {order} DESC NULLS LAST, timestamp DESC, event_id LIMIT {int(limit)}"
-    )
-
-
-def ranked_calls(project_id: int, where: str, order: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    """The ``limit`` calls ranking highest by ``order``, each at its newest version (exact, no FINAL).
-
-    Reads a few more rows than asked, drops versions a newer one replaced, and reads further only
-    when too many were dropped."""
-    fetch = limit + 10
-    while True:
-        rows = _rows(top_calls_sql(where, order, fetch), params, "ledger.explore.top_calls")
-        kept = newest_only(project_id, rows)
-        if len(kept) >= limit or len(rows) < fetch:
-            return [decode_call(r) for r in kept[:limit]]
-        fetch *= 4
 
 
 @dataclass(frozen=True)
@@ -282,7 +260,7 @@ def call_group(project_id: int, kind: str, key: str) -> CallGroup:
         raise QueryError(f"a {kind} id has 1 to {MAX_QUERY} characters")
     # The has() over IDS lets the call_ids index skip every granule without the id; the equality is the
     # exact condition. No time range: a session may span months.
-    rows = _rows(
+    rows = call_rows(
         f"SELECT {', '.join(LOG_COLUMNS)} FROM llm_calls WHERE project_id = {{project:UInt64}}"
         f" AND has({IDS}, {{key:String}}) AND {column} = {{key:String}}"
         f" ORDER BY timestamp, event_id, version DESC LIMIT {MAX_GROUP * 2 + 1}",
@@ -295,7 +273,7 @@ def call_group(project_id: int, kind: str, key: str) -> CallGroup:
 
 def find_call(project_id: int, event_id: str) -> dict[str, Any] | None:
     """Every stored field of one call at its newest version, or None (through the call_ids index)."""
-    rows = _rows(
+    rows = call_rows(
         "SELECT * FROM llm_calls WHERE project_id = {project:UInt64}"
         f" AND has({IDS}, {{event:String}}) AND event_id = {{event:String}}"
         " ORDER BY version DESC, timestamp DESC LIMIT 1",

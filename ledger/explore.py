@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledger.calls_log import find_call, ranked_calls, selection_where
+from ledger.calls_log import find_call, selection_where
 from ledger.clickhouse.client import get_clickhouse
 from ledger.measures import MAIN_DIMENSIONS
 from ledger.queries import DIMENSIONS, QueryError
+from ledger.ranked import ranked_calls
 
 CALL_ORDERS = {  # what a drill-down may sort by (descending), and the SQL for it
     "cost": "cost_pusd",
@@ -49,7 +50,9 @@ def top_calls(q: CallsQuery) -> list[dict[str, Any]]:
         raise QueryError(f"limit must be between 1 and {MAX_CALLS}")
     params: dict[str, Any] = {}
     where = _where(q, params)
-    return ranked_calls(q.project_id, where, CALL_ORDERS[q.order_by], params, q.limit)
+    return ranked_calls(
+        q.project_id, where, CALL_ORDERS[q.order_by], params, q.limit, start=q.start, end=q.end, filters=q.filters
+    )
 
 
 def call_detail(project_id: int, event_id: str) -> dict[str, Any] | None:

@@ -68,6 +68,10 @@ PRICE_MEASURES = """
     sumIf(c.cache_write_tokens, NOT c.cache_hit) AS priced_cache_write_tokens,
     sumIf(c.output_tokens - c.reasoning_tokens, NOT c.cache_hit) AS priced_output_tokens,
     sumIf(c.reasoning_tokens, NOT c.cache_hit) AS priced_reasoning_tokens,
+    max(c.cost_pusd) AS max_cost_pusd,
+    max(c.latency_ms) AS max_latency_ms,
+    max(c.ttft_ms) AS max_ttft_ms,
+    max(c.input_tokens + c.output_tokens) AS max_tokens,
     {version:UInt64} AS version"""
 
 SUM_COLUMNS = (

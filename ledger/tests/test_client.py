@@ -131,6 +131,7 @@ def test_the_ledger_reads_name_themselves(
     assert [s["log_comment"] for s in queries] == [
         _comment("ledger.queries.usage.groups", project.pk),
         _comment("ledger.queries.usage", project.pk),
+        _comment("ledger.ranked.guide", project.pk),  # the hours that can hold them (here: too few rows)
         _comment("ledger.explore.top_calls", project.pk),
         _comment("ledger.calls_log.newest_only", project.pk),  # the top calls at their newest version
         _comment("ledger.explore.token_outliers", project.pk),

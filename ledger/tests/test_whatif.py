@@ -360,10 +360,11 @@ def test_the_migrations_backfill_equals_the_recompute(ch: Any, db: Any) -> None:
     columns = (
         "bucket, feature, model, provider, service_tier, streamed, finish_reason, error_type, price_band, calls,"
         " cache_hits, cost_pusd, priced_uncached_input_tokens, priced_cache_read_tokens, priced_cache_write_tokens,"
-        " priced_output_tokens, priced_reasoning_tokens"
+        " priced_output_tokens, priced_reasoning_tokens, max_cost_pusd, max_latency_ms, max_ttft_ms, max_tokens"
     )
     sql = f"SELECT {columns} FROM rollup_price_hour FINAL WHERE project_id = {{project:UInt64}} AND calls > 0"
-    (migration,) = [m for m in discover() if m.name == "rollup_price_hour"]
+    # the latest backfill of the tier (0011, which added the maxima), run on a table with every column
+    (migration,) = [m for m in discover() if m.name == "rollup_price_hour_extremes"]
     backfill = migration.statements()[-1]
     assert backfill.startswith("INSERT INTO rollup_price_hour")
     ch.command(backfill.replace("FROM llm_calls FINAL", "FROM llm_calls FINAL WHERE project_id = {project:UInt64}"),

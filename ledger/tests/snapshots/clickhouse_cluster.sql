@@ -659,3 +659,34 @@ ALTER TABLE llm_calls_local ON CLUSTER meterline MATERIALIZE INDEX cost_top;
 
 ALTER TABLE llm_calls_local ON CLUSTER meterline MATERIALIZE INDEX latency_top;
 
+-- 0011_rollup_price_hour_extremes
+ALTER TABLE rollup_price_hour_local ON CLUSTER meterline
+    ADD COLUMN IF NOT EXISTS max_cost_pusd Int64 AFTER priced_reasoning_tokens,
+    ADD COLUMN IF NOT EXISTS max_latency_ms Nullable(Float64) AFTER max_cost_pusd,
+    ADD COLUMN IF NOT EXISTS max_ttft_ms Nullable(Float64) AFTER max_latency_ms,
+    ADD COLUMN IF NOT EXISTS max_tokens UInt64 AFTER max_ttft_ms;
+
+ALTER TABLE rollup_price_hour ON CLUSTER meterline
+    ADD COLUMN IF NOT EXISTS max_cost_pusd Int64 AFTER priced_reasoning_tokens,
+    ADD COLUMN IF NOT EXISTS max_latency_ms Nullable(Float64) AFTER max_cost_pusd,
+    ADD COLUMN IF NOT EXISTS max_ttft_ms Nullable(Float64) AFTER max_latency_ms,
+    ADD COLUMN IF NOT EXISTS max_tokens UInt64 AFTER max_ttft_ms;
+
+INSERT INTO rollup_price_hour
+    (project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status,
+     service_tier, streamed, finish_reason, error_type, price_band, calls, cache_hits, cost_pusd,
+     priced_uncached_input_tokens, priced_cache_read_tokens, priced_cache_write_tokens, priced_output_tokens,
+     priced_reasoning_tokens, max_cost_pusd, max_latency_ms, max_ttft_ms, max_tokens, version)
+SELECT project_id, toStartOfHour(timestamp) AS bucket, feature, model, provider, route_version, route, environment,
+       traffic, status, service_tier, streamed, finish_reason, error_type,
+       arrayCount(x -> input_tokens > x, [32000, 100000, 128000, 199999, 200000, 256000, 272000, 512000, 524288]) AS band,
+       count(), countIf(cache_hit), sum(toInt128(cost_pusd)),
+       sumIf(input_tokens - cache_read_tokens - cache_write_tokens, NOT cache_hit),
+       sumIf(cache_read_tokens, NOT cache_hit), sumIf(cache_write_tokens, NOT cache_hit),
+       sumIf(output_tokens - reasoning_tokens, NOT cache_hit), sumIf(reasoning_tokens, NOT cache_hit),
+       max(cost_pusd), max(latency_ms), max(ttft_ms), max(input_tokens + output_tokens),
+       toUInt64(toUnixTimestamp64Micro(now64(6)))
+FROM llm_calls FINAL
+GROUP BY project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status,
+         service_tier, streamed, finish_reason, error_type, band;
+
