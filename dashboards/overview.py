@@ -111,7 +111,7 @@ def overview(project_id: int, f: Filters, stack: str = "feature", customers: boo
     mtd = month_to_date(project_id, f)
     page.extra["mtd"] = mtd
     page.charts.append(("spend", spend_chart))
-    # Models, waste and top features: one statement over the rollup that holds all their dimensions.
+    # Models, waste and top features: one statement, each part over the smallest rollup with its dimensions.
     models_result, waste_result, features_result = usage_breakdowns(
         f.usage(project_id, granularity=None, metrics=BREAKDOWN_METRICS),
         [(("provider", "model"), 500), (("traffic", "status"), 100), (("feature",), 50)],

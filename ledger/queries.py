@@ -458,26 +458,30 @@ def _ranked_groups(
 
 def usage_breakdowns(base: UsageQuery, parts: Sequence[tuple[tuple[str, ...], int]]) -> list[UsageResult]:
     """Several totals breakdowns of one selection (same range and filters), each ``(group_by, limit)``
-    ranked by ``base.order_by`` with ``base.metrics``, answered by one statement (UNION ALL over the
-    table that holds every dimension asked for). Each result is what :func:`usage` would answer."""
+    ranked by ``base.order_by`` with ``base.metrics``, answered by one statement (UNION ALL, each part
+    over the smallest table that holds its dimensions: top features from the compact day tier, top
+    customers from the customer totals). Each result is what :func:`usage` would answer."""
     if base.granularity is not None:
         raise QueryError("breakdowns are totals: granularity must be None")
     if not parts or any(not group_by for group_by, _ in parts):
         raise QueryError("each breakdown needs a group_by")
-    union = tuple(dict.fromkeys(d for group_by, _ in parts for d in group_by))
-    p = _prepare(replace(base, group_by=union))
     metrics = list(dict.fromkeys(base.metrics))
-    selects = []
+    selects, params, prepared = [], {}, []
     for i, (group_by, limit) in enumerate(parts):
-        _prepare(replace(base, group_by=group_by, limit=limit))  # each part's own validation
+        p = _prepare(replace(base, group_by=group_by, limit=limit))
+        prepared.append(p)
         keys = ", ".join(f"toString({d})" for d in group_by)
-        selects.append(
+        part = (
             f"SELECT * FROM (SELECT toUInt8({i}) AS part, [{keys}] AS g, {_select_metrics([*metrics, base.order_by])}"
             f" FROM {p.source} WHERE {p.where_sql} GROUP BY {', '.join(group_by)}"
             f" ORDER BY m_{base.order_by} DESC, {', '.join(group_by)} LIMIT {limit + 1})"
         )
+        # Each part's parameters under a prefix of its own: parts over different tables may bind
+        # their bounds differently.
+        selects.append(_prefix_params(part, p.params, f"q{i}_"))
+        params.update({f"q{i}_{k}": v for k, v in p.params.items()})
     result = get_clickhouse().query(
-        " UNION ALL ".join(selects), parameters=p.params, caller="ledger.queries.usage_breakdowns"
+        " UNION ALL ".join(selects), parameters=params, caller="ledger.queries.usage_breakdowns"
     )
     names = [c.removeprefix("m_") for c in result.column_names]
     by_part: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(parts))}
@@ -485,11 +489,10 @@ def usage_breakdowns(base: UsageQuery, parts: Sequence[tuple[tuple[str, ...], in
         row = dict(zip(names, raw, strict=True))
         by_part[int(row["part"])].append(row)
     out = []
-    for i, (group_by, limit) in enumerate(parts):
+    for i, ((group_by, limit), p) in enumerate(zip(parts, prepared, strict=True)):
         rows = [{"b": 0, **{d: r["g"][j] for j, d in enumerate(group_by)}, **r} for r in by_part[i]]
-        q = replace(p.q, group_by=group_by, limit=limit)
         truncated = len(rows) > limit
-        shaped = _shape(rows[:limit], q, p.tz, p.start, p.end, list(group_by), metrics, [()])
+        shaped = _shape(rows[:limit], p.q, p.tz, p.start, p.end, list(group_by), metrics, [()])
         out.append(UsageResult(shaped, truncated, p.source_name))
     return out
 
