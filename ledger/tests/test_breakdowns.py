@@ -1,0 +1,26 @@
+"""ledger.queries.usage_breakdowns: one statement, each part what usage() answers, from its own smallest tier."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from ledger.queries import UsageQuery, usage, usage_breakdowns
+from ledger.rollups import rollup_dirty
+from ledger.tests.test_ranked import DAY, traffic, write
+from tenancy.models import Project
+
+
+def test_each_breakdown_is_usage_of_its_part_from_the_smallest_tier(project: Project) -> None:
+    write(project, traffic(5, n=300))
+    rollup_dirty()
+    base = UsageQuery(project.pk, DAY, DAY + timedelta(days=3), None, metrics=("cost", "calls"), order_by="cost")
+    parts = [(("provider", "model"), 500), (("traffic", "status"), 100), (("feature",), 2), (("customer_id",), 5)]
+    answers = usage_breakdowns(base, parts)
+    for (group_by, limit), answer in zip(parts, answers, strict=True):
+        alone = usage(replace(base, group_by=group_by, limit=limit))
+        assert answer.rows == alone.rows
+        assert answer.source == alone.source
+    assert [a.source for a in answers] == [
+        "rollup_compact_day", "rollup_day", "rollup_compact_day", "rollup_customer_total_day",
+    ]  # fmt: skip
