@@ -31,7 +31,7 @@ from ledger.models import RateLimit
 
 DETAIL_TABLE = "rollup_capacity_detail_minute"
 MINUTE_TABLE = "rollup_capacity_minute"
-DAY_TABLE = "rollup_capacity_day"
+FIGURES_TABLE = "rollup_capacity_day_figures"
 FILTERS = ("provider", "model", "feature", "route", "route_version", "environment", "traffic")
 MEASURES = ("tpm", "itpm", "uncached_itpm", "otpm", "rpm")
 # limit → (the peak it bounds, the observed column); Anthropic's ITPM is judged on uncached input.
@@ -68,14 +68,11 @@ _RAW = {
     "rate_limited": "countIf(status = 'error' AND error_type = 'rate_limit')",
 }  # fmt: skip
 _MEMBER = "has({pool_keys:Array(String)}, concat(toString($p.provider), '\\x00', toString($p.model)))"
-# The day tier's minutes unfolded into minute rows (the columns the minute tiers have): for the
-# range's partial edge days, and for the models of a pool (summed with their pool's others per minute).
-_DAY_MINUTES = (
-    "(SELECT d.project_id AS project_id, d.provider AS provider, d.model AS model,"  # noqa: S608
-    " d.bucket + toIntervalMinute(m.1) AS bucket, m.2 AS calls, m.3 AS input_tokens, m.4 AS cache_read_tokens,"
-    f" m.5 AS output_tokens, m.6 AS rate_limited_calls FROM {DAY_TABLE} AS d FINAL ARRAY JOIN d.minutes AS m"
-    " WHERE d.project_id = {project:UInt64}"
-    " AND d.bucket >= toStartOfDay({start:DateTime('UTC')}) AND d.bucket < {end:DateTime('UTC')}"
+# The minute tier's rows the day figures do not answer: the range's partial edge days, and the
+# models of a pool (summed with their pool's others per minute).
+_MINUTE_SOURCE = (
+    f"(SELECT * FROM {MINUTE_TABLE} AS d FINAL WHERE d.project_id = {{project:UInt64}}"  # noqa: S608
+    " AND d.bucket >= {start:DateTime('UTC')} AND d.bucket < {end:DateTime('UTC')}"
     " AND (d.bucket < {whole_from:DateTime('UTC')} OR d.bucket >= {whole_to:DateTime('UTC')} OR "
     + _MEMBER.replace("$p", "d")
     + "))"
@@ -91,29 +88,43 @@ _DAYS_FROM_MINUTES = (
     + ", ".join(f"groupArraySorted($top)(-toInt64({m})) AS t_{m}" for m in MEASURES)
     + ", toUInt64(sum(rate_limited)) AS d_rate_limited FROM ($minutes) GROUP BY provider, grp, day"
 )
-# The same per-day figures the day tier holds for the whole days (models outside any pool).
-_DAYS_FROM_DAY_TIER = (
+# The same per-day figures from the day figures tier for the whole days (models outside any pool):
+# there each measure's top list holds the day's largest CAPACITY_TOP_MINUTES only.
+_DAYS_FROM_FIGURES = (
     "SELECT provider, toString(model) AS grp, toDate(bucket) AS day, toUInt64(active_minutes) AS n, "  # noqa: S608
     + ", ".join(f"peak_{m} AS d_{m}" for m in MEASURES)
     + ", peak_key AS d_key, "
-    + ", ".join(f"arraySlice(top_{m}, 1, $top) AS t_{m}" for m in MEASURES)
-    + f", rate_limited_calls AS d_rate_limited FROM {DAY_TABLE} AS w FINAL WHERE project_id = {{project:UInt64}}"
+    + ", ".join(f"arrayMap(x -> -toInt64(x), top_{m}) AS t_{m}" for m in MEASURES)
+    + f", rate_limited_calls AS d_rate_limited FROM {FIGURES_TABLE} AS w FINAL WHERE project_id = {{project:UInt64}}"
     " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
     " AND NOT " + _MEMBER.replace("$p", "w") + "$filters"
 )
 # Then per model: the peaks, the peak minute (the earliest day of the largest tpm), the days, and
-# the nearest-rank p99: the (n − ⌈0.99·n⌉ + 1)-th largest minute, found among each day's $top
-# largest ($top exceeds 1 % of the range's minutes).
+# the nearest-rank p99: the k-th largest minute, k = n − ⌈0.99·n⌉ + 1, taken from the union of the
+# days' top lists. It is exact unless some day's list was cut short (fewer than its minutes, fewer
+# than k) and its last value is not below the union's k-th: that day may hide more of the range's
+# top k, and ``unsure`` asks for the p99 from the minutes (``_P99_SQL``). A day from the minutes
+# keeps $top ≥ k values and is never in doubt.
 _RANK = "toUInt64(sum(n) - intDiv(99 * sum(n) + 99, 100) + 1)"
+_CUT = "arrayExists(x -> length(x.1) < x.2 AND length(x.1) < k AND -x.1[length(x.1)] >= p99_$m, groupArray((t_$m, n)))"
 _SUMMARY = (
-    "SELECT provider, grp, sum(n), "  # noqa: S608
+    f"SELECT provider, grp, sum(n), {_RANK} AS k, "  # noqa: S608
     + ", ".join(f"max(d_{m})" for m in MEASURES)
     + ", "
-    + ", ".join(f"-arrayElement(arraySort(arrayFlatten(groupArray(t_{m}))), {_RANK})" for m in MEASURES)
+    + ", ".join(f"-arrayElement(arraySort(arrayFlatten(groupArray(t_{m}))), k) AS p99_{m}" for m in MEASURES)
     + ", argMax(toDateTime(day, 'UTC') + toIntervalMinute(1439 - d_key % 2048), (d_tpm, -toInt64(toUInt32(day)))),"
     " sum(d_rate_limited), groupArray(("
     + ", ".join(["day", *(f"d_{m}" for m in MEASURES)])
-    + ")) FROM ($days) GROUP BY provider, grp ORDER BY provider, grp"
+    + ")), "
+    + " OR ".join(_CUT.replace("$m", m) for m in MEASURES)
+    + " AS unsure FROM ($days) GROUP BY provider, grp ORDER BY provider, grp"
+)
+# The exact p99 of the models ``unsure`` named, from every minute of the range.
+_P99_SQL = (
+    "SELECT provider, grp, "  # noqa: S608
+    + ", ".join(f"arrayElement(arraySort(groupArray({m})), intDiv(99 * count() + 99, 100))" for m in MEASURES)
+    + " FROM ($minutes) WHERE has({unsure:Array(String)}, concat(toString(provider), '\\x00', grp))"
+    " GROUP BY provider, grp"
 )
 # The latest limit each model reported in the range: from the day tier for the whole days inside it
 # and the minute tier for the rest (or the detail tier under filters, or raw calls).
@@ -231,21 +242,28 @@ def _whole_days(query: CapacityQuery, params: dict[str, Any]) -> None:
     params["whole_from"], params["whole_to"] = (first, last) if first < last else (end, end)
 
 
-def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
+def _minutes_sql(query: CapacityQuery, raw: bool, params: dict[str, Any], *, whole_range: bool = False) -> str:
+    """Per (provider, model or pool) and minute, the sums: from raw calls, the detail tier (under
+    filters), or the minute tier (the edge days and pools' models only, unless ``whole_range``)."""
     parts = _RAW if raw else _ROLLUP
     if raw:
         source = "llm_calls FINAL"
     elif _detailed(query):
         source = f"{DETAIL_TABLE} FINAL"
+    elif whole_range:
+        source = f"{MINUTE_TABLE} FINAL"
     else:
-        source = _DAY_MINUTES
-    filters = _filters(query, params)
+        source = _MINUTE_SOURCE
     minutes = _MINUTES
-    for name, text in {**parts, "source": source, "filters": filters}.items():
+    for name, text in {**parts, "source": source, "filters": _filters(query, params)}.items():
         minutes = minutes.replace(f"${name}", text)
-    days = _DAYS_FROM_MINUTES.replace("$minutes", minutes)
+    return minutes
+
+
+def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
+    days = _DAYS_FROM_MINUTES.replace("$minutes", _minutes_sql(query, raw, params))
     if not raw and not _detailed(query):
-        days += " UNION ALL " + _DAYS_FROM_DAY_TIER.replace("$filters", filters)
+        days += " UNION ALL " + _DAYS_FROM_FIGURES.replace("$filters", _filters(query, params))
     range_minutes = int((query.end - query.start).total_seconds() // 60)
     return _SUMMARY.replace("$days", days).replace("$top", str(range_minutes // 100 + 2))
 
@@ -260,7 +278,7 @@ def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> st
         # whole days from the day tier; the minutes before the first and after the last from the minute tier
         minute = _TIER_LIMITS.replace("$table", MINUTE_TABLE)
         parts = [
-            _TIER_LIMITS.replace("$table", DAY_TABLE).replace("$from", "whole_from").replace("$to", "whole_to"),
+            _TIER_LIMITS.replace("$table", FIGURES_TABLE).replace("$from", "whole_from").replace("$to", "whole_to"),
             minute.replace("$from", "start").replace("$to", "whole_from"),
             minute.replace("$from", "whole_to").replace("$to", "end"),
         ]
@@ -288,6 +306,7 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
     _whole_days(query, params)
     ch = get_clickhouse()
     summary = ch.query(_summary_sql(query, raw, params), parameters=params).result_rows
+    exact = _exact_p99(query, params, [(str(row[0]), str(row[1])) for row in summary if row[-1]])
     observed = {
         (str(provider), str(grp)): dict(zip(_OBSERVED, values, strict=True))
         for provider, grp, *values in ch.query(_observed_sql(query, raw, params), parameters=params).result_rows
@@ -296,11 +315,11 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
     last_day = (query.end - timedelta(microseconds=1)).date()
     rows = []
     n = len(MEASURES)
-    for provider, grp, minutes, *rest in summary:
+    for provider, grp, minutes, _, *rest in summary:
         provider, grp = str(provider), str(grp)
         peaks = dict(zip(MEASURES, map(int, rest[:n]), strict=True))
-        p99 = dict(zip(MEASURES, map(int, rest[n : 2 * n]), strict=True))
-        peak_minute, rate_limited, days = rest[2 * n :]
+        p99 = exact.get((provider, grp)) or dict(zip(MEASURES, map(int, rest[n : 2 * n]), strict=True))
+        peak_minute, rate_limited, days, _ = rest[2 * n :]
         daily: dict[str, dict[date, int]] = {m: {} for m in MEASURES}
         for day, *day_peaks in days:
             for m, value in zip(MEASURES, day_peaks, strict=True):
@@ -317,6 +336,19 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
         row.forecast = forecast_row(row, last_day)
         rows.append(row)
     return rows
+
+
+def _exact_p99(
+    query: CapacityQuery, params: dict[str, Any], unsure: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, int]]:
+    """The p99 of the models (or pools) the day figures could not settle, from every minute of the range."""
+    if not unsure:
+        return {}
+    sql = _P99_SQL.replace("$minutes", _minutes_sql(query, False, params, whole_range=True))
+    rows = get_clickhouse().query(
+        sql, parameters={**params, "unsure": [f"{p}\x00{g}" for p, g in unsure]}
+    ).result_rows
+    return {(str(p), str(g)): dict(zip(MEASURES, map(int, values), strict=True)) for p, g, *values in rows}
 
 
 def capacity_from_raw(query: CapacityQuery) -> list[Capacity]:
@@ -429,16 +461,27 @@ def reach_date(p99: int, limit: int, growth: Growth | None, last_day: date) -> d
     return None
 
 
-def route_mix(project_id: int, provider: str, models: Sequence[str], minute: datetime) -> list[dict[str, Any]]:
-    """Which features and route versions made up one minute of a model (or pool): calls and tokens."""
+def route_mix(
+    project_id: int,
+    provider: str,
+    models: Sequence[str],
+    minute: datetime,
+    filters: Mapping[str, Sequence[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Which features and route versions made up one minute of a model (or pool): calls and tokens,
+    of the calls the capacity question's ``filters`` (``FILTERS``) keep."""
+    params: dict[str, Any] = {"project": project_id, "minute": minute, "provider": provider, "models": list(models)}
+    query = CapacityQuery(project_id, minute, minute + timedelta(minutes=1), filters or {})
+    _check(query)
     rows = (
         get_clickhouse()
         .query(
             "SELECT toString(feature), toString(route_version), sum(calls), sum(input_tokens) + sum(output_tokens)"  # noqa: S608
             f" FROM {DETAIL_TABLE} FINAL WHERE project_id = {{project:UInt64}} AND bucket = {{minute:DateTime('UTC')}}"
             " AND provider = {provider:String} AND toString(model) IN {models:Array(String)}"
-            " GROUP BY feature, route_version HAVING sum(calls) > 0 ORDER BY 4 DESC, 1, 2",
-            parameters={"project": project_id, "minute": minute, "provider": provider, "models": list(models)},
+            + _filters(query, params)
+            + " GROUP BY feature, route_version HAVING sum(calls) > 0 ORDER BY 4 DESC, 1, 2",
+            parameters=params,
         )
         .result_rows
     )

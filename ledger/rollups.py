@@ -78,7 +78,7 @@ TIERS = (
         own_measures=CAPACITY_MERGED_MEASURES,
     ),
     Tier(
-        "rollup_capacity_day", CAPACITY_DIMENSIONS, "toStartOfDay(bucket)", "rollup_capacity_minute", "day",
+        "rollup_capacity_day_figures", CAPACITY_DIMENSIONS, "toStartOfDay(bucket)", "rollup_capacity_minute", "day",
         own_measures=CAPACITY_DAY_MEASURES,
     ),
 )  # fmt: skip
