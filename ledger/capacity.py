@@ -27,6 +27,7 @@ from typing import Any
 
 from ledger import forecast as forecasting
 from ledger.clickhouse.client import get_clickhouse
+from ledger.measures import CAPACITY_TOP_MINUTES
 from ledger.models import RateLimit
 
 DETAIL_TABLE = "rollup_capacity_detail_minute"
@@ -67,15 +68,13 @@ _RAW = {
     "bucket": "toStartOfMinute(timestamp)", "calls": "count()", "time": "timestamp",
     "rate_limited": "countIf(status = 'error' AND error_type = 'rate_limit')",
 }  # fmt: skip
-_MEMBER = "has({pool_keys:Array(String)}, concat(toString($p.provider), '\\x00', toString($p.model)))"
-# The minute tier's rows the day figures do not answer: the range's partial edge days, and the
-# models of a pool (summed with their pool's others per minute).
+_MEMBER = "(provider, model) IN {pool_pairs:Array(Tuple(String, String))}"
+# The minute tier's rows the day figures do not answer: the models of a pool (summed with their
+# pool's others per minute) over the range, and the others' on the range's partial edge days.
 _MINUTE_SOURCE = (
-    f"(SELECT * FROM {MINUTE_TABLE} AS d FINAL WHERE d.project_id = {{project:UInt64}}"  # noqa: S608
-    " AND d.bucket >= {start:DateTime('UTC')} AND d.bucket < {end:DateTime('UTC')}"
-    " AND (d.bucket < {whole_from:DateTime('UTC')} OR d.bucket >= {whole_to:DateTime('UTC')} OR "
-    + _MEMBER.replace("$p", "d")
-    + "))"
+    f"(SELECT * FROM {MINUTE_TABLE} FINAL WHERE project_id = {{project:UInt64}}"  # noqa: S608
+    " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
+    f" AND (bucket < {{whole_from:DateTime('UTC')}} OR bucket >= {{whole_to:DateTime('UTC')}} OR {_MEMBER}))"
 )
 # Per (provider, model or pool) and day: the minutes with traffic, the peak of each measure, the
 # peak's key (tpm · 2048 + 1439 − the minute of the day: its largest value is the earliest minute
@@ -86,7 +85,9 @@ _DAYS_FROM_MINUTES = (
     + ", ".join(f"toUInt64(max({m})) AS d_{m}" for m in MEASURES)
     + ", toUInt64(max(toUInt64(tpm) * 2048 + (1439 - toRelativeMinuteNum(minute) % 1440))) AS d_key, "
     + ", ".join(f"groupArraySorted($top)(-toInt64({m})) AS t_{m}" for m in MEASURES)
-    + ", toUInt64(sum(rate_limited)) AS d_rate_limited FROM ($minutes) GROUP BY provider, grp, day"
+    + ", toUInt64(sum(rate_limited)) AS d_rate_limited, "
+    + ", ".join(f"length(t_{m}) AS l_{m}, -t_{m}[-1] AS e_{m}" for m in MEASURES)
+    + " FROM ($minutes) GROUP BY provider, grp, day"
 )
 # The same per-day figures from the day figures tier for the whole days (models outside any pool):
 # there each measure's top list holds the day's largest CAPACITY_TOP_MINUTES only.
@@ -95,9 +96,11 @@ _DAYS_FROM_FIGURES = (
     + ", ".join(f"peak_{m} AS d_{m}" for m in MEASURES)
     + ", peak_key AS d_key, "
     + ", ".join(f"arrayMap(x -> -toInt64(x), top_{m}) AS t_{m}" for m in MEASURES)
-    + f", rate_limited_calls AS d_rate_limited FROM {FIGURES_TABLE} AS w FINAL WHERE project_id = {{project:UInt64}}"
+    + ", rate_limited_calls AS d_rate_limited, "
+    + ", ".join(f"length(top_{m}) AS l_{m}, toInt64(top_{m}[-1]) AS e_{m}" for m in MEASURES)
+    + f" FROM {FIGURES_TABLE} AS w FINAL WHERE project_id = {{project:UInt64}}"
     " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
-    " AND NOT " + _MEMBER.replace("$p", "w") + "$filters"
+    f" AND NOT {_MEMBER}$filters"
 )
 # Then per model: the peaks, the peak minute (the earliest day of the largest tpm), the days, and
 # the nearest-rank p99: the k-th largest minute, k = n − ⌈0.99·n⌉ + 1, taken from the union of the
@@ -106,7 +109,7 @@ _DAYS_FROM_FIGURES = (
 # top k, and ``unsure`` asks for the p99 from the minutes (``_P99_SQL``). A day from the minutes
 # keeps $top ≥ k values and is never in doubt.
 _RANK = "toUInt64(sum(n) - intDiv(99 * sum(n) + 99, 100) + 1)"
-_CUT = "arrayExists(x -> length(x.1) < x.2 AND length(x.1) < k AND -x.1[length(x.1)] >= p99_$m, groupArray((t_$m, n)))"
+_CUT = "arrayExists(x -> x.1 < x.2 AND x.1 < k AND x.3 >= p99_$m, groupArray((l_$m, n, e_$m)))"
 _SUMMARY = (
     f"SELECT provider, grp, sum(n), {_RANK} AS k, "  # noqa: S608
     + ", ".join(f"max(d_{m})" for m in MEASURES)
@@ -265,7 +268,8 @@ def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str
     if not raw and not _detailed(query):
         days += " UNION ALL " + _DAYS_FROM_FIGURES.replace("$filters", _filters(query, params))
     range_minutes = int((query.end - query.start).total_seconds() // 60)
-    return _SUMMARY.replace("$days", days).replace("$top", str(range_minutes // 100 + 2))
+    top = range_minutes // 100 + 2 if raw else min(range_minutes // 100 + 2, CAPACITY_TOP_MINUTES)
+    return _SUMMARY.replace("$days", days).replace("$top", str(top))
 
 
 def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
@@ -286,27 +290,31 @@ def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> st
     return _OBSERVED_SQL.replace("$limits", union)
 
 
-def _pools(limits: Sequence[RateLimit]) -> tuple[list[str], list[str]]:
-    keys, names = [], []
+def _parameters(query: CapacityQuery, limits: Sequence[RateLimit]) -> dict[str, Any]:
+    """The bound parameters of the capacity queries: the range, its whole days and the pools
+    (``pool_keys`` "provider\\x00model" → ``pool_names``; ``pool_pairs`` the members)."""
+    keys, names, pairs = [], [], []
     for limit in limits:
         for member in limit.members:
             keys.append(f"{limit.provider}\x00{member}")
             names.append(limit.model)
-    return keys, names
+            pairs.append((limit.provider, member))
+    params: dict[str, Any] = {
+        "project": query.project_id, "start": query.start, "end": query.end, "pool_keys": keys, "pool_names": names,
+        "pool_pairs": pairs,
+    }  # fmt: skip
+    _whole_days(query, params)
+    return params
 
 
 def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
     """Every model (or pool) with traffic in the range, by provider and name; ``raw`` reads llm_calls."""
     _check(query)
     configured = list(RateLimit.objects.filter(project_id=query.project_id))
-    keys, names = _pools(configured)
-    params: dict[str, Any] = {
-        "project": query.project_id, "start": query.start, "end": query.end, "pool_keys": keys, "pool_names": names,
-    }  # fmt: skip
-    _whole_days(query, params)
+    params = _parameters(query, configured)
     ch = get_clickhouse()
     summary = ch.query(_summary_sql(query, raw, params), parameters=params).result_rows
-    exact = _exact_p99(query, params, [(str(row[0]), str(row[1])) for row in summary if row[-1]])
+    exact = _exact_p99(query, raw, params, [(str(row[0]), str(row[1])) for row in summary if row[-1]])
     observed = {
         (str(provider), str(grp)): dict(zip(_OBSERVED, values, strict=True))
         for provider, grp, *values in ch.query(_observed_sql(query, raw, params), parameters=params).result_rows
@@ -339,12 +347,12 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
 
 
 def _exact_p99(
-    query: CapacityQuery, params: dict[str, Any], unsure: Sequence[tuple[str, str]]
+    query: CapacityQuery, raw: bool, params: dict[str, Any], unsure: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], dict[str, int]]:
     """The p99 of the models (or pools) the day figures could not settle, from every minute of the range."""
     if not unsure:
         return {}
-    sql = _P99_SQL.replace("$minutes", _minutes_sql(query, False, params, whole_range=True))
+    sql = _P99_SQL.replace("$minutes", _minutes_sql(query, raw, params, whole_range=True))
     rows = get_clickhouse().query(
         sql, parameters={**params, "unsure": [f"{p}\x00{g}" for p, g in unsure]}
     ).result_rows
