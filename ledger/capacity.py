@@ -131,7 +131,8 @@ _P99_SQL = (
 )
 # The latest limit each model reported in the range: from the day tier for the whole days inside it
 # and the minute tier for the rest (or the detail tier under filters, or raw calls).
-_LATEST = ", ".join(f"argMaxIf({c}, {c}_at, isNotNull({c})) AS {c}" for c in _OBSERVED.values())
+# (ties in time go to the larger limit, so the answer never depends on the order rows are read in)
+_LATEST = ", ".join(f"argMaxIf({c}, ({c}_at, assumeNotNull({c})), isNotNull({c})) AS {c}" for c in _OBSERVED.values())
 _OBSERVED_SQL = f"SELECT provider, {_GROUP} AS grp, {_LATEST} FROM ($limits) GROUP BY provider, grp"  # noqa: S608
 _LIMIT_COLUMNS = ", ".join(f"{c}, {c}_at" for c in _OBSERVED.values())
 _RAW_LIMITS = (

@@ -156,7 +156,7 @@ CAPACITY_RAW_MEASURES = ",\n".join(
         "    countIf(c.status = 'error' AND c.error_type = 'rate_limit') AS rate_limited_calls",
     ]
     + [
-        f"    argMaxIf(c.{raw}, c.timestamp, isNotNull(c.{raw})) AS {name},\n"
+        f"    argMaxIf(c.{raw}, (c.timestamp, assumeNotNull(c.{raw})), isNotNull(c.{raw})) AS {name},\n"
         f"    maxIf(c.timestamp, isNotNull(c.{raw})) AS {name}_at"
         for name, raw in OBSERVED_LIMITS.items()
     ]
@@ -167,7 +167,8 @@ CAPACITY_RAW_MEASURES = ",\n".join(
 def _latest_limits(source: str) -> list[str]:
     # qualified: the bare names would be this select's own aliases (an aggregate in an aggregate)
     return [
-        f"    argMaxIf({source}.{name}, {source}.{name}_at, isNotNull({source}.{name})) AS {name},\n"
+        f"    argMaxIf({source}.{name}, ({source}.{name}_at, assumeNotNull({source}.{name})), isNotNull({source}.{name}))"
+        f" AS {name},\n"
         f"    max({source}.{name}_at) AS {name}_at"
         for name in OBSERVED_LIMITS
     ]
