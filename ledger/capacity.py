@@ -7,13 +7,18 @@ output, ``rpm`` the calls. The peak is the largest minute in the range; p99 is t
 several models, ``ledger.models.RateLimit``) sums its models' calls minute by minute.
 
 Limits: each is the configured one where set, else the latest one the provider reported in the
-range (the ``ratelimit_limit_*`` headers of its answers); ``limit_source`` says ``configured``
+range (the ``ratelimit_limit_*`` headers of its answers; of two at the same time, the larger);
+``limit_source`` says ``configured``
 when any limit shown is configured, ``observed`` when all are observed, None without any.
 Anthropic does not count cache reads toward ITPM, so its ITPM headroom is judged on uncached input.
 
-Reads the capacity rollups: each day's minutes of a model (``rollup_capacity_day``, unfolded), or
-the per-minute detail tier when a filter needs its dimensions. :func:`capacity_from_raw` computes
-the same answer from ``llm_calls``, for the tests and ``bench/capacity.py``.
+Reads the capacity rollups: each whole day's figures of a model (``rollup_capacity_day_figures``:
+its peaks, its 100 largest minutes per measure, 429s, limits) and the model tier's minutes
+(``rollup_capacity_minute``) for the models of a pool and the range's partial edge days; or the
+per-minute detail tier when a filter needs its dimensions. The p99 comes from the days' largest
+minutes, and from every minute of the range in the rare case where one day's list was too short
+to settle it. :func:`capacity_from_raw` computes the same answer from ``llm_calls``, for the tests
+and ``bench/capacity.py``.
 """
 
 from __future__ import annotations
