@@ -64,31 +64,14 @@ _MINUTES = (
     f"SELECT provider, {_GROUP} AS grp, $bucket AS minute,"  # noqa: S608
     " $calls AS rpm, sum(input_tokens) + sum(output_tokens) AS tpm, sum(input_tokens) AS itpm,"
     " sum(input_tokens) - sum(cache_read_tokens) AS uncached_itpm, sum(output_tokens) AS otpm,"
-    " $rate_limited AS rate_limited, $latest FROM $source WHERE project_id = {project:UInt64}"
+    " $rate_limited AS rate_limited FROM $source WHERE project_id = {project:UInt64}"
     " AND $time >= {start:DateTime('UTC')} AND $time < {end:DateTime('UTC')}$filters"
     " GROUP BY provider, grp, minute HAVING rpm > 0"
 )
-# The latest limit of each kind a group reported (its value ``v_*`` and time ``a_*``; a minute's:
-# ``mv_*``, ``ma_*``): ties in time go to the larger limit, so the read order never decides.
-_LATEST = "argMaxIf($v, ($a, assumeNotNull($v)), isNotNull($v))"
-_LIMITS = {
-    "rollup": ", ".join(
-        _LATEST.replace("$v", c).replace("$a", f"{c}_at") + f" AS mv_{c}, maxIf({c}_at, isNotNull({c})) AS ma_{c}"
-        for c in _OBSERVED.values()
-    ),
-    "raw": ", ".join(
-        _LATEST.replace("$v", f"ratelimit_{c}").replace("$a", "timestamp")
-        + f" AS mv_{c}, maxIf(timestamp, isNotNull(ratelimit_{c})) AS ma_{c}"
-        for c in _OBSERVED.values()
-    ),
-}
-_ROLLUP = {
-    "bucket": "bucket", "calls": "sum(calls)", "rate_limited": "sum(rate_limited_calls)", "time": "bucket",
-    "latest": _LIMITS["rollup"],
-}
+_ROLLUP = {"bucket": "bucket", "calls": "sum(calls)", "rate_limited": "sum(rate_limited_calls)", "time": "bucket"}
 _RAW = {
     "bucket": "toStartOfMinute(timestamp)", "calls": "count()", "time": "timestamp",
-    "rate_limited": "countIf(status = 'error' AND error_type = 'rate_limit')", "latest": _LIMITS["raw"],
+    "rate_limited": "countIf(status = 'error' AND error_type = 'rate_limit')",
 }  # fmt: skip
 _MEMBER = "(provider, model) IN {pool_pairs:Array(Tuple(String, String))}"
 # The minute tier's rows the day figures do not answer: the models of a pool (summed with their
@@ -109,11 +92,6 @@ _DAYS_FROM_MINUTES = (
     + ", ".join(f"groupArraySorted($top)(-toInt64({m})) AS t_{m}" for m in MEASURES)
     + ", toUInt64(sum(rate_limited)) AS d_rate_limited, "
     + ", ".join(f"length(t_{m}) AS l_{m}, -t_{m}[-1] AS e_{m}" for m in MEASURES)
-    + ", "
-    + ", ".join(
-        _LATEST.replace("$v", f"mv_{c}").replace("$a", f"ma_{c}") + f" AS v_{c}, max(ma_{c}) AS a_{c}"
-        for c in _OBSERVED.values()
-    )
     + " FROM ($minutes) GROUP BY provider, grp, day"
 )
 # The same per-day figures from the day figures tier for the whole days (models outside any pool):
@@ -125,8 +103,6 @@ _DAYS_FROM_FIGURES = (
     + ", ".join(f"arrayMap(x -> -toInt64(x), top_{m}) AS t_{m}" for m in MEASURES)
     + ", rate_limited_calls AS d_rate_limited, "
     + ", ".join(f"length(top_{m}) AS l_{m}, toInt64(top_{m}[-1]) AS e_{m}" for m in MEASURES)
-    + ", "
-    + ", ".join(f"{c} AS v_{c}, {c}_at AS a_{c}" for c in _OBSERVED.values())
     + f" FROM {FIGURES_TABLE} AS w FINAL WHERE project_id = {{project:UInt64}}"
     " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
     f" AND NOT {_MEMBER}$filters"
@@ -148,8 +124,6 @@ _SUMMARY = (
     " sum(d_rate_limited), groupArray(("
     + ", ".join(["day", *(f"d_{m}" for m in MEASURES)])
     + ")), "
-    + ", ".join(_LATEST.replace("$v", f"v_{c}").replace("$a", f"a_{c}") for c in _OBSERVED.values())
-    + ", "
     + " OR ".join(_CUT.replace("$m", m) for m in MEASURES)
     + " AS unsure FROM ($days) GROUP BY provider, grp ORDER BY provider, grp"
 )
@@ -160,6 +134,24 @@ _P99_SQL = (
     + " FROM ($minutes) WHERE has({unsure:Array(String)}, concat(toString(provider), '\\x00', grp))"
     " GROUP BY provider, grp"
 )
+# The latest limit each model reported in the range: from the day tier for the whole days inside it
+# and the minute tier for the rest (or the detail tier under filters, or raw calls).
+# (ties in time go to the larger limit, so the answer never depends on the order rows are read in)
+_LATEST = ", ".join(f"argMaxIf({c}, ({c}_at, assumeNotNull({c})), isNotNull({c})) AS {c}" for c in _OBSERVED.values())
+_OBSERVED_SQL = f"SELECT provider, {_GROUP} AS grp, {_LATEST} FROM ($limits) GROUP BY provider, grp"  # noqa: S608
+_LIMIT_COLUMNS = ", ".join(f"{c}, {c}_at" for c in _OBSERVED.values())
+_RAW_LIMITS = (
+    "SELECT provider, model, "  # noqa: S608
+    + ", ".join(f"ratelimit_{c} AS {c}, timestamp AS {c}_at" for c in _OBSERVED.values())
+    + " FROM llm_calls FINAL WHERE project_id = {project:UInt64} AND timestamp >= {start:DateTime('UTC')}"
+    " AND timestamp < {end:DateTime('UTC')}$filters"
+)
+_TIER_LIMITS = (
+    f"SELECT provider, model, {_LIMIT_COLUMNS} FROM $table FINAL WHERE project_id = {{project:UInt64}}"  # noqa: S608
+    " AND bucket >= {$from:DateTime('UTC')} AND bucket < {$to:DateTime('UTC')}$filters"
+)
+
+
 class CapacityError(ValueError):
     """A capacity question that cannot be answered as asked (a 400)."""
 
@@ -286,6 +278,24 @@ def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str
     return _SUMMARY.replace("$days", days).replace("$top", str(top))
 
 
+def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
+    filters = _filters(query, params)
+    if raw:
+        return _OBSERVED_SQL.replace("$limits", _RAW_LIMITS.replace("$filters", filters))
+    if _detailed(query):
+        parts = [_TIER_LIMITS.replace("$table", DETAIL_TABLE).replace("$from", "start").replace("$to", "end")]
+    else:
+        # whole days from the day tier; the minutes before the first and after the last from the minute tier
+        minute = _TIER_LIMITS.replace("$table", MINUTE_TABLE)
+        parts = [
+            _TIER_LIMITS.replace("$table", FIGURES_TABLE).replace("$from", "whole_from").replace("$to", "whole_to"),
+            minute.replace("$from", "start").replace("$to", "whole_from"),
+            minute.replace("$from", "whole_to").replace("$to", "end"),
+        ]
+    union = " UNION ALL ".join(p.replace("$filters", filters) for p in parts)
+    return _OBSERVED_SQL.replace("$limits", union)
+
+
 def _parameters(query: CapacityQuery, limits: Sequence[RateLimit]) -> dict[str, Any]:
     """The bound parameters of the capacity queries: the range, its whole days and the pools
     (``pool_keys`` "provider\\x00model" → ``pool_names``; ``pool_pairs`` the members)."""
@@ -311,6 +321,10 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
     ch = get_clickhouse()
     summary = ch.query(_summary_sql(query, raw, params), parameters=params).result_rows
     exact = _exact_p99(query, raw, params, [(str(row[0]), str(row[1])) for row in summary if row[-1]])
+    observed = {
+        (str(provider), str(grp)): dict(zip(_OBSERVED, values, strict=True))
+        for provider, grp, *values in ch.query(_observed_sql(query, raw, params), parameters=params).result_rows
+    }
     by_name = {(limit.provider, limit.model): limit for limit in configured}
     last_day = (query.end - timedelta(microseconds=1)).date()
     rows = []
@@ -319,13 +333,13 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
         provider, grp = str(provider), str(grp)
         peaks = dict(zip(MEASURES, map(int, rest[:n]), strict=True))
         p99 = exact.get((provider, grp)) or dict(zip(MEASURES, map(int, rest[n : 2 * n]), strict=True))
-        peak_minute, rate_limited, days, *observed, _ = rest[2 * n :]
+        peak_minute, rate_limited, days, _ = rest[2 * n :]
         daily: dict[str, dict[date, int]] = {m: {} for m in MEASURES}
         for day, *day_peaks in days:
             for m, value in zip(MEASURES, day_peaks, strict=True):
                 daily[m][day] = int(value)
         limit = by_name.get((provider, grp))
-        limits, source = _limits(limit, dict(zip(_OBSERVED, observed, strict=True)))
+        limits, source = _limits(limit, observed.get((provider, grp), {}))
         row = Capacity(
             provider=provider, model=grp, models=limit.members if limit else [grp], peaks=peaks, p99=p99,
             minutes=int(minutes), peak_minute=peak_minute.replace(tzinfo=UTC),
