@@ -359,9 +359,7 @@ def _exact_p99(
     if not unsure:
         return {}
     sql = _P99_SQL.replace("$minutes", _minutes_sql(query, raw, params, whole_range=True))
-    rows = get_clickhouse().query(
-        sql, parameters={**params, "unsure": [f"{p}\x00{g}" for p, g in unsure]}
-    ).result_rows
+    rows = get_clickhouse().query(sql, parameters={**params, "unsure": [f"{p}\x00{g}" for p, g in unsure]}).result_rows
     return {(str(p), str(g)): dict(zip(MEASURES, map(int, values), strict=True)) for p, g, *values in rows}
 
 

@@ -167,8 +167,8 @@ CAPACITY_RAW_MEASURES = ",\n".join(
 def _latest_limits(source: str) -> list[str]:
     # qualified: the bare names would be this select's own aliases (an aggregate in an aggregate)
     return [
-        f"    argMaxIf({source}.{name}, ({source}.{name}_at, assumeNotNull({source}.{name})), isNotNull({source}.{name}))"
-        f" AS {name},\n"
+        f"    argMaxIf({source}.{name}, ({source}.{name}_at, assumeNotNull({source}.{name})),"
+        f" isNotNull({source}.{name})) AS {name},\n"
         f"    max({source}.{name}_at) AS {name}_at"
         for name in OBSERVED_LIMITS
     ]

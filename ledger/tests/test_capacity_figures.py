@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from ingest.accept import accept
 from ingest.drain import drain_until_empty
-
 from ledger.capacity import FIGURES_TABLE, CapacityQuery, capacity, capacity_from_raw, route_mix
 from ledger.clickhouse.client import get_clickhouse
 from ledger.clickhouse.migrate import discover
@@ -83,13 +82,13 @@ def raw_route_mix(project: Project, provider: str, models: list[str], minute: da
     rows = (
         get_clickhouse()
         .query(
-            "SELECT toString(feature), toString(route_version), count(), sum(input_tokens) + sum(output_tokens)"  # noqa: S608
+            "SELECT toString(feature), toString(route_version), count(), sum(input_tokens) + sum(output_tokens)"
             " FROM llm_calls FINAL WHERE project_id = {p:UInt64} AND toStartOfMinute(timestamp) = {m:DateTime('UTC')}"
             f" AND provider = {{pr:String}} AND toString(model) IN {{ms:Array(String)}}{where}"
             " GROUP BY 1, 2 ORDER BY 4 DESC, 1, 2",
-            parameters={"p": project.pk, "m": minute, "pr": provider, "ms": models,
-                        **{f"f_{d}": list(v) for d, v in filters.items()}},
-        )  # fmt: skip
+            parameters={"p": project.pk, "m": minute, "pr": provider, "ms": models}
+            | {f"f_{d}": list(v) for d, v in filters.items()},
+        )
         .result_rows
     )
     return [{"feature": f, "route_version": rv, "calls": int(c), "tokens": int(t)} for f, rv, c, t in rows]
@@ -113,7 +112,13 @@ def check(project: Project) -> None:
 
 
 @pytest.mark.django_db
-@settings(max_examples=8, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate], suppress_health_check=[HealthCheck.function_scoped_fixture])
+# no shrinking: each example asks 20 questions of two stores, a shrink would take many minutes
+@settings(
+    max_examples=8,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     first=st.lists(capacity_record, min_size=1, max_size=40),
     late=st.lists(capacity_record, max_size=15),
@@ -165,13 +170,13 @@ def test_the_backfill_writes_the_figures_the_rollup_writes(project: Project) -> 
     )  # this project's rows only
     ch = get_clickhouse()
     rolled = ch.query(
-        f"SELECT * EXCEPT (version) FROM {FIGURES_TABLE} FINAL WHERE project_id = {{p:UInt64}} AND calls > 0"  # noqa: S608
+        f"SELECT * EXCEPT (version) FROM {FIGURES_TABLE} FINAL WHERE project_id = {{p:UInt64}} AND calls > 0"
         " ORDER BY provider, model, bucket",
         parameters={"p": project.pk},
     ).result_rows
     backfilled = [
         row[:-1]  # all but the version
-        for row in ch.query(f"SELECT * FROM ({select}) ORDER BY 3, 4, 2", parameters={"p": project.pk}).result_rows  # noqa: S608
+        for row in ch.query(f"SELECT * FROM ({select}) ORDER BY 3, 4, 2", parameters={"p": project.pk}).result_rows
     ]
     assert len(rolled) == 4  # two models on two days
     assert backfilled == rolled
