@@ -301,6 +301,8 @@ def _parameters(query: CapacityQuery, limits: Sequence[RateLimit]) -> dict[str, 
     (``pool_keys`` "provider\\x00model" → ``pool_names``; ``pool_pairs`` the members)."""
     keys, names, pairs = [], [], []
     for limit in limits:
+        if limit.members == [limit.model]:
+            continue  # a model's own limit: its minutes are its own, its whole days' figures answer
         for member in limit.members:
             keys.append(f"{limit.provider}\x00{member}")
             names.append(limit.model)
