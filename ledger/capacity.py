@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger import forecast as forecasting
+from ledger import pool_days
 from ledger.clickhouse.client import get_clickhouse
 from ledger.measures import CAPACITY_TOP_MINUTES
 from ledger.models import RateLimit
@@ -38,6 +39,7 @@ from ledger.models import RateLimit
 DETAIL_TABLE = "rollup_capacity_detail_minute"
 MINUTE_TABLE = "rollup_capacity_minute"
 FIGURES_TABLE = "rollup_capacity_day_figures"
+POOL_TABLE = pool_days.POOL_TABLE
 FILTERS = ("provider", "model", "feature", "route", "route_version", "environment", "traffic")
 MEASURES = ("tpm", "itpm", "uncached_itpm", "otpm", "rpm")
 # limit → (the peak it bounds, the observed column); Anthropic's ITPM is judged on uncached input.
@@ -76,11 +78,25 @@ _RAW = {
 _MEMBER = "(provider, model) IN {pool_pairs:Array(Tuple(String, String))}"
 # The minute tier's rows the day figures do not answer: the models of a pool (summed with their
 # pool's others per minute) over the range, and the others' on the range's partial edge days.
+# ``$members`` are the models of a pool and the days the minutes must answer for them: the whole
+# range, or, where the pool tier answers, the partial edge days and the whole days it lacks.
 _MINUTE_SOURCE = (
     f"(SELECT * FROM {MINUTE_TABLE} FINAL WHERE project_id = {{project:UInt64}}"  # noqa: S608
     " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
-    f" AND (bucket < {{whole_from:DateTime('UTC')}} OR bucket >= {{whole_to:DateTime('UTC')}} OR {_MEMBER}))"
+    " AND (bucket < {whole_from:DateTime('UTC')} OR bucket >= {whole_to:DateTime('UTC')} OR $members))"
 )
+_LACKING = (
+    f"{_MEMBER} AND (provider, model, toStartOfDay(bucket))"
+    " IN {pool_lacking:Array(Tuple(String, String, DateTime('UTC')))}"
+)
+# The pool tier's whole days that stand for a pool as configured now (``pool_days.signature``).
+_POOL_ROWS = (
+    f"{POOL_TABLE} FINAL WHERE project_id = {{project:UInt64}}"
+    " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
+    " AND has({pool_sigs:Array(String)},"
+    " concat(toString(provider), '\\x00', toString(model), '\\x00', arrayStringConcat(members, '\\x00')))"
+)
+_POOL_DAYS = f"SELECT provider, toString(model), groupArray(bucket) FROM {_POOL_ROWS} GROUP BY provider, model"  # noqa: S608
 # Per (provider, model or pool) and day: the minutes with traffic, the peak of each measure, the
 # peak's key (tpm · 2048 + 1439 − the minute of the day: its largest value is the earliest minute
 # of the largest tpm), each measure's $top largest minutes (negated, ascending) and the 429s.
@@ -94,8 +110,9 @@ _DAYS_FROM_MINUTES = (
     + ", ".join(f"length(t_{m}) AS l_{m}, -t_{m}[-1] AS e_{m}" for m in MEASURES)
     + " FROM ($minutes) GROUP BY provider, grp, day"
 )
-# The same per-day figures from the day figures tier for the whole days (models outside any pool):
-# there each measure's top list holds the day's largest CAPACITY_TOP_MINUTES only.
+# The same per-day figures for the whole days from the day figures tier (models outside any pool)
+# or the pool tier ($rows): there each measure's top list holds the day's largest
+# CAPACITY_TOP_MINUTES only.
 _DAYS_FROM_FIGURES = (
     "SELECT provider, toString(model) AS grp, toDate(bucket) AS day, toUInt64(active_minutes) AS n, "  # noqa: S608
     + ", ".join(f"peak_{m} AS d_{m}" for m in MEASURES)
@@ -103,9 +120,12 @@ _DAYS_FROM_FIGURES = (
     + ", ".join(f"arrayMap(x -> -toInt64(x), top_{m}) AS t_{m}" for m in MEASURES)
     + ", rate_limited_calls AS d_rate_limited, "
     + ", ".join(f"length(top_{m}) AS l_{m}, toInt64(top_{m}[-1]) AS e_{m}" for m in MEASURES)
-    + f" FROM {FIGURES_TABLE} AS w FINAL WHERE project_id = {{project:UInt64}}"
+    + " FROM $rows$filters"
+)
+_FIGURE_ROWS = (
+    f"{FIGURES_TABLE} FINAL WHERE project_id = {{project:UInt64}}"
     " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
-    f" AND NOT {_MEMBER}$filters"
+    f" AND NOT {_MEMBER}"
 )
 # Then per model: the peaks, the peak minute (the earliest day of the largest tpm), the days, and
 # the nearest-rank p99: the k-th largest minute, k = n − ⌈0.99·n⌉ + 1, taken from the union of the
@@ -243,6 +263,11 @@ def _detailed(query: CapacityQuery) -> bool:
     return not set(query.filters) <= {"provider", "model"}
 
 
+def _pooled(query: CapacityQuery) -> bool:
+    """Whether the pool tier answers (a filter on models counts the members it names, not the pool)."""
+    return not _detailed(query) and "model" not in query.filters
+
+
 def _whole_days(query: CapacityQuery, params: dict[str, Any]) -> None:
     """Bind ``whole_from`` and ``whole_to``: the whole UTC days inside the range (an empty span if none)."""
     start, end = query.start.astimezone(UTC), query.end.astimezone(UTC)
@@ -262,7 +287,8 @@ def _minutes_sql(query: CapacityQuery, raw: bool, params: dict[str, Any], *, who
     elif whole_range:
         source = f"{MINUTE_TABLE} FINAL"
     else:
-        source = _MINUTE_SOURCE
+        members = (_LACKING if params["pool_lacking"] else "0") if _pooled(query) else _MEMBER
+        source = _MINUTE_SOURCE.replace("$members", members)
     minutes = _MINUTES
     for name, text in {**parts, "source": source, "filters": _filters(query, params)}.items():
         minutes = minutes.replace(f"${name}", text)
@@ -272,7 +298,10 @@ def _minutes_sql(query: CapacityQuery, raw: bool, params: dict[str, Any], *, who
 def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
     days = _DAYS_FROM_MINUTES.replace("$minutes", _minutes_sql(query, raw, params))
     if not raw and not _detailed(query):
-        days += " UNION ALL " + _DAYS_FROM_FIGURES.replace("$filters", _filters(query, params))
+        figures = _DAYS_FROM_FIGURES.replace("$filters", _filters(query, params))
+        days += " UNION ALL " + figures.replace("$rows", _FIGURE_ROWS)
+        if _pooled(query):
+            days += " UNION ALL " + figures.replace("$rows", _POOL_ROWS)
     range_minutes = int((query.end - query.start).total_seconds() // 60)
     top = range_minutes // 100 + 2 if raw else min(range_minutes // 100 + 2, CAPACITY_TOP_MINUTES)
     return _SUMMARY.replace("$days", days).replace("$top", str(top))
@@ -299,20 +328,44 @@ def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> st
 def _parameters(query: CapacityQuery, limits: Sequence[RateLimit]) -> dict[str, Any]:
     """The bound parameters of the capacity queries: the range, its whole days and the pools
     (``pool_keys`` "provider\\x00model" → ``pool_names``; ``pool_pairs`` the members)."""
-    keys, names, pairs = [], [], []
+    keys, names, pairs, sigs = [], [], [], []
     for limit in limits:
         if limit.members == [limit.model]:
             continue  # a model's own limit: its minutes are its own, its whole days' figures answer
+        sigs.append(pool_days.signature(limit.provider, limit.model, limit.members))
         for member in limit.members:
             keys.append(f"{limit.provider}\x00{member}")
             names.append(limit.model)
             pairs.append((limit.provider, member))
     params: dict[str, Any] = {
         "project": query.project_id, "start": query.start, "end": query.end, "pool_keys": keys, "pool_names": names,
-        "pool_pairs": pairs,
+        "pool_pairs": pairs, "pool_sigs": sigs,
     }  # fmt: skip
     _whole_days(query, params)
+    params["pool_lacking"] = []
     return params
+
+
+def _lacking(query: CapacityQuery, limits: Sequence[RateLimit], params: dict[str, Any]) -> None:
+    """Bind ``pool_lacking``: (provider, model, day) of each pool's models for the whole days of the
+    range the pool tier has no row for (as the pool is now), which the minutes answer instead."""
+    pooled = [limit for limit in limits if limit.members != [limit.model]]
+    if not pooled or not _pooled(query) or params["whole_from"] >= params["whole_to"]:
+        return
+    rows = get_clickhouse().query(_POOL_DAYS, parameters=params).result_rows
+    covered = {(str(p), str(g)): {d.replace(tzinfo=UTC) for d in days} for p, g, days in rows}
+    whole = []
+    day = params["whole_from"]
+    while day < params["whole_to"]:
+        whole.append(day)
+        day += timedelta(days=1)
+    params["pool_lacking"] = [
+        (limit.provider, member, day)
+        for limit in pooled
+        for day in whole
+        if day not in covered.get((limit.provider, limit.model), set())
+        for member in limit.members
+    ]
 
 
 def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
@@ -320,6 +373,8 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
     _check(query)
     configured = list(RateLimit.objects.filter(project_id=query.project_id))
     params = _parameters(query, configured)
+    if not raw:
+        _lacking(query, configured, params)
     ch = get_clickhouse()
     summary = ch.query(_summary_sql(query, raw, params), parameters=params).result_rows
     exact = _exact_p99(query, raw, params, [(str(row[0]), str(row[1])) for row in summary if row[-1]])

@@ -164,7 +164,8 @@ CAPACITY_RAW_MEASURES = ",\n".join(
 )
 
 
-def _latest_limits(source: str) -> list[str]:
+def latest_limits(source: str) -> list[str]:
+    """The latest observed limits of ``source``'s rows (its value and time per kind)."""
     # qualified: the bare names would be this select's own aliases (an aggregate in an aggregate)
     return [
         f"    argMaxIf({source}.{name}, ({source}.{name}_at, assumeNotNull({source}.{name})),"
@@ -176,7 +177,7 @@ def _latest_limits(source: str) -> list[str]:
 
 CAPACITY_MERGED_MEASURES = ",\n".join(
     [f"    sum({name}) AS {name}" for name in _CAPACITY_SUMS]
-    + _latest_limits(_DETAIL)
+    + latest_limits(_DETAIL)
     + ["    {version:UInt64} AS version"]
 )
 _MINUTE = "rollup_capacity_minute"
@@ -203,7 +204,7 @@ CAPACITY_DAY_MEASURES = ",\n".join(
             f" AS top_{name}"
             for name, value in _DAY_VALUES.items()
         ),
-        *_latest_limits(_MINUTE),
+        *latest_limits(_MINUTE),
         "    {version:UInt64} AS version",
     ]
 )

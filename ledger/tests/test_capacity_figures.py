@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ingest.accept import accept
 from ingest.drain import drain_until_empty
-from ledger.capacity import FIGURES_TABLE, CapacityQuery, capacity, capacity_from_raw, route_mix
+from ledger.capacity import FIGURES_TABLE, POOL_TABLE, CapacityQuery, capacity, capacity_from_raw, route_mix
 from ledger.clickhouse.client import get_clickhouse
 from ledger.clickhouse.migrate import discover
 from ledger.measures import CAPACITY_TOP_MINUTES
@@ -237,3 +237,55 @@ def test_the_route_mix_keeps_the_calls_the_filters_keep(api: Any, project: Proje
     ]
     # a pool's member filtered out leaves the others
     assert route_mix(project.pk, "openai", ["gpt-4o", "gpt-4o-mini"], T0, {"model": ["gpt-4o-mini"]}) == []
+
+
+def pool_rows(project: Project) -> list[tuple[str, list[str], int]]:
+    return [
+        (str(model), list(members), int(calls))
+        for model, members, calls in get_clickhouse()
+        .query(
+            f"SELECT model, members, sum(calls) FROM {POOL_TABLE} FINAL WHERE project_id = {{p:UInt64}} AND calls > 0"
+            " GROUP BY model, members ORDER BY model",
+            parameters={"p": project.pk},
+        )
+        .result_rows
+    ]
+
+
+@pytest.mark.django_db
+def test_a_pool_made_or_changed_after_its_traffic_is_summed_for_its_history(api: Any, project: Project) -> None:
+    day0 = T0.replace(hour=0) - timedelta(days=3)
+    ingest(
+        api,
+        [
+            call(day0 + timedelta(hours=5), "a", input_tokens=900),
+            call(day0 + timedelta(hours=5, seconds=30), "b", input_tokens=700),
+            call(day0 + timedelta(days=1, hours=7), "b", input_tokens=1900),
+            call(day0 + timedelta(days=1, hours=7), "c", input_tokens=400),
+        ],
+    )
+    query = CapacityQuery(project.pk, day0, day0 + timedelta(days=3))  # whole days: the pool tier answers
+    # a pool made after its models' traffic was rolled up gets its history at once
+    pool = RateLimit.objects.create(project=project, provider="openai", model="ab", pool_models=["a", "b"], tpm=10)
+    assert pool_rows(project) == [("ab", ["a", "b"], 3)]
+    rows = {r.model: r for r in capacity(query)}
+    assert (rows["ab"].peaks["tpm"], rows["ab"].peaks["rpm"], rows["ab"].minutes) == (2000, 2, 2)
+    assert [r.as_json() for r in capacity(query)] == [r.as_json() for r in capacity_from_raw(query)]
+    # a change of its models rewrites it; until then (rows of other models) the minutes answer
+    pool.pool_models = ["b", "c"]
+    pool.save()
+    assert pool_rows(project) == [("ab", ["b", "c"], 3)]
+    rows = {r.model: r for r in capacity(query)}
+    assert (rows["ab"].peaks["tpm"], rows["a"].peaks["tpm"]) == (2500, 1000)
+    assert [r.as_json() for r in capacity(query)] == [r.as_json() for r in capacity_from_raw(query)]
+    # a row summed for other models than the pool's is never used
+    ch = get_clickhouse()
+    ch.command(
+        f"INSERT INTO {POOL_TABLE} (project_id, bucket, provider, model, members, calls, active_minutes, peak_tpm,"
+        " version) VALUES ({p:UInt64}, {d:DateTime('UTC')}, 'openai', 'ab', ['x'], 1, 1, 999999, {v:UInt64})",
+        parameters={"p": project.pk, "d": day0 + timedelta(days=2), "v": 1},
+    )
+    assert [r.as_json() for r in capacity(query)] == [r.as_json() for r in capacity_from_raw(query)]
+    # and a pool deleted leaves no rows behind
+    pool.delete()
+    assert pool_rows(project) == []

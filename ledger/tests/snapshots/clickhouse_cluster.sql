@@ -709,6 +709,46 @@ FROM rollup_capacity_minute AS m FINAL
 GROUP BY m.project_id, day, m.provider, m.model
 HAVING sum(m.calls) > 0;
 
+CREATE TABLE IF NOT EXISTS rollup_capacity_pool_day_local ON CLUSTER meterline
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    members Array(String),
+    calls UInt64,
+    active_minutes UInt32,
+    rate_limited_calls UInt64,
+    peak_tpm UInt64,
+    peak_itpm UInt64,
+    peak_uncached_itpm UInt64,
+    peak_otpm UInt64,
+    peak_rpm UInt64,
+    peak_key UInt64,
+    top_tpm Array(UInt64),
+    top_itpm Array(UInt64),
+    top_uncached_itpm Array(UInt64),
+    top_otpm Array(UInt64),
+    top_rpm Array(UInt64),
+    limit_tokens Nullable(UInt64),
+    limit_tokens_at DateTime64(3, 'UTC'),
+    limit_requests Nullable(UInt64),
+    limit_requests_at DateTime64(3, 'UTC'),
+    limit_input_tokens Nullable(UInt64),
+    limit_input_tokens_at DateTime64(3, 'UTC'),
+    limit_output_tokens Nullable(UInt64),
+    limit_output_tokens_at DateTime64(3, 'UTC'),
+    version UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)
+PARTITION BY toYear(bucket)
+ORDER BY (project_id, provider, model, bucket)
+TTL bucket + INTERVAL 400 DAY;
+
+CREATE TABLE IF NOT EXISTS rollup_capacity_pool_day ON CLUSTER meterline
+AS rollup_capacity_pool_day_local
+ENGINE = Distributed('meterline', 'meterline', 'rollup_capacity_pool_day_local', cityHash64(project_id));
+
 DROP TABLE IF EXISTS rollup_capacity_day ON CLUSTER meterline;
 
 DROP TABLE IF EXISTS rollup_capacity_day_local ON CLUSTER meterline;
