@@ -13,9 +13,11 @@ when any limit shown is configured, ``observed`` when all are observed, None wit
 Anthropic does not count cache reads toward ITPM, so its ITPM headroom is judged on uncached input.
 
 Reads the capacity rollups: each whole day's figures of a model (``rollup_capacity_day_figures``:
-its peaks, its 100 largest minutes per measure, 429s, limits) and the model tier's minutes
-(``rollup_capacity_minute``) for the models of a pool and the range's partial edge days; or the
-per-minute detail tier when a filter needs its dimensions. The p99 comes from the days' largest
+its peaks, its 100 largest minutes per measure, 429s, limits) or of a pool as configured now
+(``rollup_capacity_pool_day``, ``ledger.pool_days``), and the model tier's minutes
+(``rollup_capacity_minute``) for the range's partial edge days, a pool's whole days without a row,
+and a pool's models under a model filter; or the per-minute detail tier when a filter needs its
+dimensions. The p99 comes from the days' largest
 minutes, and from every minute of the range in the rare case where one day's list was too short
 to settle it. :func:`capacity_from_raw` computes the same answer from ``llm_calls``, for the tests
 and ``bench/capacity.py``.
