@@ -126,7 +126,7 @@ def capacity_page(project_id: int, f: Filters, subject: str) -> PageData:
         data.charts.insert(
             0, ("peak-day", _curve_chart(chosen, day, minute_curve(project_id, chosen.provider, chosen.models, day)))
         )
-        mix = route_mix(project_id, chosen.provider, chosen.models, chosen.peak_minute)
+        mix = route_mix(project_id, chosen.provider, chosen.models, chosen.peak_minute, filters)
         minute = chosen.peak_minute.isoformat().replace("+00:00", "Z")
         data.tables.append(Table("route_mix", f"Route mix of the peak minute, {minute}", MIX_COLUMNS, mix))
         data.extra.update(chosen=_row(chosen), chosen_subject=f"{chosen.provider}/{chosen.model}")

@@ -7,13 +7,20 @@ output, ``rpm`` the calls. The peak is the largest minute in the range; p99 is t
 several models, ``ledger.models.RateLimit``) sums its models' calls minute by minute.
 
 Limits: each is the configured one where set, else the latest one the provider reported in the
-range (the ``ratelimit_limit_*`` headers of its answers); ``limit_source`` says ``configured``
+range (the ``ratelimit_limit_*`` headers of its answers; of two at the same time, the larger);
+``limit_source`` says ``configured``
 when any limit shown is configured, ``observed`` when all are observed, None without any.
 Anthropic does not count cache reads toward ITPM, so its ITPM headroom is judged on uncached input.
 
-Reads the capacity rollups: each day's minutes of a model (``rollup_capacity_day``, unfolded), or
-the per-minute detail tier when a filter needs its dimensions. :func:`capacity_from_raw` computes
-the same answer from ``llm_calls``, for the tests and ``bench/capacity.py``.
+Reads the capacity rollups: each whole day's figures of a model (``rollup_capacity_day_figures``:
+its peaks, its 100 largest minutes per measure, 429s, limits) or of a pool as configured now
+(``rollup_capacity_pool_day``, ``ledger.pool_days``), and the model tier's minutes
+(``rollup_capacity_minute``) for the range's partial edge days, a pool's whole days without a row,
+and a pool's models under a model filter; or the per-minute detail tier when a filter needs its
+dimensions. The p99 comes from the days' largest
+minutes, and from every minute of the range in the rare case where one day's list was too short
+to settle it. :func:`capacity_from_raw` computes the same answer from ``llm_calls``, for the tests
+and ``bench/capacity.py``.
 """
 
 from __future__ import annotations
@@ -26,12 +33,15 @@ from decimal import Decimal
 from typing import Any
 
 from ledger import forecast as forecasting
+from ledger import pool_days
 from ledger.clickhouse.client import get_clickhouse
+from ledger.measures import CAPACITY_TOP_MINUTES
 from ledger.models import RateLimit
 
 DETAIL_TABLE = "rollup_capacity_detail_minute"
 MINUTE_TABLE = "rollup_capacity_minute"
-DAY_TABLE = "rollup_capacity_day"
+FIGURES_TABLE = "rollup_capacity_day_figures"
+POOL_TABLE = pool_days.POOL_TABLE
 FILTERS = ("provider", "model", "feature", "route", "route_version", "environment", "traffic")
 MEASURES = ("tpm", "itpm", "uncached_itpm", "otpm", "rpm")
 # limit → (the peak it bounds, the observed column); Anthropic's ITPM is judged on uncached input.
@@ -67,19 +77,28 @@ _RAW = {
     "bucket": "toStartOfMinute(timestamp)", "calls": "count()", "time": "timestamp",
     "rate_limited": "countIf(status = 'error' AND error_type = 'rate_limit')",
 }  # fmt: skip
-_MEMBER = "has({pool_keys:Array(String)}, concat(toString($p.provider), '\\x00', toString($p.model)))"
-# The day tier's minutes unfolded into minute rows (the columns the minute tiers have): for the
-# range's partial edge days, and for the models of a pool (summed with their pool's others per minute).
-_DAY_MINUTES = (
-    "(SELECT d.project_id AS project_id, d.provider AS provider, d.model AS model,"  # noqa: S608
-    " d.bucket + toIntervalMinute(m.1) AS bucket, m.2 AS calls, m.3 AS input_tokens, m.4 AS cache_read_tokens,"
-    f" m.5 AS output_tokens, m.6 AS rate_limited_calls FROM {DAY_TABLE} AS d FINAL ARRAY JOIN d.minutes AS m"
-    " WHERE d.project_id = {project:UInt64}"
-    " AND d.bucket >= toStartOfDay({start:DateTime('UTC')}) AND d.bucket < {end:DateTime('UTC')}"
-    " AND (d.bucket < {whole_from:DateTime('UTC')} OR d.bucket >= {whole_to:DateTime('UTC')} OR "
-    + _MEMBER.replace("$p", "d")
-    + "))"
+_MEMBER = "(provider, model) IN {pool_pairs:Array(Tuple(String, String))}"
+# The minute tier's rows the day figures do not answer: the models of a pool (summed with their
+# pool's others per minute) over the range, and the others' on the range's partial edge days.
+# ``$members`` are the models of a pool and the days the minutes must answer for them: the whole
+# range, or, where the pool tier answers, the partial edge days and the whole days it lacks.
+_MINUTE_SOURCE = (
+    f"(SELECT * FROM {MINUTE_TABLE} FINAL WHERE project_id = {{project:UInt64}}"  # noqa: S608
+    " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
+    " AND (bucket < {whole_from:DateTime('UTC')} OR bucket >= {whole_to:DateTime('UTC')} OR $members))"
 )
+_LACKING = (
+    f"{_MEMBER} AND (provider, model, toStartOfDay(bucket))"
+    " IN {pool_lacking:Array(Tuple(String, String, DateTime('UTC')))}"
+)
+# The pool tier's whole days that stand for a pool as configured now (``pool_days.signature``).
+_POOL_ROWS = (
+    f"{POOL_TABLE} FINAL WHERE project_id = {{project:UInt64}}"
+    " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
+    " AND has({pool_sigs:Array(String)},"
+    " concat(toString(provider), '\\x00', toString(model), '\\x00', arrayStringConcat(members, '\\x00')))"
+)
+_POOL_DAYS = f"SELECT provider, toString(model), groupArray(bucket) FROM {_POOL_ROWS} GROUP BY provider, model"  # noqa: S608
 # Per (provider, model or pool) and day: the minutes with traffic, the peak of each measure, the
 # peak's key (tpm · 2048 + 1439 − the minute of the day: its largest value is the earliest minute
 # of the largest tpm), each measure's $top largest minutes (negated, ascending) and the 429s.
@@ -89,35 +108,58 @@ _DAYS_FROM_MINUTES = (
     + ", ".join(f"toUInt64(max({m})) AS d_{m}" for m in MEASURES)
     + ", toUInt64(max(toUInt64(tpm) * 2048 + (1439 - toRelativeMinuteNum(minute) % 1440))) AS d_key, "
     + ", ".join(f"groupArraySorted($top)(-toInt64({m})) AS t_{m}" for m in MEASURES)
-    + ", toUInt64(sum(rate_limited)) AS d_rate_limited FROM ($minutes) GROUP BY provider, grp, day"
+    + ", toUInt64(sum(rate_limited)) AS d_rate_limited, "
+    + ", ".join(f"length(t_{m}) AS l_{m}, -t_{m}[-1] AS e_{m}" for m in MEASURES)
+    + " FROM ($minutes) GROUP BY provider, grp, day"
 )
-# The same per-day figures the day tier holds for the whole days (models outside any pool).
-_DAYS_FROM_DAY_TIER = (
+# The same per-day figures for the whole days from the day figures tier (models outside any pool)
+# or the pool tier ($rows): there each measure's top list holds the day's largest
+# CAPACITY_TOP_MINUTES only.
+_DAYS_FROM_FIGURES = (
     "SELECT provider, toString(model) AS grp, toDate(bucket) AS day, toUInt64(active_minutes) AS n, "  # noqa: S608
     + ", ".join(f"peak_{m} AS d_{m}" for m in MEASURES)
     + ", peak_key AS d_key, "
-    + ", ".join(f"arraySlice(top_{m}, 1, $top) AS t_{m}" for m in MEASURES)
-    + f", rate_limited_calls AS d_rate_limited FROM {DAY_TABLE} AS w FINAL WHERE project_id = {{project:UInt64}}"
+    + ", ".join(f"arrayMap(x -> -toInt64(x), top_{m}) AS t_{m}" for m in MEASURES)
+    + ", rate_limited_calls AS d_rate_limited, "
+    + ", ".join(f"length(top_{m}) AS l_{m}, toInt64(top_{m}[-1]) AS e_{m}" for m in MEASURES)
+    + " FROM $rows$filters"
+)
+_FIGURE_ROWS = (
+    f"{FIGURES_TABLE} FINAL WHERE project_id = {{project:UInt64}}"
     " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
-    " AND NOT " + _MEMBER.replace("$p", "w") + "$filters"
+    f" AND NOT {_MEMBER}"
 )
 # Then per model: the peaks, the peak minute (the earliest day of the largest tpm), the days, and
-# the nearest-rank p99: the (n − ⌈0.99·n⌉ + 1)-th largest minute, found among each day's $top
-# largest ($top exceeds 1 % of the range's minutes).
+# the nearest-rank p99: the k-th largest minute, k = n − ⌈0.99·n⌉ + 1, taken from the union of the
+# days' top lists. It is exact unless some day's list was cut short (fewer than its minutes, fewer
+# than k) and its last value is not below the union's k-th: that day may hide more of the range's
+# top k, and ``unsure`` asks for the p99 from the minutes (``_P99_SQL``). A day from the minutes
+# keeps $top ≥ k values and is never in doubt.
 _RANK = "toUInt64(sum(n) - intDiv(99 * sum(n) + 99, 100) + 1)"
+_CUT = "arrayExists(x -> x.1 < x.2 AND x.1 < k AND x.3 >= p99_$m, groupArray((l_$m, n, e_$m)))"
 _SUMMARY = (
-    "SELECT provider, grp, sum(n), "  # noqa: S608
+    f"SELECT provider, grp, sum(n), {_RANK} AS k, "  # noqa: S608
     + ", ".join(f"max(d_{m})" for m in MEASURES)
     + ", "
-    + ", ".join(f"-arrayElement(arraySort(arrayFlatten(groupArray(t_{m}))), {_RANK})" for m in MEASURES)
+    + ", ".join(f"-arrayElement(arraySort(arrayFlatten(groupArray(t_{m}))), k) AS p99_{m}" for m in MEASURES)
     + ", argMax(toDateTime(day, 'UTC') + toIntervalMinute(1439 - d_key % 2048), (d_tpm, -toInt64(toUInt32(day)))),"
     " sum(d_rate_limited), groupArray(("
     + ", ".join(["day", *(f"d_{m}" for m in MEASURES)])
-    + ")) FROM ($days) GROUP BY provider, grp ORDER BY provider, grp"
+    + ")), "
+    + " OR ".join(_CUT.replace("$m", m) for m in MEASURES)
+    + " AS unsure FROM ($days) GROUP BY provider, grp ORDER BY provider, grp"
+)
+# The exact p99 of the models ``unsure`` named, from every minute of the range.
+_P99_SQL = (
+    "SELECT provider, grp, "  # noqa: S608
+    + ", ".join(f"arrayElement(arraySort(groupArray({m})), intDiv(99 * count() + 99, 100))" for m in MEASURES)
+    + " FROM ($minutes) WHERE has({unsure:Array(String)}, concat(toString(provider), '\\x00', grp))"
+    " GROUP BY provider, grp"
 )
 # The latest limit each model reported in the range: from the day tier for the whole days inside it
 # and the minute tier for the rest (or the detail tier under filters, or raw calls).
-_LATEST = ", ".join(f"argMaxIf({c}, {c}_at, isNotNull({c})) AS {c}" for c in _OBSERVED.values())
+# (ties in time go to the larger limit, so the answer never depends on the order rows are read in)
+_LATEST = ", ".join(f"argMaxIf({c}, ({c}_at, assumeNotNull({c})), isNotNull({c})) AS {c}" for c in _OBSERVED.values())
 _OBSERVED_SQL = f"SELECT provider, {_GROUP} AS grp, {_LATEST} FROM ($limits) GROUP BY provider, grp"  # noqa: S608
 _LIMIT_COLUMNS = ", ".join(f"{c}, {c}_at" for c in _OBSERVED.values())
 _RAW_LIMITS = (
@@ -223,6 +265,11 @@ def _detailed(query: CapacityQuery) -> bool:
     return not set(query.filters) <= {"provider", "model"}
 
 
+def _pooled(query: CapacityQuery) -> bool:
+    """Whether the pool tier answers (a filter on models counts the members it names, not the pool)."""
+    return not _detailed(query) and "model" not in query.filters
+
+
 def _whole_days(query: CapacityQuery, params: dict[str, Any]) -> None:
     """Bind ``whole_from`` and ``whole_to``: the whole UTC days inside the range (an empty span if none)."""
     start, end = query.start.astimezone(UTC), query.end.astimezone(UTC)
@@ -231,23 +278,35 @@ def _whole_days(query: CapacityQuery, params: dict[str, Any]) -> None:
     params["whole_from"], params["whole_to"] = (first, last) if first < last else (end, end)
 
 
-def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
+def _minutes_sql(query: CapacityQuery, raw: bool, params: dict[str, Any], *, whole_range: bool = False) -> str:
+    """Per (provider, model or pool) and minute, the sums: from raw calls, the detail tier (under
+    filters), or the minute tier (the edge days and pools' models only, unless ``whole_range``)."""
     parts = _RAW if raw else _ROLLUP
     if raw:
         source = "llm_calls FINAL"
     elif _detailed(query):
         source = f"{DETAIL_TABLE} FINAL"
+    elif whole_range:
+        source = f"{MINUTE_TABLE} FINAL"
     else:
-        source = _DAY_MINUTES
-    filters = _filters(query, params)
+        members = (_LACKING if params["pool_lacking"] else "0") if _pooled(query) else _MEMBER
+        source = _MINUTE_SOURCE.replace("$members", members)
     minutes = _MINUTES
-    for name, text in {**parts, "source": source, "filters": filters}.items():
+    for name, text in {**parts, "source": source, "filters": _filters(query, params)}.items():
         minutes = minutes.replace(f"${name}", text)
-    days = _DAYS_FROM_MINUTES.replace("$minutes", minutes)
+    return minutes
+
+
+def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
+    days = _DAYS_FROM_MINUTES.replace("$minutes", _minutes_sql(query, raw, params))
     if not raw and not _detailed(query):
-        days += " UNION ALL " + _DAYS_FROM_DAY_TIER.replace("$filters", filters)
+        figures = _DAYS_FROM_FIGURES.replace("$filters", _filters(query, params))
+        days += " UNION ALL " + figures.replace("$rows", _FIGURE_ROWS)
+        if _pooled(query):
+            days += " UNION ALL " + figures.replace("$rows", _POOL_ROWS)
     range_minutes = int((query.end - query.start).total_seconds() // 60)
-    return _SUMMARY.replace("$days", days).replace("$top", str(range_minutes // 100 + 2))
+    top = range_minutes // 100 + 2 if raw else min(range_minutes // 100 + 2, CAPACITY_TOP_MINUTES)
+    return _SUMMARY.replace("$days", days).replace("$top", str(top))
 
 
 def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
@@ -260,7 +319,7 @@ def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> st
         # whole days from the day tier; the minutes before the first and after the last from the minute tier
         minute = _TIER_LIMITS.replace("$table", MINUTE_TABLE)
         parts = [
-            _TIER_LIMITS.replace("$table", DAY_TABLE).replace("$from", "whole_from").replace("$to", "whole_to"),
+            _TIER_LIMITS.replace("$table", FIGURES_TABLE).replace("$from", "whole_from").replace("$to", "whole_to"),
             minute.replace("$from", "start").replace("$to", "whole_from"),
             minute.replace("$from", "whole_to").replace("$to", "end"),
         ]
@@ -268,26 +327,59 @@ def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> st
     return _OBSERVED_SQL.replace("$limits", union)
 
 
-def _pools(limits: Sequence[RateLimit]) -> tuple[list[str], list[str]]:
-    keys, names = [], []
+def _parameters(query: CapacityQuery, limits: Sequence[RateLimit]) -> dict[str, Any]:
+    """The bound parameters of the capacity queries: the range, its whole days and the pools
+    (``pool_keys`` "provider\\x00model" → ``pool_names``; ``pool_pairs`` the members)."""
+    keys, names, pairs, sigs = [], [], [], []
     for limit in limits:
+        if limit.members == [limit.model]:
+            continue  # a model's own limit: its minutes are its own, its whole days' figures answer
+        sigs.append(pool_days.signature(limit.provider, limit.model, limit.members))
         for member in limit.members:
             keys.append(f"{limit.provider}\x00{member}")
             names.append(limit.model)
-    return keys, names
+            pairs.append((limit.provider, member))
+    params: dict[str, Any] = {
+        "project": query.project_id, "start": query.start, "end": query.end, "pool_keys": keys, "pool_names": names,
+        "pool_pairs": pairs, "pool_sigs": sigs,
+    }  # fmt: skip
+    _whole_days(query, params)
+    params["pool_lacking"] = []
+    return params
+
+
+def _lacking(query: CapacityQuery, limits: Sequence[RateLimit], params: dict[str, Any]) -> None:
+    """Bind ``pool_lacking``: (provider, model, day) of each pool's models for the whole days of the
+    range the pool tier has no row for (as the pool is now), which the minutes answer instead."""
+    pooled = [limit for limit in limits if limit.members != [limit.model]]
+    if not pooled or not _pooled(query) or params["whole_from"] >= params["whole_to"]:
+        return
+    rows = get_clickhouse().query(_POOL_DAYS, parameters=params).result_rows
+    covered = {(str(p), str(g)): {d.replace(tzinfo=UTC) for d in days} for p, g, days in rows}
+    whole = []
+    day = params["whole_from"]
+    while day < params["whole_to"]:
+        whole.append(day)
+        day += timedelta(days=1)
+    params["pool_lacking"] = [
+        (limit.provider, member, day)
+        for limit in pooled
+        for day in whole
+        if day not in covered.get((limit.provider, limit.model), set())
+        for member in limit.members
+    ]
 
 
 def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
     """Every model (or pool) with traffic in the range, by provider and name; ``raw`` reads llm_calls."""
     _check(query)
     configured = list(RateLimit.objects.filter(project_id=query.project_id))
-    keys, names = _pools(configured)
-    params: dict[str, Any] = {
-        "project": query.project_id, "start": query.start, "end": query.end, "pool_keys": keys, "pool_names": names,
-    }  # fmt: skip
-    _whole_days(query, params)
+    params = _parameters(query, configured)
+    if not raw:
+        _lacking(query, configured, params)
     ch = get_clickhouse()
     summary = ch.query(_summary_sql(query, raw, params), parameters=params).result_rows
+    exact = _exact_p99(query, raw, params, [(str(row[0]), str(row[1])) for row in summary if row[-1]])
     observed = {
         (str(provider), str(grp)): dict(zip(_OBSERVED, values, strict=True))
         for provider, grp, *values in ch.query(_observed_sql(query, raw, params), parameters=params).result_rows
@@ -296,11 +388,11 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
     last_day = (query.end - timedelta(microseconds=1)).date()
     rows = []
     n = len(MEASURES)
-    for provider, grp, minutes, *rest in summary:
+    for provider, grp, minutes, _, *rest in summary:
         provider, grp = str(provider), str(grp)
         peaks = dict(zip(MEASURES, map(int, rest[:n]), strict=True))
-        p99 = dict(zip(MEASURES, map(int, rest[n : 2 * n]), strict=True))
-        peak_minute, rate_limited, days = rest[2 * n :]
+        p99 = exact.get((provider, grp)) or dict(zip(MEASURES, map(int, rest[n : 2 * n]), strict=True))
+        peak_minute, rate_limited, days, _ = rest[2 * n :]
         daily: dict[str, dict[date, int]] = {m: {} for m in MEASURES}
         for day, *day_peaks in days:
             for m, value in zip(MEASURES, day_peaks, strict=True):
@@ -317,6 +409,17 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
         row.forecast = forecast_row(row, last_day)
         rows.append(row)
     return rows
+
+
+def _exact_p99(
+    query: CapacityQuery, raw: bool, params: dict[str, Any], unsure: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, int]]:
+    """The p99 of the models (or pools) the day figures could not settle, from every minute of the range."""
+    if not unsure:
+        return {}
+    sql = _P99_SQL.replace("$minutes", _minutes_sql(query, raw, params, whole_range=True))
+    rows = get_clickhouse().query(sql, parameters={**params, "unsure": [f"{p}\x00{g}" for p, g in unsure]}).result_rows
+    return {(str(p), str(g)): dict(zip(MEASURES, map(int, values), strict=True)) for p, g, *values in rows}
 
 
 def capacity_from_raw(query: CapacityQuery) -> list[Capacity]:
@@ -429,16 +532,27 @@ def reach_date(p99: int, limit: int, growth: Growth | None, last_day: date) -> d
     return None
 
 
-def route_mix(project_id: int, provider: str, models: Sequence[str], minute: datetime) -> list[dict[str, Any]]:
-    """Which features and route versions made up one minute of a model (or pool): calls and tokens."""
+def route_mix(
+    project_id: int,
+    provider: str,
+    models: Sequence[str],
+    minute: datetime,
+    filters: Mapping[str, Sequence[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Which features and route versions made up one minute of a model (or pool): calls and tokens,
+    of the calls the capacity question's ``filters`` (``FILTERS``) keep."""
+    params: dict[str, Any] = {"project": project_id, "minute": minute, "provider": provider, "models": list(models)}
+    query = CapacityQuery(project_id, minute, minute + timedelta(minutes=1), filters or {})
+    _check(query)
     rows = (
         get_clickhouse()
         .query(
             "SELECT toString(feature), toString(route_version), sum(calls), sum(input_tokens) + sum(output_tokens)"  # noqa: S608
             f" FROM {DETAIL_TABLE} FINAL WHERE project_id = {{project:UInt64}} AND bucket = {{minute:DateTime('UTC')}}"
             " AND provider = {provider:String} AND toString(model) IN {models:Array(String)}"
-            " GROUP BY feature, route_version HAVING sum(calls) > 0 ORDER BY 4 DESC, 1, 2",
-            parameters={"project": project_id, "minute": minute, "provider": provider, "models": list(models)},
+            + _filters(query, params)
+            + " GROUP BY feature, route_version HAVING sum(calls) > 0 ORDER BY 4 DESC, 1, 2",
+            parameters=params,
         )
         .result_rows
     )

@@ -160,7 +160,7 @@ CAPACITY_RAW_MEASURES = ",\n".join(
         "    countIf(c.status = 'error' AND c.error_type = 'rate_limit') AS rate_limited_calls",
     ]
     + [
-        f"    argMaxIf(c.{raw}, c.timestamp, isNotNull(c.{raw})) AS {name},\n"
+        f"    argMaxIf(c.{raw}, (c.timestamp, assumeNotNull(c.{raw})), isNotNull(c.{raw})) AS {name},\n"
         f"    maxIf(c.timestamp, isNotNull(c.{raw})) AS {name}_at"
         for name, raw in OBSERVED_LIMITS.items()
     ]
@@ -168,10 +168,12 @@ CAPACITY_RAW_MEASURES = ",\n".join(
 )
 
 
-def _latest_limits(source: str) -> list[str]:
+def latest_limits(source: str) -> list[str]:
+    """The latest observed limits of ``source``'s rows (its value and time per kind)."""
     # qualified: the bare names would be this select's own aliases (an aggregate in an aggregate)
     return [
-        f"    argMaxIf({source}.{name}, {source}.{name}_at, isNotNull({source}.{name})) AS {name},\n"
+        f"    argMaxIf({source}.{name}, ({source}.{name}_at, assumeNotNull({source}.{name})),"
+        f" isNotNull({source}.{name})) AS {name},\n"
         f"    max({source}.{name}_at) AS {name}_at"
         for name in OBSERVED_LIMITS
     ]
@@ -179,11 +181,11 @@ def _latest_limits(source: str) -> list[str]:
 
 CAPACITY_MERGED_MEASURES = ",\n".join(
     [f"    sum({name}) AS {name}" for name in _CAPACITY_SUMS]
-    + _latest_limits(_DETAIL)
+    + latest_limits(_DETAIL)
     + ["    {version:UInt64} AS version"]
 )
 _MINUTE = "rollup_capacity_minute"
-# A day of minutes as one array of (minute of the day, calls, input, cache reads, output, 429s).
+# A minute's value of each measure.
 _DAY_VALUES = {
     "tpm": f"{_MINUTE}.input_tokens + {_MINUTE}.output_tokens",
     "itpm": f"{_MINUTE}.input_tokens",
@@ -192,23 +194,21 @@ _DAY_VALUES = {
     "rpm": f"{_MINUTE}.calls",
 }
 _MINUTE_OF_DAY = f"(1439 - toRelativeMinuteNum({_MINUTE}.bucket) % 1440)"
-# A day of minutes as one array of (minute of the day, calls, input, cache reads, output, 429s), and
-# the day's figures (migration 0006 says what each holds).
+CAPACITY_TOP_MINUTES = 100  # the largest minutes a day's figures keep per measure (migration 0008)
+# A day's figures (migration 0008 says what each holds).
 CAPACITY_DAY_MEASURES = ",\n".join(
     [
         f"    sum({_MINUTE}.calls) AS calls",
-        f"    arraySort(groupArrayIf((toUInt16(dateDiff('minute', toStartOfDay({_MINUTE}.bucket), {_MINUTE}.bucket)),"
-        f" {_MINUTE}.calls, {_MINUTE}.input_tokens, {_MINUTE}.cache_read_tokens, {_MINUTE}.output_tokens,"
-        f" {_MINUTE}.rate_limited_calls), {_MINUTE}.calls > 0)) AS minutes",
         f"    toUInt32(countIf({_MINUTE}.calls > 0)) AS active_minutes",
         f"    sum({_MINUTE}.rate_limited_calls) AS rate_limited_calls",
         *(f"    max({value}) AS peak_{name}" for name, value in _DAY_VALUES.items()),
         f"    maxIf(({_DAY_VALUES['tpm']}) * 2048 + {_MINUTE_OF_DAY}, {_MINUTE}.calls > 0) AS peak_key",
         *(
-            f"    arraySort(groupArrayIf(-toInt64({value}), {_MINUTE}.calls > 0)) AS top_{name}"
+            f"    arraySlice(arrayReverseSort(groupArrayIf({value}, {_MINUTE}.calls > 0)), 1, {CAPACITY_TOP_MINUTES})"
+            f" AS top_{name}"
             for name, value in _DAY_VALUES.items()
         ),
-        *_latest_limits(_MINUTE),
+        *latest_limits(_MINUTE),
         "    {version:UInt64} AS version",
     ]
 )

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
+from ledger import pool_days
 from ledger.claims import Mark, claim_dirty, finish_claim, kept, release_claim
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
@@ -78,7 +79,7 @@ TIERS = (
         own_measures=CAPACITY_MERGED_MEASURES,
     ),
     Tier(
-        "rollup_capacity_day", CAPACITY_DIMENSIONS, "toStartOfDay(bucket)", "rollup_capacity_minute", "day",
+        "rollup_capacity_day_figures", CAPACITY_DIMENSIONS, "toStartOfDay(bucket)", "rollup_capacity_minute", "day",
         own_measures=CAPACITY_DAY_MEASURES,
     ),
 )  # fmt: skip
@@ -183,6 +184,7 @@ def recompute(project_id: int, hours: Iterable[datetime]) -> None:
         }  # fmt: skip
         ch.command(insert, parameters=params)
         ch.command(tombstone, parameters=params)
+    pool_days.recompute(project_id, day_list, version)  # after the model tier it sums
 
 
 @dataclass

@@ -82,8 +82,10 @@ def test_the_page_shows_peaks_limits_headroom_the_peak_day_and_its_route_mix(bus
 @pytest.mark.django_db
 def test_filters_narrow_the_page_and_an_empty_range_says_so(busy: Project, member: Any) -> None:
     client = member("admin")
-    search = client.get(page(busy, feature="search")).context["page_data"].table("models").rows
-    assert search[0]["peak_tpm"] == 2000
+    search = client.get(page(busy, feature="search")).context["page_data"]
+    assert search.table("models").rows[0]["peak_tpm"] == 2000
+    # the route mix of the (filtered) peak minute shows the calls the filter keeps, not the others
+    assert search.table("route_mix").rows == [{"feature": "search", "route_version": "v1", "calls": 1, "tokens": 2000}]
     empty = client.get(page(busy, model="nothing"))
     assert empty.status_code == 200
     assert empty.context["has_data"] is False

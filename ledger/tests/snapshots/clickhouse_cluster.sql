@@ -647,6 +647,112 @@ FROM llm_calls FINAL
 GROUP BY project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status,
          service_tier, streamed, finish_reason, error_type, band;
 
+-- 0008_rollup_capacity_day_figures
+CREATE TABLE IF NOT EXISTS rollup_capacity_day_figures_local ON CLUSTER meterline
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    calls UInt64,
+    active_minutes UInt32,
+    rate_limited_calls UInt64,
+    peak_tpm UInt64,
+    peak_itpm UInt64,
+    peak_uncached_itpm UInt64,
+    peak_otpm UInt64,
+    peak_rpm UInt64,
+    peak_key UInt64,
+    top_tpm Array(UInt64),
+    top_itpm Array(UInt64),
+    top_uncached_itpm Array(UInt64),
+    top_otpm Array(UInt64),
+    top_rpm Array(UInt64),
+    limit_tokens Nullable(UInt64),
+    limit_tokens_at DateTime64(3, 'UTC'),
+    limit_requests Nullable(UInt64),
+    limit_requests_at DateTime64(3, 'UTC'),
+    limit_input_tokens Nullable(UInt64),
+    limit_input_tokens_at DateTime64(3, 'UTC'),
+    limit_output_tokens Nullable(UInt64),
+    limit_output_tokens_at DateTime64(3, 'UTC'),
+    version UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)
+PARTITION BY toYear(bucket)
+ORDER BY (project_id, provider, model, bucket)
+TTL bucket + INTERVAL 400 DAY;
+
+CREATE TABLE IF NOT EXISTS rollup_capacity_day_figures ON CLUSTER meterline
+AS rollup_capacity_day_figures_local
+ENGINE = Distributed('meterline', 'meterline', 'rollup_capacity_day_figures_local', cityHash64(project_id));
+
+INSERT INTO rollup_capacity_day_figures
+SELECT m.project_id, toStartOfDay(m.bucket) AS day, m.provider, m.model,
+       sum(m.calls), toUInt32(countIf(m.calls > 0)), sum(m.rate_limited_calls),
+       max(m.input_tokens + m.output_tokens), max(m.input_tokens), max(m.input_tokens - m.cache_read_tokens),
+       max(m.output_tokens), max(m.calls),
+       maxIf((m.input_tokens + m.output_tokens) * 2048 + (1439 - toRelativeMinuteNum(m.bucket) % 1440), m.calls > 0),
+       arraySlice(arrayReverseSort(groupArrayIf(m.input_tokens + m.output_tokens, m.calls > 0)), 1, 100),
+       arraySlice(arrayReverseSort(groupArrayIf(m.input_tokens, m.calls > 0)), 1, 100),
+       arraySlice(arrayReverseSort(groupArrayIf(m.input_tokens - m.cache_read_tokens, m.calls > 0)), 1, 100),
+       arraySlice(arrayReverseSort(groupArrayIf(m.output_tokens, m.calls > 0)), 1, 100),
+       arraySlice(arrayReverseSort(groupArrayIf(m.calls, m.calls > 0)), 1, 100),
+       argMaxIf(m.limit_tokens, (m.limit_tokens_at, assumeNotNull(m.limit_tokens)), isNotNull(m.limit_tokens)), max(m.limit_tokens_at),
+       argMaxIf(m.limit_requests, (m.limit_requests_at, assumeNotNull(m.limit_requests)), isNotNull(m.limit_requests)), max(m.limit_requests_at),
+       argMaxIf(m.limit_input_tokens, (m.limit_input_tokens_at, assumeNotNull(m.limit_input_tokens)), isNotNull(m.limit_input_tokens)),
+       max(m.limit_input_tokens_at),
+       argMaxIf(m.limit_output_tokens, (m.limit_output_tokens_at, assumeNotNull(m.limit_output_tokens)), isNotNull(m.limit_output_tokens)),
+       max(m.limit_output_tokens_at),
+       toUInt64(1)
+FROM rollup_capacity_minute AS m FINAL
+GROUP BY m.project_id, day, m.provider, m.model
+HAVING sum(m.calls) > 0;
+
+CREATE TABLE IF NOT EXISTS rollup_capacity_pool_day_local ON CLUSTER meterline
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    members Array(String),
+    calls UInt64,
+    active_minutes UInt32,
+    rate_limited_calls UInt64,
+    peak_tpm UInt64,
+    peak_itpm UInt64,
+    peak_uncached_itpm UInt64,
+    peak_otpm UInt64,
+    peak_rpm UInt64,
+    peak_key UInt64,
+    top_tpm Array(UInt64),
+    top_itpm Array(UInt64),
+    top_uncached_itpm Array(UInt64),
+    top_otpm Array(UInt64),
+    top_rpm Array(UInt64),
+    limit_tokens Nullable(UInt64),
+    limit_tokens_at DateTime64(3, 'UTC'),
+    limit_requests Nullable(UInt64),
+    limit_requests_at DateTime64(3, 'UTC'),
+    limit_input_tokens Nullable(UInt64),
+    limit_input_tokens_at DateTime64(3, 'UTC'),
+    limit_output_tokens Nullable(UInt64),
+    limit_output_tokens_at DateTime64(3, 'UTC'),
+    version UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)
+PARTITION BY toYear(bucket)
+ORDER BY (project_id, provider, model, bucket)
+TTL bucket + INTERVAL 400 DAY;
+
+CREATE TABLE IF NOT EXISTS rollup_capacity_pool_day ON CLUSTER meterline
+AS rollup_capacity_pool_day_local
+ENGINE = Distributed('meterline', 'meterline', 'rollup_capacity_pool_day_local', cityHash64(project_id));
+
+DROP TABLE IF EXISTS rollup_capacity_day ON CLUSTER meterline;
+
+DROP TABLE IF EXISTS rollup_capacity_day_local ON CLUSTER meterline;
+
 -- 0010_calls_log_indexes
 ALTER TABLE llm_calls_local ON CLUSTER meterline
     ADD INDEX IF NOT EXISTS call_ids [event_id, trace_id, request_id, session_id, customer_id] TYPE bloom_filter(0.01) GRANULARITY 1,
