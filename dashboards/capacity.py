@@ -124,7 +124,11 @@ def capacity_page(project_id: int, f: Filters, subject: str) -> PageData:
     if chosen is not None:
         day = chosen.peak_minute.date()
         data.charts.insert(
-            0, ("peak-day", _curve_chart(chosen, day, minute_curve(project_id, chosen.provider, chosen.models, day)))
+            0,
+            (
+                "peak-day",
+                _curve_chart(chosen, day, minute_curve(project_id, chosen.provider, chosen.models, day, filters)),
+            ),
         )
         mix = route_mix(project_id, chosen.provider, chosen.models, chosen.peak_minute, filters)
         minute = chosen.peak_minute.isoformat().replace("+00:00", "Z")

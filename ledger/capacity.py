@@ -559,18 +559,35 @@ def route_mix(
     return [{"feature": f, "route_version": rv, "calls": int(c), "tokens": int(t)} for f, rv, c, t in rows]
 
 
-def minute_curve(project_id: int, provider: str, models: Sequence[str], day: date) -> list[tuple[datetime, int, int]]:
-    """One UTC day of a model (or pool), minute by minute: (minute, tpm, rpm) for minutes with traffic."""
+def minute_curve(
+    project_id: int,
+    provider: str,
+    models: Sequence[str],
+    day: date,
+    filters: Mapping[str, Sequence[str]] | None = None,
+) -> list[tuple[datetime, int, int]]:
+    """One UTC day of a model (or pool), minute by minute: (minute, tpm, rpm) for minutes with traffic,
+    of the calls the capacity question's ``filters`` (``FILTERS``) keep."""
     start = datetime.combine(day, datetime.min.time(), UTC)
-    rows = get_clickhouse().query(
-        "SELECT bucket, sum(input_tokens) + sum(output_tokens), sum(calls)"  # noqa: S608
-        f" FROM {MINUTE_TABLE} FINAL WHERE project_id = {{project:UInt64}} AND provider = {{provider:String}}"
-        " AND toString(model) IN {models:Array(String)}"
-        " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
-        " GROUP BY bucket HAVING sum(calls) > 0 ORDER BY bucket",
-        parameters={
-            "project": project_id, "provider": provider, "models": list(models), "start": start,
-            "end": start + timedelta(days=1),
-        },
-    ).result_rows  # fmt: skip
+    query = CapacityQuery(project_id, start, start + timedelta(days=1), filters or {})
+    _check(query)
+    params: dict[str, Any] = {
+        "project": project_id, "provider": provider, "models": list(models), "start": start,
+        "end": start + timedelta(days=1),
+    }  # fmt: skip
+    # Filters beyond provider and model need the detail tier's dimensions.
+    narrowed = _filters(query, params)
+    table = DETAIL_TABLE if any(d not in ("provider", "model") for d in query.filters) else MINUTE_TABLE
+    rows = (
+        get_clickhouse()
+        .query(
+            "SELECT bucket, sum(input_tokens) + sum(output_tokens), sum(calls)"  # noqa: S608
+            f" FROM {table} FINAL WHERE project_id = {{project:UInt64}} AND provider = {{provider:String}}"
+            " AND toString(model) IN {models:Array(String)}"
+            f" AND bucket >= {{start:DateTime('UTC')}} AND bucket < {{end:DateTime('UTC')}}{narrowed}"
+            " GROUP BY bucket HAVING sum(calls) > 0 ORDER BY bucket",
+            parameters=params,
+        )
+        .result_rows
+    )
     return [(minute.replace(tzinfo=UTC), int(tpm), int(rpm)) for minute, tpm, rpm in rows]

@@ -86,6 +86,8 @@ def test_filters_narrow_the_page_and_an_empty_range_says_so(busy: Project, membe
     assert search.table("models").rows[0]["peak_tpm"] == 2000
     # the route mix of the (filtered) peak minute shows the calls the filter keeps, not the others
     assert search.table("route_mix").rows == [{"feature": "search", "route_version": "v1", "calls": 1, "tokens": 2000}]
+    # and so does the peak day's minute curve: its peak is the filtered peak
+    assert max(dict(search.charts)["peak-day"]["data"][0]["y"]) == 2000
     empty = client.get(page(busy, model="nothing"))
     assert empty.status_code == 200
     assert empty.context["has_data"] is False
