@@ -95,8 +95,11 @@ _ATTRIBUTION_FIELDS = (
     ("environment", ENVIRONMENT),
     ("feature", FEATURE),
 )
-_METERLINE_USAGE = frozenset({"meterline.input_tokens", "meterline.output_tokens"})
-Facts = tuple[dict[str, Any], dict[str, Any]]  # (wanted attributes, other meterline.* attributes): values
+# meterline.<field> attribute → the CallRecord field it sets (the attribution names above are read as those).
+_MEMBER_KEYS = {f"meterline.{name}": name for name in sorted(MEMBER_FIELDS) if f"meterline.{name}" not in _WANTED}
+_TAG_MARK = "\x00" + TAG_PREFIX  # a meterline.tags.* key among a span's keys joined by NULs (see ``picked``)
+# (wanted attributes by name, meterline.<field> values by field, meterline.tags.* as text by tag): values
+Facts = tuple[dict[str, Any], dict[str, Any], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -107,33 +110,59 @@ class Skipped:
     ignored: bool = False
 
 
-def picked(attributes: Mapping[str, bytes]) -> Facts:
-    """The attributes the mapping reads, as Python values, from a key → serialized ``AnyValue`` map
-    (``ingest.span_attributes``): the GenAI and common ones, and the other ``meterline.*`` ones.
+class Values(dict[bytes, Any]):
+    """Serialized ``AnyValue`` → its Python value, decoded once: the spans of one request repeat
+    most values (provider, model, feature, tier, small counts), so each is decoded the first time
+    only. ``any_value`` is a pure function of the bytes, so this changes no value."""
 
-    This runs for every attribute of every span: comprehensions, the common value shapes inline."""
+    def __missing__(self, raw: bytes) -> Any:
+        value = self[raw] = any_value(raw)
+        return value
+
+
+def picked(attributes: Mapping[str, bytes], values: Values | None = None) -> Facts:
+    """The attributes the mapping reads, as Python values, from a key → serialized ``AnyValue`` map
+    (``ingest.span_attributes``): the GenAI and common ones, the ``meterline.<field>`` ones (by field)
+    and the ``meterline.tags.*`` ones (as text, by tag). ``values`` is the request's decoding cache.
+
+    This runs for every attribute of every span: set operations and comprehensions, values looked
+    up in ``values`` (a C-level dict hit for all but the first span that carries one), no step per
+    key that the mapping does not read."""
+    if values is None:
+        values = Values()
     # Keys only first (a protobuf map makes a Python object per entry it hands out): the values
-    # the mapping reads are fetched by key, in C, and decoded here.
+    # the mapping reads are fetched by key, in C.
     keys = list(attributes)
-    # A short string (tag 0x0A, one-byte length), the commonest value, is decoded inline.
-    wanted = {
-        key: raw[2:].decode("utf-8", "replace") if len(raw) > 1 and raw[0] == 0x0A and raw[1] == len(raw) - 2
-        else any_value(raw)
-        for key in _WANTED.intersection(keys) for raw in (attributes[key],)
-    }  # fmt: skip
-    other = {
-        key: raw[2:].decode("utf-8", "replace") if len(raw) > 1 and raw[0] == 0x0A and raw[1] == len(raw) - 2
-        else any_value(raw)
-        for key in keys if key[:10] == "meterline." and key not in _WANTED for raw in (attributes[key],)
-    }  # fmt: skip
-    return wanted, other
+    wanted = {key: values[attributes[key]] for key in _WANTED.intersection(keys)}
+    members = {_MEMBER_KEYS[key]: values[attributes[key]] for key in keys if key in _MEMBER_KEYS}
+    tags: dict[str, str] = {}
+    if len(wanted) + len(members) < len(keys):  # other keys too: meterline.tags.* among them?
+        joined = "\x00" + "\x00".join(keys) + "\x00"
+        at = joined.find(_TAG_MARK)
+        if at >= 0:
+            names = []
+            if joined.count("\x00") == len(keys) + 1:  # found in C, in the keys' order
+                while at >= 0:
+                    end = joined.index("\x00", at + len(_TAG_MARK))
+                    names.append(joined[at + len(_TAG_MARK) : end])
+                    at = joined.find(_TAG_MARK, end)
+            else:  # a key holding a NUL itself would cut the joined text wrongly
+                names = [key[len(TAG_PREFIX) :] for key in keys if key.startswith(TAG_PREFIX)]
+            tags = {name: str(values[attributes[TAG_PREFIX + name]]) for name in names}
+    return wanted, members, tags
 
 
 def merged(resource: Facts, span: Facts) -> Facts:
     """A span's attributes over its resource's (``picked`` of each)."""
-    if not resource[0] and not resource[1]:
+    resource_wanted, resource_members, resource_tags = resource
+    if not resource_wanted and not resource_members and not resource_tags:
         return span
-    return {**resource[0], **span[0]}, {**resource[1], **span[1]}
+    wanted, members, tags = span
+    return (
+        {**resource_wanted, **wanted} if resource_wanted else wanted,
+        {**resource_members, **members} if resource_members else members,
+        {**resource_tags, **tags} if resource_tags else tags,
+    )
 
 
 def _text(value: Any) -> str:
@@ -142,14 +171,14 @@ def _text(value: Any) -> str:
 
 def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
     """The CallRecord (as JSON-shaped fields) of one span, given its ``merged`` facts."""
-    attrs, other = facts
+    attrs, members, span_tags = facts
     if not _FALLBACKS.isdisjoint(attrs):
         attrs = _normalized(attrs)
     get = attrs.get
     error_type = attrs.get("error.type")
     failed = error_type is not None or span.status.code == Status.STATUS_CODE_ERROR
     inputs, outputs = get(INPUT_TOKENS[0]), get(OUTPUT_TOKENS[0])
-    has_usage = inputs is not None or outputs is not None or not _METERLINE_USAGE.isdisjoint(other)
+    has_usage = inputs is not None or outputs is not None or "input_tokens" in members or "output_tokens" in members
     operation = attrs.get("gen_ai.operation.name")
     kind = attrs.get("traceloop.span.kind")
     if operation in AGGREGATE_OPERATIONS or kind in AGGREGATE_KINDS:
@@ -218,11 +247,8 @@ def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
     tags: dict[str, str] = {}
     if (cost := attrs.get(OPENLIT_COST)) is not None:
         tags[OPENLIT_COST] = str(cost)
-    for key, value in other.items():
-        if (name := key[10:]) in MEMBER_FIELDS:
-            record[name] = value
-        elif key.startswith(TAG_PREFIX):
-            tags[key[len(TAG_PREFIX) :]] = str(value)
+    record.update(members)
+    tags.update(span_tags)
     if tags:
         record["tags"] = tags
     return record

@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from ingest.accept import IngestError, accept_records
-from ingest.genai_spans import Skipped, merged, picked, to_record
+from ingest.genai_spans import Skipped, Values, merged, picked, to_record
 from ingest.span_attributes import attribute_maps
 from tenancy.models import Project
 
@@ -126,13 +126,14 @@ def export(project: Project, decoded: Decoded) -> Outcome:
     ignored = 0
     problems: list[str] = []
     views = attribute_maps(decoded.wire)
+    values = Values()  # each distinct attribute value of the request decoded once
     for resource_spans, (resource_attributes, span_attributes) in zip(
         decoded.request.resource_spans, views, strict=True
     ):
-        resource = picked(resource_attributes)
+        resource = picked(resource_attributes, values)
         spans = (span for scope_spans in resource_spans.scope_spans for span in scope_spans.spans)
         for span, attributes in zip(spans, span_attributes, strict=True):
-            own = picked(attributes)
+            own = picked(attributes, values)
             mapped = to_record(span, merged(resource, own))
             if isinstance(mapped, Skipped):
                 if mapped.ignored:
