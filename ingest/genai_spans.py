@@ -181,7 +181,10 @@ def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
     has_usage = inputs is not None or outputs is not None or "input_tokens" in members or "output_tokens" in members
     operation = attrs.get("gen_ai.operation.name")
     kind = attrs.get("traceloop.span.kind")
-    if operation in AGGREGATE_OPERATIONS or kind in AGGREGATE_KINDS:
+    # (an array where a name belongs is no name: it used to fail the whole request here)
+    if (type(operation) is str and operation in AGGREGATE_OPERATIONS) or (
+        type(kind) is str and kind in AGGREGATE_KINDS
+    ):
         return Skipped(f"a {operation or kind} span sums its children", ignored=True)
     provider = get(PROVIDER[0])
     model = get(MODEL[0])
