@@ -175,12 +175,12 @@ def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
     if not _FALLBACKS.isdisjoint(attrs):
         attrs = _normalized(attrs)
     get = attrs.get
-    error_type = attrs.get("error.type")
+    error_type = get("error.type")
     failed = error_type is not None or span.status.code == Status.STATUS_CODE_ERROR
     inputs, outputs = get(INPUT_TOKENS[0]), get(OUTPUT_TOKENS[0])
     has_usage = inputs is not None or outputs is not None or "input_tokens" in members or "output_tokens" in members
-    operation = attrs.get("gen_ai.operation.name")
-    kind = attrs.get("traceloop.span.kind")
+    operation = get("gen_ai.operation.name")
+    kind = get("traceloop.span.kind")
     # (an array where a name belongs is no name: it used to fail the whole request here)
     if (type(operation) is str and operation in AGGREGATE_OPERATIONS) or (
         type(kind) is str and kind in AGGREGATE_KINDS
@@ -247,13 +247,12 @@ def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
                 if field != "feature" or name != "service.name" or not str(value).startswith("unknown_service"):
                     record[field] = _text(value)
                 break
-    tags: dict[str, str] = {}
-    if (cost := attrs.get(OPENLIT_COST)) is not None:
-        tags[OPENLIT_COST] = str(cost)
-    record.update(members)
-    tags.update(span_tags)
-    if tags:
-        record["tags"] = tags
+    if members:
+        record.update(members)
+    if (cost := get(OPENLIT_COST)) is not None:
+        record["tags"] = {OPENLIT_COST: str(cost), **span_tags}
+    elif span_tags:
+        record["tags"] = span_tags
     return record
 
 
