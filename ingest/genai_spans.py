@@ -97,7 +97,7 @@ _ATTRIBUTION_FIELDS = (
 )
 # meterline.<field> attribute → the CallRecord field it sets (the attribution names above are read as those).
 _MEMBER_KEYS = {f"meterline.{name}": name for name in sorted(MEMBER_FIELDS) if f"meterline.{name}" not in _WANTED}
-_TAG_MARK = "\x00" + TAG_PREFIX  # a meterline.tags.* key among a span's keys joined by NULs (see ``picked``)
+_MAX_LAYOUTS = 256  # distinct attribute key lists remembered per request
 # (wanted attributes by name, meterline.<field> values by field, meterline.tags.* as text by tag): values
 Facts = tuple[dict[str, Any], dict[str, Any], dict[str, str]]
 
@@ -110,45 +110,64 @@ class Skipped:
     ignored: bool = False
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What the mapping reads from a span with a given list of attribute keys: the wanted keys, the
+    ``meterline.<field>`` keys with their field, the ``meterline.tags.*`` keys with their tag (both in
+    the keys' order)."""
+
+    wanted: tuple[str, ...]
+    members: tuple[tuple[str, str], ...]
+    tags: tuple[tuple[str, str], ...]
+
+
+def _layout(keys: tuple[str, ...]) -> Layout:
+    return Layout(
+        tuple(_WANTED.intersection(keys)),
+        tuple((key, _MEMBER_KEYS[key]) for key in keys if key in _MEMBER_KEYS),
+        tuple((key, key[len(TAG_PREFIX) :]) for key in keys if key.startswith(TAG_PREFIX)),
+    )
+
+
 class Values(dict[bytes, Any]):
-    """Serialized ``AnyValue`` → its Python value, decoded once: the spans of one request repeat
-    most values (provider, model, feature, tier, small counts), so each is decoded the first time
-    only. ``any_value`` is a pure function of the bytes, so this changes no value."""
+    """One request's decoding caches. Serialized ``AnyValue`` → its Python value, decoded once: the
+    spans of one request repeat most values (provider, model, feature, tier, small counts), so each
+    is decoded the first time only (``any_value`` is a pure function of the bytes, so this changes no
+    value). And a span's attribute keys → their ``Layout``, worked out once: the spans of one
+    instrumentation carry the same keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layouts: dict[tuple[str, ...], Layout] = {}
 
     def __missing__(self, raw: bytes) -> Any:
         value = self[raw] = any_value(raw)
         return value
 
+    def layout(self, keys: tuple[str, ...]) -> Layout:
+        layout = self.layouts.get(keys)
+        if layout is None:
+            if len(self.layouts) >= _MAX_LAYOUTS:  # a producer whose every span differs: bounded memory
+                self.layouts.clear()
+            layout = self.layouts[keys] = _layout(keys)
+        return layout
+
 
 def picked(attributes: Mapping[str, bytes], values: Values | None = None) -> Facts:
     """The attributes the mapping reads, as Python values, from a key → serialized ``AnyValue`` map
     (``ingest.span_attributes``): the GenAI and common ones, the ``meterline.<field>`` ones (by field)
-    and the ``meterline.tags.*`` ones (as text, by tag). ``values`` is the request's decoding cache.
+    and the ``meterline.tags.*`` ones (as text, by tag). ``values`` holds the request's caches.
 
-    This runs for every attribute of every span: set operations and comprehensions, values looked
-    up in ``values`` (a C-level dict hit for all but the first span that carries one), no step per
-    key that the mapping does not read."""
+    This runs for every attribute of every span: the keys' ``Layout`` looked up (one per distinct key
+    list), the values fetched by key (in C) and looked up in ``values`` (a C-level dict hit for all but
+    the first span that carries one), no step per key the mapping does not read."""
     if values is None:
         values = Values()
-    # Keys only first (a protobuf map makes a Python object per entry it hands out): the values
-    # the mapping reads are fetched by key, in C.
-    keys = list(attributes)
-    wanted = {key: values[attributes[key]] for key in _WANTED.intersection(keys)}
-    members = {_MEMBER_KEYS[key]: values[attributes[key]] for key in keys if key in _MEMBER_KEYS}
-    tags: dict[str, str] = {}
-    if len(wanted) + len(members) < len(keys):  # other keys too: meterline.tags.* among them?
-        joined = "\x00" + "\x00".join(keys) + "\x00"
-        at = joined.find(_TAG_MARK)
-        if at >= 0:
-            names = []
-            if joined.count("\x00") == len(keys) + 1:  # found in C, in the keys' order
-                while at >= 0:
-                    end = joined.index("\x00", at + len(_TAG_MARK))
-                    names.append(joined[at + len(_TAG_MARK) : end])
-                    at = joined.find(_TAG_MARK, end)
-            else:  # a key holding a NUL itself would cut the joined text wrongly
-                names = [key[len(TAG_PREFIX) :] for key in keys if key.startswith(TAG_PREFIX)]
-            tags = {name: str(values[attributes[TAG_PREFIX + name]]) for name in names}
+    # Keys only first (a protobuf map makes a Python object per entry it hands out).
+    layout = values.layout(tuple(attributes))
+    wanted = {key: values[attributes[key]] for key in layout.wanted}
+    members = {field: values[attributes[key]] for key, field in layout.members}
+    tags = {name: str(values[attributes[key]]) for key, name in layout.tags} if layout.tags else {}
     return wanted, members, tags
 
 

@@ -235,3 +235,19 @@ def test_picked_alone_needs_no_decoding_cache(drawn: dict[str, Any]) -> None:
     assert members == {key[10:]: v for key, v in old_other.items() if key[10:] in MEMBER_FIELDS}
     old_tags = [(key[15:], str(v)) for key, v in old_other.items() if key.startswith("meterline.tags.")]
     assert list(tags.items()) == old_tags  # in the same order
+
+
+@EXAMPLES
+@given(
+    st.lists(st.sampled_from(READ + MEMBERS + OTHERS + ["meterline.tags.a", "meterline.tags.b"]), unique=True),
+    st.lists(st.lists(values, min_size=40, max_size=40), min_size=2, max_size=6),
+)
+def test_spans_with_the_same_keys_and_other_values_map_as_before(keys: list[str], rows: list[list[Any]]) -> None:
+    # One instrumentation's spans: the same keys in the same order (one Layout for all), other values.
+    drawn_spans = [
+        {"attributes": {**CALL, **dict(zip(keys, row, strict=False))}, "status": Status.STATUS_CODE_UNSET,
+         "trace_id": b"\x01" * 16, "start": 1_764_000_000_123_456_789, "ms": 1500}
+        for row in rows
+    ]  # fmt: skip
+    decoded = decode_request(build([({}, drawn_spans)]).SerializeToString(), PROTOBUF)
+    same([mapped for _, mapped in mapped_spans(decoded)], before(decoded))
