@@ -9,8 +9,9 @@ attributes it knows: message content (prompts, answers) is never read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -110,23 +111,30 @@ class Skipped:
     ignored: bool = False
 
 
-@dataclass(frozen=True)
 class Layout:
     """What the mapping reads from a span with a given list of attribute keys: the wanted keys, the
     ``meterline.<field>`` keys with their field, the ``meterline.tags.*`` keys with their tag (both in
-    the keys' order)."""
+    the keys' order), and getters that fetch each group's serialized values in one C-level call."""
 
-    wanted: tuple[str, ...]
-    members: tuple[tuple[str, str], ...]
-    tags: tuple[tuple[str, str], ...]
+    __slots__ = ("fields", "member_values", "tags", "wanted", "wanted_values")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.wanted = tuple(_WANTED.intersection(keys))
+        members = tuple(key for key in keys if key in _MEMBER_KEYS)
+        self.fields = tuple(_MEMBER_KEYS[key] for key in members)
+        self.wanted_values = _getter(self.wanted)
+        self.member_values = _getter(members)
+        self.tags = tuple((key, key[len(TAG_PREFIX) :]) for key in keys if key.startswith(TAG_PREFIX))
 
 
-def _layout(keys: tuple[str, ...]) -> Layout:
-    return Layout(
-        tuple(_WANTED.intersection(keys)),
-        tuple((key, _MEMBER_KEYS[key]) for key in keys if key in _MEMBER_KEYS),
-        tuple((key, key[len(TAG_PREFIX) :]) for key in keys if key.startswith(TAG_PREFIX)),
-    )
+def _getter(keys: tuple[str, ...]) -> Callable[[Mapping[str, bytes]], tuple[bytes, ...]]:
+    """``mapping → (mapping[key] for key in keys)`` as a tuple, fetched in C (``itemgetter``)."""
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    if keys:
+        key = keys[0]
+        return lambda mapping: (mapping[key],)
+    return lambda mapping: ()
 
 
 class Values(dict[bytes, Any]):
@@ -149,7 +157,7 @@ class Values(dict[bytes, Any]):
         if layout is None:
             if len(self.layouts) >= _MAX_LAYOUTS:  # a producer whose every span differs: bounded memory
                 self.layouts.clear()
-            layout = self.layouts[keys] = _layout(keys)
+            layout = self.layouts[keys] = Layout(keys)
         return layout
 
 
@@ -165,8 +173,9 @@ def picked(attributes: Mapping[str, bytes], values: Values | None = None) -> Fac
         values = Values()
     # Keys only first (a protobuf map makes a Python object per entry it hands out).
     layout = values.layout(tuple(attributes))
-    wanted = {key: values[attributes[key]] for key in layout.wanted}
-    members = {field: values[attributes[key]] for key, field in layout.members}
+    decoded = values.__getitem__
+    wanted = dict(zip(layout.wanted, map(decoded, layout.wanted_values(attributes)), strict=True))
+    members = dict(zip(layout.fields, map(decoded, layout.member_values(attributes)), strict=True))
     tags = {name: str(values[attributes[key]]) for key, name in layout.tags} if layout.tags else {}
     return wanted, members, tags
 
