@@ -271,6 +271,18 @@ class Server:
                 pids.append(int(entry.name))
         return pids
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the web workers have used so far: what a request costs them,
+        whatever else the shared machine runs meanwhile."""
+        total = 0
+        for pid in self.worker_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is not None:
             return
@@ -574,6 +586,8 @@ class Round:
     otlp_p50: float = 0.0
     otlp_p99: float = 0.0
     busy_otlp: float = 0.0
+    cpu_calls_ms: float = 0.0  # web worker CPU per /v1/calls request
+    cpu_otlp_ms: float = 0.0  # web worker CPU per OTLP request (the same calls)
     drain_rate: float = 0.0
     busy_drain: float = 0.0
 
@@ -729,14 +743,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The same calls through both doors, back to back on the same server; which goes first
             # alternates by round so a busier stretch of the shared machine does not favour one.
             measured: dict[str, tuple[LoadResult, float]] = {}
+            worker_cpu: dict[str, float] = {}
             for name in ("calls", "otlp") if r % 2 == 0 else ("otlp", "calls"):
-                foreign0 = watch.foreign_seconds()
+                foreign0, cpu0 = watch.foreign_seconds(), server.cpu_seconds()
                 if name == "calls":
                     run = post_all(server.port, key, bodies[warmup:], args.concurrency, args.time_budget)
                 else:
                     run = post_all(server.port, otlp_key, span_bodies[warmup:], args.concurrency, args.time_budget,
                                    OTLP, args.batch_size)  # fmt: skip
                 measured[name] = (run, watch.share(foreign0, run.wall))
+                worker_cpu[name] = (server.cpu_seconds() - cpu0) * 1000 / max(1, len(run.latencies_ms))
                 if run.errors:
                     raise RuntimeError(f"{len(run.errors)} failed {name} requests, e.g. {run.errors[:3]}")
             (load, busy_accept), (otlp_load, busy_otlp) = measured["calls"], measured["otlp"]
@@ -769,6 +785,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 otlp_p50=percentile(otlp_load.latencies_ms, 0.5),
                 otlp_p99=percentile(otlp_load.latencies_ms, 0.99),
                 busy_otlp=busy_otlp,
+                cpu_calls_ms=worker_cpu["calls"],
+                cpu_otlp_ms=worker_cpu["otlp"],
             )
             say(f"  accept: {load.accepted:,} records in {len(load.latencies_ms)} requests over {args.concurrency} "
                 f"connections, {load.wall:.2f}s = {rnd.accept_rate:,.0f} rec/s, p50 {rnd.p50:.1f} ms, "
@@ -779,6 +797,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"/v1/calls), p50 {rnd.otlp_p50:.1f} ms, p99 {rnd.otlp_p99:.1f} ms, other processes "
                 f"{busy_otlp:.0%} CPU; checked: {otlp_counts['pending']} pending batches / {otlp_expected:,} "
                 f"records in the outbox")  # fmt: skip
+            say(f"  web worker CPU per request: OTLP {rnd.cpu_otlp_ms:.1f} ms, /v1/calls {rnd.cpu_calls_ms:.1f} ms "
+                f"({rnd.cpu_calls_ms / rnd.cpu_otlp_ms:.0%})")  # fmt: skip
 
             # 2. drain this backlog (gunicorn is down; this process owns chDB)
             watch.wait_idle(args.wait_idle, say)
@@ -818,6 +838,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         otlp_rate = med(r.otlp_rate for r in rounds)
         otlp_share = med(r.otlp_rate / r.accept_rate for r in rounds)  # paired within each round
         otlp_p50, otlp_p99 = med(r.otlp_p50 for r in rounds), med(r.otlp_p99 for r in rounds)
+        cpu_otlp, cpu_calls = med(r.cpu_otlp_ms for r in rounds), med(r.cpu_calls_ms for r in rounds)
+        cpu_share = med(r.cpu_calls_ms / r.cpu_otlp_ms for r in rounds)  # the rate share were the workers CPU-bound
         bare = fmt_rate(ceiling) + " (bare insert)"
         rows = [
             ("accept (HTTP, " + label + ")", fmt_rate(accept_rate), "-", "-", f">= {TARGET_ACCEPT:,.0f} rec/s",
@@ -832,6 +854,8 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"{otlp_p50 / p50:.2f}x", "-", "-"),
             (f"OTLP p99 per {args.batch_size}-span request", f"{otlp_p99:.1f} ms", f"{p99:.1f} ms (/v1/calls)",
              f"{otlp_p99 / p99:.2f}x", "-", "-"),
+            (f"web worker CPU per {args.batch_size}-span OTLP request", f"{cpu_otlp:.1f} ms",
+             f"{cpu_calls:.1f} ms (/v1/calls)", f"{cpu_share:.1%}", "-", "-"),
             ("drain into ClickHouse (drain_until_empty)", fmt_rate(drain_rate), bare, f"{drain_rate / ceiling:.1%}",
              f">= {TARGET_DRAIN:,.0f} rec/s", "yes" if drain_rate >= TARGET_DRAIN else "NO"),
             ("end-to-end 1/(1/accept+1/drain)", fmt_rate(e2e), bare, f"{e2e / ceiling:.1%}",

@@ -9,8 +9,9 @@ attributes it knows: message content (prompts, answers) is never read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -95,8 +96,11 @@ _ATTRIBUTION_FIELDS = (
     ("environment", ENVIRONMENT),
     ("feature", FEATURE),
 )
-_METERLINE_USAGE = frozenset({"meterline.input_tokens", "meterline.output_tokens"})
-Facts = tuple[dict[str, Any], dict[str, Any]]  # (wanted attributes, other meterline.* attributes): values
+# meterline.<field> attribute → the CallRecord field it sets (the attribution names above are read as those).
+_MEMBER_KEYS = {f"meterline.{name}": name for name in sorted(MEMBER_FIELDS) if f"meterline.{name}" not in _WANTED}
+_MAX_LAYOUTS = 256  # distinct attribute key lists remembered per request
+# (wanted attributes by name, meterline.<field> values by field, meterline.tags.* as text by tag): values
+Facts = tuple[dict[str, Any], dict[str, Any], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -107,33 +111,86 @@ class Skipped:
     ignored: bool = False
 
 
-def picked(attributes: Mapping[str, bytes]) -> Facts:
-    """The attributes the mapping reads, as Python values, from a key → serialized ``AnyValue`` map
-    (``ingest.span_attributes``): the GenAI and common ones, and the other ``meterline.*`` ones.
+class Layout:
+    """What the mapping reads from a span with a given list of attribute keys: the wanted keys, the
+    ``meterline.<field>`` keys with their field, the ``meterline.tags.*`` keys with their tag (both in
+    the keys' order), and getters that fetch each group's serialized values in one C-level call."""
 
-    This runs for every attribute of every span: comprehensions, the common value shapes inline."""
-    # Keys only first (a protobuf map makes a Python object per entry it hands out): the values
-    # the mapping reads are fetched by key, in C, and decoded here.
-    keys = list(attributes)
-    # A short string (tag 0x0A, one-byte length), the commonest value, is decoded inline.
-    wanted = {
-        key: raw[2:].decode("utf-8", "replace") if len(raw) > 1 and raw[0] == 0x0A and raw[1] == len(raw) - 2
-        else any_value(raw)
-        for key in _WANTED.intersection(keys) for raw in (attributes[key],)
-    }  # fmt: skip
-    other = {
-        key: raw[2:].decode("utf-8", "replace") if len(raw) > 1 and raw[0] == 0x0A and raw[1] == len(raw) - 2
-        else any_value(raw)
-        for key in keys if key[:10] == "meterline." and key not in _WANTED for raw in (attributes[key],)
-    }  # fmt: skip
-    return wanted, other
+    __slots__ = ("fields", "member_values", "tags", "wanted", "wanted_values")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.wanted = tuple(_WANTED.intersection(keys))
+        members = tuple(key for key in keys if key in _MEMBER_KEYS)
+        self.fields = tuple(_MEMBER_KEYS[key] for key in members)
+        self.wanted_values = _getter(self.wanted)
+        self.member_values = _getter(members)
+        self.tags = tuple((key, key[len(TAG_PREFIX) :]) for key in keys if key.startswith(TAG_PREFIX))
+
+
+def _getter(keys: tuple[str, ...]) -> Callable[[Mapping[str, bytes]], tuple[bytes, ...]]:
+    """``mapping → (mapping[key] for key in keys)`` as a tuple, fetched in C (``itemgetter``)."""
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    if keys:
+        key = keys[0]
+        return lambda mapping: (mapping[key],)
+    return lambda mapping: ()
+
+
+class Values(dict[bytes, Any]):
+    """One request's decoding caches. Serialized ``AnyValue`` → its Python value, decoded once: the
+    spans of one request repeat most values (provider, model, feature, tier, small counts), so each
+    is decoded the first time only (``any_value`` is a pure function of the bytes, so this changes no
+    value). And a span's attribute keys → their ``Layout``, worked out once: the spans of one
+    instrumentation carry the same keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layouts: dict[tuple[str, ...], Layout] = {}
+
+    def __missing__(self, raw: bytes) -> Any:
+        value = self[raw] = any_value(raw)
+        return value
+
+    def layout(self, keys: tuple[str, ...]) -> Layout:
+        layout = self.layouts.get(keys)
+        if layout is None:
+            if len(self.layouts) >= _MAX_LAYOUTS:  # a producer whose every span differs: bounded memory
+                self.layouts.clear()
+            layout = self.layouts[keys] = Layout(keys)
+        return layout
+
+
+def picked(attributes: Mapping[str, bytes], values: Values | None = None) -> Facts:
+    """The attributes the mapping reads, as Python values, from a key → serialized ``AnyValue`` map
+    (``ingest.span_attributes``): the GenAI and common ones, the ``meterline.<field>`` ones (by field)
+    and the ``meterline.tags.*`` ones (as text, by tag). ``values`` holds the request's caches.
+
+    This runs for every attribute of every span: the keys' ``Layout`` looked up (one per distinct key
+    list), the values fetched by key (in C) and looked up in ``values`` (a C-level dict hit for all but
+    the first span that carries one), no step per key the mapping does not read."""
+    if values is None:
+        values = Values()
+    # Keys only first (a protobuf map makes a Python object per entry it hands out).
+    layout = values.layout(tuple(attributes))
+    decoded = values.__getitem__
+    wanted = dict(zip(layout.wanted, map(decoded, layout.wanted_values(attributes)), strict=True))
+    members = dict(zip(layout.fields, map(decoded, layout.member_values(attributes)), strict=True))
+    tags = {name: str(values[attributes[key]]) for key, name in layout.tags} if layout.tags else {}
+    return wanted, members, tags
 
 
 def merged(resource: Facts, span: Facts) -> Facts:
     """A span's attributes over its resource's (``picked`` of each)."""
-    if not resource[0] and not resource[1]:
+    resource_wanted, resource_members, resource_tags = resource
+    if not resource_wanted and not resource_members and not resource_tags:
         return span
-    return {**resource[0], **span[0]}, {**resource[1], **span[1]}
+    wanted, members, tags = span
+    return (
+        {**resource_wanted, **wanted} if resource_wanted else wanted,
+        {**resource_members, **members} if resource_members else members,
+        {**resource_tags, **tags} if resource_tags else tags,
+    )
 
 
 def _text(value: Any) -> str:
@@ -142,17 +199,20 @@ def _text(value: Any) -> str:
 
 def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
     """The CallRecord (as JSON-shaped fields) of one span, given its ``merged`` facts."""
-    attrs, other = facts
+    attrs, members, span_tags = facts
     if not _FALLBACKS.isdisjoint(attrs):
         attrs = _normalized(attrs)
     get = attrs.get
-    error_type = attrs.get("error.type")
+    error_type = get("error.type")
     failed = error_type is not None or span.status.code == Status.STATUS_CODE_ERROR
     inputs, outputs = get(INPUT_TOKENS[0]), get(OUTPUT_TOKENS[0])
-    has_usage = inputs is not None or outputs is not None or not _METERLINE_USAGE.isdisjoint(other)
-    operation = attrs.get("gen_ai.operation.name")
-    kind = attrs.get("traceloop.span.kind")
-    if operation in AGGREGATE_OPERATIONS or kind in AGGREGATE_KINDS:
+    has_usage = inputs is not None or outputs is not None or "input_tokens" in members or "output_tokens" in members
+    operation = get("gen_ai.operation.name")
+    kind = get("traceloop.span.kind")
+    # (an array where a name belongs is no name: it used to fail the whole request here)
+    if (type(operation) is str and operation in AGGREGATE_OPERATIONS) or (
+        type(kind) is str and kind in AGGREGATE_KINDS
+    ):
         return Skipped(f"a {operation or kind} span sums its children", ignored=True)
     provider = get(PROVIDER[0])
     model = get(MODEL[0])
@@ -215,16 +275,12 @@ def to_record(span: Span, facts: Facts) -> dict[str, Any] | Skipped:
                 if field != "feature" or name != "service.name" or not str(value).startswith("unknown_service"):
                     record[field] = _text(value)
                 break
-    tags: dict[str, str] = {}
-    if (cost := attrs.get(OPENLIT_COST)) is not None:
-        tags[OPENLIT_COST] = str(cost)
-    for key, value in other.items():
-        if (name := key[10:]) in MEMBER_FIELDS:
-            record[name] = value
-        elif key.startswith(TAG_PREFIX):
-            tags[key[len(TAG_PREFIX) :]] = str(value)
-    if tags:
-        record["tags"] = tags
+    if members:
+        record.update(members)
+    if (cost := get(OPENLIT_COST)) is not None:
+        record["tags"] = {OPENLIT_COST: str(cost), **span_tags}
+    elif span_tags:
+        record["tags"] = span_tags
     return record
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ingest.accept import IngestError, accept_records
-from ingest.genai_spans import Skipped, merged, picked, to_record
+from ingest.genai_spans import Skipped, Values, merged, picked, to_record
 from ingest.span_attributes import attribute_maps
 from tenancy.models import Project
 
@@ -119,29 +121,33 @@ def _id_to_base64(item: dict[str, Any], where: str) -> None:
         item[key] = base64.b64encode(raw).decode()
 
 
+def mapped_spans(decoded: Decoded) -> Iterator[tuple[Span, dict[str, Any] | Skipped]]:
+    """Every span of a request with what it maps to: a CallRecord's fields, or why it is skipped."""
+    values = Values()  # each distinct attribute value of the request decoded once
+    for resource_spans, (resource_attributes, span_attributes) in zip(
+        decoded.request.resource_spans, attribute_maps(decoded.wire), strict=True
+    ):
+        resource = picked(resource_attributes, values)
+        spans = (span for scope_spans in resource_spans.scope_spans for span in scope_spans.spans)
+        for span, attributes in zip(spans, span_attributes, strict=True):
+            yield span, to_record(span, merged(resource, picked(attributes, values)))
+
+
 def export(project: Project, decoded: Decoded) -> Outcome:
     """Accept the GenAI spans of a request into the outbox (durable when this returns)."""
     records: list[dict[str, Any]] = []
     labels: list[str] = []
     ignored = 0
     problems: list[str] = []
-    views = attribute_maps(decoded.wire)
-    for resource_spans, (resource_attributes, span_attributes) in zip(
-        decoded.request.resource_spans, views, strict=True
-    ):
-        resource = picked(resource_attributes)
-        spans = (span for scope_spans in resource_spans.scope_spans for span in scope_spans.spans)
-        for span, attributes in zip(spans, span_attributes, strict=True):
-            own = picked(attributes)
-            mapped = to_record(span, merged(resource, own))
-            if isinstance(mapped, Skipped):
-                if mapped.ignored:
-                    ignored += 1
-                else:
-                    problems.append(f"span {span.trace_id.hex()}/{span.span_id.hex()}: {mapped.reason}")
-                continue
-            records.append(mapped)
-            labels.append(mapped["event_id"])
+    for span, mapped in mapped_spans(decoded):
+        if isinstance(mapped, Skipped):
+            if mapped.ignored:
+                ignored += 1
+            else:
+                problems.append(f"span {span.trace_id.hex()}/{span.span_id.hex()}: {mapped.reason}")
+            continue
+        records.append(mapped)
+        labels.append(mapped["event_id"])
     accepted = 0
     if records:
         answer = accept_records(project, records)

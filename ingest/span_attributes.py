@@ -72,15 +72,28 @@ _double = struct.Struct("<d").unpack_from
 
 
 def any_value(raw: bytes) -> Any:
-    """The Python value of a serialized ``AnyValue`` (None for an empty one, a kvlist or bytes)."""
+    """The Python value of a serialized ``AnyValue`` (None for an empty one, a kvlist or bytes).
+
+    A value made of exactly one field of the common kinds is decoded here: strings, varints (the
+    counts and flags, one to three bytes inline), doubles and arrays of those; anything else (a
+    value repeated, an odd encoding) through the official ``AnyValue``, which is what decides."""
     size = len(raw)
     if size >= 2:
         tag = raw[0]
         # The common shapes first: a short string, a small integer (one-byte lengths and varints).
         if tag == 0x0A and raw[1] == size - 2:
             return raw[2:].decode("utf-8", "replace")
-        if tag == 0x18 and size == 2:
-            return raw[1] if raw[1] < 0x80 else _official_value(raw)
+        if tag == 0x18:  # int_value
+            first = raw[1]
+            if size == 2:
+                return first if first < 0x80 else _official_value(raw)
+            if first >= 0x80:
+                if size == 3 and raw[2] < 0x80:
+                    return (first & 0x7F) | raw[2] << 7
+                if size == 4 and raw[2] >= 0x80 and raw[3] < 0x80:
+                    return (first & 0x7F) | (raw[2] & 0x7F) << 7 | raw[3] << 14
+        elif tag == 0x10 and size == 2 and raw[1] < 0x80:  # bool_value
+            return raw[1] != 0
         if tag == 0x0A:  # string_value, length-delimited
             size, at = _varint(raw, 1)
             if at + size == len(raw):
@@ -93,7 +106,29 @@ def any_value(raw: bytes) -> Any:
                 return number - (1 << 64) if number >= 1 << 63 else number
         elif tag == 0x21 and len(raw) == 9:  # double_value, fixed 64
             return _double(raw, 1)[0]
+        elif tag == 0x2A:  # array_value: an ArrayValue of AnyValues (field 1), each decoded as above
+            values = _array(raw)
+            if values is not None:
+                return values
     return _official_value(raw)
+
+
+def _array(raw: bytes) -> list[Any] | None:
+    """The values of a serialized ``AnyValue`` that is one ``array_value`` (None if it is not that)."""
+    length, at = (raw[1], 2) if raw[1] < 0x80 else _varint(raw, 1)
+    end = len(raw)
+    if at + length != end:
+        return None
+    values = []
+    while at < end:
+        if raw[at] != 0x0A:  # an unknown field or an odd encoding: the official message decides
+            return None
+        length, at = (raw[at + 1], at + 2) if at + 1 < end and raw[at + 1] < 0x80 else _varint(raw, at + 1)
+        if at + length > end:
+            return None
+        values.append(any_value(raw[at : at + length]))
+        at += length
+    return values
 
 
 def _official_value(raw: bytes) -> Any:
@@ -120,4 +155,4 @@ def _varint(raw: bytes, at: int) -> tuple[int, int]:
         if byte < 0x80:
             return number, at
         shift += 7
-    return -1, len(raw) + 1  # truncated: the callers' length checks fail, and the official parse decides
+    return 0, len(raw) + 1  # truncated: the callers' length checks fail, and the official parse decides
