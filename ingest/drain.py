@@ -9,12 +9,14 @@ count anything twice. The drain renews the leases of the batches it holds while 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.exceptions import OperationalError
@@ -52,7 +54,23 @@ def decode_batch(batch: Batch) -> CallGroup:
 
 def build_rows(batches: Sequence[Batch], books: dict[int, PriceBook], version: int) -> RawRows:
     """Decode the batches and price them into one insert's rows."""
-    return price_calls((decode_batch(b) for b in batches), books, version)
+    with _gc_paused():
+        return price_calls((decode_batch(b) for b in batches), books, version)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold off the cyclic collector while a group is built: decoding makes hundreds of thousands
+    of objects that all live until the insert, and collections triggered by their allocation would
+    walk them again and again (a third of the decode time, measured). Nothing built here is cyclic."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def dedup_token(batches: Sequence[Batch]) -> str:

@@ -13,7 +13,7 @@ product is rounded to the pico-dollar.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -138,6 +138,37 @@ UNPRICED_COST = Cost(0, 0, 0, 0, 0, 0, 0, SOURCE_UNPRICED, "")
 
 
 CostParts = tuple[int, int, int, int, int, int, int, str, str]
+
+
+def cost_columns(
+    prices: Sequence[Price | None],
+    input_tokens: Sequence[int],
+    cache_read_tokens: Sequence[int],
+    cache_write_tokens: Sequence[int],
+    output_tokens: Sequence[int],
+    reasoning_tokens: Sequence[int],
+    reported_pusd: Sequence[int | None],
+    cache_hit: Sequence[bool],
+) -> list[CostParts]:
+    """:func:`cost_parts` of every call of a column of calls, the common case (plain integer rates,
+    no reported cost, no app cache hit) inlined: the drain prices every call it inserts."""
+    out: list[CostParts] = []
+    append = out.append
+    for price, i, cr, cw, o, rs, rep, hit in zip(
+        prices, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+        reported_pusd, cache_hit, strict=True,
+    ):  # fmt: skip
+        fast = price.int_rates if price is not None and rep is None and not hit else None
+        if fast is None:
+            append(cost_parts(price, i, cr, cw, o, rs, rep, hit))
+            continue
+        c_in = (i - cr - cw) * fast[0]
+        c_cr = cr * fast[1]
+        c_cw = cw * fast[2]
+        c_out = (o - rs) * fast[3]
+        c_rs = rs * fast[4]
+        append((c_in, c_cr, c_cw, c_out, c_rs, c_in + c_cr + c_cw + c_out + c_rs, 0, price.source, price.ref))
+    return out
 
 
 def cost_parts(
@@ -372,6 +403,25 @@ class PriceBook:
         if not _minute_priced.get((provider, model)):
             self._catalogue[key] = price
         return price
+
+    def prices(
+        self, providers: Sequence[str], models: Sequence[str], tiers: Sequence[str], ts_ms: Sequence[int]
+    ) -> list[Price | None]:
+        """:meth:`price` for each call of a column of calls (the drain's hot path): one plain dict
+        lookup a call where the price is by day, as :meth:`price` memoizes it."""
+        memo = self._catalogue
+        price = self.price
+        if self._overrides:
+            return [price(p, m, t, ts) for p, m, t, ts in zip(providers, models, tiers, ts_ms, strict=True)]
+        out: list[Price | None] = []
+        append = out.append
+        for p, m, t, ts in zip(providers, models, tiers, ts_ms, strict=True):
+            key = (p, m, t, ts // MS_PER_DAY)
+            if key in memo:
+                append(memo[key])
+            else:
+                append(price(p, m, t, ts))
+        return out
 
     def _override_price(self, spec: OverrideSpec, tier: str) -> Price:
         key = (spec.id, tier)

@@ -41,6 +41,7 @@ from ledger.measures import (
     ROUTE_DIMENSIONS,
     USER_DIMENSIONS,
     raw_source,
+    without_feedback,
 )
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,13 @@ def _measures(tier: Tier) -> tuple[str, list[str]]:
     return ",\n".join(lines), [line.rsplit(" AS ", 1)[1].strip() for line in lines]
 
 
-def _insert_sql(tier: Tier) -> str:
+def _insert_sql(tier: Tier, feedback: bool = True) -> str:
+    """The tier's recompute statement; ``feedback=False``: for a project without feedback (from raw
+    calls without the feedback join, the feedback measures zero: the same rows)."""
     dims = ", ".join(tier.dimensions)
     measures, names = _measures(tier)
+    if tier.source == "raw" and not (feedback and "fb." in measures):
+        measures, feedback = without_feedback(measures), False
     target = f"{tier.table} (project_id, bucket, {dims}, {', '.join(names)})"
     if tier.source == "raw":
         hour_filter = (
@@ -116,7 +121,7 @@ def _insert_sql(tier: Tier) -> str:
             )
         return (
             f"INSERT INTO {target} SELECT c.project_id AS project_id, {tier.bucket_expr} AS bucket, {select_dims},\n"
-            f"{measures}{raw_source(hour_filter)}\n"
+            f"{measures}{raw_source(hour_filter, feedback=feedback)}\n"
             f"GROUP BY project_id, bucket, {dims} SETTINGS join_use_nulls = 1"
         )
     return (
@@ -147,7 +152,9 @@ def _tombstone_sql(tier: Tier) -> str:
     )
 
 
-_STATEMENTS = [(tier, _insert_sql(tier), _tombstone_sql(tier)) for tier in TIERS]
+# Per tier: its recompute with the feedback join, without it (a project without feedback), the tombstones.
+_STATEMENTS = [(tier, _insert_sql(tier), _insert_sql(tier, feedback=False), _tombstone_sql(tier)) for tier in TIERS]
+_HAS_FEEDBACK = "SELECT count() > 0 FROM feedback WHERE project_id = {project:UInt64}"
 
 
 def _kept(table: str) -> timedelta | None:
@@ -169,7 +176,11 @@ def recompute(project_id: int, hours: Iterable[datetime]) -> None:
     hour_list = sorted({h.astimezone(UTC).replace(minute=0, second=0, microsecond=0) for h in hours})
     day_list = sorted({h.replace(hour=0) for h in hour_list})
     now = datetime.now(UTC)
-    for tier, insert, tombstone in _STATEMENTS:
+    # Feedback synced after this check marks its calls' hours dirty again (ledger.feedback): a
+    # recompute without it is recomputed.
+    has_feedback = bool(ch.command(_HAS_FEEDBACK, parameters={"project": project_id}))
+    for tier, insert_fb, insert_no_fb, tombstone in _STATEMENTS:
+        insert = insert_fb if has_feedback else insert_no_fb
         kept = _kept(tier.table)
         if tier.span == "hours":
             # the tier's TTL would drop older rows anyway: do not recompute them

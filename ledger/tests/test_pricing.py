@@ -116,3 +116,39 @@ def test_unknown_model_is_unpriced_but_reported_cost_is_kept() -> None:
 
 def test_unknown_provider_name_still_finds_the_model() -> None:
     assert PriceBook().price("OpenAI-Proxy", "gpt-4o-mini", "default", NOV) is not None
+
+
+COLUMN_CALLS = [  # (provider, model, tier, ts, input, cache read, cache write, output, reasoning, reported, hit)
+    ("openai", "gpt-4o", "default", NOV, 1000, 200, 0, 300, 0, None, False),
+    ("openai", "gpt-4o", "batch", NOV, 1000, 0, 0, 300, 0, None, False),  # a Fraction multiplier
+    ("openai", "gpt-4o", "default", NOV + 86_400_000, 1000, 0, 0, 300, 0, None, True),  # app cache hit
+    ("openai", "gpt-4o", "default", NOV, 10, 0, 0, 5, 0, 123_456, False),  # reported cost
+    ("anthropic", "claude-sonnet-4-5", "default", NOV, 250_000, 1000, 500, 900, 0, None, False),  # tiered
+    ("openai", "o3", "default", NOV, 3000, 0, 0, 2000, 1500, None, False),  # reasoning
+    ("acme", "mystery", "default", NOV, 5, 0, 0, 5, 0, None, False),  # unpriced
+    ("acme", "mystery", "default", NOV, 5, 0, 0, 5, 0, 77, False),  # unpriced, reported
+    ("selfhost", "llama-ft", "default", NOV - 1, 100, 0, 0, 100, 0, None, False),  # before its override
+    ("selfhost", "llama-ft", "default", NOV, 100, 0, 0, 100, 0, None, False),  # the override in force
+]
+
+
+@pytest.mark.parametrize("with_override", [False, True])
+def test_column_pricing_equals_pricing_each_call(with_override: bool) -> None:
+    # given a book (with or without a project override) and calls of every pricing case
+    override = pricing.OverrideSpec(
+        1, "selfhost", "llama-ft", datetime.fromtimestamp(NOV / 1000, tz=UTC), Decimal("0.3"), Decimal("0.6"),
+        None, None, None,
+    )  # fmt: skip
+    book = PriceBook([override] if with_override else [])
+    columns = list(zip(*COLUMN_CALLS, strict=True))
+    # when the drain prices them column by column
+    prices = book.prices(*columns[:4])
+    costs = pricing.cost_columns(prices, *columns[4:])
+    # then every call costs what pricing it on its own says
+    expected = [
+        pricing.cost_parts(PriceBook([override] if with_override else []).price(*c[:4]), *c[4:]) for c in COLUMN_CALLS
+    ]
+    assert prices == [book.price(*c[:4]) for c in COLUMN_CALLS]
+    assert costs == expected
+    assert {c[7] for c in costs} >= {pricing.SOURCE_CATALOGUE, pricing.SOURCE_REPORTED, pricing.SOURCE_UNPRICED}
+    assert (costs[-1][7] == pricing.SOURCE_OVERRIDE) is with_override
