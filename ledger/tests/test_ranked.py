@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ledger.calls_log import selection_where
 from ledger.explore import CALL_ORDERS, CallsQuery, top_calls
 from ledger.ranked import guide, ranked_calls
 from ledger.raw import CallGroup, write_calls
@@ -48,10 +49,8 @@ def traffic(seed: int, n: int = 400, hours: int = 48) -> list[dict[str, Any]]:
 
 def plain(project: Project, q: CallsQuery) -> list[str]:
     """The same ranking without the tier: every call of the range sorted."""
-    from ledger.explore import _where
-
     params: dict[str, Any] = {}
-    where = _where(q, params)
+    where = selection_where(q.project_id, q.start, q.end, q.filters, params)
     return [c["event_id"] for c in ranked_calls(q.project_id, where, CALL_ORDERS[q.order_by], params, q.limit)]
 
 
