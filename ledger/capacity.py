@@ -64,18 +64,37 @@ _GROUP = (
     "transform(concat(toString(provider), '\\x00', toString(model)), {pool_keys:Array(String)},"
     " {pool_names:Array(String)}, toString(model))"
 )
+# Each observed limit's latest report in the minute, as (its time, its value): ``$limit_x`` is the
+# source's column for kind x, ``$at_x`` its time (ties in time go to the larger limit, so the answer
+# never depends on the order rows are read in).
+_KINDS = [c.removeprefix("limit_") for c in _OBSERVED.values()]  # tokens, requests, input_tokens, …
+
+
+def _latest(value: str, at: str, alias: str) -> str:
+    """The latest of ``value`` (reported at ``at``) as ``{alias}_at`` and ``{alias}``."""
+    return (
+        f"maxIf({at}, isNotNull({value})) AS {alias}_at,"
+        f" argMaxIf({value}, ({at}, assumeNotNull({value})), isNotNull({value})) AS {alias}"
+    )
+
+
+_LATEST_IN = ", ".join(_latest(f"$limit_{k}", f"$at_{k}", f"minute_{k}") for k in _KINDS)
 _MINUTES = (
     f"SELECT provider, {_GROUP} AS grp, $bucket AS minute,"  # noqa: S608
     " $calls AS rpm, sum(input_tokens) + sum(output_tokens) AS tpm, sum(input_tokens) AS itpm,"
     " sum(input_tokens) - sum(cache_read_tokens) AS uncached_itpm, sum(output_tokens) AS otpm,"
-    " $rate_limited AS rate_limited FROM $source WHERE project_id = {project:UInt64}"
+    f" $rate_limited AS rate_limited, {_LATEST_IN} FROM $source WHERE project_id = {{project:UInt64}}"
     " AND $time >= {start:DateTime('UTC')} AND $time < {end:DateTime('UTC')}$filters"
     " GROUP BY provider, grp, minute HAVING rpm > 0"
 )
-_ROLLUP = {"bucket": "bucket", "calls": "sum(calls)", "rate_limited": "sum(rate_limited_calls)", "time": "bucket"}
+_ROLLUP = {
+    "bucket": "bucket", "calls": "sum(calls)", "rate_limited": "sum(rate_limited_calls)", "time": "bucket",
+    **{f"limit_{k}": f"limit_{k}" for k in _KINDS}, **{f"at_{k}": f"limit_{k}_at" for k in _KINDS},
+}  # fmt: skip
 _RAW = {
     "bucket": "toStartOfMinute(timestamp)", "calls": "count()", "time": "timestamp",
     "rate_limited": "countIf(status = 'error' AND error_type = 'rate_limit')",
+    **{f"limit_{k}": f"ratelimit_limit_{k}" for k in _KINDS}, **{f"at_{k}": "timestamp" for k in _KINDS},
 }  # fmt: skip
 _MEMBER = "(provider, model) IN {pool_pairs:Array(Tuple(String, String))}"
 # The minute tier's rows the day figures do not answer: the models of a pool (summed with their
@@ -101,15 +120,19 @@ _POOL_ROWS = (
 _POOL_DAYS = f"SELECT provider, toString(model), groupArray(bucket) FROM {_POOL_ROWS} GROUP BY provider, model"  # noqa: S608
 # Per (provider, model or pool) and day: the minutes with traffic, the peak of each measure, the
 # peak's key (tpm · 2048 + 1439 − the minute of the day: its largest value is the earliest minute
-# of the largest tpm), each measure's $top largest minutes (negated, ascending) and the 429s.
-_DAY_COLUMNS = ["n", *(f"d_{m}" for m in MEASURES), "d_key", *(f"t_{m}" for m in MEASURES), "d_rate_limited"]
+# of the largest tpm), each measure's $top largest minutes (descending), the 429s and the latest
+# observed limits. Each day's list length (l_) and last value (e_) tell whether it was cut short.
+_DAY_SUMMARY = ["n", *(f"d_{m}" for m in MEASURES), *(f"l_{m}, e_{m}" for m in MEASURES)]
+_DAY_LIMITS = [f"o_{k}_at, o_{k}" for k in _KINDS]
 _DAYS_FROM_MINUTES = (
     "SELECT provider, grp, toDate(minute) AS day, count() AS n, "  # noqa: S608
     + ", ".join(f"toUInt64(max({m})) AS d_{m}" for m in MEASURES)
     + ", toUInt64(max(toUInt64(tpm) * 2048 + (1439 - toRelativeMinuteNum(minute) % 1440))) AS d_key, "
-    + ", ".join(f"groupArraySorted($top)(-toInt64({m})) AS t_{m}" for m in MEASURES)
+    + ", ".join(f"arraySlice(arrayReverseSort(groupArray(toInt64({m}))), 1, $top) AS t_{m}" for m in MEASURES)
     + ", toUInt64(sum(rate_limited)) AS d_rate_limited, "
-    + ", ".join(f"length(t_{m}) AS l_{m}, -t_{m}[-1] AS e_{m}" for m in MEASURES)
+    + ", ".join(f"length(t_{m}) AS l_{m}, t_{m}[-1] AS e_{m}" for m in MEASURES)
+    + ", "
+    + ", ".join(_latest(f"minute_{k}", f"minute_{k}_at", f"o_{k}") for k in _KINDS)
     + " FROM ($minutes) GROUP BY provider, grp, day"
 )
 # The same per-day figures for the whole days from the day figures tier (models outside any pool)
@@ -119,9 +142,11 @@ _DAYS_FROM_FIGURES = (
     "SELECT provider, toString(model) AS grp, toDate(bucket) AS day, toUInt64(active_minutes) AS n, "  # noqa: S608
     + ", ".join(f"peak_{m} AS d_{m}" for m in MEASURES)
     + ", peak_key AS d_key, "
-    + ", ".join(f"arrayMap(x -> -toInt64(x), top_{m}) AS t_{m}" for m in MEASURES)
+    + ", ".join(f"CAST(top_{m}, 'Array(Int64)') AS t_{m}" for m in MEASURES)
     + ", rate_limited_calls AS d_rate_limited, "
     + ", ".join(f"length(top_{m}) AS l_{m}, toInt64(top_{m}[-1]) AS e_{m}" for m in MEASURES)
+    + ", "
+    + ", ".join(f"limit_{k}_at AS o_{k}_at, limit_{k} AS o_{k}" for k in _KINDS)
     + " FROM $rows$filters"
 )
 _FIGURE_ROWS = (
@@ -131,46 +156,25 @@ _FIGURE_ROWS = (
 )
 # Then per model: the peaks, the peak minute (the earliest day of the largest tpm), the days, and
 # the nearest-rank p99: the k-th largest minute, k = n − ⌈0.99·n⌉ + 1, taken from the union of the
-# days' top lists. It is exact unless some day's list was cut short (fewer than its minutes, fewer
-# than k) and its last value is not below the union's k-th: that day may hide more of the range's
-# top k, and ``unsure`` asks for the p99 from the minutes (``_P99_SQL``). A day from the minutes
-# keeps $top ≥ k values and is never in doubt.
+# days' top lists. Python (:func:`_unsure`) judges whether that is exact from the days, and picks
+# the latest observed limits from them (:func:`_observed`).
 _RANK = "toUInt64(sum(n) - intDiv(99 * sum(n) + 99, 100) + 1)"
-_CUT = "arrayExists(x -> x.1 < x.2 AND x.1 < k AND x.3 >= p99_$m, groupArray((l_$m, n, e_$m)))"
 _SUMMARY = (
     f"SELECT provider, grp, sum(n), {_RANK} AS k, "  # noqa: S608
     + ", ".join(f"max(d_{m})" for m in MEASURES)
     + ", "
-    + ", ".join(f"-arrayElement(arraySort(arrayFlatten(groupArray(t_{m}))), k) AS p99_{m}" for m in MEASURES)
+    + ", ".join(f"arrayElement(arrayReverseSort(arrayFlatten(groupArray(t_{m}))), k) AS p99_{m}" for m in MEASURES)
     + ", argMax(toDateTime(day, 'UTC') + toIntervalMinute(1439 - d_key % 2048), (d_tpm, -toInt64(toUInt32(day)))),"
     " sum(d_rate_limited), groupArray(("
-    + ", ".join(["day", *(f"d_{m}" for m in MEASURES)])
-    + ")), "
-    + " OR ".join(_CUT.replace("$m", m) for m in MEASURES)
-    + " AS unsure FROM ($days) GROUP BY provider, grp ORDER BY provider, grp"
+    + ", ".join(["day", *_DAY_SUMMARY, *_DAY_LIMITS])
+    + ")) FROM ($days) GROUP BY provider, grp ORDER BY provider, grp"
 )
-# The exact p99 of the models ``unsure`` named, from every minute of the range.
+# The exact p99 of the models ``_unsure`` named, from every minute of the range.
 _P99_SQL = (
     "SELECT provider, grp, "  # noqa: S608
     + ", ".join(f"arrayElement(arraySort(groupArray({m})), intDiv(99 * count() + 99, 100))" for m in MEASURES)
     + " FROM ($minutes) WHERE has({unsure:Array(String)}, concat(toString(provider), '\\x00', grp))"
     " GROUP BY provider, grp"
-)
-# The latest limit each model reported in the range: from the day tier for the whole days inside it
-# and the minute tier for the rest (or the detail tier under filters, or raw calls).
-# (ties in time go to the larger limit, so the answer never depends on the order rows are read in)
-_LATEST = ", ".join(f"argMaxIf({c}, ({c}_at, assumeNotNull({c})), isNotNull({c})) AS {c}" for c in _OBSERVED.values())
-_OBSERVED_SQL = f"SELECT provider, {_GROUP} AS grp, {_LATEST} FROM ($limits) GROUP BY provider, grp"  # noqa: S608
-_LIMIT_COLUMNS = ", ".join(f"{c}, {c}_at" for c in _OBSERVED.values())
-_RAW_LIMITS = (
-    "SELECT provider, model, "  # noqa: S608
-    + ", ".join(f"ratelimit_{c} AS {c}, timestamp AS {c}_at" for c in _OBSERVED.values())
-    + " FROM llm_calls FINAL WHERE project_id = {project:UInt64} AND timestamp >= {start:DateTime('UTC')}"
-    " AND timestamp < {end:DateTime('UTC')}$filters"
-)
-_TIER_LIMITS = (
-    f"SELECT provider, model, {_LIMIT_COLUMNS} FROM $table FINAL WHERE project_id = {{project:UInt64}}"  # noqa: S608
-    " AND bucket >= {$from:DateTime('UTC')} AND bucket < {$to:DateTime('UTC')}$filters"
 )
 
 
@@ -309,24 +313,6 @@ def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str
     return _SUMMARY.replace("$days", days).replace("$top", str(top))
 
 
-def _observed_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
-    filters = _filters(query, params)
-    if raw:
-        return _OBSERVED_SQL.replace("$limits", _RAW_LIMITS.replace("$filters", filters))
-    if _detailed(query):
-        parts = [_TIER_LIMITS.replace("$table", DETAIL_TABLE).replace("$from", "start").replace("$to", "end")]
-    else:
-        # whole days from the day tier; the minutes before the first and after the last from the minute tier
-        minute = _TIER_LIMITS.replace("$table", MINUTE_TABLE)
-        parts = [
-            _TIER_LIMITS.replace("$table", FIGURES_TABLE).replace("$from", "whole_from").replace("$to", "whole_to"),
-            minute.replace("$from", "start").replace("$to", "whole_from"),
-            minute.replace("$from", "whole_to").replace("$to", "end"),
-        ]
-    union = " UNION ALL ".join(p.replace("$filters", filters) for p in parts)
-    return _OBSERVED_SQL.replace("$limits", union)
-
-
 def _parameters(query: CapacityQuery, limits: Sequence[RateLimit]) -> dict[str, Any]:
     """The bound parameters of the capacity queries: the range, its whole days and the pools
     (``pool_keys`` "provider\\x00model" → ``pool_names``; ``pool_pairs`` the members)."""
@@ -377,28 +363,24 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
     params = _parameters(query, configured)
     if not raw:
         _lacking(query, configured, params)
-    ch = get_clickhouse()
-    summary = ch.query(_summary_sql(query, raw, params), parameters=params).result_rows
-    exact = _exact_p99(query, raw, params, [(str(row[0]), str(row[1])) for row in summary if row[-1]])
-    observed = {
-        (str(provider), str(grp)): dict(zip(_OBSERVED, values, strict=True))
-        for provider, grp, *values in ch.query(_observed_sql(query, raw, params), parameters=params).result_rows
-    }
+    summary = get_clickhouse().query(_summary_sql(query, raw, params), parameters=params).result_rows
+    n = len(MEASURES)
+    unsure = [(str(r[0]), str(r[1])) for r in summary if _unsure(int(r[3]), r[4 + n : 4 + 2 * n], r[-1])]
+    exact = _exact_p99(query, raw, params, unsure)
     by_name = {(limit.provider, limit.model): limit for limit in configured}
     last_day = (query.end - timedelta(microseconds=1)).date()
     rows = []
-    n = len(MEASURES)
     for provider, grp, minutes, _, *rest in summary:
         provider, grp = str(provider), str(grp)
         peaks = dict(zip(MEASURES, map(int, rest[:n]), strict=True))
         p99 = exact.get((provider, grp)) or dict(zip(MEASURES, map(int, rest[n : 2 * n]), strict=True))
-        peak_minute, rate_limited, days, _ = rest[2 * n :]
+        peak_minute, rate_limited, days = rest[2 * n :]
         daily: dict[str, dict[date, int]] = {m: {} for m in MEASURES}
-        for day, *day_peaks in days:
-            for m, value in zip(MEASURES, day_peaks, strict=True):
+        for day, _, *day_peaks in days:
+            for m, value in zip(MEASURES, day_peaks[:n], strict=True):
                 daily[m][day] = int(value)
         limit = by_name.get((provider, grp))
-        limits, source = _limits(limit, observed.get((provider, grp), {}))
+        limits, source = _limits(limit, _observed(days))
         row = Capacity(
             provider=provider, model=grp, models=limit.members if limit else [grp], peaks=peaks, p99=p99,
             minutes=int(minutes), peak_minute=peak_minute.replace(tzinfo=UTC),
@@ -409,6 +391,30 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
         row.forecast = forecast_row(row, last_day)
         rows.append(row)
     return rows
+
+
+def _unsure(k: int, p99: Sequence[int], days: Sequence[Sequence[Any]]) -> bool:
+    """Whether the p99 taken from the days' top lists may be wrong: some day's list was cut short
+    (fewer than its minutes, fewer than k) and its last value is not below the union's k-th, so that
+    day may hide more of the range's top k. A day from the minutes keeps ≥ k values, never in doubt.
+    A day is (day, minutes, its peaks, each measure's list (length, last value), its limits)."""
+    n = len(MEASURES)
+    for day in days:
+        for i in range(n):
+            length, last = day[2 + n + 2 * i], day[3 + n + 2 * i]
+            if length < day[1] and length < k and last >= p99[i]:
+                return True
+    return False
+
+
+def _observed(days: Sequence[Sequence[Any]]) -> dict[str, int | None]:
+    """The latest limit of each kind the days report (of two at the same time, the larger)."""
+    tail = 2 + 3 * len(MEASURES)  # day, n, the day's peaks, each measure's (length, last)
+    latest: dict[str, int | None] = {}
+    for i, name in enumerate(_OBSERVED):
+        reports = [(day[tail + 2 * i], day[tail + 2 * i + 1]) for day in days if day[tail + 2 * i + 1] is not None]
+        latest[name] = max(reports)[1] if reports else None
+    return latest
 
 
 def _exact_p99(
