@@ -1,7 +1,14 @@
 """Query benchmark: 10 million calls over 90 days, rolled up, and the dashboards' queries through
 the query module beside the same answers computed from the raw table.
 
-    .venv/bin/python bench/query.py [--calls 10000000] [--runs 20]
+    .venv/bin/python bench/query.py [--calls 10000000] [--days 90] [--runs 20] [--raw-runs 20]
+    .venv/bin/python bench/query.py --sizes 1000000,10000000,100000000 [--runs 20] [--raw-runs 5]
+
+With ``--sizes``, each size is built (generated and rolled up) in a process of its own and then
+queried by a fresh process, as a server would be after a restart, so that the peak RSS printed is
+the query ("serve") process's alone; the sizes are printed side by side with the growth from one
+to the next (issue 16: flat queries as the ledger grows). Sizes of 100 M calls and more are spread
+over 365 days, smaller ones over 90 (``--days`` sets one span for all).
 
 The traffic is shaped like an application's: 8 features, each routing between its own full and
 mini model; 2,000 customers on a long tail, each with up to 10 users; 5 % errors, 8 % eval/shadow.
@@ -14,9 +21,12 @@ fresh SQLite file under a temporary directory; nothing is left behind.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +39,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the repo's packages, not bench/ingest.py, answer "import ingest"
 
-WORKDIR = tempfile.mkdtemp(prefix="meterline-bench-query-")
+# METERLINE_BENCH_DIR: a directory the caller owns (the --sizes runs share one between their two phases)
+WORKDIR = os.environ.get("METERLINE_BENCH_DIR") or tempfile.mkdtemp(prefix="meterline-bench-query-")
 os.environ.update(
     DJANGO_SETTINGS_MODULE="config.settings",
     METERLINE_VAR_DIR=WORKDIR,
@@ -139,22 +150,46 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=None, help="the span the calls are spread over (default 90)")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--raw-runs", type=int, default=None, help="runs of each raw query (default: --runs)")
+    parser.add_argument("--sizes", default="", help="comma-separated call counts, each built and queried apart")
+    parser.add_argument("--phase", choices=("all", "build", "query"), default="all", help=argparse.SUPPRESS)
+    parser.add_argument("--json", default="", help=argparse.SUPPRESS)  # where the query phase writes its figures
     args = parser.parse_args()
+    raw_runs = args.raw_runs or args.runs
+    if args.sizes:
+        try:
+            sizes([int(n) for n in args.sizes.split(",")], args.days, args.runs, raw_runs)
+        finally:
+            shutil.rmtree(WORKDIR, ignore_errors=True)
+        return
+    days = args.days or default_days(args.calls)
     try:
-        run(args.calls, args.runs)
+        if args.phase in ("all", "build"):
+            build(args.calls, days)
+        if args.phase in ("all", "query"):
+            figures = measure(args.runs, raw_runs)
+            if args.json:
+                Path(args.json).write_text(json.dumps(figures))
     finally:
-        shutil.rmtree(WORKDIR, ignore_errors=True)
+        if not os.environ.get("METERLINE_BENCH_DIR"):
+            shutil.rmtree(WORKDIR, ignore_errors=True)
 
 
-def run(calls: int, runs: int) -> None:
+def default_days(calls: int) -> int:
+    return 365 if calls >= 100_000_000 else 90
+
+
+def build(calls: int, days: int) -> None:
+    """Generate ``calls`` over ``days`` inside ClickHouse and roll them up; the meta file tells ``measure``."""
     call_command("migrate", verbosity=0)
     ch = get_clickhouse()
     migrate(ch)
     project = Project.objects.create(organization=Organization.objects.create(name="bench"), name="bench")
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     end_ms = int(now.timestamp() * 1000)
-    span_ms = 90 * 86_400_000
+    span_ms = days * 86_400_000
 
     t0 = time.perf_counter()
     step = 2_000_000
@@ -166,16 +201,40 @@ def run(calls: int, runs: int) -> None:
                         "count": min(step, calls - offset)},
         )  # fmt: skip
     generated = time.perf_counter() - t0
-    print(f"generated {calls:,} calls over 90 days in {generated:.1f}s (inside ClickHouse)")
+    print(f"generated {calls:,} calls over {days} days in {generated:.1f}s (inside ClickHouse)")
 
     t0 = time.perf_counter()
-    hours = mark_range_dirty(now - timedelta(days=91), now + timedelta(hours=1), project.pk)
+    hours = mark_range_dirty(now - timedelta(days=days + 1), now + timedelta(hours=1), project.pk)
     while rollup_dirty().has_more:
         pass
     rollup_s = time.perf_counter() - t0
     print(f"full rollup: {hours} dirty hours, {calls:,} calls in {rollup_s:.1f}s = {calls / rollup_s:,.0f} rows/s"
-          f"  (target <= 60 s)\n")  # fmt: skip
+          f"  (target <= 60 s)\n", flush=True)  # fmt: skip
+    meta = {"project": project.pk, "now": now.isoformat(), "calls": calls, "days": days, "generate_s": generated,
+            "rollup_s": rollup_s}  # fmt: skip
+    Path(WORKDIR, "meta.json").write_text(json.dumps(meta))
 
+
+def disk_bytes() -> dict[str, int]:
+    """Bytes on disk of the raw table and of every rollup tier (active parts, as merged so far)."""
+    rows = (
+        get_clickhouse()
+        .query(
+            "SELECT table, sum(bytes_on_disk) FROM system.parts WHERE active AND database = currentDatabase()"
+            " GROUP BY table"
+        )
+        .result_rows
+    )
+    sizes = {str(t): int(b) for t, b in rows}
+    return {"raw": sizes.get("llm_calls", 0), "rollups": sum(b for t, b in sizes.items() if t.startswith("rollup_"))}
+
+
+def measure(runs: int, raw_runs: int) -> dict[str, Any]:
+    """Time the dashboards' queries (ours and raw) on the data ``build`` left; print and return the figures."""
+    meta = json.loads(Path(WORKDIR, "meta.json").read_text())
+    ch = get_clickhouse()
+    project = Project.objects.get(pk=meta["project"])
+    now = datetime.fromisoformat(meta["now"])
     today = now.replace(hour=0)
     month_start = today.replace(day=1)
     top_customer = usage(
@@ -220,15 +279,92 @@ def run(calls: int, runs: int) -> None:
             {**p, "c": top_customer, "s": today - timedelta(days=90), "e": today + timedelta(days=1)},
         ),
     ]  # fmt: skip
+    figures: dict[str, Any] = {**meta, "queries": {}}
     print(f"{'query':<52} {'source':<26} {'ours p50':>9} {'ours p95':>9} {'raw p50':>9} {'raw p95':>9} {'raw/ours':>9}")
     for name, q, raw_sql, params in queries:
         ours50, ours95, result = timed(partial(usage, q), runs)
-        raw50, raw95, _ = timed(partial(ch.query, raw_sql, parameters=params), runs)
+        raw50, raw95, _ = timed(partial(ch.query, raw_sql, parameters=params), raw_runs)
         source = result.source  # type: ignore[attr-defined]
+        figures["queries"][name] = {"source": source, "ours_p50": ours50, "ours_p95": ours95, "raw_p50": raw50,
+                                    "raw_p95": raw95}  # fmt: skip
         print(f"{name:<52} {source:<26} {ours50:>7.1f}ms {ours95:>7.1f}ms {raw50:>7.1f}ms {raw95:>7.1f}ms"
               f" {raw50 / ours50:>8.1f}x")  # fmt: skip
     print("targets: every query p95 < 150 ms; rollup path >= 20x faster than raw\n")
-    print(f"ingest-to-visible lag (embedded runner): {lag(project):.2f}s  (target <= 10 s)")
+    disk = disk_bytes()
+    figures.update(raw_bytes=disk["raw"], rollup_bytes=disk["rollups"])
+    print(f"disk per call: raw {disk['raw'] / meta['calls']:.0f} B, rollups {disk['rollups'] / meta['calls']:.0f} B")
+    figures["lag_s"] = lag(project)
+    print(f"ingest-to-visible lag (embedded runner): {figures['lag_s']:.2f}s  (target <= 10 s)")
+    figures["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    print(f"peak RSS of this process (queries, then the lag probe): {figures['peak_rss'] / 2**30:.2f} GiB")
+    return figures
+
+
+def sizes(counts: list[int], days: int | None, runs: int, raw_runs: int) -> None:
+    """Build and query each size in processes of their own, then print the sizes side by side."""
+    results = []
+    for calls in counts:
+        workdir = tempfile.mkdtemp(prefix=f"meterline-bench-query-{calls}-")
+        env = {**os.environ, "METERLINE_BENCH_DIR": workdir}
+        span = str(days or default_days(calls))
+        me = [sys.executable, str(Path(__file__).resolve())]
+        try:
+            print(f"== {calls:,} calls over {span} days", flush=True)
+            subprocess.run([*me, "--calls", str(calls), "--days", span, "--phase", "build"], env=env, check=True)
+            out = Path(workdir, "figures.json")
+            subprocess.run(
+                [*me, "--phase", "query", "--runs", str(runs), "--raw-runs", str(raw_runs), "--json", str(out)],
+                env=env, check=True,
+            )  # fmt: skip
+            results.append(json.loads(out.read_text()))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print(flush=True)
+    print_sizes(results)
+
+
+def _size(calls: int) -> str:
+    return f"{calls / 1_000_000:g} M"
+
+
+def print_sizes(results: list[dict[str, Any]]) -> None:
+    """The sizes side by side: each query's p95 (ours, raw, ratio), then rollup time, disk per call, RSS;
+    the growth of our p95 from each size to the next, and the issue's targets checked at the largest."""
+    heads = [f"{_size(r['calls'])} / {r['days']} d" for r in results]
+    width = 26
+    print(f"{'p95 ours / raw, raw p50 / ours p50':<52}" + "".join(f"{h:>{width}}" for h in heads))
+    print("-" * (52 + width * len(heads)))
+    largest, previous = results[-1], results[-2] if len(results) > 1 else None
+    verdicts = []
+    for name in results[0]["queries"]:
+        cells = []
+        for r in results:
+            q = r["queries"][name]
+            cells.append(f"{q['ours_p95']:.1f} / {q['raw_p95']:.0f} ms {q['raw_p50'] / q['ours_p50']:.0f}x")
+        print(f"{name:<52}" + "".join(f"{c:>{width}}" for c in cells))
+        big = largest["queries"][name]
+        if big["source"] == "llm_calls":
+            continue  # not on the rollup path
+        growth = big["ours_p95"] / previous["queries"][name]["ours_p95"] if previous else 1.0
+        verdicts.append(
+            (name, growth, big["ours_p95"] < 150 and growth <= 1.5 and big["raw_p50"] / big["ours_p50"] >= 20)
+        )
+    rows = [
+        ("rollup", [f"{r['rollup_s']:.1f} s ({r['calls'] / r['rollup_s']:,.0f}/s)" for r in results]),
+        ("disk per call, raw / rollups", [f"{r['raw_bytes'] / r['calls']:.0f} / {r['rollup_bytes'] / r['calls']:.0f} B"
+                                          for r in results]),
+        ("serve process peak RSS", [f"{r['peak_rss'] / 2**30:.2f} GiB" for r in results]),
+        ("ingest-to-visible lag", [f"{r['lag_s']:.2f} s" for r in results]),
+    ]  # fmt: skip
+    for label, cells in rows:
+        print(f"{label:<52}" + "".join(f"{c:>{width}}" for c in cells))
+    print()
+    if previous is not None:
+        print(f"targets at {_size(largest['calls'])}: rollup-path p95 < 150 ms, within 1.5x of {_size(previous['calls'])},"
+              " >= 20x raw (p50); serve RSS <= 4 GiB")  # fmt: skip
+        for name, growth, met in verdicts:
+            print(f"  {name:<52} growth {growth:.2f}x  {'yes' if met else 'NO'}")
+        print(f"  {'serve process peak RSS':<52} {'yes' if largest['peak_rss'] <= 4 * 2**30 else 'NO'}")
 
 
 def lag(project: Project) -> float:
