@@ -320,11 +320,18 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     # into one group (q.other, or a label dropped from the answer).
     # (Asked for by an "(other)" label, or by a caller that needs one statement: usage_many.)
     fold = bool(group_cols) and q.granularity is not None and METRICS[q.order_by].sql.startswith("sum(")
-    fold = fold and (q.other is not None or not prequery)
+    # Filters that name every grouped dimension and allow no more than ``limit`` groups leave nothing
+    # to rank away: every group is kept, and no ranking statement is needed (a budget's scope).
+    bounded = (
+        all(d in q.filters for d in group_cols) and math.prod(len(set(q.filters[d])) for d in group_cols) <= q.limit
+    )
+    fold = fold and (q.other is not None or not prequery or bounded)
     key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
     if group_cols and q.granularity is None:
         # A breakdown without time buckets ranks and cuts in the same query.
         order_limit = f" ORDER BY m_{q.order_by} DESC, {', '.join(group_cols)} LIMIT {q.limit + 1}"
+    elif fold and bounded:
+        params["other"] = q.other if q.other is not None else _REST  # never produced: nothing is folded
     elif fold:
         ranked = (
             f"SELECT {key_sql} FROM {source} WHERE {where_sql} GROUP BY {', '.join(group_cols)}"
