@@ -237,6 +237,11 @@ class _Prepared:
     source_name: str
     params: dict[str, Any]
     where_sql: str
+    # How the conditions are applied: a rollup tier's are all on its sorting key (project, bucket,
+    # dimensions), the same for every version of a row, so they may filter before FINAL collapses
+    # the versions (PREWHERE: far fewer rows to merge when they are not a prefix of the key). The raw
+    # calls are a subquery of their own.
+    where_kw: str = "WHERE"
 
 
 def _prepare(q: UsageQuery) -> _Prepared:
@@ -278,7 +283,8 @@ def _prepare(q: UsageQuery) -> _Prepared:
     for i, (dim, values) in enumerate(sorted(q.filters.items())):
         params[f"f{i}"] = list(values)
         where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
-    return _Prepared(q, tz, start, end, source, source_name, params, " AND ".join(where))
+    where_kw = "WHERE" if source_name == "llm_calls" else "PREWHERE"
+    return _Prepared(q, tz, start, end, source, source_name, params, " AND ".join(where), where_kw)
 
 
 def _select_metrics(metrics: Sequence[str]) -> str:
@@ -307,7 +313,7 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     :class:`QueryError` says it cannot be one statement."""
     p = _prepare(q)
     q, tz, start, end, source, source_name, params = p.q, p.tz, p.start, p.end, p.source, p.source_name, p.params
-    where_sql = p.where_sql
+    where_sql, where_kw = p.where_sql, p.where_kw
     group_cols = list(q.group_by)
     group_by = list(group_cols)
     metrics = list(dict.fromkeys(q.metrics))
@@ -320,14 +326,21 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     # into one group (q.other, or a label dropped from the answer).
     # (Asked for by an "(other)" label, or by a caller that needs one statement: usage_many.)
     fold = bool(group_cols) and q.granularity is not None and METRICS[q.order_by].sql.startswith("sum(")
-    fold = fold and (q.other is not None or not prequery)
+    # Filters that name every grouped dimension and allow no more than ``limit`` groups leave nothing
+    # to rank away: every group is kept, and no ranking statement is needed (a budget's scope).
+    bounded = (
+        all(d in q.filters for d in group_cols) and math.prod(len(set(q.filters[d])) for d in group_cols) <= q.limit
+    )
+    fold = fold and (q.other is not None or not prequery or bounded)
     key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
     if group_cols and q.granularity is None:
         # A breakdown without time buckets ranks and cuts in the same query.
         order_limit = f" ORDER BY m_{q.order_by} DESC, {', '.join(group_cols)} LIMIT {q.limit + 1}"
+    elif fold and bounded:
+        params["other"] = q.other if q.other is not None else _REST  # never produced: nothing is folded
     elif fold:
         ranked = (
-            f"SELECT {key_sql} FROM {source} WHERE {where_sql} GROUP BY {', '.join(group_cols)}"
+            f"SELECT {key_sql} FROM {source} {where_kw} {where_sql} GROUP BY {', '.join(group_cols)}"
             f" ORDER BY {METRICS[q.order_by].sql} DESC, {', '.join(group_cols)} LIMIT {q.limit}"
         )
         params["other"] = q.other if q.other is not None else _REST
@@ -339,7 +352,7 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
         if not prequery:
             raise QueryError("a breakdown over time ranked by a percentile or ratio takes two statements")
         ranked = (
-            f"SELECT {', '.join(f'toString({d})' for d in group_cols)} FROM {source} WHERE {where_sql}"
+            f"SELECT {', '.join(f'toString({d})' for d in group_cols)} FROM {source} {where_kw} {where_sql}"
             f" GROUP BY {', '.join(group_cols)} ORDER BY {METRICS[q.order_by].sql} DESC,"
             f" {', '.join(group_cols)} LIMIT {q.limit + 1}"
         )
@@ -359,7 +372,7 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
             where_sql += f" AND {in_kept}"
     sql = (
         f"SELECT {bucket_sql(q.granularity, 'bucket')} AS b, {group_select}{select_metrics}"
-        f" FROM {source} WHERE {where_sql} GROUP BY b{''.join(', ' + d for d in group_by)}{order_limit}"
+        f" FROM {source} {where_kw} {where_sql} GROUP BY b{''.join(', ' + d for d in group_by)}{order_limit}"
     )
 
     def finish(rows: list[dict[str, Any]]) -> UsageResult:
@@ -460,28 +473,37 @@ def usage_breakdowns(base: UsageQuery, parts: Sequence[tuple[tuple[str, ...], in
     """Several totals breakdowns of one selection (same range and filters), each ``(group_by, limit)``
     ranked by ``base.order_by`` with ``base.metrics``, answered by one statement (UNION ALL, each part
     over the smallest table that holds its dimensions: top features from the compact day tier, top
-    customers from the customer totals). Each result is what :func:`usage` would answer."""
+    customers from the customer totals; parts over the same table read it once, as grouping sets).
+    Each result is what :func:`usage` would answer."""
     if base.granularity is not None:
         raise QueryError("breakdowns are totals: granularity must be None")
     if not parts or any(not group_by for group_by, _ in parts):
         raise QueryError("each breakdown needs a group_by")
     metrics = list(dict.fromkeys(base.metrics))
-    selects, params, prepared = [], {}, []
-    for i, (group_by, limit) in enumerate(parts):
-        p = _prepare(replace(base, group_by=group_by, limit=limit))
-        prepared.append(p)
-        keys = ", ".join(f"toString({d})" for d in group_by)
-        part = (
-            f"SELECT * FROM (SELECT toUInt8({i}) AS part, [{keys}] AS g, {_select_metrics([*metrics, base.order_by])}"
-            f" FROM {p.source} WHERE {p.where_sql} GROUP BY {', '.join(group_by)}"
-            f" ORDER BY m_{base.order_by} DESC, {', '.join(group_by)} LIMIT {limit + 1})"
-        )
-        # Each part's parameters under a prefix of its own: parts over different tables may bind
+    prepared = [_prepare(replace(base, group_by=group_by, limit=limit)) for group_by, limit in parts]
+    # Parts that read the same table under the same conditions share one scan (each grouping set
+    # once in it: a part grouping by the same dimensions as another starts a scan of its own).
+    scans: list[tuple[tuple[str, str, str], list[int]]] = []
+    for i, p in enumerate(prepared):
+        key = (p.source, p.where_sql, repr(sorted(p.params.items())))
+        scan = next((m for k, m in scans if k == key and all(set(parts[j][0]) != set(parts[i][0]) for j in m)), None)
+        if scan is None:
+            scans.append((key, [i]))
+        else:
+            scan.append(i)
+    selects, params = [], {}
+    for n, (_, members) in enumerate(scans):
+        p = prepared[members[0]]
+        sql = _breakdown_scan(p, [(i, *parts[i]) for i in members], metrics, base.order_by)
+        # Each scan's parameters under a prefix of its own: scans over different tables may bind
         # their bounds differently.
-        selects.append(_prefix_params(part, p.params, f"q{i}_"))
-        params.update({f"q{i}_{k}": v for k, v in p.params.items()})
+        selects.append(_prefix_params(sql, p.params, f"q{n}_"))
+        params.update({f"q{n}_{k}": v for k, v in p.params.items()})
     result = get_clickhouse().query(
-        " UNION ALL ".join(selects), parameters=params, caller="ledger.queries.usage_breakdowns"
+        " UNION ALL ".join(selects),
+        parameters=params,
+        caller="ledger.queries.usage_breakdowns",
+        settings={"force_grouping_standard_compatibility": 1},  # grouping(): 1 for a column NOT in the set
     )
     names = [c.removeprefix("m_") for c in result.column_names]
     by_part: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(parts))}
@@ -490,11 +512,56 @@ def usage_breakdowns(base: UsageQuery, parts: Sequence[tuple[tuple[str, ...], in
         by_part[int(row["part"])].append(row)
     out = []
     for i, ((group_by, limit), p) in enumerate(zip(parts, prepared, strict=True)):
-        rows = [{"b": 0, **{d: r["g"][j] for j, d in enumerate(group_by)}, **r} for r in by_part[i]]
+        ranked = sorted(by_part[i], key=lambda r: int(r["rn"]))  # each part in its rank order
+        rows = [{"b": 0, **{d: r["g"][j] for j, d in enumerate(group_by)}, **r} for r in ranked]
         truncated = len(rows) > limit
         shaped = _shape(rows[:limit], p.q, p.tz, p.start, p.end, list(group_by), metrics, [()])
         out.append(UsageResult(shaped, truncated, p.source_name))
     return out
+
+
+def _breakdown_scan(
+    p: _Prepared, members: list[tuple[int, tuple[str, ...], int]], metrics: list[str], order_by: str
+) -> str:
+    """One SELECT answering the breakdowns ``members`` ((part, group_by, limit), all over ``p``'s table
+    and conditions): columns part, g (the group's values as strings), the metrics, rn (its rank).
+    Each part ranks by ``order_by`` descending, then its dimensions, and keeps ``limit + 1`` groups."""
+    select_metrics = _select_metrics([*metrics, order_by])
+    if len(members) == 1:
+        i, group_by, limit = members[0]
+        keys, columns = ", ".join(f"toString({d})" for d in group_by), ", ".join(group_by)
+        return (
+            f"SELECT part, g, {_metric_columns(metrics, order_by)},"
+            f" row_number() OVER (ORDER BY m_{order_by} DESC, {columns}) AS rn FROM ("
+            f"SELECT toUInt8({i}) AS part, [{keys}] AS g, {columns}, {select_metrics}"
+            f" FROM {p.source} {p.where_kw} {p.where_sql} GROUP BY {columns}"
+            f" ORDER BY m_{order_by} DESC, {columns} LIMIT {limit + 1})"
+        )
+    dims = list(dict.fromkeys(d for _, group_by, _ in members for d in group_by))
+    # grouping(dims): one bit per dimension, the first the most significant, set where the row's
+    # grouping set does not hold that dimension (the standard's meaning, asked for by the caller).
+    masks = [
+        sum(1 << (len(dims) - 1 - k) for k, d in enumerate(dims) if d not in group_by) for _, group_by, _ in members
+    ]
+    sets = list(zip(masks, members, strict=True))
+    part = "multiIf(" + "".join(f"gid = {m}, {i}, " for m, (i, _, _) in sets) + "255)"
+    g = "multiIf(" + "".join(f"gid = {m}, [{', '.join(f'toString({d})' for d in gb)}], " for m, (_, gb, _) in sets)
+    limits = "multiIf(" + "".join(f"gid = {m}, {lim + 1}, " for m, (_, _, lim) in sets) + "0)"
+    grouping_sets = ", ".join(f"({', '.join(group_by)})" for _, group_by, _ in members)
+    columns = ", ".join(dims)
+    # Dimensions outside a row's grouping set hold one default value throughout it, so ordering by
+    # all of them ranks each set by its own dimensions, as its own statement would.
+    return (
+        f"SELECT toUInt8({part}) AS part, {g}[]) AS g, {_metric_columns(metrics, order_by)}, rn FROM ("
+        f"SELECT *, row_number() OVER (PARTITION BY gid ORDER BY m_{order_by} DESC, {columns}) AS rn FROM ("
+        f"SELECT grouping({columns}) AS gid, {columns}, {select_metrics}"
+        f" FROM {p.source} {p.where_kw} {p.where_sql} GROUP BY GROUPING SETS ({grouping_sets})))"
+        f" WHERE rn <= {limits}"
+    )
+
+
+def _metric_columns(metrics: Sequence[str], order_by: str) -> str:
+    return ", ".join(f"m_{m}" for m in dict.fromkeys([*metrics, order_by]))
 
 
 def _ceil_minute(when: datetime) -> datetime:
