@@ -124,6 +124,9 @@ _POOL_DAYS = f"SELECT provider, toString(model), groupArray(bucket) FROM {_POOL_
 # observed limits. Each day's list length (l_) and last value (e_) tell whether it was cut short.
 _DAY_SUMMARY = ["n", *(f"d_{m}" for m in MEASURES), *(f"l_{m}, e_{m}" for m in MEASURES)]
 _DAY_LIMITS = [f"o_{k}_at, o_{k}" for k in _KINDS]
+# Where each field sits in a day of the summary's list: (day, n, the peaks, per measure (length, last), the limits).
+_AT_LISTS = 2 + len(MEASURES)
+_AT_LIMITS = _AT_LISTS + 2 * len(MEASURES)
 _DAYS_FROM_MINUTES = (
     "SELECT provider, grp, toDate(minute) AS day, count() AS n, "  # noqa: S608
     + ", ".join(f"toUInt64(max({m})) AS d_{m}" for m in MEASURES)
@@ -398,10 +401,9 @@ def _unsure(k: int, p99: Sequence[int], days: Sequence[Sequence[Any]]) -> bool:
     (fewer than its minutes, fewer than k) and its last value is not below the union's k-th, so that
     day may hide more of the range's top k. A day from the minutes keeps ≥ k values, never in doubt.
     A day is (day, minutes, its peaks, each measure's list (length, last value), its limits)."""
-    n = len(MEASURES)
     for day in days:
-        for i in range(n):
-            length, last = day[2 + n + 2 * i], day[3 + n + 2 * i]
+        for i in range(len(MEASURES)):
+            length, last = day[_AT_LISTS + 2 * i], day[_AT_LISTS + 2 * i + 1]
             if length < day[1] and length < k and last >= p99[i]:
                 return True
     return False
@@ -409,10 +411,13 @@ def _unsure(k: int, p99: Sequence[int], days: Sequence[Sequence[Any]]) -> bool:
 
 def _observed(days: Sequence[Sequence[Any]]) -> dict[str, int | None]:
     """The latest limit of each kind the days report (of two at the same time, the larger)."""
-    tail = 2 + 3 * len(MEASURES)  # day, n, the day's peaks, each measure's (length, last)
     latest: dict[str, int | None] = {}
     for i, name in enumerate(_OBSERVED):
-        reports = [(day[tail + 2 * i], day[tail + 2 * i + 1]) for day in days if day[tail + 2 * i + 1] is not None]
+        reports = [
+            (day[_AT_LIMITS + 2 * i], day[_AT_LIMITS + 2 * i + 1])
+            for day in days
+            if day[_AT_LIMITS + 2 * i + 1] is not None
+        ]
         latest[name] = max(reports)[1] if reports else None
     return latest
 
