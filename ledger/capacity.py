@@ -12,14 +12,15 @@ range (the ``ratelimit_limit_*`` headers of its answers; of two at the same time
 when any limit shown is configured, ``observed`` when all are observed, None without any.
 Anthropic does not count cache reads toward ITPM, so its ITPM headroom is judged on uncached input.
 
-Reads the capacity rollups: each whole day's figures of a model (``rollup_capacity_day_figures``:
-its peaks, its 100 largest minutes per measure, 429s, limits) or of a pool as configured now
-(``rollup_capacity_pool_day``, ``ledger.pool_days``), and the model tier's minutes
-(``rollup_capacity_minute``) for the range's partial edge days, a pool's whole days without a row,
-and a pool's models under a model filter; or the per-minute detail tier when a filter needs its
-dimensions. The p99 comes from the days' largest
-minutes, and from every minute of the range in the rare case where one day's list was too short
-to settle it. :func:`capacity_from_raw` computes the same answer from ``llm_calls``, for the tests
+Reads the capacity rollups in one statement: from ``rollup_capacity_figures`` (migration 0012)
+the figures (peaks, the 100 largest minutes per measure, 429s, limits) of each whole day of the
+range and of each whole hour outside them, of a model or of a pool as configured now
+(``ledger.pool_days``); and the model tier's minutes (``rollup_capacity_minute``) only where those
+do not answer: a partial hour at either end, a pool's days and hours without a row while its models
+had traffic, a pool's models under a model filter; or the per-minute detail tier when a filter
+needs its dimensions. The p99 comes from the days' and hours' largest minutes, and from every
+minute of the range in the rare case where one day's list was too short to settle it.
+:func:`capacity_from_raw` computes the same answer from ``llm_calls``, for the tests
 and ``bench/capacity.py``.
 """
 
@@ -40,8 +41,7 @@ from ledger.models import RateLimit
 
 DETAIL_TABLE = "rollup_capacity_detail_minute"
 MINUTE_TABLE = "rollup_capacity_minute"
-FIGURES_TABLE = "rollup_capacity_day_figures"
-POOL_TABLE = pool_days.POOL_TABLE
+FIGURES_TABLE = pool_days.FIGURES_TABLE
 FILTERS = ("provider", "model", "feature", "route", "route_version", "environment", "traffic")
 MEASURES = ("tpm", "itpm", "uncached_itpm", "otpm", "rpm")
 # limit → (the peak it bounds, the observed column); Anthropic's ITPM is judged on uncached input.
@@ -97,27 +97,46 @@ _RAW = {
     **{f"limit_{k}": f"ratelimit_limit_{k}" for k in _KINDS}, **{f"at_{k}": "timestamp" for k in _KINDS},
 }  # fmt: skip
 _MEMBER = "(provider, model) IN {pool_pairs:Array(Tuple(String, String))}"
-# The minute tier's rows the day figures do not answer: the models of a pool (summed with their
-# pool's others per minute) over the range, and the others' on the range's partial edge days.
-# ``$members`` are the models of a pool and the days the minutes must answer for them: the whole
-# range, or, where the pool tier answers, the partial edge days and the whole days it lacks.
+# The minute tier's rows the figures do not answer: the models of a pool (summed with their pool's
+# others per minute) over the range, and the others' in the range's partial edge hours. ``$members``
+# are the models of a pool and the days and hours the minutes must answer for them: the whole
+# range, or, where the pool tiers answer, the partial edge hours and the days and hours they lack.
 _MINUTE_SOURCE = (
     f"(SELECT * FROM {MINUTE_TABLE} FINAL WHERE project_id = {{project:UInt64}}"  # noqa: S608
     " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
-    " AND (bucket < {whole_from:DateTime('UTC')} OR bucket >= {whole_to:DateTime('UTC')} OR $members))"
+    " AND (bucket < {hours_from:DateTime('UTC')} OR bucket >= {hours_to:DateTime('UTC')} OR $members))"
 )
 _LACKING = (
-    f"{_MEMBER} AND (provider, model, toStartOfDay(bucket))"
+    f"{_MEMBER} AND ((provider, model, toStartOfDay(bucket))"
     " IN {pool_lacking:Array(Tuple(String, String, DateTime('UTC')))}"
+    " OR (provider, model, toStartOfHour(bucket))"
+    " IN {pool_lacking_hours:Array(Tuple(String, String, DateTime('UTC')))})"
 )
-# The pool tier's whole days that stand for a pool as configured now (``pool_days.signature``).
-_POOL_ROWS = (
-    f"{POOL_TABLE} FINAL WHERE project_id = {{project:UInt64}}"
-    " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
-    " AND has({pool_sigs:Array(String)},"
+# The whole days of the range, and its whole hours outside them (the edge hours).
+_IN_DAYS = "bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')}"
+_IN_HOURS = (
+    "bucket >= {hours_from:DateTime('UTC')} AND bucket < {hours_to:DateTime('UTC')}"
+    " AND (bucket < {whole_from:DateTime('UTC')} OR bucket >= {whole_to:DateTime('UTC')})"
+)
+# The figures tier's rows for the whole days and the edge hours: a model's own (outside any pool:
+# ``$models``), and a pool's that stand for it as configured now (``pool_days.signature``: ``$pools``).
+_CURRENT_POOL = (
+    "pooled = 1 AND has({pool_sigs:Array(String)},"
     " concat(toString(provider), '\\x00', toString(model), '\\x00', arrayStringConcat(members, '\\x00')))"
 )
-_POOL_DAYS = f"SELECT provider, toString(model), groupArray(bucket) FROM {_POOL_ROWS} GROUP BY provider, model"  # noqa: S608
+_FIGURE_ROWS = (
+    f"{FIGURES_TABLE} FINAL WHERE project_id = {{project:UInt64}} AND calls > 0"
+    f" AND ((grain = 'day' AND {_IN_DAYS}) OR (grain = 'hour' AND {_IN_HOURS}))"
+    " AND ((pooled = 0 AND $models) OR ($pools))"
+)
+# What the figures hold of the range's pools as configured now (pooled 1), and the whole days and
+# edge hours in which the pools' models had traffic (pooled 0): where a model had traffic and its
+# pool has no row, the minutes answer (``_lacking``).
+_POOL_COVERAGE = (
+    "SELECT pooled, toString(grain), provider, toString(model), groupArray(bucket) FROM"  # noqa: S608
+    f" {_FIGURE_ROWS.replace('$models', _MEMBER).replace('$pools', _CURRENT_POOL)}"
+    " GROUP BY pooled, grain, provider, model"
+)
 # Per (provider, model or pool) and day: the minutes with traffic, the peak of each measure, the
 # peak's key (tpm · 2048 + 1439 − the minute of the day: its largest value is the earliest minute
 # of the largest tpm), each measure's $top largest minutes (descending), the 429s and the latest
@@ -138,9 +157,9 @@ _DAYS_FROM_MINUTES = (
     + ", ".join(_latest(f"minute_{k}", f"minute_{k}_at", f"o_{k}") for k in _KINDS)
     + " FROM ($minutes) GROUP BY provider, grp, day"
 )
-# The same per-day figures for the whole days from the day figures tier (models outside any pool)
-# or the pool tier ($rows): there each measure's top list holds the day's largest
-# CAPACITY_TOP_MINUTES only.
+# The same figures for the whole days and the edge hours from the figures tier (``_FIGURE_ROWS``):
+# a day's top lists hold its largest CAPACITY_TOP_MINUTES only, an hour's every minute. An hour's
+# row is one more entry of its day.
 _DAYS_FROM_FIGURES = (
     "SELECT provider, toString(model) AS grp, toDate(bucket) AS day, toUInt64(active_minutes) AS n, "  # noqa: S608
     + ", ".join(f"peak_{m} AS d_{m}" for m in MEASURES)
@@ -152,11 +171,6 @@ _DAYS_FROM_FIGURES = (
     + ", ".join(f"limit_{k}_at AS o_{k}_at, limit_{k} AS o_{k}" for k in _KINDS)
     + " FROM $rows$filters"
 )
-_FIGURE_ROWS = (
-    f"{FIGURES_TABLE} FINAL WHERE project_id = {{project:UInt64}}"
-    " AND bucket >= {whole_from:DateTime('UTC')} AND bucket < {whole_to:DateTime('UTC')} AND calls > 0"
-    f" AND NOT {_MEMBER}"
-)
 # Then per model: the peaks, the peak minute (the earliest day of the largest tpm), the days, and
 # the nearest-rank p99: the k-th largest minute, k = n − ⌈0.99·n⌉ + 1, taken from the union of the
 # days' top lists. Python (:func:`_unsure`) judges whether that is exact from the days, and picks
@@ -167,7 +181,8 @@ _SUMMARY = (
     + ", ".join(f"max(d_{m})" for m in MEASURES)
     + ", "
     + ", ".join(f"arrayElement(arrayReverseSort(arrayFlatten(groupArray(t_{m}))), k) AS p99_{m}" for m in MEASURES)
-    + ", argMax(toDateTime(day, 'UTC') + toIntervalMinute(1439 - d_key % 2048), (d_tpm, -toInt64(toUInt32(day)))),"
+    + ", argMax(toDateTime(day, 'UTC') + toIntervalMinute(1439 - d_key % 2048),"
+    " (d_tpm, -toInt64(toUInt32(day)), d_key)),"
     " sum(d_rate_limited), groupArray(("
     + ", ".join(["day", *_DAY_SUMMARY, *_DAY_LIMITS])
     + ")) FROM ($days) GROUP BY provider, grp ORDER BY provider, grp"
@@ -277,17 +292,37 @@ def _pooled(query: CapacityQuery) -> bool:
     return not _detailed(query) and "model" not in query.filters
 
 
-def _whole_days(query: CapacityQuery, params: dict[str, Any]) -> None:
-    """Bind ``whole_from`` and ``whole_to``: the whole UTC days inside the range (an empty span if none)."""
+def _whole_spans(query: CapacityQuery, params: dict[str, Any]) -> None:
+    """Bind ``whole_from`` and ``whole_to``, the whole UTC days inside the range, and ``hours_from``
+    and ``hours_to``, its whole hours (each an empty span at the end if there is none)."""
     start, end = query.start.astimezone(UTC), query.end.astimezone(UTC)
     first = start.replace(hour=0, minute=0) + (timedelta(days=1) if start.time() != time() else timedelta())
     last = end.replace(hour=0, minute=0)
     params["whole_from"], params["whole_to"] = (first, last) if first < last else (end, end)
+    first = start.replace(minute=0) + (timedelta(hours=1) if start.minute else timedelta())
+    last = end.replace(minute=0)
+    params["hours_from"], params["hours_to"] = (first, last) if first < last else (end, end)
+
+
+def _members(query: CapacityQuery, params: Mapping[str, Any]) -> str:
+    """Which of the pools' models' minutes the minute tier answers for besides the partial hours."""
+    if not _pooled(query):
+        return _MEMBER  # all of them: a model filter counts the models, not their pool
+    return _LACKING if params["pool_lacking"] or params["pool_lacking_hours"] else "0"
+
+
+def _needs_minutes(query: CapacityQuery, raw: bool, params: Mapping[str, Any]) -> bool:
+    """Whether any minute is read: from raw or the detail tier always; from the minute tier for a
+    partial hour at either end, or a pool's models where the pool tiers do not answer."""
+    if raw or _detailed(query):
+        return True
+    partial = params["hours_from"] != query.start or params["hours_to"] != query.end
+    return partial or (bool(params["pool_pairs"]) and _members(query, params) != "0")
 
 
 def _minutes_sql(query: CapacityQuery, raw: bool, params: dict[str, Any], *, whole_range: bool = False) -> str:
     """Per (provider, model or pool) and minute, the sums: from raw calls, the detail tier (under
-    filters), or the minute tier (the edge days and pools' models only, unless ``whole_range``)."""
+    filters), or the minute tier (the partial edge hours and pools' models only, unless ``whole_range``)."""
     parts = _RAW if raw else _ROLLUP
     if raw:
         source = "llm_calls FINAL"
@@ -296,8 +331,7 @@ def _minutes_sql(query: CapacityQuery, raw: bool, params: dict[str, Any], *, who
     elif whole_range:
         source = f"{MINUTE_TABLE} FINAL"
     else:
-        members = (_LACKING if params["pool_lacking"] else "0") if _pooled(query) else _MEMBER
-        source = _MINUTE_SOURCE.replace("$members", members)
+        source = _MINUTE_SOURCE.replace("$members", _members(query, params))
     minutes = _MINUTES
     for name, text in {**parts, "source": source, "filters": _filters(query, params)}.items():
         minutes = minutes.replace(f"${name}", text)
@@ -305,12 +339,14 @@ def _minutes_sql(query: CapacityQuery, raw: bool, params: dict[str, Any], *, who
 
 
 def _summary_sql(query: CapacityQuery, raw: bool, params: dict[str, Any]) -> str:
-    days = _DAYS_FROM_MINUTES.replace("$minutes", _minutes_sql(query, raw, params))
+    parts = []
+    if _needs_minutes(query, raw, params):
+        parts.append(_DAYS_FROM_MINUTES.replace("$minutes", _minutes_sql(query, raw, params)))
     if not raw and not _detailed(query):
-        figures = _DAYS_FROM_FIGURES.replace("$filters", _filters(query, params))
-        days += " UNION ALL " + figures.replace("$rows", _FIGURE_ROWS)
-        if _pooled(query):
-            days += " UNION ALL " + figures.replace("$rows", _POOL_ROWS)
+        rows = _FIGURE_ROWS.replace("$models", f"NOT {_MEMBER}")
+        rows = rows.replace("$pools", _CURRENT_POOL if _pooled(query) else "0")
+        parts.append(_DAYS_FROM_FIGURES.replace("$filters", _filters(query, params)).replace("$rows", rows))
+    days = " UNION ALL ".join(parts)
     range_minutes = int((query.end - query.start).total_seconds() // 60)
     top = range_minutes // 100 + 2 if raw else min(range_minutes // 100 + 2, CAPACITY_TOP_MINUTES)
     return _SUMMARY.replace("$days", days).replace("$top", str(top))
@@ -332,31 +368,29 @@ def _parameters(query: CapacityQuery, limits: Sequence[RateLimit]) -> dict[str, 
         "project": query.project_id, "start": query.start, "end": query.end, "pool_keys": keys, "pool_names": names,
         "pool_pairs": pairs, "pool_sigs": sigs,
     }  # fmt: skip
-    _whole_days(query, params)
-    params["pool_lacking"] = []
+    _whole_spans(query, params)
+    params["pool_lacking"], params["pool_lacking_hours"] = [], []
     return params
 
 
 def _lacking(query: CapacityQuery, limits: Sequence[RateLimit], params: dict[str, Any]) -> None:
-    """Bind ``pool_lacking``: (provider, model, day) of each pool's models for the whole days of the
-    range the pool tier has no row for (as the pool is now), which the minutes answer instead."""
+    """Bind ``pool_lacking`` and ``pool_lacking_hours``: (provider, model, day or hour) of each
+    pool's models for the whole days and edge hours of the range in which they had traffic and the
+    pool tiers have no row (as the pool is now), which the minutes answer instead."""
     pooled = [limit for limit in limits if limit.members != [limit.model]]
-    if not pooled or not _pooled(query) or params["whole_from"] >= params["whole_to"]:
+    if not pooled or not _pooled(query) or params["hours_from"] >= params["hours_to"]:
         return
-    rows = get_clickhouse().query(_POOL_DAYS, parameters=params).result_rows
-    covered = {(str(p), str(g)): {d.replace(tzinfo=UTC) for d in days} for p, g, days in rows}
-    whole = []
-    day = params["whole_from"]
-    while day < params["whole_to"]:
-        whole.append(day)
-        day += timedelta(days=1)
-    params["pool_lacking"] = [
-        (limit.provider, member, day)
-        for limit in pooled
-        for day in whole
-        if day not in covered.get((limit.provider, limit.model), set())
-        for member in limit.members
-    ]
+    seen: dict[tuple[int, str, str, str], set[datetime]] = {}
+    for pool, grain, provider, name, buckets in get_clickhouse().query(_POOL_COVERAGE, parameters=params).result_rows:
+        seen[(int(pool), str(grain), str(provider), str(name))] = {b.replace(tzinfo=UTC) for b in buckets}
+    for grain, key in (("day", "pool_lacking"), ("hour", "pool_lacking_hours")):
+        params[key] = [
+            (limit.provider, member, bucket)
+            for limit in pooled
+            for bucket in sorted(set().union(*(seen.get((0, grain, limit.provider, m), set()) for m in limit.members)))
+            if bucket not in seen.get((1, grain, limit.provider, limit.model), set())
+            for member in limit.members
+        ]
 
 
 def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
@@ -379,9 +413,9 @@ def capacity(query: CapacityQuery, *, raw: bool = False) -> list[Capacity]:
         p99 = exact.get((provider, grp)) or dict(zip(MEASURES, map(int, rest[n : 2 * n]), strict=True))
         peak_minute, rate_limited, days = rest[2 * n :]
         daily: dict[str, dict[date, int]] = {m: {} for m in MEASURES}
-        for day, _, *day_peaks in days:
+        for day, _, *day_peaks in days:  # a day's entries: its figures, or its hours' and minutes'
             for m, value in zip(MEASURES, day_peaks[:n], strict=True):
-                daily[m][day] = int(value)
+                daily[m][day] = max(daily[m].get(day, 0), int(value))
         limit = by_name.get((provider, grp))
         limits, source = _limits(limit, _observed(days))
         row = Capacity(

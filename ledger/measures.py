@@ -210,6 +210,8 @@ _DAY_VALUES = {
     "rpm": f"{_MINUTE}.calls",
 }
 _MINUTE_OF_DAY = f"(1439 - toRelativeMinuteNum({_MINUTE}.bucket) % 1440)"
+# A model's own rows in rollup_capacity_figures (a pool's: pooled 1 and its members; migration 0012).
+CAPACITY_MODEL_FIGURES = (("pooled", "0"), ("members", "CAST([], 'Array(String)')"))
 CAPACITY_TOP_MINUTES = 100  # the largest minutes a day's figures keep per measure (migration 0008)
 # A day's figures (migration 0008 says what each holds).
 CAPACITY_DAY_MEASURES = ",\n".join(

@@ -1,8 +1,9 @@
-"""A pool's figures per UTC day (``rollup_capacity_pool_day``, migration 0008).
+"""A pool's figures per UTC day and hour (the rows of ``rollup_capacity_figures`` with ``pooled`` 1,
+migration 0012).
 
 A pool is a rate limit shared by several models (``ledger.models.RateLimit.pool_models``); its
 minutes are its models' minutes summed, so its day figures (peaks, largest minutes, 429s, limits:
-those of ``rollup_capacity_day_figures``) cannot be merged from theirs. They are written from the
+those of its models' rows) cannot be merged from theirs. They are written from the
 model tier (``rollup_capacity_minute``) for the pools configured at the time: by the rollup for the
 days it recomputes (:func:`recompute`, with tombstones like every tier) and for a pool's whole
 history when a limit is saved or deleted (:func:`refresh`). Each row records the ``members`` it
@@ -22,15 +23,15 @@ from ledger.measures import CAPACITY_DAY_MEASURES, latest_limits
 from ledger.models import RateLimit
 
 log = logging.getLogger(__name__)
-POOL_TABLE = "rollup_capacity_pool_day"
+FIGURES_TABLE = "rollup_capacity_figures"
 MINUTE_TABLE = "rollup_capacity_minute"
-FIGURES_TABLE = "rollup_capacity_day_figures"
 _NAMES = [line.rsplit(" AS ", 1)[1].strip() for line in CAPACITY_DAY_MEASURES.split(",\n")]
 # One pool's minutes summed (named like the model tier's columns, so the day measures apply), then
 # its day figures.
 _INSERT = (
-    f"INSERT INTO {POOL_TABLE} (project_id, bucket, provider, model, members, {', '.join(_NAMES)})"  # noqa: S608
-    " SELECT project_id, toStartOfDay(bucket) AS bucket, provider, model, {members:Array(String)} AS members,\n"
+    f"INSERT INTO {FIGURES_TABLE} (project_id, bucket, provider, model, pooled, grain, members, {', '.join(_NAMES)})"  # noqa: S608
+    " SELECT project_id, $bucket AS bucket, provider, model, 1 AS pooled, $grain AS grain,"
+    " {members:Array(String)} AS members,\n"
     f"{CAPACITY_DAY_MEASURES}\n"
     " FROM (SELECT m.project_id AS project_id, m.bucket AS bucket, m.provider AS provider, {pool:String} AS model,"
     " sum(m.calls) AS calls, sum(m.input_tokens) AS input_tokens, sum(m.cache_read_tokens) AS cache_read_tokens,"
@@ -42,14 +43,17 @@ _INSERT = (
     " GROUP BY project_id, bucket, provider, model HAVING calls > 0"
 )
 _TOMBSTONE = (
-    f"INSERT INTO {POOL_TABLE} (project_id, bucket, provider, model, version)"  # noqa: S608
-    f" SELECT project_id, bucket, provider, model, {{version:UInt64}} FROM {POOL_TABLE} FINAL"
-    " WHERE project_id = {project:UInt64} AND bucket IN {days:Array(DateTime('UTC'))}"
-    " AND version < {version:UInt64} AND calls > 0"
+    f"INSERT INTO {FIGURES_TABLE} (project_id, bucket, provider, model, pooled, grain, version)"  # noqa: S608
+    f" SELECT project_id, bucket, provider, model, pooled, grain, {{version:UInt64}} FROM {FIGURES_TABLE} FINAL"
+    " WHERE project_id = {project:UInt64} AND toStartOfDay(bucket) IN {days:Array(DateTime('UTC'))}"
+    " AND pooled = 1 AND version < {version:UInt64} AND calls > 0"
 )
+# Each grain with its bucket: the days' figures and the hours'.
+_GRAINS = (("'day'", "toStartOfDay(bucket)"), ("'hour'", "toStartOfHour(bucket)"))
 _DAYS = (
     f"SELECT DISTINCT bucket FROM {FIGURES_TABLE} FINAL WHERE project_id = {{project:UInt64}}"  # noqa: S608
-    " AND (provider, model) IN {pairs:Array(Tuple(String, String))} AND calls > 0 ORDER BY bucket"
+    " AND pooled = 0 AND grain = 'day' AND (provider, model) IN {pairs:Array(Tuple(String, String))} AND calls > 0"
+    " ORDER BY bucket"
 )
 
 
@@ -64,18 +68,21 @@ def signature(provider: str, name: str, members: Sequence[str]) -> str:
 
 
 def recompute(project_id: int, days: Sequence[datetime], version: int | None = None) -> None:
-    """Write the day figures of the project's pools for ``days`` (UTC midnights), then tombstones
-    for the rows of those days the recompute did not write again."""
+    """Write the day and hour figures of the project's pools for ``days`` (UTC midnights), then
+    tombstones for the rows of those days the recompute did not write again."""
     if not days:
         return
     ch = get_clickhouse()
     version = version or time.time_ns() // 1000
     params = {"project": project_id, "days": sorted(days), "version": version}
-    for limit in pools(project_id):
-        ch.command(
-            _INSERT,
-            parameters={**params, "provider": limit.provider, "pool": limit.model, "members": limit.members},
-        )
+    configured = pools(project_id)
+    for grain, bucket in _GRAINS:
+        insert = _INSERT.replace("$grain", grain).replace("$bucket", bucket)
+        for limit in configured:
+            ch.command(
+                insert,
+                parameters={**params, "provider": limit.provider, "pool": limit.model, "members": limit.members},
+            )
     ch.command(_TOMBSTONE, parameters=params)
 
 
@@ -91,10 +98,11 @@ def refresh(project_id: int) -> None:
         if pairs
         else []
     )
-    days += [
+    days += [  # the days of the rows of pools no longer configured so, to tombstone
         d.replace(tzinfo=UTC)
         for (d,) in ch.query(
-            f"SELECT DISTINCT bucket FROM {POOL_TABLE} FINAL WHERE project_id = {{project:UInt64}} AND calls > 0",  # noqa: S608
+            f"SELECT DISTINCT toStartOfDay(bucket) FROM {FIGURES_TABLE} FINAL"  # noqa: S608
+            " WHERE project_id = {project:UInt64} AND pooled = 1 AND calls > 0",
             parameters={"project": project_id},
         ).result_rows
     ]

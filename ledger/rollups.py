@@ -27,6 +27,7 @@ from ledger.measures import (
     CAPACITY_DETAIL_DIMENSIONS,
     CAPACITY_DIMENSIONS,
     CAPACITY_MERGED_MEASURES,
+    CAPACITY_MODEL_FIGURES,
     CAPACITY_RAW_COLUMNS,
     CAPACITY_RAW_MEASURES,
     COMPACT_DIMENSIONS,
@@ -59,6 +60,9 @@ class Tier:
     # from raw it reads llm_calls alone (no feedback), these columns besides its dimensions.
     own_measures: str | None = None
     raw_columns: tuple[str, ...] = ()
+    # Columns every row of the tier holds the same value in (column, SQL value): where several tiers
+    # share one table (the capacity figures: days and hours), they tell the tiers' rows apart.
+    fixed: tuple[tuple[str, str], ...] = ()
 
 
 TIERS = (
@@ -80,8 +84,12 @@ TIERS = (
         own_measures=CAPACITY_MERGED_MEASURES,
     ),
     Tier(
-        "rollup_capacity_day_figures", CAPACITY_DIMENSIONS, "toStartOfDay(bucket)", "rollup_capacity_minute", "day",
-        own_measures=CAPACITY_DAY_MEASURES,
+        "rollup_capacity_figures", CAPACITY_DIMENSIONS, "toStartOfHour(bucket)", "rollup_capacity_minute", "hours",
+        own_measures=CAPACITY_DAY_MEASURES, fixed=(*CAPACITY_MODEL_FIGURES, ("grain", "'hour'")),
+    ),
+    Tier(
+        "rollup_capacity_figures", CAPACITY_DIMENSIONS, "toStartOfDay(bucket)", "rollup_capacity_minute", "day",
+        own_measures=CAPACITY_DAY_MEASURES, fixed=(*CAPACITY_MODEL_FIGURES, ("grain", "'day'")),
     ),
 )  # fmt: skip
 
@@ -124,8 +132,13 @@ def _insert_sql(tier: Tier, feedback: bool = True) -> str:
             f"{measures}{raw_source(hour_filter, feedback=feedback)}\n"
             f"GROUP BY project_id, bucket, {dims} SETTINGS join_use_nulls = 1"
         )
+    if tier.fixed:
+        target = target.replace(f", {dims}, ", f", {dims}, {', '.join(c for c, _ in tier.fixed)}, ", 1)
+        dims_values = f"{dims}, {', '.join(f'{v} AS {c}' for c, v in tier.fixed)}"
+    else:
+        dims_values = dims
     return (
-        f"INSERT INTO {target} SELECT project_id, {tier.bucket_expr} AS bucket, {dims},\n{measures}\n"
+        f"INSERT INTO {target} SELECT project_id, {tier.bucket_expr} AS bucket, {dims_values},\n{measures}\n"
         f"FROM {tier.source} FINAL WHERE project_id = {{project:UInt64}}"
         " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
         + (
@@ -139,12 +152,12 @@ def _insert_sql(tier: Tier, feedback: bool = True) -> str:
 
 def _tombstone_sql(tier: Tier) -> str:
     """Zero rows, under the new version, for dimension sets the recompute did not produce."""
-    keys = f"project_id, bucket, {', '.join(tier.dimensions)}"
+    keys = f"project_id, bucket, {', '.join((*tier.dimensions, *(c for c, _ in tier.fixed)))}"
     hour_filter = (
         " AND toStartOfHour(bucket) IN {hours:Array(DateTime('UTC'))}"
         if tier.span == "hours"
         else " AND bucket IN {days:Array(DateTime('UTC'))}"
-    )
+    ) + "".join(f" AND {c} = {v}" for c, v in tier.fixed)
     return (
         f"INSERT INTO {tier.table} ({keys}, version) SELECT {keys}, {{version:UInt64}} FROM {tier.table} FINAL"
         " WHERE project_id = {project:UInt64} AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"

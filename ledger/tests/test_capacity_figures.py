@@ -1,4 +1,4 @@
-"""The capacity day figures (rollup_capacity_day_figures, migration 0008) against the raw table:
+"""The capacity figures (rollup_capacity_figures, migrations 0008 and 0012) against the raw table:
 whatever the traffic (late arrivals, re-sends, a reprice), pools and filters, /v1/capacity's answer
 from the figures and the minute tier equals the one from llm_calls; the migration's backfill writes
 the figures the rollup writes; a day holding more of the range's top minutes than its list keeps
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ingest.accept import accept
 from ingest.drain import drain_until_empty
-from ledger.capacity import FIGURES_TABLE, POOL_TABLE, CapacityQuery, capacity, capacity_from_raw, route_mix
+from ledger.capacity import FIGURES_TABLE, CapacityQuery, capacity, capacity_from_raw, route_mix
 from ledger.clickhouse.client import get_clickhouse
 from ledger.clickhouse.migrate import discover
 from ledger.measures import CAPACITY_TOP_MINUTES
@@ -67,6 +67,9 @@ RANGES = [
     (START + timedelta(hours=13, minutes=7), END - timedelta(minutes=50)),  # partial edge days around a whole one
     (START + timedelta(days=1), START + timedelta(days=2)),  # one whole day
     (START + timedelta(hours=23, minutes=30), START + timedelta(days=1, minutes=45)),  # across midnight
+    (START + timedelta(hours=5), END - timedelta(hours=3)),  # whole edge hours around whole days: no minutes
+    (START + timedelta(hours=13), START + timedelta(hours=20)),  # whole hours, no whole day
+    (START + timedelta(hours=22), START + timedelta(days=1, hours=3, minutes=1)),  # across midnight, one partial
 ]
 FILTERS: list[dict[str, tuple[str, ...]]] = [
     {},
@@ -163,23 +166,26 @@ def test_the_backfill_writes_the_figures_the_rollup_writes(project: Project) -> 
         )
     ]  # fmt: skip
     send_calls(project, records)
-    backfill = next(m for m in discover() if m.version == 8).written()
-    insert = next(s for s in backfill if s.startswith(f"INSERT INTO {FIGURES_TABLE}"))
-    select = insert.split("\n", 1)[1].replace(
-        "FINAL\n", "FINAL WHERE m.project_id = {p:UInt64}\n", 1
-    )  # this project's rows only
     ch = get_clickhouse()
-    rolled = ch.query(
-        f"SELECT * EXCEPT (version) FROM {FIGURES_TABLE} FINAL WHERE project_id = {{p:UInt64}} AND calls > 0"
-        " ORDER BY provider, model, bucket",
-        parameters={"p": project.pk},
-    ).result_rows
-    backfilled = [
-        row[:-1]  # all but the version
-        for row in ch.query(f"SELECT * FROM ({select}) ORDER BY 3, 4, 2", parameters={"p": project.pk}).result_rows
-    ]
-    assert len(rolled) == 4  # two models on two days
-    assert backfilled == rolled
+    # the days' figures as 0008 wrote them from the minutes (0012 copies them), the hours' as 0012 does
+    for version, table, grain, count in ((8, "rollup_capacity_day_figures", "day", 4), (12, FIGURES_TABLE, "hour", 14)):
+        backfill = next(m for m in discover() if m.version == version).written()
+        insert = next(s for s in backfill if s.startswith(f"INSERT INTO {table}") and "AS m FINAL" in s)
+        select = "SELECT " + insert.split("\nSELECT ", 1)[1].replace(
+            "FINAL\n", "FINAL WHERE m.project_id = {p:UInt64}\n", 1
+        )  # this project's rows only
+        rolled = ch.query(
+            f"SELECT * EXCEPT (pooled, grain, members, version) FROM {FIGURES_TABLE} FINAL"
+            " WHERE project_id = {p:UInt64} AND calls > 0 AND pooled = 0 AND grain = {g:String}"
+            " ORDER BY provider, model, bucket",
+            parameters={"p": project.pk, "g": grain},
+        ).result_rows
+        backfilled = [
+            (*row[:4], *row[7 if version == 12 else 4 : -1])  # all but pooled, grain, members and the version
+            for row in ch.query(f"SELECT * FROM ({select}) ORDER BY 3, 4, 2", parameters={"p": project.pk}).result_rows
+        ]
+        assert len(rolled) == count  # two models on two days, in 7 hours
+        assert backfilled == rolled
 
 
 def test_a_day_holding_more_of_the_top_minutes_than_its_list_sends_the_p99_to_the_minutes(project: Project) -> None:
@@ -244,8 +250,8 @@ def pool_rows(project: Project) -> list[tuple[str, list[str], int]]:
         (str(model), list(members), int(calls))
         for model, members, calls in get_clickhouse()
         .query(
-            f"SELECT model, members, sum(calls) FROM {POOL_TABLE} FINAL WHERE project_id = {{p:UInt64}} AND calls > 0"
-            " GROUP BY model, members ORDER BY model",
+            f"SELECT model, members, sum(calls) FROM {FIGURES_TABLE} FINAL WHERE project_id = {{p:UInt64}}"
+            " AND pooled = 1 AND grain = 'day' AND calls > 0 GROUP BY model, members ORDER BY model",
             parameters={"p": project.pk},
         )
         .result_rows
@@ -281,11 +287,55 @@ def test_a_pool_made_or_changed_after_its_traffic_is_summed_for_its_history(api:
     # a row summed for other models than the pool's is never used
     ch = get_clickhouse()
     ch.command(
-        f"INSERT INTO {POOL_TABLE} (project_id, bucket, provider, model, members, calls, active_minutes, peak_tpm,"
-        " version) VALUES ({p:UInt64}, {d:DateTime('UTC')}, 'openai', 'ab', ['x'], 1, 1, 999999, {v:UInt64})",
+        f"INSERT INTO {FIGURES_TABLE} (project_id, bucket, provider, model, pooled, grain, members, calls,"
+        " active_minutes, peak_tpm, version)"
+        " VALUES ({p:UInt64}, {d:DateTime('UTC')}, 'openai', 'ab', 1, 'day', ['x'], 1, 1, 999999, {v:UInt64})",
         parameters={"p": project.pk, "d": day0 + timedelta(days=2), "v": 1},
     )
     assert [r.as_json() for r in capacity(query)] == [r.as_json() for r in capacity_from_raw(query)]
     # and a pool deleted leaves no rows behind
     pool.delete()
     assert pool_rows(project) == []
+
+
+@pytest.mark.django_db
+def test_whole_hours_at_the_edges_come_from_the_hour_figures_and_a_pool_lacking_them_from_the_minutes(
+    api: Any, project: Project
+) -> None:
+    day0 = T0.replace(hour=0) - timedelta(days=3)
+    ingest(
+        api,
+        [
+            call(day0 + timedelta(hours=5, minutes=10), "a", input_tokens=900),
+            call(day0 + timedelta(hours=5, minutes=10, seconds=30), "b", input_tokens=700),
+            call(day0 + timedelta(hours=6, minutes=1), "a", input_tokens=300),
+            call(day0 + timedelta(days=1, hours=7), "b", input_tokens=1900),
+            call(day0 + timedelta(days=2, hours=2, minutes=59), "a", input_tokens=2500),
+            call(day0 + timedelta(days=2, hours=2, minutes=59), "c", input_tokens=400),
+        ],
+    )
+    RateLimit.objects.create(project=project, provider="openai", model="ab", pool_models=["a", "b"], tpm=10)
+    # from 05:00 on day 0 to 03:00 on day 2: the edge hours, one whole day
+    query = CapacityQuery(project.pk, day0 + timedelta(hours=5), day0 + timedelta(days=2, hours=3))
+    expected = [r.as_json() for r in capacity_from_raw(query)]
+    assert {r["model"]: r["peak_tpm"] for r in expected} == {"ab": 2600, "c": 500}
+    ch = get_clickhouse()
+    # the minutes are not read: without them the answer is the same
+    ch.command(
+        "ALTER TABLE rollup_capacity_minute DELETE WHERE project_id = {p:UInt64} SETTINGS mutations_sync = 1",
+        parameters={"p": project.pk},
+    )
+    assert [r.as_json() for r in capacity(query)] == expected
+    # but a pool's edge hours missing from the figures send its models to the minutes
+    ingest(api, [call(day0 + timedelta(hours=6, minutes=30), "b", input_tokens=50)])
+    mark_range_dirty(day0, day0 + timedelta(days=3), project.pk)  # the minutes again
+    while rollup_dirty().has_more:
+        pass
+    expected = [r.as_json() for r in capacity_from_raw(query)]
+    assert [r.as_json() for r in capacity(query)] == expected
+    ch.command(
+        f"ALTER TABLE {FIGURES_TABLE} DELETE WHERE project_id = {{p:UInt64}} AND pooled = 1 AND grain = 'hour'"
+        " SETTINGS mutations_sync = 1",
+        parameters={"p": project.pk},
+    )
+    assert [r.as_json() for r in capacity(query)] == expected

@@ -796,3 +796,85 @@ FROM llm_calls FINAL
 GROUP BY project_id, bucket, feature, model, provider, route_version, route, environment, traffic, status,
          service_tier, streamed, finish_reason, error_type, band;
 
+-- 0012_rollup_capacity_figures
+CREATE TABLE IF NOT EXISTS rollup_capacity_figures_local ON CLUSTER meterline
+(
+    project_id UInt64,
+    bucket DateTime('UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    pooled UInt8,
+    grain Enum8('day' = 1, 'hour' = 2),
+    members Array(String),
+    calls UInt64,
+    active_minutes UInt32,
+    rate_limited_calls UInt64,
+    peak_tpm UInt64,
+    peak_itpm UInt64,
+    peak_uncached_itpm UInt64,
+    peak_otpm UInt64,
+    peak_rpm UInt64,
+    peak_key UInt64,
+    top_tpm Array(UInt64),
+    top_itpm Array(UInt64),
+    top_uncached_itpm Array(UInt64),
+    top_otpm Array(UInt64),
+    top_rpm Array(UInt64),
+    limit_tokens Nullable(UInt64),
+    limit_tokens_at DateTime64(3, 'UTC'),
+    limit_requests Nullable(UInt64),
+    limit_requests_at DateTime64(3, 'UTC'),
+    limit_input_tokens Nullable(UInt64),
+    limit_input_tokens_at DateTime64(3, 'UTC'),
+    limit_output_tokens Nullable(UInt64),
+    limit_output_tokens_at DateTime64(3, 'UTC'),
+    version UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (project_id, provider, model, pooled, grain, bucket)
+TTL bucket + INTERVAL 400 DAY
+SETTINGS index_granularity = 128;
+
+CREATE TABLE IF NOT EXISTS rollup_capacity_figures ON CLUSTER meterline
+AS rollup_capacity_figures_local
+ENGINE = Distributed('meterline', 'meterline', 'rollup_capacity_figures_local', cityHash64(project_id));
+
+INSERT INTO rollup_capacity_figures (project_id, bucket, provider, model, pooled, grain, members, calls, active_minutes, rate_limited_calls, peak_tpm, peak_itpm, peak_uncached_itpm, peak_otpm, peak_rpm, peak_key, top_tpm, top_itpm, top_uncached_itpm, top_otpm, top_rpm, limit_tokens, limit_tokens_at, limit_requests, limit_requests_at, limit_input_tokens, limit_input_tokens_at, limit_output_tokens, limit_output_tokens_at, version)
+SELECT project_id, bucket, provider, model, 0, 'day', [], calls, active_minutes, rate_limited_calls, peak_tpm, peak_itpm, peak_uncached_itpm, peak_otpm, peak_rpm, peak_key, top_tpm, top_itpm, top_uncached_itpm, top_otpm, top_rpm, limit_tokens, limit_tokens_at, limit_requests, limit_requests_at, limit_input_tokens, limit_input_tokens_at, limit_output_tokens, limit_output_tokens_at, version
+FROM rollup_capacity_day_figures FINAL WHERE calls > 0;
+
+INSERT INTO rollup_capacity_figures (project_id, bucket, provider, model, pooled, grain, members, calls, active_minutes, rate_limited_calls, peak_tpm, peak_itpm, peak_uncached_itpm, peak_otpm, peak_rpm, peak_key, top_tpm, top_itpm, top_uncached_itpm, top_otpm, top_rpm, limit_tokens, limit_tokens_at, limit_requests, limit_requests_at, limit_input_tokens, limit_input_tokens_at, limit_output_tokens, limit_output_tokens_at, version)
+SELECT project_id, bucket, provider, model, 1, 'day', members, calls, active_minutes, rate_limited_calls, peak_tpm, peak_itpm, peak_uncached_itpm, peak_otpm, peak_rpm, peak_key, top_tpm, top_itpm, top_uncached_itpm, top_otpm, top_rpm, limit_tokens, limit_tokens_at, limit_requests, limit_requests_at, limit_input_tokens, limit_input_tokens_at, limit_output_tokens, limit_output_tokens_at, version
+FROM rollup_capacity_pool_day FINAL WHERE calls > 0;
+
+INSERT INTO rollup_capacity_figures (project_id, bucket, provider, model, pooled, grain, members, calls, active_minutes, rate_limited_calls, peak_tpm, peak_itpm, peak_uncached_itpm, peak_otpm, peak_rpm, peak_key, top_tpm, top_itpm, top_uncached_itpm, top_otpm, top_rpm, limit_tokens, limit_tokens_at, limit_requests, limit_requests_at, limit_input_tokens, limit_input_tokens_at, limit_output_tokens, limit_output_tokens_at, version)
+SELECT m.project_id, toStartOfHour(m.bucket) AS hour, m.provider, m.model, 0, 'hour', [],
+       sum(m.calls), toUInt32(countIf(m.calls > 0)), sum(m.rate_limited_calls),
+       max(m.input_tokens + m.output_tokens), max(m.input_tokens), max(m.input_tokens - m.cache_read_tokens),
+       max(m.output_tokens), max(m.calls),
+       maxIf((m.input_tokens + m.output_tokens) * 2048 + (1439 - toRelativeMinuteNum(m.bucket) % 1440), m.calls > 0),
+       arraySlice(arrayReverseSort(groupArrayIf(m.input_tokens + m.output_tokens, m.calls > 0)), 1, 100),
+       arraySlice(arrayReverseSort(groupArrayIf(m.input_tokens, m.calls > 0)), 1, 100),
+       arraySlice(arrayReverseSort(groupArrayIf(m.input_tokens - m.cache_read_tokens, m.calls > 0)), 1, 100),
+       arraySlice(arrayReverseSort(groupArrayIf(m.output_tokens, m.calls > 0)), 1, 100),
+       arraySlice(arrayReverseSort(groupArrayIf(m.calls, m.calls > 0)), 1, 100),
+       argMaxIf(m.limit_tokens, (m.limit_tokens_at, assumeNotNull(m.limit_tokens)), isNotNull(m.limit_tokens)), max(m.limit_tokens_at),
+       argMaxIf(m.limit_requests, (m.limit_requests_at, assumeNotNull(m.limit_requests)), isNotNull(m.limit_requests)), max(m.limit_requests_at),
+       argMaxIf(m.limit_input_tokens, (m.limit_input_tokens_at, assumeNotNull(m.limit_input_tokens)), isNotNull(m.limit_input_tokens)),
+       max(m.limit_input_tokens_at),
+       argMaxIf(m.limit_output_tokens, (m.limit_output_tokens_at, assumeNotNull(m.limit_output_tokens)), isNotNull(m.limit_output_tokens)),
+       max(m.limit_output_tokens_at),
+       toUInt64(1)
+FROM rollup_capacity_minute AS m FINAL
+GROUP BY m.project_id, hour, m.provider, m.model
+HAVING sum(m.calls) > 0;
+
+DROP TABLE IF EXISTS rollup_capacity_day_figures ON CLUSTER meterline;
+
+DROP TABLE IF EXISTS rollup_capacity_day_figures_local ON CLUSTER meterline;
+
+DROP TABLE IF EXISTS rollup_capacity_pool_day ON CLUSTER meterline;
+
+DROP TABLE IF EXISTS rollup_capacity_pool_day_local ON CLUSTER meterline;
+
