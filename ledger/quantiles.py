@@ -1,0 +1,149 @@
+"""Latency and TTFT percentiles precomputed per bucket (``rollup_quantile_hour`` / ``_day``, migration 0012).
+
+Merging TDigest states costs in centroids, not rows: a latency chart over a month of hours merged
+thousands of states per page. For the groupings the charts ask for by default (:data:`GROUPINGS`),
+the rollup writes each bucket's p50/p95/p99 of latency and TTFT, computed from the merged digest
+of that bucket's rows in the tier a query would merge them from (so the answer is the one merging
+gives, exact within the sketch's rank error), with the bucket's sums beside them. Each row names
+its grouping (``grouped_by``: the grouped dimensions, sorted, comma-joined; the others hold '').
+
+Rows are written by :func:`recompute` for the hours and days the rollup recomputes, under its
+version, with tombstones (zero rows) for the groups it no longer produced, like every tier. The
+digest states stay in the other tiers: a query answers from here only when each of its (bucket,
+group) cells is one precomputed row (:func:`table_for`); anything else merges the states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+
+from ledger.clickhouse.client import get_clickhouse
+from ledger.measures import ROUTE_DIMENSIONS, SUM_COLUMNS
+
+HOUR_TABLE = "rollup_quantile_hour"
+DAY_TABLE = "rollup_quantile_day"
+TABLES = (HOUR_TABLE, DAY_TABLE)
+DIMENSIONS = ("feature", "provider", "model", "route_version")
+# The engineering page's splits, compare's and /v1/usage's usual latency breakdowns.
+GROUPINGS: tuple[tuple[str, ...], ...] = (
+    (), ("feature",), ("provider",), ("model",), ("route_version",), ("provider", "model"),
+    ("model", "route_version"), ("provider", "model", "route_version"), ("feature", "model"),
+)  # fmt: skip
+_LEVELS = {"p50": 1, "p95": 2, "p99": 3}
+_QUANTILES = [f"{kind}_{level}" for kind in ("ttft", "latency") for level in _LEVELS]
+# What a percentile metric reads here: the one row of its (bucket, group) cell.
+METRIC_SQL = {name: f"any({name})" for name in _QUANTILES}
+
+
+def grouping(dimensions: Sequence[str]) -> str:
+    return ",".join(sorted(dimensions))
+
+
+_NAMED = {grouping(g) for g in GROUPINGS}
+
+
+def table_for(
+    granularity: str | None,
+    group_by: Sequence[str],
+    filters: dict[str, tuple[str, ...]],
+    metrics: Sequence[str],
+    order_by: str,
+    *,
+    day_ok: bool,
+    hour_ok: bool,
+) -> str | None:
+    """The precomputed table answering these, or None (merge the digests). Every (bucket, group)
+    cell must be one row: buckets of the table's own grain on whole buckets (days only in UTC),
+    a precomputed grouping, filters only on grouped dimensions (they pick groups), and groups not
+    ranked by a percentile (that needs the range's merged digest). Only for queries that ask for a
+    percentile: the other tiers answer sums as cheaply."""
+    if not getattr(settings, "LEDGER_PRECOMPUTED_QUANTILES", True):
+        return None
+    if not any(m in METRIC_SQL for m in metrics) or order_by in METRIC_SQL:
+        return None
+    if grouping(group_by) not in _NAMED or not set(filters) <= set(group_by):
+        return None
+    if granularity == "day" and day_ok:
+        return DAY_TABLE
+    if granularity == "hour" and hour_ok:
+        return HOUR_TABLE
+    return None
+
+
+def group_count(source: str, where_kw: str, where_sql: str, group_by: Sequence[str], params: dict[str, Any]) -> int:
+    """How many groups the precomputed table holds for a query's range and filters."""
+    sql = f"SELECT count() FROM (SELECT 1 FROM {source} {where_kw} {where_sql} GROUP BY {', '.join(group_by)})"  # noqa: S608
+    return int(get_clickhouse().command(sql, parameters=params, caller="ledger.quantiles.group_count"))
+
+
+def _tier(grain: str, dims: tuple[str, ...]) -> str:
+    """The tier a usage query merges these groups' digests from (ledger.queries._source)."""
+    if grain == "day":
+        return "rollup_compact_day"
+    return "rollup_route_hour" if set(dims) <= set(ROUTE_DIMENSIONS) else "rollup_hour"
+
+
+def _select(grain: str, dims: tuple[str, ...], scoped: bool) -> str:
+    """One grouping's rows of one grain; ``scoped``: one project's dirty hours or days only."""
+    columns = ", ".join(f"toString({d})" if d in dims else "''" for d in DIMENSIONS)
+    sums = ", ".join(f"sum({c}) AS {c}" for c in SUM_COLUMNS)
+    quantiles = ", ".join(
+        f"quantilesTDigestMerge(0.5, 0.95, 0.99)({kind}_digest)[{i}] AS {kind}_{level}"
+        for kind in ("ttft", "latency")
+        for level, i in _LEVELS.items()
+    )
+    where = ""
+    if scoped:
+        buckets = "hours" if grain == "hour" else "days"
+        where = (
+            " WHERE project_id = {project:UInt64}"
+            " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
+            f" AND bucket IN {{{buckets}:Array(DateTime('UTC'))}}"
+        )
+    version = "{version:UInt64}" if scoped else "toUInt64(toUnixTimestamp64Micro(now64(6)))"
+    return (
+        f"SELECT project_id, bucket, '{grouping(dims)}', {columns}, {sums}, {quantiles}, {version}"  # noqa: S608
+        f" FROM {_tier(grain, dims)} FINAL{where}"
+        f" GROUP BY project_id, bucket{''.join(', ' + d for d in dims)} HAVING calls > 0"
+    )
+
+
+_COLUMNS = f"project_id, bucket, grouped_by, {', '.join(DIMENSIONS)}, {', '.join(SUM_COLUMNS)}, {', '.join(_QUANTILES)}"
+
+
+def insert_sql(grain: str, scoped: bool = True) -> str:
+    """Every grouping's rows of one grain (``scoped=False``: all projects, all buckets: the backfill)."""
+    table = HOUR_TABLE if grain == "hour" else DAY_TABLE
+    selects = " UNION ALL ".join(_select(grain, dims, scoped) for dims in GROUPINGS)
+    return f"INSERT INTO {table} ({_COLUMNS}, version) {selects}"
+
+
+def _tombstone_sql(grain: str) -> str:
+    table = HOUR_TABLE if grain == "hour" else DAY_TABLE
+    keys = f"project_id, bucket, grouped_by, {', '.join(DIMENSIONS)}"
+    buckets = "hours" if grain == "hour" else "days"
+    return (
+        f"INSERT INTO {table} ({keys}, version) SELECT {keys}, {{version:UInt64}} FROM {table} FINAL"  # noqa: S608
+        " WHERE project_id = {project:UInt64} AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
+        f" AND bucket IN {{{buckets}:Array(DateTime('UTC'))}} AND version < {{version:UInt64}} AND calls > 0"
+    )
+
+
+_STATEMENTS = {grain: (insert_sql(grain), _tombstone_sql(grain)) for grain in ("hour", "day")}
+
+
+def recompute(project_id: int, hours: Sequence[datetime], days: Sequence[datetime], version: int) -> None:
+    """Write the percentiles of ``hours`` and ``days`` (UTC, after their tiers were recomputed under
+    ``version``), then tombstones for the groups of those buckets not written again."""
+    ch = get_clickhouse()
+    for grain, buckets, step in (("hour", sorted(hours), 3600), ("day", sorted(days), 86400)):
+        if not buckets:
+            continue
+        end = datetime.fromtimestamp(buckets[-1].timestamp() + step, buckets[-1].tzinfo)
+        params = {"project": project_id, "start": buckets[0], "end": end, grain + "s": buckets, "version": version}
+        for statement in _STATEMENTS[grain]:
+            ch.command(statement, parameters=params, caller=f"ledger.quantiles.recompute.{grain}")
