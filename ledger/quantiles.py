@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 
@@ -72,12 +71,6 @@ def table_for(
     if granularity == "hour" and hour_ok:
         return HOUR_TABLE
     return None
-
-
-def group_count(source: str, where_kw: str, where_sql: str, group_by: Sequence[str], params: dict[str, Any]) -> int:
-    """How many groups the precomputed table holds for a query's range and filters."""
-    sql = f"SELECT count() FROM (SELECT 1 FROM {source} {where_kw} {where_sql} GROUP BY {', '.join(group_by)})"  # noqa: S608
-    return int(get_clickhouse().command(sql, parameters=params, caller="ledger.quantiles.group_count"))
 
 
 def _tier(grain: str, dims: tuple[str, ...]) -> str:

@@ -340,13 +340,8 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     )
     fold = fold and (q.other is not None or not prequery or bounded)
     p = _prepare(q)
-    if fold and not bounded and p.source_name in quantiles.TABLES:
-        # A folded rest merges several groups' sketches: precomputed percentiles answer only when
-        # there is no rest (no more groups than the limit), else the digests are merged.
-        if prequery and quantiles.group_count(p.source, p.where_kw, p.where_sql, group_cols, p.params) <= q.limit:
-            bounded = True
-        else:
-            p = _prepare(q, precomputed=False)
+    if fold and not bounded and not prequery and p.source_name in quantiles.TABLES:
+        p = _prepare(q, precomputed=False)  # a rest would be a statement of its own (below)
     q, tz, start, end, source, source_name, params = p.q, p.tz, p.start, p.end, p.source, p.source_name, p.params
     where_sql, where_kw = p.where_sql, p.where_kw
     group_by = list(group_cols)
@@ -356,6 +351,7 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     truncated = False
     kept: list[tuple[str, ...]] = [()]
     order_limit = ""
+    kept_sql = ""  # with a folded rest: the condition a kept group's rows meet
     key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
     if group_cols and q.granularity is None:
         # A breakdown without time buckets ranks and cuts in the same query.
@@ -368,9 +364,8 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
             f" ORDER BY {METRICS[q.order_by].sql} DESC, {', '.join(group_cols)} LIMIT {q.limit}"
         )
         params["other"] = q.other if q.other is not None else _REST
-        group_select = "".join(
-            f"if({key_sql} IN ({ranked}), toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols
-        )
+        kept_sql = f"{key_sql} IN ({ranked})"
+        group_select = "".join(f"if({kept_sql}, toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols)
         group_by = [f"g_{d}" for d in group_cols]
     elif group_cols:
         if not prequery:
@@ -389,6 +384,7 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
         in_kept = f"{key_sql} IN {{groups:Array(String)}}"
         if truncated and q.other is not None:
             params["other"] = q.other
+            kept_sql = in_kept
             group_select = "".join(f"if({in_kept}, toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols)
             group_by = [f"g_{d}" for d in group_cols]
             kept.append(tuple(q.other for _ in group_cols))
@@ -398,6 +394,8 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
         f"SELECT {bucket_sql(q.granularity, 'bucket')} AS b, {group_select}{select_metrics}"
         f" FROM {source} {where_kw} {where_sql} GROUP BY b{''.join(', ' + d for d in group_by)}{order_limit}"
     )
+    if kept_sql and source_name in quantiles.TABLES:
+        sql = _with_merged_rest(q, p, kept_sql, group_cols, [*metrics, q.order_by])
 
     def finish(rows: list[dict[str, Any]]) -> UsageResult:
         groups, cut = kept, truncated
@@ -417,6 +415,23 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
         return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, groups), cut, source_name)
 
     return _Built(sql, params, finish)
+
+
+def _with_merged_rest(
+    q: UsageQuery, p: _Prepared, kept_sql: str, group_cols: Sequence[str], metrics: Sequence[str]
+) -> str:
+    """A folded breakdown over precomputed percentiles: the kept groups' cells read there, the rest's
+    (several groups: their sketches merged) from the tier the digests are in."""
+    rest = _prepare(q, precomputed=False)
+    bucket = bucket_sql(q.granularity, "bucket")
+    kept = "".join(f"toString({d}) AS g_{d}, " for d in group_cols)
+    other = "".join(f"{{other:String}} AS g_{d}, " for d in group_cols)
+    return (
+        f"SELECT {bucket} AS b, {kept}{_select_metrics(metrics, p.source_name)} FROM {p.source}"
+        f" {p.where_kw} {p.where_sql} AND {kept_sql} GROUP BY b, {', '.join(group_cols)}"
+        f" UNION ALL SELECT {bucket} AS b, {other}{_select_metrics(metrics, rest.source_name)} FROM {rest.source}"
+        f" {rest.where_kw} {rest.where_sql} AND NOT {kept_sql} GROUP BY b"
+    )
 
 
 def _rows(result: Any) -> list[dict[str, Any]]:

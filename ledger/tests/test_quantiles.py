@@ -194,18 +194,23 @@ def test_other_queries_merge_the_digests(project: Project) -> None:
         q(group_by=("model",), order_by="latency_p95"),  # ranked by a percentile of the range
         q(granularity=None, group_by=("model",)),  # one total over many buckets
         q(granularity="minute", start=END - timedelta(days=1)),
-        q(group_by=("model",), order_by="calls", limit=2, other="(other)"),  # a folded rest merges sketches
     ]
     for query in fallbacks:
         assert_same(query, precomputed=False)
     precomputed = [
         q(tz="Europe/Paris"),  # whole-hour offsets: each local hour is one UTC hour
         q(group_by=("model",), order_by="calls", limit=4, other="(other)"),  # no rest to fold
+        # a folded rest: the kept groups read precomputed cells, the rest merges its groups' sketches
+        q(group_by=("model",), order_by="calls", limit=2, other="(other)"),
+        q(granularity="day", group_by=("feature", "model"), order_by="cost", limit=3, other="(other)"),
+        q(group_by=("model",), order_by="error_rate", limit=2, other="(other)"),  # ranked apart, then folded
         q(group_by=("model",), order_by="calls", limit=3),  # the top 3, ranked by calls
         q(group_by=("model",), order_by="error_rate", limit=3),  # ranked by a ratio of sums
     ]
     for query in precomputed:
         assert_same(query, precomputed=True)
+    rest = usage(q(group_by=("model",), order_by="calls", limit=2, other="(other)")).rows
+    assert any(r["model"] == "(other)" and r["calls"] and r["latency_p95"] for r in rest)
     # one statement for several queries (no ranking statement): a fold that might have a rest merges
     folded = q(group_by=("model",), order_by="calls", limit=4, other="(other)")
     [many] = usage_many([folded])
