@@ -60,7 +60,7 @@ def table_for(
     a precomputed grouping, filters only on grouped dimensions (they pick groups), and groups not
     ranked by a percentile (that needs the range's merged digest). Only for queries that ask for a
     percentile: the other tiers answer sums as cheaply."""
-    if not getattr(settings, "LEDGER_PRECOMPUTED_QUANTILES", True):
+    if not settings.LEDGER_PRECOMPUTED_QUANTILES:
         return None
     if not any(m in METRIC_SQL for m in metrics) or order_by in METRIC_SQL:
         return None
