@@ -340,8 +340,14 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     )
     fold = fold and (q.other is not None or not prequery or bounded)
     p = _prepare(q)
-    if fold and not bounded and not prequery and p.source_name in quantiles.TABLES:
-        p = _prepare(q, precomputed=False)  # a rest would be a statement of its own (below)
+    if fold and not bounded and p.source_name in quantiles.TABLES:
+        # Over precomputed percentiles the groups are ranked first (a cheap statement), so the cells
+        # of the kept groups are read as they are and only a rest, if any, merges sketches; with no
+        # statement to spare, the digests are merged.
+        if prequery:
+            fold = False
+        else:
+            p = _prepare(q, precomputed=False)
     q, tz, start, end, source, source_name, params = p.q, p.tz, p.start, p.end, p.source, p.source_name, p.params
     where_sql, where_kw = p.where_sql, p.where_kw
     group_by = list(group_cols)
@@ -351,7 +357,7 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     truncated = False
     kept: list[tuple[str, ...]] = [()]
     order_limit = ""
-    kept_sql = ""  # with a folded rest: the condition a kept group's rows meet
+    kept_sql = ""  # with a rest folded after ranking: the condition a kept group's rows meet
     key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
     if group_cols and q.granularity is None:
         # A breakdown without time buckets ranks and cuts in the same query.
@@ -364,8 +370,9 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
             f" ORDER BY {METRICS[q.order_by].sql} DESC, {', '.join(group_cols)} LIMIT {q.limit}"
         )
         params["other"] = q.other if q.other is not None else _REST
-        kept_sql = f"{key_sql} IN ({ranked})"
-        group_select = "".join(f"if({kept_sql}, toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols)
+        group_select = "".join(
+            f"if({key_sql} IN ({ranked}), toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols
+        )
         group_by = [f"g_{d}" for d in group_cols]
     elif group_cols:
         if not prequery:
