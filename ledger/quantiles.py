@@ -10,7 +10,9 @@ its grouping (``grouped_by``: the grouped dimensions, sorted, comma-joined; the 
 Rows are written by :func:`recompute` for the hours and days the rollup recomputes, under its
 version, with tombstones (zero rows) for the groups it no longer produced, like every tier. The
 digest states stay in the other tiers: a query answers from here only when each of its (bucket,
-group) cells is one precomputed row (:func:`table_for`); anything else merges the states.
+group) cells is one precomputed row (:func:`table_for`); a breakdown that folds the groups past
+its limit into one reads the kept groups here and merges only the rest's states
+(``ledger.queries._with_merged_rest``); anything else merges the states.
 """
 
 from __future__ import annotations
