@@ -82,53 +82,85 @@ def _tier(grain: str, dims: tuple[str, ...]) -> str:
     return "rollup_route_hour" if set(dims) <= set(ROUTE_DIMENSIONS) else "rollup_hour"
 
 
-def _select(grain: str, dims: tuple[str, ...], scoped: bool) -> str:
-    """One grouping's rows of one grain; ``scoped``: one project's dirty hours or days only."""
-    columns = ", ".join(f"toString({d})" if d in dims else "''" for d in DIMENSIONS)
+def _measures() -> str:
     sums = ", ".join(f"sum({c}) AS {c}" for c in SUM_COLUMNS)
     quantiles = ", ".join(
         f"quantilesTDigestMerge(0.5, 0.95, 0.99)({kind}_digest)[{i}] AS {kind}_{level}"
         for kind in ("ttft", "latency")
         for level, i in _LEVELS.items()
     )
-    where = ""
-    if scoped:
-        buckets = "hours" if grain == "hour" else "days"
-        where = (
-            " WHERE project_id = {project:UInt64}"
-            " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
-            f" AND bucket IN {{{buckets}:Array(DateTime('UTC'))}}"
-        )
-    version = "{version:UInt64}" if scoped else "toUInt64(toUnixTimestamp64Micro(now64(6)))"
+    return f"{sums}, {quantiles}"
+
+
+def _where(grain: str) -> str:
+    """One project's dirty hours (days) of a tier."""
+    buckets = "hours" if grain == "hour" else "days"
     return (
-        f"SELECT project_id, bucket, '{grouping(dims)}', {columns}, {sums}, {quantiles}, {version}"  # noqa: S608
-        f" FROM {_tier(grain, dims)} FINAL{where}"
+        " WHERE project_id = {project:UInt64}"
+        " AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
+        f" AND bucket IN {{{buckets}:Array(DateTime('UTC'))}}"
+    )
+
+
+def _select(grain: str, dims: tuple[str, ...]) -> str:
+    """One grouping's rows of one grain, over every project and bucket (the migration's backfill)."""
+    columns = ", ".join(f"toString({d})" if d in dims else "''" for d in DIMENSIONS)
+    return (
+        f"SELECT project_id, bucket, '{grouping(dims)}', {columns}, {_measures()},"  # noqa: S608
+        f" toUInt64(toUnixTimestamp64Micro(now64(6))) FROM {_tier(grain, dims)} FINAL"
         f" GROUP BY project_id, bucket{''.join(', ' + d for d in dims)} HAVING calls > 0"
+    )
+
+
+def _grouping_sets(grain: str, tier: str, sets: list[tuple[str, ...]]) -> str:
+    """The rows of ``sets`` (all over ``tier``) for a project's dirty buckets: one scan, grouping sets.
+    ``grouping()`` has one bit per dimension, set where the row's set does not hold it (the standard's
+    meaning, which the statement asks for)."""
+    dims = [d for d in DIMENSIONS if any(d in s for s in sets)]
+    mask = f"grouping({', '.join(dims)})"
+    bits = {s: sum(1 << (len(dims) - 1 - k) for k, d in enumerate(dims) if d not in s) for s in sets}
+    name = "multiIf(" + "".join(f"{mask} = {m}, '{grouping(s)}', " for s, m in bits.items()) + "'?')"
+    columns = ", ".join(f"toString({d})" if d in dims else "''" for d in DIMENSIONS)
+    keys = ", ".join(f"(project_id, bucket{''.join(', ' + d for d in s)})" for s in sets)
+    return (
+        f"SELECT project_id, bucket, {name}, {columns}, {_measures()}, {{version:UInt64}}"  # noqa: S608
+        f" FROM {tier} FINAL{_where(grain)} GROUP BY GROUPING SETS ({keys}) HAVING calls > 0"
     )
 
 
 _COLUMNS = f"project_id, bucket, grouped_by, {', '.join(DIMENSIONS)}, {', '.join(SUM_COLUMNS)}, {', '.join(_QUANTILES)}"
 
 
-def insert_sql(grain: str, scoped: bool = True) -> str:
-    """Every grouping's rows of one grain (``scoped=False``: all projects, all buckets: the backfill)."""
+def backfill_sql(grain: str) -> str:
+    """Every grouping's rows of one grain over every project and bucket (migration 0012 runs this)."""
     table = HOUR_TABLE if grain == "hour" else DAY_TABLE
-    selects = " UNION ALL ".join(_select(grain, dims, scoped) for dims in GROUPINGS)
+    selects = " UNION ALL ".join(_select(grain, dims) for dims in GROUPINGS)
     return f"INSERT INTO {table} ({_COLUMNS}, version) {selects}"
+
+
+def insert_sql(grain: str) -> list[str]:
+    """The statements writing every grouping's rows of one grain for a project's dirty buckets: one
+    per tier read (the tier a usage query would merge those groups' digests from)."""
+    table = HOUR_TABLE if grain == "hour" else DAY_TABLE
+    by_tier: dict[str, list[tuple[str, ...]]] = {}
+    for dims in GROUPINGS:
+        by_tier.setdefault(_tier(grain, dims), []).append(dims)
+    return [
+        f"INSERT INTO {table} ({_COLUMNS}, version) {_grouping_sets(grain, tier, sets)}"
+        for tier, sets in by_tier.items()
+    ]
 
 
 def _tombstone_sql(grain: str) -> str:
     table = HOUR_TABLE if grain == "hour" else DAY_TABLE
     keys = f"project_id, bucket, grouped_by, {', '.join(DIMENSIONS)}"
-    buckets = "hours" if grain == "hour" else "days"
     return (
         f"INSERT INTO {table} ({keys}, version) SELECT {keys}, {{version:UInt64}} FROM {table} FINAL"  # noqa: S608
-        " WHERE project_id = {project:UInt64} AND bucket >= {start:DateTime('UTC')} AND bucket < {end:DateTime('UTC')}"
-        f" AND bucket IN {{{buckets}:Array(DateTime('UTC'))}} AND version < {{version:UInt64}} AND calls > 0"
+        f"{_where(grain)} AND version < {{version:UInt64}} AND calls > 0"
     )
 
 
-_STATEMENTS = {grain: (insert_sql(grain), _tombstone_sql(grain)) for grain in ("hour", "day")}
+_STATEMENTS = {grain: (*insert_sql(grain), _tombstone_sql(grain)) for grain in ("hour", "day")}
 
 
 def recompute(project_id: int, hours: Sequence[datetime], days: Sequence[datetime], version: int) -> None:
@@ -141,4 +173,9 @@ def recompute(project_id: int, hours: Sequence[datetime], days: Sequence[datetim
         end = datetime.fromtimestamp(buckets[-1].timestamp() + step, buckets[-1].tzinfo)
         params = {"project": project_id, "start": buckets[0], "end": end, grain + "s": buckets, "version": version}
         for statement in _STATEMENTS[grain]:
-            ch.command(statement, parameters=params, caller=f"ledger.quantiles.recompute.{grain}")
+            ch.command(
+                statement,
+                parameters=params,
+                caller=f"ledger.quantiles.recompute.{grain}",
+                settings={"force_grouping_standard_compatibility": 1},  # grouping(): 1 for a column NOT in the set
+            )
