@@ -191,13 +191,8 @@ def _source(q: UsageQuery, tz: ZoneInfo, precomputed: bool = True) -> tuple[str,
     aligned_hours = q.start.minute == q.start.second == q.end.minute == q.end.second == 0
     day_ok = q.granularity in ("day", None) and tz.key == "UTC" and q.start.hour == q.end.hour == 0 and aligned_hours
     hour_ok = q.granularity != "minute" and aligned_hours and _whole_hour_offsets(tz, q.start, q.end)
-    metrics = (*q.metrics, q.order_by)
-    precomputed_table = (
-        precomputed
-        and not q.tags
-        and quantiles.table_for(
-            q.granularity, q.group_by, q.filters, metrics, q.order_by, day_ok=day_ok, hour_ok=hour_ok
-        )
+    precomputed_table = precomputed and quantiles.table_for(
+        q.granularity, q.group_by, q.filters, (*q.metrics, q.order_by), q.order_by, day_ok=day_ok, hour_ok=hour_ok
     )
     if precomputed_table:  # each (bucket, group) cell is one row there: no sketch to merge
         return f"{precomputed_table} FINAL", precomputed_table
