@@ -270,6 +270,25 @@ def measure(runs: int, raw_runs: int) -> dict[str, Any]:
             {**p, "s": now - timedelta(days=7), "e": now + timedelta(hours=1)},
         ),
         (
+            "latency+TTFT p95 by model, 30 days daily, top 6+rest",
+            UsageQuery(project.pk, today - timedelta(days=30), today + timedelta(days=1), "day", ("model",),
+                       metrics=("ttft_p95", "latency_p95"), order_by="calls", limit=6, other="(other)"),
+            "SELECT toStartOfDay(timestamp) b, model, quantile(0.95)(ttft_ms), quantile(0.95)(latency_ms), count()"
+            " FROM llm_calls FINAL WHERE project_id = {p:UInt64} AND timestamp >= {s:DateTime64(3)}"
+            " AND timestamp < {e:DateTime64(3)} GROUP BY b, model",
+            {**p, "s": today - timedelta(days=30), "e": today + timedelta(days=1)},
+        ),
+        (
+            "latency p50/95/99 by route version, 7 days hourly",
+            UsageQuery(project.pk, now - timedelta(days=7), now + timedelta(hours=1), "hour", ("route_version",),
+                       metrics=("latency_p50", "latency_p95", "latency_p99", "ttft_p50", "ttft_p95"),
+                       order_by="calls", limit=6, other="(other)"),
+            "SELECT toStartOfHour(timestamp) b, route_version, quantiles(0.5, 0.95, 0.99)(latency_ms),"
+            " quantiles(0.5, 0.95)(ttft_ms), count() FROM llm_calls FINAL WHERE project_id = {p:UInt64}"
+            " AND timestamp >= {s:DateTime64(3)} AND timestamp < {e:DateTime64(3)} GROUP BY b, route_version",
+            {**p, "s": now - timedelta(days=7), "e": now + timedelta(hours=1)},
+        ),
+        (
             "one customer's spend by feature, 90 days",
             UsageQuery(project.pk, today - timedelta(days=90), today + timedelta(days=1), "day", ("feature",),
                        filters={"customer_id": (top_customer,)}, metrics=("cost", "calls")),

@@ -136,6 +136,9 @@ if CLICKHOUSE_HOUR_TTL_DAYS < CLICKHOUSE_RAW_TTL_DAYS:
         f"CLICKHOUSE_HOUR_TTL_DAYS={CLICKHOUSE_HOUR_TTL_DAYS} must be at least "
         f"CLICKHOUSE_RAW_TTL_DAYS={CLICKHOUSE_RAW_TTL_DAYS}"
     )
+# Latency/TTFT percentiles read precomputed per bucket where a query allows it (ledger/quantiles.py);
+# off: every percentile merges the TDigest states (the answers are the same).
+LEDGER_PRECOMPUTED_QUANTILES = env_bool("METERLINE_PRECOMPUTED_QUANTILES", True)
 # Seconds a statement may run before the server stops it (docs/operations.md): reads, and writes
 # (inserts, rollup INSERT ... SELECT, migrations; 0: unbounded).
 CLICKHOUSE_MAX_EXECUTION_TIME = env_int("CLICKHOUSE_MAX_EXECUTION_TIME", 60, minimum=1)

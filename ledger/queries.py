@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
+from ledger import quantiles
 from ledger.clickhouse.client import get_clickhouse
 from ledger.measures import (
     COMPACT_DIMENSIONS,
@@ -105,6 +106,7 @@ _RETENTION = {  # tables that forget, and the setting that says when
     "rollup_minute": "CLICKHOUSE_MINUTE_TTL_DAYS",
     "rollup_hour": "CLICKHOUSE_HOUR_TTL_DAYS",
     "rollup_route_hour": "CLICKHOUSE_HOUR_TTL_DAYS",
+    quantiles.HOUR_TABLE: "CLICKHOUSE_HOUR_TTL_DAYS",
     "llm_calls": "CLICKHOUSE_RAW_TTL_DAYS",
 }
 
@@ -178,8 +180,9 @@ def _whole_hour_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> bool:
     return all((point.astimezone(tz).utcoffset() or timedelta()).total_seconds() % 3600 == 0 for point in (start, end))
 
 
-def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
-    """(FROM clause, a name for it) for the query's needs."""
+def _source(q: UsageQuery, tz: ZoneInfo, precomputed: bool = True) -> tuple[str, str]:
+    """(FROM clause, a name for it) for the query's needs (``precomputed=False``: never the
+    precomputed percentiles, ``ledger.quantiles``)."""
     needed = set(q.group_by) | set(q.filters)
     if q.tags:  # no rollup keeps tags: filter the raw calls, keeping only the dimensions asked for
         return _raw_source(q, tuple(d for d in DIMENSIONS if d in needed)), "llm_calls"
@@ -188,6 +191,11 @@ def _source(q: UsageQuery, tz: ZoneInfo) -> tuple[str, str]:
     aligned_hours = q.start.minute == q.start.second == q.end.minute == q.end.second == 0
     day_ok = q.granularity in ("day", None) and tz.key == "UTC" and q.start.hour == q.end.hour == 0 and aligned_hours
     hour_ok = q.granularity != "minute" and aligned_hours and _whole_hour_offsets(tz, q.start, q.end)
+    precomputed_table = precomputed and quantiles.table_for(
+        q.granularity, q.group_by, q.filters, (*q.metrics, q.order_by), q.order_by, day_ok=day_ok, hour_ok=hour_ok
+    )
+    if precomputed_table:  # each (bucket, group) cell is one row there: no sketch to merge
+        return f"{precomputed_table} FINAL", precomputed_table
     # The narrowest table that holds every dimension asked for wins.
     if needed <= set(MAIN_DIMENSIONS):
         if q.granularity == "minute":
@@ -244,14 +252,14 @@ class _Prepared:
     where_kw: str = "WHERE"
 
 
-def _prepare(q: UsageQuery) -> _Prepared:
+def _prepare(q: UsageQuery, precomputed: bool = True) -> _Prepared:
     """Validate ``q``, pick the table that answers it, and bind its bounds and filters."""
     tz = validate(q)
     # Everything below works in UTC, whatever offset the bounds were written in: alignment checks
     # (which tier may answer) included.
     q = replace(q, start=q.start.astimezone(UTC), end=q.end.astimezone(UTC))
     start, end = align(q.start, q.granularity, tz), q.end
-    source, source_name = _source(q, tz)
+    source, source_name = _source(q, tz, precomputed)
     retention = _RETENTION.get(source_name)
     if retention is not None and q.start < datetime.now(UTC) - timedelta(days=getattr(settings, retention)):
         # Say so rather than answer zeros for a range the chosen table no longer holds.
@@ -283,14 +291,18 @@ def _prepare(q: UsageQuery) -> _Prepared:
     for i, (dim, values) in enumerate(sorted(q.filters.items())):
         params[f"f{i}"] = list(values)
         where.append(f"toString({dim}) IN {{f{i}:Array(String)}}")
+    if source_name in quantiles.TABLES:
+        params["grouped_by"] = quantiles.grouping(q.group_by)
+        where.insert(1, "grouped_by = {grouped_by:String}")
     where_kw = "WHERE" if source_name == "llm_calls" else "PREWHERE"
     return _Prepared(q, tz, start, end, source, source_name, params, " AND ".join(where), where_kw)
 
 
-def _select_metrics(metrics: Sequence[str]) -> str:
+def _select_metrics(metrics: Sequence[str], source_name: str = "") -> str:
     # Aliases must not shadow the measure columns the metric expressions read (ClickHouse aliases
     # are visible in the whole query), hence the m_ prefix.
-    return ", ".join(f"{METRICS[m].sql} AS m_{m}" for m in dict.fromkeys(metrics))
+    sql = quantiles.METRIC_SQL if source_name in quantiles.TABLES else {}
+    return ", ".join(f"{sql.get(m, METRICS[m].sql)} AS m_{m}" for m in dict.fromkeys(metrics))
 
 
 # The label the rest of the groups is folded into when the caller asked for no "(other)": never a
@@ -311,17 +323,7 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     """The statement answering ``q``. A breakdown over time ranked by a metric that does not add up
     (a percentile) needs its groups first: that query runs here, or, with ``prequery=False``,
     :class:`QueryError` says it cannot be one statement."""
-    p = _prepare(q)
-    q, tz, start, end, source, source_name, params = p.q, p.tz, p.start, p.end, p.source, p.source_name, p.params
-    where_sql, where_kw = p.where_sql, p.where_kw
     group_cols = list(q.group_by)
-    group_by = list(group_cols)
-    metrics = list(dict.fromkeys(q.metrics))
-    select_metrics = _select_metrics([*metrics, q.order_by])
-    group_select = "".join(f"toString({d}) AS g_{d}, " for d in group_cols)
-    truncated = False
-    kept: list[tuple[str, ...]] = [()]
-    order_limit = ""
     # Ranked by a sum, the top groups are a subquery of the one statement and the rest is folded
     # into one group (q.other, or a label dropped from the answer).
     # (Asked for by an "(other)" label, or by a caller that needs one statement: usage_many.)
@@ -332,6 +334,25 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
         all(d in q.filters for d in group_cols) and math.prod(len(set(q.filters[d])) for d in group_cols) <= q.limit
     )
     fold = fold and (q.other is not None or not prequery or bounded)
+    p = _prepare(q)
+    if fold and not bounded and p.source_name in quantiles.TABLES:
+        # Over precomputed percentiles the groups are ranked first (a cheap statement), so the cells
+        # of the kept groups are read as they are and only a rest, if any, merges sketches; with no
+        # statement to spare, the digests are merged.
+        if prequery:
+            fold = False
+        else:
+            p = _prepare(q, precomputed=False)
+    q, tz, start, end, source, source_name, params = p.q, p.tz, p.start, p.end, p.source, p.source_name, p.params
+    where_sql, where_kw = p.where_sql, p.where_kw
+    group_by = list(group_cols)
+    metrics = list(dict.fromkeys(q.metrics))
+    select_metrics = _select_metrics([*metrics, q.order_by], source_name)
+    group_select = "".join(f"toString({d}) AS g_{d}, " for d in group_cols)
+    truncated = False
+    kept: list[tuple[str, ...]] = [()]
+    order_limit = ""
+    kept_sql = ""  # with a rest folded after ranking: the condition a kept group's rows meet
     key_sql = f"arrayStringConcat([{', '.join(f'toString({d})' for d in group_cols)}], '\\x1f')"
     if group_cols and q.granularity is None:
         # A breakdown without time buckets ranks and cuts in the same query.
@@ -365,6 +386,7 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
         in_kept = f"{key_sql} IN {{groups:Array(String)}}"
         if truncated and q.other is not None:
             params["other"] = q.other
+            kept_sql = in_kept
             group_select = "".join(f"if({in_kept}, toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols)
             group_by = [f"g_{d}" for d in group_cols]
             kept.append(tuple(q.other for _ in group_cols))
@@ -374,6 +396,8 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
         f"SELECT {bucket_sql(q.granularity, 'bucket')} AS b, {group_select}{select_metrics}"
         f" FROM {source} {where_kw} {where_sql} GROUP BY b{''.join(', ' + d for d in group_by)}{order_limit}"
     )
+    if kept_sql and source_name in quantiles.TABLES:
+        sql = _with_merged_rest(q, p, kept_sql, group_cols, [*metrics, q.order_by])
 
     def finish(rows: list[dict[str, Any]]) -> UsageResult:
         groups, cut = kept, truncated
@@ -393,6 +417,23 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
         return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, groups), cut, source_name)
 
     return _Built(sql, params, finish)
+
+
+def _with_merged_rest(
+    q: UsageQuery, p: _Prepared, kept_sql: str, group_cols: Sequence[str], metrics: Sequence[str]
+) -> str:
+    """A folded breakdown over precomputed percentiles: the kept groups' cells read there, the rest's
+    (several groups: their sketches merged) from the tier the digests are in."""
+    rest = _prepare(q, precomputed=False)
+    bucket = bucket_sql(q.granularity, "bucket")
+    kept = "".join(f"toString({d}) AS g_{d}, " for d in group_cols)
+    other = "".join(f"{{other:String}} AS g_{d}, " for d in group_cols)
+    return (
+        f"SELECT {bucket} AS b, {kept}{_select_metrics(metrics, p.source_name)} FROM {p.source}"
+        f" {p.where_kw} {p.where_sql} AND {kept_sql} GROUP BY b, {', '.join(group_cols)}"
+        f" UNION ALL SELECT {bucket} AS b, {other}{_select_metrics(metrics, rest.source_name)} FROM {rest.source}"
+        f" {rest.where_kw} {rest.where_sql} AND NOT {kept_sql} GROUP BY b"
+    )
 
 
 def _rows(result: Any) -> list[dict[str, Any]]:

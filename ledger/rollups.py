@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
-from ledger import pool_days
+from ledger import pool_days, quantiles
 from ledger.claims import Mark, claim_dirty, finish_claim, kept, release_claim
 from ledger.clickhouse.client import get_clickhouse
 from ledger.dirty import mark_dirty
@@ -174,7 +174,7 @@ def _kept(table: str) -> timedelta | None:
     """How long a tier keeps its rows (None: for good); older hours are not recomputed there."""
     if table == "rollup_minute":
         return timedelta(days=settings.CLICKHOUSE_MINUTE_TTL_DAYS)
-    if table in ("rollup_hour", "rollup_route_hour", "rollup_price_hour"):
+    if table in ("rollup_hour", "rollup_route_hour", "rollup_price_hour", quantiles.HOUR_TABLE):
         return timedelta(days=settings.CLICKHOUSE_HOUR_TTL_DAYS)
     return None
 
@@ -208,6 +208,10 @@ def recompute(project_id: int, hours: Iterable[datetime]) -> None:
         }  # fmt: skip
         ch.command(insert, parameters=params)
         ch.command(tombstone, parameters=params)
+    # after the tiers whose digests they merge
+    hour_kept = _kept("rollup_hour")
+    kept_hours = [h for h in hour_list if hour_kept is None or h + timedelta(hours=1) >= now - hour_kept]
+    quantiles.recompute(project_id, kept_hours, day_list, version)
     pool_days.recompute(project_id, day_list, version)  # after the model tier it sums
 
 

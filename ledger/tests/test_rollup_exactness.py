@@ -88,7 +88,8 @@ def send(project: Project, records: list[dict[str, Any]]) -> None:
 QUERIES: list[dict[str, Any]] = [
     {"granularity": "day", "group_by": ()},
     {"granularity": "day", "group_by": ("feature",)},
-    {"granularity": "hour", "group_by": ("model", "route_version")},
+    {"granularity": "hour", "group_by": ("model", "route_version")},  # precomputed percentiles
+    {"granularity": "hour", "group_by": ("route",)},  # no precomputed percentiles by route: merged
     {"granularity": "minute", "group_by": ("status",), "days": 1},
     {"granularity": None, "group_by": ("traffic", "provider")},
     {"granularity": "day", "group_by": ("feature",), "filters": {"model": ("gpt-4o", "claude-haiku-4-5")}},
@@ -174,7 +175,7 @@ def check(project: Project) -> None:
     # every tier the query module can choose was exercised
     assert sources == {
         "rollup_day", "rollup_compact_day", "rollup_hour", "rollup_route_hour", "rollup_minute", "rollup_customer_day",
-        "rollup_customer_total_day", "rollup_user_day", "llm_calls",
+        "rollup_customer_total_day", "rollup_user_day", "llm_calls", "rollup_quantile_hour", "rollup_quantile_day",
     }  # fmt: skip
 
 
