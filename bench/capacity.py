@@ -9,9 +9,10 @@ the last 30 days, /v1/capacity through the API (Django's test client, a read key
 ledger.capacity.capacity() directly (also once more without the pool), both reading the capacity
 figures (rollup_capacity_figures: the whole days' and the edge hours' figures of each model and of
 the pool, which creating the limit wrote for its history; the range is on whole hours, so no
-minute is read); and the same answer computed from the raw table (ledger.capacity.capacity_from_raw: the per-minute sums of
-llm_calls FINAL) in the same run. Exactness: every row of the two answers is equal (peaks, p99,
-peak minute, 429s, limits, headroom, forecast). Ratio = raw p50 / ours p50.
+minute is read); and the same answer computed from the raw table
+(ledger.capacity.capacity_from_raw: the per-minute sums of llm_calls FINAL) in the same run.
+Exactness: every row of the two answers is equal (peaks, p99, peak minute, 429s, limits, headroom,
+forecast). Ratio = raw p50 / ours p50.
 """
 
 from __future__ import annotations
