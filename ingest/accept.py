@@ -130,9 +130,7 @@ def _commit(
     check: Callable[[Any, Window], Validated] = validate,
 ) -> Answer:
     if len(records) > settings.INGEST_MAX_RECORDS:
-        raise IngestError(
-            413, f"{len(records)} records in one request; the limit is {settings.INGEST_MAX_RECORDS}"
-        )
+        raise IngestError(413, f"{len(records)} records in one request; the limit is {settings.INGEST_MAX_RECORDS}")
     result = check(records, current_window())
 
     batch = Batch(

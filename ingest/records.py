@@ -233,9 +233,7 @@ _encode = msgspec.json.Encoder().encode
 _NULLED_BY_JSON = ("cost_usd", "timestamp")
 
 
-def validate_fields(
-    records: Sequence[dict[str, Any]], window: Window, new_id: Callable[[], str] = uuid7
-) -> Validated:
+def validate_fields(records: Sequence[dict[str, Any]], window: Window, new_id: Callable[[], str] = uuid7) -> Validated:
     """``validate`` for records made by another door as Python values of JSON's types (OTLP spans):
     the same rules, outcome and messages, without a JSON round trip for the records that pass.
 

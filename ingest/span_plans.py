@@ -14,7 +14,7 @@ rules and in the order of ``to_record``: ``ingest/tests/test_span_plans.py`` hol
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
@@ -52,6 +52,8 @@ from ingest.genai_spans import (
 
 _MAX_PLANS = 256  # plans remembered by a process (a producer whose every span differs: bounded memory)
 _TTFT_CHUNK = TTFT_SECONDS[0]
+_ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+_span_fields = attrgetter("trace_id", "span_id", "start_time_unix_nano", "end_time_unix_nano")
 Getter = Callable[[Any], tuple[Any, ...]]
 
 
@@ -205,14 +207,13 @@ def _record(span: Span, plan: Plan, row: tuple[Any, ...]) -> dict[str, Any] | Sk
     has_usage = inputs is not None or outputs is not None or plan.usage
     if not has_usage and not (failed and provider is not None and model is not None):
         return Skipped("no GenAI usage", ignored=True)
-    trace, span_id = span.trace_id, span.span_id
-    if len(trace) != 16 or len(span_id) != 8 or not any(trace) or not any(span_id):
+    trace, span_id, start, end = _span_fields(span)
+    if len(trace) != 16 or len(span_id) != 8 or trace == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return Skipped("trace_id must be 16 bytes and span_id 8 bytes, not all zero")
     if provider is None:
         return Skipped("no gen_ai.provider.name (or gen_ai.system)")
     if model is None:
         return Skipped("no gen_ai.request.model (or gen_ai.response.model)")
-    start, end = span.start_time_unix_nano, span.end_time_unix_nano
     if not start:
         return Skipped("no start_time_unix_nano")
     trace_id = trace.hex()
@@ -242,7 +243,7 @@ def _record(span: Span, plan: Plan, row: tuple[Any, ...]) -> dict[str, Any] | Sk
         record["response_model"] = response_model
     if max_tokens is not None and max_tokens != 0:
         record["max_tokens"] = max_tokens if type(max_tokens) is int else _count(max_tokens)
-    if isinstance(ttft, int | float) and not isinstance(ttft, bool):
+    if type(ttft) is float or type(ttft) is int:  # (a decoded value is of its exact type: bool is no number)
         # both clocks are the producer's; rounding may put ttft a hair past the end
         record["ttft_ms"] = ttft * 1000 if latency is None else min(ttft * 1000, latency)
     if streamed is not None:
@@ -262,7 +263,9 @@ def _record(span: Span, plan: Plan, row: tuple[Any, ...]) -> dict[str, Any] | Sk
     if user_id is not None:
         record["user_id"] = user_id if type(user_id) is str and len(user_id) <= MAX_TEXT else _text(user_id)
     if session_id is not None:
-        record["session_id"] = session_id if type(session_id) is str and len(session_id) <= MAX_TEXT else _text(session_id)
+        record["session_id"] = (
+            session_id if type(session_id) is str and len(session_id) <= MAX_TEXT else _text(session_id)
+        )
     if environment is not None:
         record["environment"] = (
             environment if type(environment) is str and len(environment) <= MAX_TEXT else _text(environment)

@@ -36,7 +36,8 @@ def reference(decoded: Decoded) -> list[dict[str, Any] | Skipped]:
     ):
         resource = picked(resource_attributes)
         spans = (span for scope_spans in resource_spans.scope_spans for span in scope_spans.spans)
-        out.extend(to_record(span, merged(resource, picked(attrs))) for span, attrs in zip(spans, span_attributes))
+        pairs = zip(spans, span_attributes, strict=True)
+        out.extend(to_record(span, merged(resource, picked(attrs))) for span, attrs in pairs)
     return out
 
 
