@@ -10,23 +10,29 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
 from ingest import dispatch
 from ingest.models import Batch, BatchStatus
-from ingest.records import EnvelopeError, Window, decode_envelope, encode_records, validate
+from ingest.records import (
+    EnvelopeError,
+    Validated,
+    Window,
+    decode_envelope,
+    encode_records,
+    validate,
+    validate_fields,
+)
 from ledger import telemetry
 from tenancy.models import Project
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
-_encode_record = msgspec.json.Encoder().encode
 # HTTP forbids control characters but tab in a field value; a NUL would also fail the PostgreSQL look-up.
 _HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -113,13 +119,19 @@ def accept_records(project: Project, records: Sequence[dict[str, Any]]) -> Answe
 
     Each dict holds CallRecord fields as JSON would carry them: it is validated exactly as a record of
     ``POST /v1/calls`` (same rules, same error messages, same outbox row)."""
-    return _commit(project, [msgspec.Raw(_encode_record(record)) for record in records], None, "")
+    return _commit(project, records, None, "", validate_fields)
 
 
-def _commit(project: Project, raws: list[msgspec.Raw], idempotency_key: str | None, digest: str) -> Answer:
-    if len(raws) > settings.INGEST_MAX_RECORDS:
-        raise IngestError(413, f"{len(raws)} records in one request; the limit is {settings.INGEST_MAX_RECORDS}")
-    result = validate(raws, current_window())
+def _commit(
+    project: Project,
+    records: Sequence[Any],
+    idempotency_key: str | None,
+    digest: str,
+    check: Callable[[Any, Window], Validated] = validate,
+) -> Answer:
+    if len(records) > settings.INGEST_MAX_RECORDS:
+        raise IngestError(413, f"{len(records)} records in one request; the limit is {settings.INGEST_MAX_RECORDS}")
+    result = check(records, current_window())
 
     batch = Batch(
         project=project,

@@ -25,8 +25,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ingest.accept import IngestError, accept_records
-from ingest.genai_spans import Skipped, Values, merged, picked, to_record
+from ingest.genai_spans import Skipped, Values
 from ingest.span_attributes import attribute_maps
+from ingest.span_plans import span_records
 from tenancy.models import Project
 
 PROTOBUF = "application/x-protobuf"
@@ -127,10 +128,8 @@ def mapped_spans(decoded: Decoded) -> Iterator[tuple[Span, dict[str, Any] | Skip
     for resource_spans, (resource_attributes, span_attributes) in zip(
         decoded.request.resource_spans, attribute_maps(decoded.wire), strict=True
     ):
-        resource = picked(resource_attributes, values)
         spans = (span for scope_spans in resource_spans.scope_spans for span in scope_spans.spans)
-        for span, attributes in zip(spans, span_attributes, strict=True):
-            yield span, to_record(span, merged(resource, picked(attributes, values)))
+        yield from span_records(spans, resource_attributes, span_attributes, values)
 
 
 def export(project: Project, decoded: Decoded) -> Outcome:
