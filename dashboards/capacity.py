@@ -17,7 +17,8 @@ from dashboards import charts
 from dashboards.filters import Filters
 from dashboards.tables import Column, PageData, Table
 from dashboards.views import page_filters, render_filtered
-from ledger.capacity import FILTERS, Capacity, CapacityError, CapacityQuery, capacity, minute_curve, route_mix
+from ledger.capacity import FILTERS, Capacity, CapacityError, CapacityQuery, capacity
+from ledger.capacity_minutes import minute_curve, route_mix
 from ledger.queries import QueryError
 from web.frame import ProjectContext, project_page
 

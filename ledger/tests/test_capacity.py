@@ -19,10 +19,9 @@ from ledger.capacity import (
     CapacityQuery,
     capacity,
     capacity_from_raw,
-    fit_growth,
-    reach_date,
-    route_mix,
 )
+from ledger.capacity_growth import fit_growth, reach_date
+from ledger.capacity_minutes import route_mix
 from ledger.models import RateLimit
 from ledger.rollups import rollup_dirty
 from tenancy.models import Project

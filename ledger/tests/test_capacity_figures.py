@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 
 from ingest.accept import accept
 from ingest.drain import drain_until_empty
-from ledger.capacity import FIGURES_TABLE, CapacityQuery, capacity, capacity_from_raw, route_mix
+from ledger.capacity import CapacityQuery, capacity, capacity_from_raw
+from ledger.capacity_minutes import route_mix
+from ledger.capacity_sql import FIGURES_TABLE
 from ledger.clickhouse.client import get_clickhouse
 from ledger.clickhouse.migrate import discover
 from ledger.measures import CAPACITY_TOP_MINUTES
