@@ -108,7 +108,8 @@ def _insert_sql(tier: Tier, feedback: bool = True) -> str:
     measures, names = _measures(tier)
     if tier.source == "raw" and not (feedback and "fb." in measures):
         measures, feedback = without_feedback(measures), False
-    target = f"{tier.table} (project_id, bucket, {dims}, {', '.join(names)})"
+    fixed = "".join(f", {c}" for c, _ in tier.fixed)
+    target = f"{tier.table} (project_id, bucket, {dims}{fixed}, {', '.join(names)})"
     if tier.source == "raw":
         hour_filter = (
             "AND toStartOfHour(timestamp) IN {hours:Array(DateTime('UTC'))}"
@@ -132,11 +133,7 @@ def _insert_sql(tier: Tier, feedback: bool = True) -> str:
             f"{measures}{raw_source(hour_filter, feedback=feedback)}\n"
             f"GROUP BY project_id, bucket, {dims} SETTINGS join_use_nulls = 1"
         )
-    if tier.fixed:
-        target = target.replace(f", {dims}, ", f", {dims}, {', '.join(c for c, _ in tier.fixed)}, ", 1)
-        dims_values = f"{dims}, {', '.join(f'{v} AS {c}' for c, v in tier.fixed)}"
-    else:
-        dims_values = dims
+    dims_values = dims + "".join(f", {v} AS {c}" for c, v in tier.fixed)
     return (
         f"INSERT INTO {target} SELECT project_id, {tier.bucket_expr} AS bucket, {dims_values},\n{measures}\n"
         f"FROM {tier.source} FINAL WHERE project_id = {{project:UInt64}}"
