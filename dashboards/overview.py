@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -44,28 +44,46 @@ class MonthToDate:
     method: str = ""  # how the forecast was made, in words (ledger.forecast.METHODS)
 
 
-def month_to_date(project_id: int, f: Filters, now: datetime | None = None) -> MonthToDate:
+def _month_window(f: Filters, now: datetime) -> tuple[datetime, datetime, datetime, datetime]:
+    """(history start, month start, next month start, end of today), local midnights of the filters' zone:
+    the daily spend month_to_date needs is [history start, end of today)."""
+    zone = f.zone
+    today = now.astimezone(zone).date()
+    start = datetime.combine(today.replace(day=1), time(), zone)
+    history_from = min(today.replace(day=1), today - timedelta(days=forecasting.HISTORY_DAYS))
+    return (
+        datetime.combine(history_from, time(), zone),
+        start,
+        (start + timedelta(days=32)).replace(day=1),
+        datetime.combine(today + timedelta(days=1), time(), zone),
+    )
+
+
+def month_to_date(
+    project_id: int, f: Filters, now: datetime | None = None, daily: dict[date, Decimal] | None = None
+) -> MonthToDate:
     """This calendar month's spend (in the filters' time zone) and its forecast to month end, by the
-    same weekday-aware method as the budgets' forecast rules (ledger.forecast, docs/alerts.md)."""
+    same weekday-aware method as the budgets' forecast rules (ledger.forecast, docs/alerts.md).
+
+    ``daily``: the local days' spend over these filters when the caller has already read every day
+    of the window (the overview's chart, :func:`_chart_days`); otherwise it is read here."""
     zone = f.zone
     now = (now or datetime.now(UTC)).astimezone(zone)
     today = now.date()
-    start = datetime.combine(today.replace(day=1), time(), zone)
-    next_month = (start + timedelta(days=32)).replace(day=1)
-    history_from = min(today.replace(day=1), today - timedelta(days=forecasting.HISTORY_DAYS))
-    end_of_today = datetime.combine(today + timedelta(days=1), time(), zone)
-    rows = usage(
-        UsageQuery(
-            project_id=project_id,
-            start=datetime.combine(history_from, time(), zone).astimezone(UTC),
-            end=end_of_today.astimezone(UTC),
-            granularity="day",
-            tz=f.tz,
-            filters=dict(f.dims),
-            metrics=("cost",),
-        )
-    ).rows
-    daily = {r["bucket"].astimezone(zone).date(): r["cost"] for r in rows}
+    history_from, start, next_month, end_of_today = _month_window(f, now)
+    if daily is None:
+        rows = usage(
+            UsageQuery(
+                project_id=project_id,
+                start=history_from.astimezone(UTC),
+                end=end_of_today.astimezone(UTC),
+                granularity="day",
+                tz=f.tz,
+                filters=dict(f.dims),
+                metrics=("cost",),
+            )
+        ).rows
+        daily = {r["bucket"].astimezone(zone).date(): r["cost"] for r in rows}
     spent = sum((v for d, v in daily.items() if d >= start.date()), start=ZERO)
     day_start = datetime.combine(today, time(), zone)
     elapsed = Decimal((now - day_start).total_seconds()) / Decimal((end_of_today - day_start).total_seconds())
@@ -100,15 +118,38 @@ def _stacked(project_id: int, f: Filters, stack: str) -> tuple[dict[str, Any], l
     return figure, list(totals.values())
 
 
-def overview(project_id: int, f: Filters, stack: str = "feature", customers: bool = True) -> PageData:
-    """The overview's figures; ``customers=False`` leaves out everything per customer."""
+def _chart_days(f: Filters, now: datetime, totals: list[dict[str, Any]]) -> dict[date, Decimal] | None:
+    """The month-to-date window's daily spend taken from the chart's daily totals, when the chart
+    has every day of it (daily buckets over a range that covers it); else None (read it apart)."""
+    history_from, _, _, end_of_today = _month_window(f, now)
+    if f.bucket != "day" or f.start > history_from or f.end < end_of_today:
+        return None
+    zone = f.zone
+    first, last = history_from.date(), end_of_today.date()
+    days = {row["bucket"].astimezone(zone).date(): row["cost"] for row in totals}
+    return {day: cost for day, cost in days.items() if first <= day < last}
+
+
+def overview(
+    project_id: int,
+    f: Filters,
+    stack: str = "feature",
+    customers: bool = True,
+    only: str | None = None,
+    now: datetime | None = None,
+) -> PageData:
+    """The overview's figures; ``customers=False`` leaves out everything per customer; ``only``: just
+    that table (a CSV export), with the range's total spend its shares need and nothing else."""
+    if only is not None:
+        return _one_table(project_id, f, customers, only)
     page = PageData()
     spend_chart, totals = _stacked(project_id, f, stack)
     cost, calls = _sum(totals, "cost"), _sum(totals, "calls")
     page.extra["has_data"] = calls > 0
     if not calls:
         return page
-    mtd = month_to_date(project_id, f)
+    now = now or datetime.now(UTC)
+    mtd = month_to_date(project_id, f, now, _chart_days(f, now, totals))
     page.extra["mtd"] = mtd
     page.charts.append(("spend", spend_chart))
     # Models, waste and top features: one statement, each part over the smallest rollup with its dimensions.
@@ -126,6 +167,29 @@ def overview(project_id: int, f: Filters, stack: str = "feature", customers: boo
     page.extra["unpriced"] = [r for r in models if r["unpriced_calls"]]
     page.kpis = _kpis(cost, calls, mtd, wasted, saved)
     return page
+
+
+def _one_table(project_id: int, f: Filters, customers: bool, name: str) -> PageData:
+    """One of the overview's tables exactly as the page builds it, read without the rest of the page."""
+    total = usage(f.usage(project_id, granularity=None, metrics=("cost", "calls"))).rows[0]
+    cost = total["cost"]
+    if name == "customers":
+        if not customers:
+            return PageData()
+        return PageData(tables=[_top(project_id, f, cost, name, "Top customers", "customer_id", "Customer", limit=25)])
+    if name not in ("features", "waste", "savings", "models") or not total["calls"]:
+        return PageData()
+    models_result, waste_result, features_result = usage_breakdowns(
+        f.usage(project_id, granularity=None, metrics=BREAKDOWN_METRICS),
+        [(("provider", "model"), 500), (("traffic", "status"), 100), (("feature",), 50)],
+    )
+    tables = {
+        "features": lambda: _top_table(features_result, cost, "features", "Top features", "feature", "Feature"),
+        "waste": lambda: _waste(waste_result.rows, cost)[0],
+        "savings": lambda: _savings(project_id, models_result.rows, cost)[0],
+        "models": lambda: _models_table(models_result.rows, cost),
+    }
+    return PageData(tables=[tables[name]()])
 
 
 def _top(project_id: int, f: Filters, cost: Decimal, name: str, title: str, dim: str, label: str, limit: int) -> Table:

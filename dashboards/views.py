@@ -188,11 +188,12 @@ def overview_view(ctx: ProjectContext) -> HttpResponse:
     detail = ctx.can_detail
     stacks = {k: v for k, v in STACKS.items() if detail or k != "customer_id"}
     stack = _choice(ctx.request, "stack", stacks, "feature")
-    budgets = _budget_burn(ctx.project)
+    export = ctx.request.GET.get("export") or None  # one table as CSV: neither the rest of the page nor the budgets
+    budgets = _budget_burn(ctx.project) if export is None else []
     return render_filtered(
         ctx,
         "dashboards/overview.html",
-        lambda: _link_customers(overview(ctx.project.pk, f, stack, customers=detail), ctx, f, "customers"),
+        lambda: _link_customers(overview(ctx.project.pk, f, stack, customers=detail, only=export), ctx, f, "customers"),
         f,
         keep={"stack": stack if stack != "feature" else ""},
         stack=stack,
