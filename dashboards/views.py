@@ -218,7 +218,7 @@ def focus_export_view(ctx: ProjectContext) -> HttpResponseBase:
 
 def _budget_burn(project: Project) -> list[dict[str, Any]]:
     """Each of the project's budgets this period: spent, share, forecast (one batched read)."""
-    budgets = list(Budget.objects.filter(project=project).order_by("name"))
+    budgets = list(Budget.objects.filter(project=project).prefetch_related("rules").order_by("name"))
     if not budgets:
         return []
     burn = burns(budgets)

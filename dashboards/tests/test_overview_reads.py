@@ -4,11 +4,15 @@ and the month-to-date figures come from the chart's days when the chart holds ev
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.http import QueryDict
+from django.test.utils import CaptureQueriesContext
 
+from alerts.models import Budget
 from dashboards.filters import parse_filters
 from dashboards.overview import month_to_date, overview
 from dashboards.tests.conftest import DAY1, TODAY
@@ -81,3 +85,18 @@ def test_month_to_date_from_the_chart_equals_its_own_read(traffic: Project, monk
     page = overview(traffic.pk, short, now=now)
     assert statements.count == with_chart + 1
     assert page.extra["mtd"].spent == month_to_date(traffic.pk, short, now).spent
+
+
+@pytest.mark.django_db
+def test_the_budget_panel_reads_the_rules_of_all_budgets_at_once(traffic: Project, member: Any) -> None:
+    client = member("finance")
+    Budget.objects.create(project=traffic, name="b0", amount=Decimal(10), period="month")
+    client.get(f"/p/{traffic.pk}/")
+    with CaptureQueriesContext(connection) as one:
+        client.get(f"/p/{traffic.pk}/")
+    for i in range(1, 6):
+        Budget.objects.create(project=traffic, name=f"b{i}", amount=Decimal(10 + i), period="month")
+    with CaptureQueriesContext(connection) as six:
+        page = client.get(f"/p/{traffic.pk}/")
+    assert len(page.context["budgets"]) == 6
+    assert len(six.captured_queries) == len(one.captured_queries)
