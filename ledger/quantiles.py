@@ -64,9 +64,15 @@ def table_for(
     percentile: the other tiers answer sums as cheaply."""
     if not settings.LEDGER_PRECOMPUTED_QUANTILES:
         return None
-    if not any(m in METRIC_SQL for m in metrics) or order_by in METRIC_SQL:
+    if not any(m in METRIC_SQL for m in metrics):
         return None
     if grouping(group_by) not in _NAMED or not set(filters) <= set(group_by):
+        return None
+    if granularity is None and day_ok:
+        # A total over whole UTC days: each group's days' digests merged (a few rows per group where
+        # the tier holds one per day and every other dimension), ranked by any metric in the same pass.
+        return DAY_TABLE
+    if order_by in METRIC_SQL:
         return None
     if granularity == "day" and day_ok:
         return DAY_TABLE
@@ -82,13 +88,16 @@ def _tier(grain: str, dims: tuple[str, ...]) -> str:
     return "rollup_route_hour" if set(dims) <= set(ROUTE_DIMENSIONS) else "rollup_hour"
 
 
-def _measures() -> str:
+def _measures(grain: str) -> str:
     sums = ", ".join(f"sum({c}) AS {c}" for c in SUM_COLUMNS)
     quantiles = ", ".join(
         f"quantilesTDigestMerge(0.5, 0.95, 0.99)({kind}_digest)[{i}] AS {kind}_{level}"
         for kind in ("ttft", "latency")
         for level, i in _LEVELS.items()
     )
+    if grain == "day":  # the day's merged states too (migration 0014), for totals over whole days
+        quantiles += ", quantileTDigestMergeState(ttft_digest) AS ttft_state"
+        quantiles += ", quantileTDigestMergeState(latency_digest) AS latency_state"
     return f"{sums}, {quantiles}"
 
 
@@ -106,7 +115,7 @@ def _select(grain: str, dims: tuple[str, ...]) -> str:
     """One grouping's rows of one grain, over every project and bucket (the migration's backfill)."""
     columns = ", ".join(f"toString({d})" if d in dims else "''" for d in DIMENSIONS)
     return (
-        f"SELECT project_id, bucket, '{grouping(dims)}', {columns}, {_measures()},"  # noqa: S608
+        f"SELECT project_id, bucket, '{grouping(dims)}', {columns}, {_measures(grain)},"  # noqa: S608
         f" toUInt64(toUnixTimestamp64Micro(now64(6))) FROM {_tier(grain, dims)} FINAL"
         f" GROUP BY project_id, bucket{''.join(', ' + d for d in dims)} HAVING calls > 0"
     )
@@ -123,19 +132,20 @@ def _grouping_sets(grain: str, tier: str, sets: list[tuple[str, ...]]) -> str:
     columns = ", ".join(f"toString({d})" if d in dims else "''" for d in DIMENSIONS)
     keys = ", ".join(f"(project_id, bucket{''.join(', ' + d for d in s)})" for s in sets)
     return (
-        f"SELECT project_id, bucket, {name}, {columns}, {_measures()}, {{version:UInt64}}"  # noqa: S608
+        f"SELECT project_id, bucket, {name}, {columns}, {_measures(grain)}, {{version:UInt64}}"  # noqa: S608
         f" FROM {tier} FINAL{_where(grain)} GROUP BY GROUPING SETS ({keys}) HAVING calls > 0"
     )
 
 
 _COLUMNS = f"project_id, bucket, grouped_by, {', '.join(DIMENSIONS)}, {', '.join(SUM_COLUMNS)}, {', '.join(_QUANTILES)}"
+_GRAIN_COLUMNS = {"hour": _COLUMNS, "day": f"{_COLUMNS}, ttft_digest, latency_digest"}
 
 
 def backfill_sql(grain: str) -> str:
     """Every grouping's rows of one grain over every project and bucket (migration 0013 runs this)."""
     table = HOUR_TABLE if grain == "hour" else DAY_TABLE
     selects = " UNION ALL ".join(_select(grain, dims) for dims in GROUPINGS)
-    return f"INSERT INTO {table} ({_COLUMNS}, version) {selects}"
+    return f"INSERT INTO {table} ({_GRAIN_COLUMNS[grain]}, version) {selects}"
 
 
 def insert_sql(grain: str) -> list[str]:
@@ -146,7 +156,7 @@ def insert_sql(grain: str) -> list[str]:
     for dims in GROUPINGS:
         by_tier.setdefault(_tier(grain, dims), []).append(dims)
     return [
-        f"INSERT INTO {table} ({_COLUMNS}, version) {_grouping_sets(grain, tier, sets)}"
+        f"INSERT INTO {table} ({_GRAIN_COLUMNS[grain]}, version) {_grouping_sets(grain, tier, sets)}"
         for tier, sets in by_tier.items()
     ]
 

@@ -298,10 +298,11 @@ def _prepare(q: UsageQuery, precomputed: bool = True) -> _Prepared:
     return _Prepared(q, tz, start, end, source, source_name, params, " AND ".join(where), where_kw)
 
 
-def _select_metrics(metrics: Sequence[str], source_name: str = "") -> str:
+def _select_metrics(metrics: Sequence[str], source_name: str = "", cells: bool = True) -> str:
     # Aliases must not shadow the measure columns the metric expressions read (ClickHouse aliases
-    # are visible in the whole query), hence the m_ prefix.
-    sql = quantiles.METRIC_SQL if source_name in quantiles.TABLES else {}
+    # are visible in the whole query), hence the m_ prefix. Over a precomputed table, a bucket's
+    # percentile is its one row's (``cells``); a total merges the day rows' digests like any tier.
+    sql = quantiles.METRIC_SQL if source_name in quantiles.TABLES and cells else {}
     return ", ".join(f"{sql.get(m, METRICS[m].sql)} AS m_{m}" for m in dict.fromkeys(metrics))
 
 
@@ -347,7 +348,7 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     where_sql, where_kw = p.where_sql, p.where_kw
     group_by = list(group_cols)
     metrics = list(dict.fromkeys(q.metrics))
-    select_metrics = _select_metrics([*metrics, q.order_by], source_name)
+    select_metrics = _select_metrics([*metrics, q.order_by], source_name, cells=q.granularity is not None)
     group_select = "".join(f"toString({d}) AS g_{d}, " for d in group_cols)
     truncated = False
     kept: list[tuple[str, ...]] = [()]

@@ -5,6 +5,7 @@ reprices; every other query still merges the digests."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -192,7 +193,8 @@ def test_other_queries_merge_the_digests(project: Project) -> None:
         q(group_by=("model",), filters={"feature": ("chat",)}),  # a filter on a dimension not grouped
         q(group_by=("environment",)),  # a grouping not precomputed
         q(group_by=("model",), order_by="latency_p95"),  # ranked by a percentile of the range
-        q(granularity=None, group_by=("model",)),  # one total over many buckets
+        q(granularity=None, group_by=("model",), start=START + timedelta(hours=1)),  # a total off whole days
+        q(granularity=None, group_by=("environment",)),  # a total of a grouping not precomputed
         q(granularity="minute", start=END - timedelta(days=1)),
     ]
     for query in fallbacks:
@@ -219,13 +221,66 @@ def test_other_queries_merge_the_digests(project: Project) -> None:
 
 
 @pytest.mark.django_db
+def test_totals_over_whole_days_merge_the_days_states(project: Project) -> None:
+    send(project, make_calls(3000, seed=6))
+    p = project.pk
+    exact = {
+        m: (lo, hi)
+        for m, lo, hi in get_clickhouse()
+        .query(
+            "SELECT toString(model), quantileExact(0.90)(latency_ms), quantileExact(0.995)(latency_ms)"
+            " FROM llm_calls FINAL WHERE project_id = {p:UInt64} AND latency_ms IS NOT NULL GROUP BY ALL",
+            parameters={"p": p},
+        )
+        .result_rows
+    }
+    for spec in (
+        {"group_by": ("model",)},
+        {"group_by": ("model",), "order_by": "latency_p95", "limit": 2},  # ranked by the range's percentile
+        {"group_by": ("route_version",), "filters": {"route_version": ("v1", "v2")}},
+        {"group_by": ()},
+    ):
+        q = UsageQuery(p, START, END, None, metrics=METRICS, **{"limit": 100, **spec})
+        fast, slow = usage(q), merged(q)
+        assert fast.source == quantiles.DAY_TABLE, spec
+        assert slow.source not in quantiles.TABLES
+        assert fast.truncated == slow.truncated
+        dims = q.group_by
+        assert [tuple(r[d] for d in dims) for r in fast.rows] == [tuple(r[d] for d in dims) for r in slow.rows]
+        for a, b in zip(fast.rows, slow.rows, strict=True):
+            assert {k: v for k, v in a.items() if k not in PERCENTILES} == {
+                k: v for k, v in b.items() if k not in PERCENTILES
+            }  # the sums are the tier's, to the pico-dollar
+            if "model" in dims:
+                lo, hi = exact[a["model"]]
+                assert lo * (1 - 1e-5) <= a["latency_p95"] <= hi * (1 + 1e-5), (spec, a["model"])
+            for name in PERCENTILES:  # the same sketch, merged in two steps: within its rank error
+                assert a[name] == pytest.approx(b[name], rel=0.05), (spec, name)
+    ranked = usage(UsageQuery(p, START, END, None, ("model",), metrics=METRICS, order_by="latency_p95", limit=100))
+    p95s = [r["latency_p95"] for r in ranked.rows if r["latency_p95"] is not None]
+    assert p95s == sorted(p95s, reverse=True)
+
+
+@pytest.mark.django_db
 def test_migration_backfill_writes_what_the_rollup_writes(project: Project) -> None:
     send(project, make_calls(800, seed=5))
     ch = get_clickhouse()
 
     def stored() -> dict[str, Any]:
+        states = {
+            quantiles.HOUR_TABLE: "",
+            quantiles.DAY_TABLE: ", quantilesTDigestMerge(0.5, 0.95, 0.99)(ttft_digest) AS ts,"
+            " quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_digest) AS ls",
+        }
         return {
             table: ch.query(
+                f"SELECT * EXCEPT (version, ttft_digest, latency_digest){states[table]} FROM"
+                f" (SELECT * FROM {table} FINAL WHERE project_id = {{p:UInt64}} AND calls > 0)"
+                " GROUP BY ALL ORDER BY grouped_by, bucket, feature, provider, model, route_version",
+                parameters={"p": project.pk},
+            ).result_rows
+            if table == quantiles.DAY_TABLE
+            else ch.query(
                 f"SELECT * EXCEPT version FROM {table} FINAL WHERE project_id = {{p:UInt64}} AND calls > 0"
                 " ORDER BY grouped_by, bucket, feature, provider, model, route_version",
                 parameters={"p": project.pk},
@@ -235,9 +290,12 @@ def test_migration_backfill_writes_what_the_rollup_writes(project: Project) -> N
 
     written = stored()
     assert all(written.values())
-    [migration] = [m for m in discover() if m.name == "rollup_quantiles"]
-    backfill = [s for s in migration.written() if s.startswith("INSERT")]
-    assert len(backfill) == 2
-    for statement in backfill:
+    assert any(not math.isnan(row[-1][1]) for row in written[quantiles.DAY_TABLE])  # the states were written
+    # Each table's latest backfill: the hours' from 0013, the days' (with their states) from 0014.
+    migrations = {m.name: m for m in discover()}
+    hours = [s for s in migrations["rollup_quantiles"].written() if s.startswith("INSERT INTO rollup_quantile_hour")]
+    days = [s for s in migrations["rollup_quantile_day_digests"].written() if s.startswith("INSERT")]
+    assert len(hours) == len(days) == 1
+    for statement in hours + days:
         ch.command(statement)
     assert repr(stored()) == repr(written)  # NaN included
