@@ -234,12 +234,13 @@ def test_totals_over_whole_days_merge_the_days_states(project: Project) -> None:
         )
         .result_rows
     }
-    for spec in (
+    specs: list[dict[str, Any]] = [
         {"group_by": ("model",)},
         {"group_by": ("model",), "order_by": "latency_p95", "limit": 2},  # ranked by the range's percentile
         {"group_by": ("route_version",), "filters": {"route_version": ("v1", "v2")}},
         {"group_by": ()},
-    ):
+    ]
+    for spec in specs:
         q = UsageQuery(p, START, END, None, metrics=METRICS, **{"limit": 100, **spec})
         fast, slow = usage(q), merged(q)
         assert fast.source == quantiles.DAY_TABLE, spec
