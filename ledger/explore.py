@@ -18,6 +18,7 @@ from ledger.clickhouse.client import get_clickhouse
 from ledger.measures import MAIN_DIMENSIONS
 from ledger.queries import DIMENSIONS, QueryError
 from ledger.ranked import ranked_calls
+from ledger.read_threads import read_settings
 
 CALL_ORDERS = {  # what a drill-down may sort by (descending), and the SQL for it
     "cost": "cost_pusd",
@@ -70,6 +71,7 @@ def dimension_values(project_id: int, start: datetime, end: datetime, limit: int
         f" AND bucket < {{end:DateTime('UTC')}} GROUP BY {', '.join(dims)})",
         parameters={"project": project_id, "start": start, "end": end},
         caller="ledger.explore.dimension_values",
+        settings=read_settings(["rollup_day"]),
     )
     row = result.result_rows[0] if result.result_rows else [[] for _ in dims]
     return {d: sorted(v for v in values if v != "") for d, values in zip(dims, row, strict=True)}

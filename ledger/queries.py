@@ -33,6 +33,7 @@ from ledger.measures import (
     raw_source,
 )
 from ledger.pricing import pusd_to_usd
+from ledger.read_threads import read_settings
 from ledger.timeparse import UnknownTimeZone, time_zone
 
 DIMENSIONS = (*MAIN_DIMENSIONS, "customer_id", "user_id")
@@ -318,6 +319,7 @@ class _Built:
     sql: str
     params: dict[str, Any]
     finish: Callable[[list[dict[str, Any]]], UsageResult]
+    tables: tuple[str, ...] = ()  # what the statement reads (ledger.read_threads)
 
 
 def _build(q: UsageQuery, prequery: bool = True) -> _Built:
@@ -378,7 +380,12 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
             f" GROUP BY {', '.join(group_cols)} ORDER BY {METRICS[q.order_by].sql} DESC,"
             f" {', '.join(group_cols)} LIMIT {q.limit + 1}"
         )
-        groups = get_clickhouse().query(ranked, parameters=params, caller="ledger.queries.usage.groups").result_rows
+        threads = read_settings([source_name])
+        groups = (
+            get_clickhouse()
+            .query(ranked, parameters=params, caller="ledger.queries.usage.groups", settings=threads)
+            .result_rows
+        )
         truncated = len(groups) > q.limit
         kept = [tuple(g) for g in groups[: q.limit]]
         # The kept groups, each as one string joined by the unit separator (never in a dimension value
@@ -397,8 +404,10 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
         f"SELECT {bucket_sql(q.granularity, 'bucket')} AS b, {group_select}{select_metrics}"
         f" FROM {source} {where_kw} {where_sql} GROUP BY b{''.join(', ' + d for d in group_by)}{order_limit}"
     )
+    tables: tuple[str, ...] = (source_name,)
     if kept_sql and source_name in quantiles.TABLES:
         sql = _with_merged_rest(q, p, kept_sql, group_cols, [*metrics, q.order_by])
+        tables = (source_name, _prepare(q, precomputed=False).source_name)
 
     def finish(rows: list[dict[str, Any]]) -> UsageResult:
         groups, cut = kept, truncated
@@ -417,7 +426,7 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
             rows = rows[: q.limit]
         return UsageResult(_shape(rows, q, tz, start, end, group_cols, metrics, groups), cut, source_name)
 
-    return _Built(sql, params, finish)
+    return _Built(sql, params, finish, tables)
 
 
 def _with_merged_rest(
@@ -445,7 +454,9 @@ def _rows(result: Any) -> list[dict[str, Any]]:
 def usage(q: UsageQuery) -> UsageResult:
     """Run a usage query: long-format rows, one per (bucket, group), empty buckets as zeros."""
     built = _build(q)
-    result = get_clickhouse().query(built.sql, parameters=built.params, caller="ledger.queries.usage")
+    result = get_clickhouse().query(
+        built.sql, parameters=built.params, caller="ledger.queries.usage", settings=read_settings(built.tables)
+    )
     return built.finish(_rows(result))
 
 
@@ -468,8 +479,10 @@ def usage_many(queries: Sequence[UsageQuery]) -> list[UsageResult]:
     if len({tuple(dict.fromkeys([*q.metrics, q.order_by])) for q in queries}) > 1:
         raise QueryError("queries answered together must ask for the same metrics")
     parts, params, finishes = [], {}, []
+    tables: list[str] = []
     for i, q in enumerate(queries):
         built = _build(q, prequery=False)
+        tables += built.tables
         # One column layout for every part (the groups as an array of strings, below), and the
         # part's parameters with a prefix of their own, so parts with other filters never clash.
         head = f"SELECT {bucket_sql(q.granularity, 'bucket')} AS b, "
@@ -487,7 +500,9 @@ def usage_many(queries: Sequence[UsageQuery]) -> list[UsageResult]:
         metric_cols = ", ".join(f"m_{m}" for m in dict.fromkeys([*q.metrics, q.order_by]))
         parts.append(f"SELECT part, b, [{keys}]::Array(String) AS groups, {metric_cols} FROM ({inner})")
         finishes.append((groups, built.finish))
-    result = get_clickhouse().query(" UNION ALL ".join(parts), parameters=params, caller="ledger.queries.usage_many")
+    result = get_clickhouse().query(
+        " UNION ALL ".join(parts), parameters=params, caller="ledger.queries.usage_many", settings=read_settings(tables)
+    )
     by_part: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(queries))}
     for row in _rows(result):
         by_part[int(row.pop("part"))].append(row)
@@ -545,7 +560,8 @@ def usage_breakdowns(base: UsageQuery, parts: Sequence[tuple[tuple[str, ...], in
         " UNION ALL ".join(selects),
         parameters=params,
         caller="ledger.queries.usage_breakdowns",
-        settings={"force_grouping_standard_compatibility": 1},  # grouping(): 1 for a column NOT in the set
+        # grouping(): 1 for a column NOT in the set
+        settings={"force_grouping_standard_compatibility": 1, **read_settings(p.source_name for p in prepared)},
     )
     names = [c.removeprefix("m_") for c in result.column_names]
     by_part: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(parts))}
