@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from alerts import scope as scopes
 from alerts.periods import midnight
-from ledger.queries import MAX_LIMIT, QueryError, UsageQuery, usage, usage_many
+from ledger.queries import MAX_LIMIT, QueryError, UsageQuery, usage
+from ledger.usage_batches import usage_many
 
 log = logging.getLogger(__name__)
 Daily = dict[date, Decimal]

@@ -19,7 +19,8 @@ from ledger import forecast as forecasting
 from ledger.focus import FocusQuery
 from ledger.pricebook import load_price_book
 from ledger.pricing import pusd_to_usd, tokens_cost_pusd
-from ledger.queries import UsageQuery, UsageResult, usage, usage_breakdowns
+from ledger.queries import UsageQuery, UsageResult, usage
+from ledger.usage_batches import usage_breakdowns
 
 STACKS = {"feature": "Feature", "model": "Model", "customer_id": "Customer", "route_version": "Route version"}
 TOP_GROUPS = 8

@@ -10,11 +10,9 @@ query. Money comes back as exact ``Decimal``.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,12 +30,12 @@ from ledger.measures import (
     USER_DIMENSIONS,
     raw_source,
 )
-from ledger.pricing import pusd_to_usd
 from ledger.read_threads import read_settings
 from ledger.timeparse import UnknownTimeZone, time_zone
+from ledger.usage_metrics import DEFAULT_METRICS, METRICS
+from ledger.usage_shape import GRANULARITIES, _ceil_minute, _shape, align
 
 DIMENSIONS = (*MAIN_DIMENSIONS, "customer_id", "user_id")
-GRANULARITIES = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 MAX_MINUTE_RANGE = timedelta(days=7)
 MAX_BUCKETS = 20_000
 MAX_LIMIT = 10_000
@@ -47,62 +45,6 @@ class QueryError(ValueError):
     """A bad query: the message says what is wrong and is safe to show."""
 
 
-@dataclass(frozen=True)
-class Metric:
-    sql: str  # over the measure columns of a rollup row
-    kind: str  # "money" (pico-USD → Decimal), "int", "float"
-
-
-def _q(column: str, index: int) -> str:
-    return f"quantilesTDigestMerge(0.5, 0.95, 0.99)({column})[{index}]"
-
-
-def _ratio(num: str, den: str) -> str:
-    return f"if(sum({den}) = 0, nan, sum({num}) / sum({den}))"
-
-
-METRICS: dict[str, Metric] = {
-    "cost": Metric("sum(cost_pusd)", "money"),
-    "cost_input": Metric("sum(cost_input_pusd)", "money"),
-    "cost_cache_read": Metric("sum(cost_cache_read_pusd)", "money"),
-    "cost_cache_write": Metric("sum(cost_cache_write_pusd)", "money"),
-    "cost_output": Metric("sum(cost_output_pusd)", "money"),
-    "cost_reasoning": Metric("sum(cost_reasoning_pusd)", "money"),
-    "cost_per_call": Metric("if(sum(calls) = 0, toInt128(0), intDiv(sum(cost_pusd), sum(calls)))", "money"),
-    "calls": Metric("sum(calls)", "int"),
-    "errors": Metric("sum(error_calls)", "int"),
-    "error_rate": Metric(_ratio("error_calls", "calls"), "float"),
-    "retries": Metric("sum(retry_calls)", "int"),
-    "retry_rate": Metric(_ratio("retry_calls", "calls"), "float"),
-    "retry_tokens": Metric("sum(retry_tokens)", "int"),
-    "retry_cost": Metric("sum(retry_cost_pusd)", "money"),
-    "cache_hits": Metric("sum(cache_hits)", "int"),
-    "cache_hit_rate": Metric(_ratio("cache_hits", "calls"), "float"),
-    "cache_savings": Metric("sum(cache_saving_pusd)", "money"),
-    "cache_read_share": Metric(_ratio("cache_read_tokens", "input_tokens"), "float"),
-    "input_tokens": Metric("sum(input_tokens)", "int"),
-    "uncached_input_tokens": Metric("sum(uncached_input_tokens)", "int"),
-    "cache_read_tokens": Metric("sum(cache_read_tokens)", "int"),
-    "cache_write_tokens": Metric("sum(cache_write_tokens)", "int"),
-    "output_tokens": Metric("sum(output_tokens)", "int"),
-    "reasoning_tokens": Metric("sum(reasoning_tokens)", "int"),
-    "unpriced_calls": Metric("sum(unpriced_calls)", "int"),
-    "streamed_calls": Metric("sum(streamed_calls)", "int"),
-    "tool_calls": Metric("sum(tool_calls)", "int"),
-    "ttft_p50": Metric(_q("ttft_digest", 1), "float"),
-    "ttft_p95": Metric(_q("ttft_digest", 2), "float"),
-    "ttft_p99": Metric(_q("ttft_digest", 3), "float"),
-    "latency_p50": Metric(_q("latency_digest", 1), "float"),
-    "latency_p95": Metric(_q("latency_digest", 2), "float"),
-    "latency_p99": Metric(_q("latency_digest", 3), "float"),
-    "latency_avg": Metric(_ratio("latency_sum_ms", "latency_calls"), "float"),
-    "tokens_per_second": Metric(
-        "if(sum(latency_sum_ms) = 0, nan, sum(output_tokens) * 1000 / sum(latency_sum_ms))", "float"
-    ),
-    "feedback_count": Metric("sum(feedback_count)", "int"),
-    "feedback_score": Metric(_ratio("feedback_score_sum", "feedback_count"), "float"),
-}
-DEFAULT_METRICS = ("cost", "calls")
 _RETENTION = {  # tables that forget, and the setting that says when
     "rollup_minute": "CLICKHOUSE_MINUTE_TTL_DAYS",
     "rollup_hour": "CLICKHOUSE_HOUR_TTL_DAYS",
@@ -460,59 +402,6 @@ def usage(q: UsageQuery) -> UsageResult:
     return built.finish(_rows(result))
 
 
-def _prefix_params(sql: str, bound: dict[str, Any], prefix: str) -> str:
-    """``sql`` with each ``{name:Type}`` placeholder of a parameter in ``bound`` renamed ``prefix + name``."""
-
-    def rename(match: re.Match[str]) -> str:
-        name = match.group(1)
-        return "{" + (prefix if name in bound else "") + name + ":"
-
-    return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*):", rename, sql)
-
-
-def usage_many(queries: Sequence[UsageQuery]) -> list[UsageResult]:
-    """Several usage queries answered by ONE statement (UNION ALL), each result what :func:`usage`
-    would answer. Each must be one statement on its own (not a breakdown over time ranked by a
-    percentile or ratio, which :class:`QueryError` refuses) and all must ask for the same metrics."""
-    if not queries:
-        return []
-    if len({tuple(dict.fromkeys([*q.metrics, q.order_by])) for q in queries}) > 1:
-        raise QueryError("queries answered together must ask for the same metrics")
-    parts, params, finishes = [], {}, []
-    tables: list[str] = []
-    for i, q in enumerate(queries):
-        built = _build(q, prequery=False)
-        tables += built.tables
-        # One column layout for every part (the groups as an array of strings, below), and the
-        # part's parameters with a prefix of their own, so parts with other filters never clash.
-        head = f"SELECT {bucket_sql(q.granularity, 'bucket')} AS b, "
-        if not built.sql.startswith(head):
-            raise QueryError("a usage statement of an unexpected shape")
-        inner = (
-            f"SELECT toUInt16({i}) AS part, toInt64({bucket_sql(q.granularity, 'bucket')}) AS b, "
-            + built.sql[len(head) :]
-        )
-        inner = _prefix_params(inner, built.params, f"q{i}_")
-        prefix = f"q{i}_"
-        params.update({prefix + k: v for k, v in built.params.items()})
-        groups = list(q.group_by)
-        keys = ", ".join(f"g_{d}" for d in groups)
-        metric_cols = ", ".join(f"m_{m}" for m in dict.fromkeys([*q.metrics, q.order_by]))
-        parts.append(f"SELECT part, b, [{keys}]::Array(String) AS groups, {metric_cols} FROM ({inner})")
-        finishes.append((groups, built.finish))
-    result = get_clickhouse().query(
-        " UNION ALL ".join(parts), parameters=params, caller="ledger.queries.usage_many", settings=read_settings(tables)
-    )
-    by_part: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(queries))}
-    for row in _rows(result):
-        by_part[int(row.pop("part"))].append(row)
-    out = []
-    for i, (groups, finish) in enumerate(finishes):
-        rows = [{**{d: r["groups"][j] for j, d in enumerate(groups)}, **r} for r in by_part[i]]
-        out.append(finish(rows))
-    return out
-
-
 def _ranked_groups(
     rows: list[dict[str, Any]], group_cols: Sequence[str], order_by: str, other: str
 ) -> tuple[list[tuple[str, ...]], bool]:
@@ -524,183 +413,3 @@ def _ranked_groups(
     rest = tuple(other for _ in group_cols)
     kept = sorted((k for k in totals if k != rest), key=lambda k: (-totals[k], k))
     return ([*kept, rest], True) if rest in totals else (kept, False)
-
-
-def usage_breakdowns(base: UsageQuery, parts: Sequence[tuple[tuple[str, ...], int]]) -> list[UsageResult]:
-    """Several totals breakdowns of one selection (same range and filters), each ``(group_by, limit)``
-    ranked by ``base.order_by`` with ``base.metrics``, answered by one statement (UNION ALL, each part
-    over the smallest table that holds its dimensions: top features from the compact day tier, top
-    customers from the customer totals; parts over the same table read it once, as grouping sets).
-    Each result is what :func:`usage` would answer."""
-    if base.granularity is not None:
-        raise QueryError("breakdowns are totals: granularity must be None")
-    if not parts or any(not group_by for group_by, _ in parts):
-        raise QueryError("each breakdown needs a group_by")
-    metrics = list(dict.fromkeys(base.metrics))
-    prepared = [_prepare(replace(base, group_by=group_by, limit=limit)) for group_by, limit in parts]
-    # Parts that read the same table under the same conditions share one scan (each grouping set
-    # once in it: a part grouping by the same dimensions as another starts a scan of its own).
-    scans: list[tuple[tuple[str, str, str], list[int]]] = []
-    for i, p in enumerate(prepared):
-        key = (p.source, p.where_sql, repr(sorted(p.params.items())))
-        scan = next((m for k, m in scans if k == key and all(set(parts[j][0]) != set(parts[i][0]) for j in m)), None)
-        if scan is None:
-            scans.append((key, [i]))
-        else:
-            scan.append(i)
-    selects, params = [], {}
-    for n, (_, members) in enumerate(scans):
-        p = prepared[members[0]]
-        sql = _breakdown_scan(p, [(i, *parts[i]) for i in members], metrics, base.order_by)
-        # Each scan's parameters under a prefix of its own: scans over different tables may bind
-        # their bounds differently.
-        selects.append(_prefix_params(sql, p.params, f"q{n}_"))
-        params.update({f"q{n}_{k}": v for k, v in p.params.items()})
-    result = get_clickhouse().query(
-        " UNION ALL ".join(selects),
-        parameters=params,
-        caller="ledger.queries.usage_breakdowns",
-        # grouping(): 1 for a column NOT in the set
-        settings={"force_grouping_standard_compatibility": 1, **read_settings(p.source_name for p in prepared)},
-    )
-    names = [c.removeprefix("m_") for c in result.column_names]
-    by_part: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(parts))}
-    for raw in result.result_rows:
-        row = dict(zip(names, raw, strict=True))
-        by_part[int(row["part"])].append(row)
-    out = []
-    for i, ((group_by, limit), p) in enumerate(zip(parts, prepared, strict=True)):
-        ranked = sorted(by_part[i], key=lambda r: int(r["rn"]))  # each part in its rank order
-        rows = [{"b": 0, **{d: r["g"][j] for j, d in enumerate(group_by)}, **r} for r in ranked]
-        truncated = len(rows) > limit
-        shaped = _shape(rows[:limit], p.q, p.tz, p.start, p.end, list(group_by), metrics, [()])
-        out.append(UsageResult(shaped, truncated, p.source_name))
-    return out
-
-
-def _breakdown_scan(
-    p: _Prepared, members: list[tuple[int, tuple[str, ...], int]], metrics: list[str], order_by: str
-) -> str:
-    """One SELECT answering the breakdowns ``members`` ((part, group_by, limit), all over ``p``'s table
-    and conditions): columns part, g (the group's values as strings), the metrics, rn (its rank).
-    Each part ranks by ``order_by`` descending, then its dimensions, and keeps ``limit + 1`` groups."""
-    select_metrics = _select_metrics([*metrics, order_by])
-    if len(members) == 1:
-        i, group_by, limit = members[0]
-        keys, columns = ", ".join(f"toString({d})" for d in group_by), ", ".join(group_by)
-        return (
-            f"SELECT part, g, {_metric_columns(metrics, order_by)},"
-            f" row_number() OVER (ORDER BY m_{order_by} DESC, {columns}) AS rn FROM ("
-            f"SELECT toUInt8({i}) AS part, [{keys}] AS g, {columns}, {select_metrics}"
-            f" FROM {p.source} {p.where_kw} {p.where_sql} GROUP BY {columns}"
-            f" ORDER BY m_{order_by} DESC, {columns} LIMIT {limit + 1})"
-        )
-    dims = list(dict.fromkeys(d for _, group_by, _ in members for d in group_by))
-    # grouping(dims): one bit per dimension, the first the most significant, set where the row's
-    # grouping set does not hold that dimension (the standard's meaning, asked for by the caller).
-    masks = [
-        sum(1 << (len(dims) - 1 - k) for k, d in enumerate(dims) if d not in group_by) for _, group_by, _ in members
-    ]
-    sets = list(zip(masks, members, strict=True))
-    part = "multiIf(" + "".join(f"gid = {m}, {i}, " for m, (i, _, _) in sets) + "255)"
-    g = "multiIf(" + "".join(f"gid = {m}, [{', '.join(f'toString({d})' for d in gb)}], " for m, (_, gb, _) in sets)
-    limits = "multiIf(" + "".join(f"gid = {m}, {lim + 1}, " for m, (_, _, lim) in sets) + "0)"
-    grouping_sets = ", ".join(f"({', '.join(group_by)})" for _, group_by, _ in members)
-    columns = ", ".join(dims)
-    # Dimensions outside a row's grouping set hold one default value throughout it, so ordering by
-    # all of them ranks each set by its own dimensions, as its own statement would.
-    return (
-        f"SELECT toUInt8({part}) AS part, {g}[]) AS g, {_metric_columns(metrics, order_by)}, rn FROM ("
-        f"SELECT *, row_number() OVER (PARTITION BY gid ORDER BY m_{order_by} DESC, {columns}) AS rn FROM ("
-        f"SELECT grouping({columns}) AS gid, {columns}, {select_metrics}"
-        f" FROM {p.source} {p.where_kw} {p.where_sql} GROUP BY GROUPING SETS ({grouping_sets})))"
-        f" WHERE rn <= {limits}"
-    )
-
-
-def _metric_columns(metrics: Sequence[str], order_by: str) -> str:
-    return ", ".join(f"m_{m}" for m in dict.fromkeys([*metrics, order_by]))
-
-
-def _ceil_minute(when: datetime) -> datetime:
-    floor = when.replace(second=0, microsecond=0)
-    return floor if floor == when else floor + timedelta(minutes=1)
-
-
-def align(when: datetime, granularity: str | None, tz: ZoneInfo) -> datetime:
-    local = when.astimezone(tz)
-    if granularity == "minute":
-        local = local.replace(second=0, microsecond=0)
-    elif granularity == "hour":
-        local = local.replace(minute=0, second=0, microsecond=0)
-    elif granularity == "day":
-        local = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return local.astimezone(UTC)
-
-
-def buckets(start: datetime, end: datetime, granularity: str, tz: ZoneInfo) -> Iterator[datetime]:
-    """Bucket starts in ``tz`` from ``start`` (aligned) to ``end``; day steps follow the wall clock (DST)."""
-    local = start.astimezone(tz)
-    while local.astimezone(UTC) < end:
-        yield local
-        if granularity == "day":
-            naive = (local.replace(tzinfo=None) + timedelta(days=1)).replace(hour=0, minute=0)
-            local = naive.replace(tzinfo=tz)
-        else:
-            local = (local.astimezone(UTC) + GRANULARITIES[granularity]).astimezone(tz)
-
-
-def _value(metric: str, raw: Any) -> Any:
-    kind = METRICS[metric].kind
-    if kind == "money":
-        return pusd_to_usd(int(raw or 0))
-    if kind == "int":
-        return int(raw or 0)
-    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
-        return None
-    return float(raw)
-
-
-def _zero(metric: str) -> Any:
-    kind = METRICS[metric].kind
-    return Decimal(0).scaleb(-12) if kind == "money" else 0 if kind == "int" else None
-
-
-def _shape(
-    rows: list[dict[str, Any]],
-    q: UsageQuery,
-    tz: ZoneInfo,
-    start: datetime,
-    end: datetime,
-    group_cols: Sequence[str],
-    metrics: Sequence[str],
-    groups: Sequence[tuple[str, ...]],
-) -> list[dict[str, Any]]:
-    """Rows in rank order of their group (biggest first), each group's buckets in time order."""
-    by_key = {(r["b"], *(r[d] for d in group_cols)): r for r in rows}
-    out: list[dict[str, Any]] = []
-    if q.granularity is None:
-        if not group_cols and not rows:  # a total over nothing is zero, not absent
-            return [{m: _zero(m) for m in metrics}]
-        for r in sorted(rows, key=lambda r: _rank(r, q.order_by), reverse=True):
-            out.append({**{d: r[d] for d in group_cols}, **{m: _value(m, r[m]) for m in metrics}})
-        return out
-    # The expected buckets, plus any the database produced that the wall-clock steps did not (zones
-    # whose clocks shift by half an hour), so no row is ever dropped for want of a slot.
-    expected = {int(bucket.timestamp()): bucket for bucket in buckets(start, end, q.granularity, tz)}
-    for r in rows:
-        expected.setdefault(r["b"], datetime.fromtimestamp(r["b"], tz))
-    timeline = sorted(((bucket, epoch) for epoch, bucket in expected.items()), key=lambda item: item[1])
-    zeros = {m: _zero(m) for m in metrics}
-    for group in groups:
-        labels = dict(zip(group_cols, group, strict=True))
-        for bucket, epoch in timeline:
-            found = by_key.get((epoch, *group))
-            values = {m: _value(m, found[m]) for m in metrics} if found else zeros
-            out.append({"bucket": bucket, **labels, **values})
-    return out
-
-
-def _rank(row: dict[str, Any], metric: str) -> Any:
-    value = row[metric]
-    return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value

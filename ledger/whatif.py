@@ -42,7 +42,8 @@ from ledger.measures import MAIN_DIMENSIONS, PRICE_BANDS, calls_where, raw_calls
 from ledger.models import PriceOverride
 from ledger.pricebook import load_price_book
 from ledger.pricing import PriceBook, Rates, cost_parts, minute_priced, pusd_to_usd
-from ledger.queries import QueryError, UsageQuery, align, bucket_sql, buckets, validate
+from ledger.queries import QueryError, UsageQuery, bucket_sql, validate
+from ledger.usage_shape import align, buckets
 
 TIERS = ("default", "batch", "flex", "priority")
 ONLY_COLUMNS = ("service_tier", "streamed", "finish_reason", "error_type")  # raw and price-tier columns

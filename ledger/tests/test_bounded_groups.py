@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from ledger.queries import UsageQuery, usage, usage_many
+from ledger.queries import UsageQuery, usage
 from ledger.rollups import rollup_dirty
 from ledger.telemetry import REGISTRY
 from ledger.tests.test_ranked import DAY, traffic, write
+from ledger.usage_batches import usage_many
 from tenancy.models import Project
 
 

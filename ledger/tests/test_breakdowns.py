@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from ledger.queries import UsageQuery, usage, usage_breakdowns
+from ledger.queries import UsageQuery, usage
 from ledger.rollups import rollup_dirty
 from ledger.tests.test_ranked import DAY, traffic, write
+from ledger.usage_batches import usage_breakdowns
 from tenancy.models import Project
 
 

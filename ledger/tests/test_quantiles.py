@@ -21,9 +21,10 @@ from ledger.clickhouse.client import get_clickhouse
 from ledger.clickhouse.migrate import discover
 from ledger.dirty import mark_dirty
 from ledger.models import PriceOverride
-from ledger.queries import UsageQuery, usage, usage_many
+from ledger.queries import UsageQuery, usage
 from ledger.reprice import reprice
 from ledger.rollups import rollup_dirty
+from ledger.usage_batches import usage_many
 from tenancy.models import Project
 
 DAY0 = (datetime.now(UTC) - timedelta(days=4)).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -9,8 +9,9 @@ import pytest
 
 from ledger.clickhouse.client import ClickHouse
 from ledger.explore import dimension_values
-from ledger.queries import UsageQuery, usage, usage_breakdowns, usage_many
+from ledger.queries import UsageQuery, usage
 from ledger.read_threads import read_settings
+from ledger.usage_batches import usage_breakdowns, usage_many
 from tenancy.models import Project
 
 DAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=3)
