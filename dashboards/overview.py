@@ -174,11 +174,13 @@ def _one_table(project_id: int, f: Filters, customers: bool, name: str) -> PageD
     """One of the overview's tables exactly as the page builds it, read without the rest of the page."""
     total = usage(f.usage(project_id, granularity=None, metrics=("cost", "calls"))).rows[0]
     cost = total["cost"]
+    if not total["calls"]:  # as the page: a range without calls has no tables
+        return PageData()
     if name == "customers":
         if not customers:
             return PageData()
         return PageData(tables=[_top(project_id, f, cost, name, "Top customers", "customer_id", "Customer", limit=25)])
-    if name not in ("features", "waste", "savings", "models") or not total["calls"]:
+    if name not in ("features", "waste", "savings", "models"):
         return PageData()
     models_result, waste_result, features_result = usage_breakdowns(
         f.usage(project_id, granularity=None, metrics=BREAKDOWN_METRICS),
