@@ -13,7 +13,7 @@ rules and in the order of ``to_record``: ``ingest/tests/test_span_plans.py`` hol
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -53,8 +53,10 @@ from ingest.genai_spans import (
 _MAX_PLANS = 256  # plans remembered by a process (a producer whose every span differs: bounded memory)
 _TTFT_CHUNK = TTFT_SECONDS[0]
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+_ERROR = Status.STATUS_CODE_ERROR
 _span_fields = attrgetter("trace_id", "span_id", "start_time_unix_nano", "end_time_unix_nano")
 Getter = Callable[[Any], tuple[Any, ...]]
+Mapped = tuple[tuple[bytes, bytes], dict[str, Any] | Skipped]  # a span's (trace id, span id) and its record
 
 
 def _getter(items: Sequence[Any]) -> Getter:
@@ -81,11 +83,11 @@ class Resource:
     def __init__(self, keys: tuple[str, ...]) -> None:
         self.read = _read(keys)
         self.get = _getter(self.read)
-        self.spans: dict[tuple[str, ...], Plan] = {}
+        self.spans: dict[Hashable, Plan] = {}
 
 
 class Plan:
-    """The mapping for spans with one list of attribute keys under a resource with one list.
+    """The mapping for spans with one list of attribute keys read under a resource with one list.
 
     A span's values are laid out as: the span's read values (``get``), the resource's, one None (for
     a name neither carries), then the first value that is not None of each ``chains`` entry (a
@@ -94,8 +96,7 @@ class Plan:
 
     __slots__ = ("chains", "fetch", "get", "member_values", "members", "tag_values", "tags", "ttft_named", "usage")
 
-    def __init__(self, resource: tuple[str, ...], keys: tuple[str, ...]) -> None:
-        read = _read(keys)
+    def __init__(self, resource: tuple[str, ...], read: tuple[str, ...]) -> None:
         self.get = _getter(read)
         where = {key: i for i, key in enumerate(resource, start=len(read))}
         where.update((key, i) for i, key in enumerate(read))  # the span's own value wins
@@ -135,46 +136,53 @@ class Plan:
         self.tag_values = _getter([where[key] for key in tags])
 
 
-_resources: dict[tuple[str, ...], Resource] = {}
+# Resources and their plans, by their key lists (this module) or by the bit masks of the names they
+# carry (``ingest.span_wire``): the two kinds of key never equal each other.
+_resources: dict[Hashable, Resource] = {}
 _plans = 0
 
 
-def _plan(resource: Resource, keys: tuple[str, ...]) -> Plan:
+def _plan(resource: Resource, key: Hashable, keys: tuple[str, ...]) -> Plan:
+    """The plan of spans with attribute ``keys`` under ``resource``, remembered under ``key``."""
     global _plans  # one count bounds every resource's plans
     if _plans >= _MAX_PLANS:
         for known in _resources.values():
             known.spans.clear()
         _plans = 0
-    plan = resource.spans[keys] = Plan(resource.read, keys)
+    plan = resource.spans[key] = Plan(resource.read, _read(keys))
     _plans += 1
     return plan
 
 
-def _resource(keys: tuple[str, ...]) -> Resource:
-    resource = _resources.get(keys)
+def _resource(key: Hashable, keys: tuple[str, ...]) -> Resource:
+    """The ``Resource`` of a resource with attribute ``keys``, remembered under ``key``."""
+    resource = _resources.get(key)
     if resource is None:
         if len(_resources) >= _MAX_PLANS:
             _resources.clear()
-        resource = _resources[keys] = Resource(keys)
+        resource = _resources[key] = Resource(keys)
     return resource
 
 
 def span_records(
     spans: Iterable[Span], resource_attributes: Mapping[str, bytes], span_attributes: Iterable[Any], values: Values
-) -> Iterator[tuple[Span, dict[str, Any] | Skipped]]:
-    """Each span of one ``ResourceSpans`` with what it maps to (as ``to_record`` maps it), given the
-    resource's and the spans' attribute maps (``ingest.span_attributes``) and the request's caches."""
-    resource = _resource(tuple(resource_attributes))
+) -> Iterator[Mapped]:
+    """Each span of one ``ResourceSpans`` (its ids) with what it maps to (as ``to_record`` maps it), given
+    the resource's and the spans' attribute maps (``ingest.span_attributes``) and the request's caches."""
+    keys = tuple(resource_attributes)
+    resource = _resource(keys, keys)
     decode = values.__getitem__
     shared = (*map(decode, resource.get(resource_attributes)), None)
     plans = resource.spans
     for span, attributes in zip(spans, span_attributes, strict=True):
         keys = tuple(attributes)
-        plan = plans.get(keys) or _plan(resource, keys)
+        plan = plans.get(keys) or _plan(resource, keys, keys)
         row = (*map(decode, plan.get(attributes)), *shared)
         if plan.chains:
             row = _chained(row, plan.chains)
-        yield span, _record(span, plan, row)
+        tags = dict(zip(plan.tags, map(str, plan.tag_values(row)), strict=True)) if plan.tags else {}
+        trace, span_id, start, end = _span_fields(span)
+        yield (trace, span_id), _record(trace, span_id, start, end, span.status.code, plan, row, tags)
 
 
 def _chained(row: tuple[Any, ...], chains: tuple[tuple[int, ...], ...]) -> tuple[Any, ...]:
@@ -194,12 +202,16 @@ def _count(value: Any) -> Any:
     return int(value) if type(value) is float and value.is_integer() else value
 
 
-def _record(span: Span, plan: Plan, row: tuple[Any, ...]) -> dict[str, Any] | Skipped:
-    """``genai_spans.to_record`` over a plan's row: the same checks, fields and order."""
+def _record(
+    trace: bytes, span_id: bytes, start: int, end: int, status: int, plan: Plan, row: tuple[Any, ...],
+    tags: dict[str, str],
+) -> dict[str, Any] | Skipped:  # fmt: skip
+    """``genai_spans.to_record`` over a plan's row (and the span's fields, status code and merged tags):
+    the same checks, fields and order."""
     (error_type, inputs, outputs, operation, kind, provider, model, cache_read, cache_write, reasoning,
      response_model, max_tokens, ttft, streamed, finish, tier, user_id, session_id, environment, feature,
      service, cost) = plan.fetch(row)  # fmt: skip
-    failed = error_type is not None or span.status.code == Status.STATUS_CODE_ERROR
+    failed = error_type is not None or status == _ERROR
     if (type(operation) is str and operation in AGGREGATE_OPERATIONS) or (
         type(kind) is str and kind in AGGREGATE_KINDS
     ):
@@ -207,7 +219,6 @@ def _record(span: Span, plan: Plan, row: tuple[Any, ...]) -> dict[str, Any] | Sk
     has_usage = inputs is not None or outputs is not None or plan.usage
     if not has_usage and not (failed and provider is not None and model is not None):
         return Skipped("no GenAI usage", ignored=True)
-    trace, span_id, start, end = _span_fields(span)
     if len(trace) != 16 or len(span_id) != 8 or trace == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return Skipped("trace_id must be 16 bytes and span_id 8 bytes, not all zero")
     if provider is None:
@@ -277,7 +288,6 @@ def _record(span: Span, plan: Plan, row: tuple[Any, ...]) -> dict[str, Any] | Sk
         record["feature"] = _text(service)
     if plan.members:
         record.update(zip(plan.members, plan.member_values(row), strict=True))
-    tags = dict(zip(plan.tags, map(str, plan.tag_values(row)), strict=True)) if plan.tags else {}
     if cost is not None:
         record["tags"] = {OPENLIT_COST: str(cost), **tags}
     elif tags:

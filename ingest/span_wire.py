@@ -1,0 +1,75 @@
+"""GenAI spans as CallRecords, compiled: the attributes read by ``meterline_spanwire`` (native/spanwire).
+
+The pure-Python path (``ingest.span_attributes`` + ``ingest.span_plans``) costs a Python object per
+attribute key and per value it fetches, and a few dict look-ups more, for every span. The compiled
+reader walks the request's protobuf bytes once and hands over, per span, its ids, times and status
+code, which of the names the mapping reads it carries (a bit mask over ``NAMES``), their values
+decoded (``span_attributes.any_value``'s rules; any other shape by ``any_value`` itself) and its
+``meterline.tags.*`` pairs; keys the mapping does not read cost it nothing. The mask picks the
+span's ``span_plans.Plan`` (made once per resource and span mask), which assembles the record as in
+the pure-Python path. Only the order differs: ``meterline.<field>`` members come in ``NAMES`` order
+and tags in wire order, where the pure-Python path gives both in its protobuf map's hash order
+(seeded per process). ``ingest/tests/test_span_wire.py`` holds the two paths equal.
+
+When the module is not built, or a request is encoded in a way the reader leaves to protobuf (a
+singular field repeated, a field of an unexpected wire type, groups), ``wire_records`` is None and
+the pure-Python path maps the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ingest.genai_spans import _MEMBER_KEYS, _WANTED, TAG_PREFIX
+from ingest.span_attributes import any_value
+from ingest.span_plans import Mapped, Resource, _chained, _plan, _record, _resource
+
+try:
+    import meterline_spanwire
+except ImportError:  # a checkout that `make install` has not built it in: the pure-Python path serves
+    meterline_spanwire = None
+
+# The names the reader looks for, in the order of its bit masks and rows.
+NAMES: tuple[str, ...] = (*sorted(_WANTED), *sorted(_MEMBER_KEYS))
+READER: Any = None if meterline_spanwire is None else meterline_spanwire.Reader(NAMES, TAG_PREFIX, any_value)
+_named: dict[bytes, tuple[str, ...]] = {}  # bit mask → the names it marks
+
+
+def _names(mask: bytes) -> tuple[str, ...]:
+    names = _named.get(mask)
+    if names is None:
+        bits = int.from_bytes(mask, "little")
+        if len(_named) >= 1024:  # a producer whose every span differs: bounded memory
+            _named.clear()
+        names = _named[mask] = tuple(name for i, name in enumerate(NAMES) if bits >> i & 1)
+    return names
+
+
+def wire_records(body: bytes) -> Iterator[Mapped] | None:
+    """Each span of a serialized ``ExportTraceServiceRequest`` (its ids) with what it maps to, as the
+    pure-Python path maps it; None when the compiled reader is absent or leaves this request to it."""
+    if READER is None:
+        return None
+    resources = READER.read(body)
+    return None if resources is None else _mapped(resources)
+
+
+def _mapped(resources: list[tuple[bytes, tuple[Any, ...], Any, list[Any]]]) -> Iterator[Mapped]:
+    for resource_mask, resource_row, resource_tags, spans in resources:
+        resource: Resource = _resource(resource_mask, _names(resource_mask))
+        shared = (*resource_row, None)
+        # The merge keeps the resource's tags first, then the span's others, the span's value winning.
+        base: dict[str, str] = {name: str(value) for name, value in resource_tags} if resource_tags else {}
+        plans = resource.spans
+        for trace, span_id, start, end, status, mask, row, tags in spans:
+            plan = plans.get(mask) or _plan(resource, mask, _names(mask))
+            row += shared
+            if plan.chains:
+                row = _chained(row, plan.chains)
+            if tags:
+                merged = dict(base)
+                merged.update((name, str(value)) for name, value in tags)
+            else:
+                merged = base
+            yield (trace, span_id), _record(trace, span_id, start, end, status, plan, row, merged)

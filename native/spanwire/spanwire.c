@@ -1,0 +1,570 @@
+/* meterline_spanwire: the attributes of OTLP spans read straight from ExportTraceServiceRequest bytes.
+ *
+ * ingest/span_wire.py is the only caller; ingest/span_attributes.py + ingest/span_plans.py are the
+ * pure-Python path it must equal (ingest/tests/test_span_wire.py holds the two equal). Reader(names,
+ * tag_prefix, any_value).read(body) walks the request's wire format and, per ResourceSpans, returns
+ *
+ *     (resource_mask, resource_row, resource_tags, [span, ...])
+ *     span = (trace_id, span_id, start_time_unix_nano, end_time_unix_nano, status_code, mask, row, tags)
+ *
+ * where mask (16 bytes, bit i = names[i]) says which of the names the attributes carry, row holds
+ * their decoded values in the names' order, and tags the (name, value) pairs of the attributes whose
+ * key starts with tag_prefix, in wire order (None when there are none). Attributes are a protobuf map
+ * in the Python view: a repeated key's last value wins. Values are decoded as
+ * span_attributes.any_value decodes them; a value of any other shape is handed to any_value itself.
+ * Other keys cost nothing: no Python object is made for them.
+ *
+ * The official messages have parsed the same bytes first (they validate the request), so this walk
+ * never meets a malformed body. What it does not handle exactly as protobuf would - a singular field
+ * that occurs twice (protobuf merges or overrides), a known field with another wire type (protobuf
+ * keeps it as an unknown field), groups - makes read() return None, and the caller takes the
+ * pure-Python path for that request. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_NAMES 128
+#define MASK_BYTES (MAX_NAMES / 8)
+#define MAX_DEPTH 100
+
+enum { DONE = 0, UNSUPPORTED = 1, FAILED = -1 };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *names;    /* tuple of bytes: each name in UTF-8 */
+    PyObject *prefix;   /* bytes */
+    PyObject *fallback; /* any_value(raw: bytes) -> value */
+    Py_ssize_t n;
+    size_t cap;         /* hash table slots, a power of two */
+    int32_t *table;     /* name index, or -1 */
+} Reader;
+
+typedef struct {
+    PyObject *values[MAX_NAMES];
+    uint8_t mask[MASK_BYTES];
+    Py_ssize_t count;
+    PyObject *tags; /* list of (name, value), or NULL */
+} Attributes;
+
+/* --- wire format ------------------------------------------------------------------------------ */
+
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+    const uint8_t *q = *p;
+    uint64_t value = 0;
+    for (int i = 0; i < 10; i++) {
+        if (q >= end) return -1;
+        uint8_t byte = *q++;
+        if (i == 9 && byte > 1) return -1; /* more than 64 bits */
+        value |= (uint64_t)(byte & 0x7F) << (7 * i);
+        if (byte < 0x80) {
+            *p = q;
+            *out = value;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int delimited(const uint8_t **p, const uint8_t *end, const uint8_t **start, Py_ssize_t *size) {
+    uint64_t n;
+    if (varint(p, end, &n) || n > (uint64_t)(end - *p)) return -1;
+    *start = *p;
+    *size = (Py_ssize_t)n;
+    *p += n;
+    return 0;
+}
+
+static uint64_t fixed64(const uint8_t *p) {
+    uint64_t value = 0;
+    for (int i = 7; i >= 0; i--) value = value << 8 | p[i];
+    return value;
+}
+
+static int skip(const uint8_t **p, const uint8_t *end, int wire_type) {
+    uint64_t ignored;
+    const uint8_t *start;
+    Py_ssize_t size;
+    switch (wire_type) {
+    case 0: return varint(p, end, &ignored);
+    case 1: if (end - *p < 8) return -1; *p += 8; return 0;
+    case 2: return delimited(p, end, &start, &size);
+    case 5: if (end - *p < 4) return -1; *p += 4; return 0;
+    default: return -1; /* groups: left to the official messages */
+    }
+}
+
+/* The next field's number and wire type; -1 for a field number 0 or an unreadable tag. */
+static int next_field(const uint8_t **p, const uint8_t *end, uint64_t *field, int *wire_type) {
+    uint64_t tag;
+    if (varint(p, end, &tag) || tag >> 3 == 0) return -1;
+    *field = tag >> 3;
+    *wire_type = (int)(tag & 7);
+    return 0;
+}
+
+/* --- values ----------------------------------------------------------------------------------- */
+
+static PyObject *fallback(Reader *r, const uint8_t *p, Py_ssize_t size) {
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)p, size);
+    if (raw == NULL) return NULL;
+    PyObject *value = PyObject_CallOneArg(r->fallback, raw);
+    Py_DECREF(raw);
+    return value;
+}
+
+static PyObject *decode_value(Reader *r, const uint8_t *p, Py_ssize_t size, int depth);
+
+/* An ArrayValue's values; NULL with no exception set when it is not one of AnyValues only. */
+static PyObject *decode_array(Reader *r, const uint8_t *p, Py_ssize_t size, int depth) {
+    const uint8_t *q = p, *end = p + size, *item_start;
+    Py_ssize_t item_size;
+    PyObject *list = PyList_New(0);
+    if (list == NULL) return NULL;
+    while (q < end) {
+        if (*q++ != 0x0A || delimited(&q, end, &item_start, &item_size)) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyObject *item = decode_value(r, item_start, item_size, depth);
+        if (item == NULL || PyList_Append(list, item)) {
+            Py_XDECREF(item);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return list;
+}
+
+/* A serialized AnyValue's value, as span_attributes.any_value gives it: one field of the common kinds
+ * decoded here, anything else by any_value itself. */
+static PyObject *decode_value(Reader *r, const uint8_t *p, Py_ssize_t size, int depth) {
+    const uint8_t *q = p + 1, *end = p + size, *start;
+    Py_ssize_t length;
+    uint64_t number;
+    if (size == 0) Py_RETURN_NONE; /* an empty AnyValue */
+    switch (p[0]) {
+    case 0x0A: /* string_value */
+        if (delimited(&q, end, &start, &length) == 0 && q == end)
+            return PyUnicode_DecodeUTF8((const char *)start, length, "replace");
+        break;
+    case 0x10: /* bool_value */
+        if (varint(&q, end, &number) == 0 && q == end) return PyBool_FromLong(number != 0);
+        break;
+    case 0x18: /* int_value */
+        if (varint(&q, end, &number) == 0 && q == end) return PyLong_FromLongLong((long long)(int64_t)number);
+        break;
+    case 0x21: /* double_value */
+        if (size == 9) {
+            uint64_t bits = fixed64(p + 1);
+            double value;
+            memcpy(&value, &bits, sizeof value);
+            return PyFloat_FromDouble(value);
+        }
+        break;
+    case 0x2A: /* array_value */
+        if (depth < MAX_DEPTH && delimited(&q, end, &start, &length) == 0 && q == end) {
+            PyObject *list = decode_array(r, start, length, depth + 1);
+            if (list != NULL || PyErr_Occurred()) return list;
+        }
+        break;
+    }
+    return fallback(r, p, size);
+}
+
+/* --- attributes ------------------------------------------------------------------------------- */
+
+static uint64_t fnv1a(const uint8_t *p, Py_ssize_t size) {
+    uint64_t hash = 14695981039346656037ULL;
+    for (Py_ssize_t i = 0; i < size; i++) hash = (hash ^ p[i]) * 1099511628211ULL;
+    return hash;
+}
+
+static Py_ssize_t lookup(Reader *r, const uint8_t *key, Py_ssize_t size) {
+    size_t slot = (size_t)fnv1a(key, size) & (r->cap - 1);
+    for (;;) {
+        int32_t at = r->table[slot];
+        if (at < 0) return -1;
+        PyObject *name = PyTuple_GET_ITEM(r->names, at);
+        if (PyBytes_GET_SIZE(name) == size && memcmp(PyBytes_AS_STRING(name), key, (size_t)size) == 0) return at;
+        slot = (slot + 1) & (r->cap - 1);
+    }
+}
+
+static void clear(Attributes *a, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) Py_CLEAR(a->values[i]);
+    Py_CLEAR(a->tags);
+    memset(a->mask, 0, sizeof a->mask);
+    a->count = 0;
+}
+
+/* One KeyValue (a map entry: key = 1, value = 2). */
+static int read_key_value(Reader *r, const uint8_t *p, const uint8_t *end, Attributes *a) {
+    const uint8_t *key = p, *value = NULL;
+    Py_ssize_t key_size = 0, value_size = 0;
+    int seen = 0;
+    uint64_t field;
+    int wire_type;
+    while (p < end) {
+        if (next_field(&p, end, &field, &wire_type)) return UNSUPPORTED;
+        if (field == 1 || field == 2) {
+            if (wire_type != 2 || seen & (int)field) return UNSUPPORTED;
+            seen |= (int)field;
+            if (field == 1 ? delimited(&p, end, &key, &key_size) : delimited(&p, end, &value, &value_size))
+                return UNSUPPORTED;
+        } else if (skip(&p, end, wire_type)) {
+            return UNSUPPORTED;
+        }
+    }
+    Py_ssize_t prefix_size = PyBytes_GET_SIZE(r->prefix);
+    Py_ssize_t at = lookup(r, key, key_size);
+    int tagged = at < 0 && key_size >= prefix_size && memcmp(key, PyBytes_AS_STRING(r->prefix), (size_t)prefix_size) == 0;
+    if (at < 0 && !tagged) return DONE;
+    PyObject *decoded = value == NULL ? Py_NewRef(Py_None) : decode_value(r, value, value_size, 0);
+    if (decoded == NULL) return FAILED;
+    if (at >= 0) {
+        if (a->values[at] == NULL) {
+            a->mask[at >> 3] |= (uint8_t)(1u << (at & 7));
+            a->count++;
+        }
+        Py_XSETREF(a->values[at], decoded);
+        return DONE;
+    }
+    PyObject *name = PyUnicode_DecodeUTF8((const char *)key + prefix_size, key_size - prefix_size, "strict");
+    if (name == NULL) {
+        Py_DECREF(decoded);
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return FAILED;
+        PyErr_Clear(); /* the official parse refuses such a key first: never here */
+        return UNSUPPORTED;
+    }
+    PyObject *pair = PyTuple_Pack(2, name, decoded);
+    Py_DECREF(name);
+    Py_DECREF(decoded);
+    if (pair == NULL) return FAILED;
+    if (a->tags == NULL && (a->tags = PyList_New(0)) == NULL) {
+        Py_DECREF(pair);
+        return FAILED;
+    }
+    int failed = PyList_Append(a->tags, pair);
+    Py_DECREF(pair);
+    return failed ? FAILED : DONE;
+}
+
+/* The attributes gathered so far as (mask, row, tags); the gathering starts afresh. */
+static PyObject *take(Reader *r, Attributes *a) {
+    PyObject *row = PyTuple_New(a->count);
+    PyObject *mask = PyBytes_FromStringAndSize((const char *)a->mask, MASK_BYTES);
+    if (row == NULL || mask == NULL) {
+        Py_XDECREF(row);
+        Py_XDECREF(mask);
+        return NULL;
+    }
+    Py_ssize_t j = 0;
+    for (Py_ssize_t i = 0; i < r->n && j < a->count; i++) {
+        if (a->values[i] != NULL) {
+            PyTuple_SET_ITEM(row, j++, a->values[i]); /* the reference moves into the row */
+            a->values[i] = NULL;
+        }
+    }
+    PyObject *tags = a->tags != NULL ? a->tags : Py_NewRef(Py_None);
+    a->tags = NULL;
+    memset(a->mask, 0, sizeof a->mask);
+    a->count = 0;
+    return Py_BuildValue("(NNN)", mask, row, tags);
+}
+
+/* --- messages --------------------------------------------------------------------------------- */
+
+/* Status: code = 3 (an enum: int32 on the wire). */
+static int read_status(const uint8_t *p, const uint8_t *end, int32_t *code) {
+    uint64_t field, number;
+    int wire_type, seen = 0;
+    while (p < end) {
+        if (next_field(&p, end, &field, &wire_type)) return UNSUPPORTED;
+        if (field == 3) {
+            if (wire_type != 0 || seen || varint(&p, end, &number)) return UNSUPPORTED;
+            seen = 1;
+            *code = (int32_t)(uint32_t)number;
+        } else if (skip(&p, end, wire_type)) {
+            return UNSUPPORTED;
+        }
+    }
+    return DONE;
+}
+
+/* Span: trace_id = 1, span_id = 2, start_time_unix_nano = 7, end_time_unix_nano = 8, attributes = 9,
+ * status = 15. */
+static int read_span(Reader *r, const uint8_t *p, const uint8_t *end, Attributes *a, PyObject *spans) {
+    const uint8_t *trace = p, *span_id = p, *start;
+    Py_ssize_t trace_size = 0, span_id_size = 0, size;
+    uint64_t begin = 0, finish = 0, field;
+    int32_t code = 0;
+    uint32_t seen = 0;
+    int wire_type, rc;
+    while (p < end) {
+        if (next_field(&p, end, &field, &wire_type)) return UNSUPPORTED;
+        switch (field) {
+        case 1: case 2: case 9: case 15:
+            if (wire_type != 2 || (field != 9 && seen & (1u << field)) || delimited(&p, end, &start, &size))
+                return UNSUPPORTED;
+            seen |= 1u << field;
+            if (field == 1) {
+                trace = start;
+                trace_size = size;
+            } else if (field == 2) {
+                span_id = start;
+                span_id_size = size;
+            } else if (field == 9) {
+                if ((rc = read_key_value(r, start, start + size, a)) != DONE) return rc;
+            } else if ((rc = read_status(start, start + size, &code)) != DONE) {
+                return rc;
+            }
+            break;
+        case 7: case 8:
+            if (wire_type != 1 || seen & (1u << field) || end - p < 8) return UNSUPPORTED;
+            seen |= 1u << field;
+            *(field == 7 ? &begin : &finish) = fixed64(p);
+            p += 8;
+            break;
+        default:
+            if (skip(&p, end, wire_type)) return UNSUPPORTED;
+        }
+    }
+    PyObject *attributes = take(r, a);
+    if (attributes == NULL) return FAILED;
+    PyObject *span = Py_BuildValue(
+        "(y#y#KKiOOO)", (const char *)trace, trace_size, (const char *)span_id, span_id_size,
+        (unsigned long long)begin, (unsigned long long)finish, (int)code, PyTuple_GET_ITEM(attributes, 0),
+        PyTuple_GET_ITEM(attributes, 1), PyTuple_GET_ITEM(attributes, 2));
+    Py_DECREF(attributes);
+    if (span == NULL) return FAILED;
+    rc = PyList_Append(spans, span);
+    Py_DECREF(span);
+    return rc ? FAILED : DONE;
+}
+
+/* The KeyValues of a message's repeated field ``number`` (Resource.attributes = 1). */
+static int read_attributes(Reader *r, const uint8_t *p, const uint8_t *end, uint64_t number, Attributes *a) {
+    const uint8_t *start;
+    Py_ssize_t size;
+    uint64_t field;
+    int wire_type, rc;
+    while (p < end) {
+        if (next_field(&p, end, &field, &wire_type)) return UNSUPPORTED;
+        if (field == number) {
+            if (wire_type != 2 || delimited(&p, end, &start, &size)) return UNSUPPORTED;
+            if ((rc = read_key_value(r, start, start + size, a)) != DONE) return rc;
+        } else if (skip(&p, end, wire_type)) {
+            return UNSUPPORTED;
+        }
+    }
+    return DONE;
+}
+
+/* ScopeSpans: spans = 2. */
+static int read_scope_spans(Reader *r, const uint8_t *p, const uint8_t *end, Attributes *a, PyObject *spans) {
+    const uint8_t *start;
+    Py_ssize_t size;
+    uint64_t field;
+    int wire_type, rc;
+    while (p < end) {
+        if (next_field(&p, end, &field, &wire_type)) return UNSUPPORTED;
+        if (field == 2) {
+            if (wire_type != 2 || delimited(&p, end, &start, &size)) return UNSUPPORTED;
+            if ((rc = read_span(r, start, start + size, a, spans)) != DONE) return rc;
+        } else if (skip(&p, end, wire_type)) {
+            return UNSUPPORTED;
+        }
+    }
+    return DONE;
+}
+
+/* ResourceSpans: resource = 1, scope_spans = 2. */
+static int read_resource_spans(Reader *r, const uint8_t *p, const uint8_t *end, Attributes *a, PyObject *out) {
+    const uint8_t *start;
+    Py_ssize_t size;
+    uint64_t field;
+    int wire_type, rc = DONE;
+    PyObject *resource = NULL, *spans = PyList_New(0);
+    if (spans == NULL) return FAILED;
+    while (rc == DONE && p < end) {
+        if (next_field(&p, end, &field, &wire_type)) {
+            rc = UNSUPPORTED;
+        } else if (field == 1 || field == 2) {
+            if (wire_type != 2 || (field == 1 && resource != NULL) || delimited(&p, end, &start, &size)) {
+                rc = UNSUPPORTED;
+            } else if (field == 1) {
+                rc = read_attributes(r, start, start + size, 1, a);
+                if (rc == DONE && (resource = take(r, a)) == NULL) rc = FAILED;
+            } else {
+                rc = read_scope_spans(r, start, start + size, a, spans);
+            }
+        } else if (skip(&p, end, wire_type)) {
+            rc = UNSUPPORTED;
+        }
+    }
+    if (rc == DONE && resource == NULL && (resource = take(r, a)) == NULL) rc = FAILED;
+    if (rc == DONE) {
+        PyObject *item = Py_BuildValue("(OOOO)", PyTuple_GET_ITEM(resource, 0), PyTuple_GET_ITEM(resource, 1),
+                                       PyTuple_GET_ITEM(resource, 2), spans);
+        if (item == NULL || PyList_Append(out, item)) rc = FAILED;
+        Py_XDECREF(item);
+    }
+    Py_XDECREF(resource);
+    Py_DECREF(spans);
+    return rc;
+}
+
+/* ExportTraceServiceRequest: resource_spans = 1. */
+static int read_request(Reader *r, const uint8_t *p, const uint8_t *end, Attributes *a, PyObject *out) {
+    const uint8_t *start;
+    Py_ssize_t size;
+    uint64_t field;
+    int wire_type, rc;
+    while (p < end) {
+        if (next_field(&p, end, &field, &wire_type)) return UNSUPPORTED;
+        if (field == 1) {
+            if (wire_type != 2 || delimited(&p, end, &start, &size)) return UNSUPPORTED;
+            if ((rc = read_resource_spans(r, start, start + size, a, out)) != DONE) return rc;
+        } else if (skip(&p, end, wire_type)) {
+            return UNSUPPORTED;
+        }
+    }
+    return DONE;
+}
+
+/* --- the Reader type -------------------------------------------------------------------------- */
+
+static PyObject *Reader_read(Reader *self, PyObject *body) {
+    if (!PyBytes_Check(body)) {
+        PyErr_SetString(PyExc_TypeError, "read() takes the request as bytes");
+        return NULL;
+    }
+    Attributes *a = PyMem_Calloc(1, sizeof(Attributes)); /* per call: any_value may let another thread in */
+    PyObject *out = PyList_New(0);
+    if (a == NULL || out == NULL) {
+        PyMem_Free(a);
+        Py_XDECREF(out);
+        return PyErr_NoMemory();
+    }
+    const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(body);
+    int rc = read_request(self, p, p + PyBytes_GET_SIZE(body), a, out);
+    clear(a, self->n);
+    PyMem_Free(a);
+    if (rc == DONE) return out;
+    Py_DECREF(out);
+    if (rc == FAILED) return NULL;
+    Py_RETURN_NONE;
+}
+
+static int Reader_init(Reader *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"names", "tag_prefix", "any_value", NULL};
+    PyObject *names, *prefix, *any_value;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!UO:Reader", keywords, &PyTuple_Type, &names, &prefix, &any_value))
+        return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    if (n > MAX_NAMES) {
+        PyErr_Format(PyExc_ValueError, "at most %d names, not %zd", MAX_NAMES, n);
+        return -1;
+    }
+    if (!PyCallable_Check(any_value)) {
+        PyErr_SetString(PyExc_TypeError, "any_value must be callable");
+        return -1;
+    }
+    size_t cap = 16;
+    while (cap < (size_t)n * 4) cap <<= 1;
+    int32_t *table = PyMem_Malloc(cap * sizeof(int32_t));
+    PyObject *encoded = PyTuple_New(n);
+    PyObject *prefix_bytes = PyUnicode_AsUTF8String(prefix);
+    if (table == NULL || encoded == NULL || prefix_bytes == NULL) goto fail;
+    memset(table, 0xFF, cap * sizeof(int32_t));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "names must be strings");
+            goto fail;
+        }
+        PyObject *utf8 = PyUnicode_AsUTF8String(name);
+        if (utf8 == NULL) goto fail;
+        PyTuple_SET_ITEM(encoded, i, utf8);
+        const uint8_t *key = (const uint8_t *)PyBytes_AS_STRING(utf8);
+        Py_ssize_t size = PyBytes_GET_SIZE(utf8);
+        size_t slot = (size_t)fnv1a(key, size) & (cap - 1);
+        for (; table[slot] >= 0; slot = (slot + 1) & (cap - 1)) {
+            PyObject *other = PyTuple_GET_ITEM(encoded, table[slot]);
+            if (PyBytes_GET_SIZE(other) == size && memcmp(PyBytes_AS_STRING(other), key, (size_t)size) == 0) {
+                PyErr_Format(PyExc_ValueError, "name %R is given twice", name);
+                goto fail;
+            }
+        }
+        table[slot] = (int32_t)i;
+    }
+    PyMem_Free(self->table);
+    self->table = table;
+    self->cap = cap;
+    self->n = n;
+    Py_XSETREF(self->names, encoded);
+    Py_XSETREF(self->prefix, prefix_bytes);
+    Py_XSETREF(self->fallback, Py_NewRef(any_value));
+    return 0;
+fail:
+    PyMem_Free(table);
+    Py_XDECREF(encoded);
+    Py_XDECREF(prefix_bytes);
+    return -1;
+}
+
+static void Reader_dealloc(Reader *self) {
+    Py_XDECREF(self->names);
+    Py_XDECREF(self->prefix);
+    Py_XDECREF(self->fallback);
+    PyMem_Free(self->table);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Reader_read_checked(Reader *self, PyObject *body) {
+    if (self->table == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Reader was not initialised");
+        return NULL;
+    }
+    return Reader_read(self, body);
+}
+
+static PyMethodDef Reader_methods[] = {
+    {"read", (PyCFunction)Reader_read_checked, METH_O,
+     "read(body: bytes) -> list | None: per ResourceSpans (resource_mask, resource_row, resource_tags, spans);\n"
+     "None when the request is encoded in a way left to the pure-Python path."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "meterline_spanwire.Reader",
+    .tp_doc = "Reader(names, tag_prefix, any_value): reads span attributes from ExportTraceServiceRequest bytes.",
+    .tp_basicsize = sizeof(Reader),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew, /* fields zeroed: Reader_init fills them */
+    .tp_init = (initproc)Reader_init,
+    .tp_dealloc = (destructor)Reader_dealloc,
+    .tp_methods = Reader_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "meterline_spanwire",
+    .m_doc = "The attributes of OTLP spans read straight from ExportTraceServiceRequest bytes (Meterline).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit_meterline_spanwire(void) {
+    if (PyType_Ready(&ReaderType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Reader", (PyObject *)&ReaderType) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_NAMES", MAX_NAMES) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
