@@ -92,9 +92,12 @@ class Plan:
     A span's values are laid out as: the span's read values (``get``), the resource's, one None (for
     a name neither carries), then the first value that is not None of each ``chains`` entry (a
     field several present names can fill). ``fetch`` takes from that row every value ``to_record``
-    looks up; ``members`` and ``tags`` name the merged ``meterline.*`` entries."""
+    looks up; ``members`` and ``tags`` name the merged ``meterline.*`` entries. ``layout`` says the same
+    in plain values, for the compiled record builder (``meterline_spanwire.build``)."""
 
-    __slots__ = ("chains", "fetch", "get", "member_values", "members", "tag_values", "tags", "ttft_named", "usage")
+    __slots__ = (
+        "chains", "fetch", "get", "layout", "member_values", "members", "tag_values", "tags", "ttft_named", "usage",
+    )  # fmt: skip
 
     def __init__(self, resource: tuple[str, ...], read: tuple[str, ...]) -> None:
         self.get = _getter(read)
@@ -113,14 +116,15 @@ class Plan:
                 return none + len(chains)
             return present[0] if present else none
 
-        self.fetch = _getter([
+        fetched = [
             raw("error.type"), first(INPUT_TOKENS), first(OUTPUT_TOKENS), raw("gen_ai.operation.name"),
             raw("traceloop.span.kind"), first(PROVIDER), first(MODEL), first(CACHE_READ_TOKENS),
             first(CACHE_WRITE_TOKENS), first(REASONING_TOKENS), raw("gen_ai.response.model"),
             raw("gen_ai.request.max_tokens"), first(TTFT_SECONDS), first(STREAMED), first(FINISH_REASONS),
             first(SERVICE_TIER), first(USER_ID), first(SESSION_ID), first(ENVIRONMENT), raw("meterline.feature"),
             raw("service.name"), raw(OPENLIT_COST),
-        ])  # fmt: skip
+        ]  # fmt: skip
+        self.fetch = _getter(fetched)
         self.chains = tuple(chains)
         # to_record folds the older names in only when one is present, which names time_to_first_chunk.
         self.ttft_named = _TTFT_CHUNK in where or not _FALLBACKS.isdisjoint(where)
@@ -129,8 +133,10 @@ class Plan:
         ordered = [*resource, *(key for key in read if key not in shared)]
         members = [key for key in ordered if key in _MEMBER_KEYS]
         self.members = tuple(_MEMBER_KEYS[key] for key in members)
-        self.member_values = _getter([where[key] for key in members])
+        member_at = tuple(where[key] for key in members)
+        self.member_values = _getter(member_at)
         self.usage = "input_tokens" in self.members or "output_tokens" in self.members
+        self.layout = (tuple(fetched), self.chains, self.members, member_at, self.ttft_named, self.usage)
         tags = [key for key in ordered if key.startswith(TAG_PREFIX)]
         self.tags = tuple(key[len(TAG_PREFIX) :] for key in tags)
         self.tag_values = _getter([where[key] for key in tags])

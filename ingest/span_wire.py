@@ -21,9 +21,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ingest.genai_spans import _MEMBER_KEYS, _WANTED, TAG_PREFIX
+from ingest.genai_spans import (
+    _MEMBER_KEYS,
+    _WANTED,
+    AGGREGATE_KINDS,
+    AGGREGATE_OPERATIONS,
+    FINISH_REASON_ALIASES,
+    PROVIDER_ALIASES,
+    TAG_PREFIX,
+    TIER_ALIASES,
+)
 from ingest.span_attributes import any_value
-from ingest.span_plans import Mapped, Resource, _chained, _plan, _record, _resource
+from ingest.span_plans import Mapped, Plan, Resource, _chained, _plan, _record, _resource
 
 try:
     import meterline_spanwire
@@ -33,6 +42,7 @@ except ImportError:  # a checkout that `make install` has not built it in: the p
 # The names the reader looks for, in the order of its bit masks and rows.
 NAMES: tuple[str, ...] = (*sorted(_WANTED), *sorted(_MEMBER_KEYS))
 READER: Any = None if meterline_spanwire is None else meterline_spanwire.Reader(NAMES, TAG_PREFIX, any_value)
+CONSTANTS = (PROVIDER_ALIASES, TIER_ALIASES, FINISH_REASON_ALIASES, AGGREGATE_OPERATIONS, AGGREGATE_KINDS)
 _named: dict[bytes, tuple[str, ...]] = {}  # bit mask → the names it marks
 
 
@@ -56,20 +66,29 @@ def wire_records(body: bytes) -> Iterator[Mapped] | None:
 
 
 def _mapped(resources: list[tuple[bytes, tuple[Any, ...], Any, list[Any]]]) -> Iterator[Mapped]:
+    build = meterline_spanwire.build
     for resource_mask, resource_row, resource_tags, spans in resources:
         resource: Resource = _resource(resource_mask, _names(resource_mask))
-        shared = (*resource_row, None)
         # The merge keeps the resource's tags first, then the span's others, the span's value winning.
         base: dict[str, str] = {name: str(value) for name, value in resource_tags} if resource_tags else {}
         plans = resource.spans
-        for trace, span_id, start, end, status, mask, row, tags in spans:
-            plan = plans.get(mask) or _plan(resource, mask, _names(mask))
-            row += shared
-            if plan.chains:
-                row = _chained(row, plan.chains)
-            if tags:
-                merged = dict(base)
-                merged.update((name, str(value)) for name, value in tags)
-            else:
-                merged = base
-            yield (trace, span_id), _record(trace, span_id, start, end, status, plan, row, merged)
+        for span in spans:
+            plan = plans.get(span[5]) or _plan(resource, span[5], _names(span[5]))
+            # The compiled builder makes the records of the common spans; _record the others.
+            record = build(plan.layout, CONSTANTS, span, resource_row, base)
+            if record is None:
+                record = _planned(span, plan, resource_row, base)
+            yield (span[0], span[1]), record
+
+
+def _planned(span: tuple[Any, ...], plan: Plan, resource_row: tuple[Any, ...], base: dict[str, str]) -> Any:
+    trace, span_id, start, end, status, _, row, tags = span
+    row += (*resource_row, None)
+    if plan.chains:
+        row = _chained(row, plan.chains)
+    if tags:
+        merged = dict(base)
+        merged.update((name, str(value)) for name, value in tags)
+    else:
+        merged = base
+    return _record(trace, span_id, start, end, status, plan, row, merged)

@@ -191,3 +191,125 @@ def test_a_repeated_attribute_key_takes_its_last_value_as_a_protobuf_map_does() 
     same(compiled(decoded), list(planned_spans(decoded)))
     assert isinstance(record, dict)
     assert (record["model"], record["tags"]) == ("gpt-4o-mini", {"t": "2"})
+
+
+# --- the compiled record builder: the common spans' records, made as span_plans._record makes them --
+
+
+def built_and_planned(decoded: Decoded) -> list[tuple[Any, Any]]:
+    """Per span: ``meterline_spanwire.build``'s record (None where it leaves the span to ``_record``) and
+    the pure-Python assembly's, over the same plan and reader output."""
+    out = []
+    for resource_mask, resource_row, resource_tags, spans in span_wire.READER.read(decoded.wire):
+        resource = span_wire._resource(resource_mask, span_wire._names(resource_mask))
+        base = {name: str(value) for name, value in resource_tags} if resource_tags else {}
+        for span in spans:
+            plan = resource.spans.get(span[5]) or span_wire._plan(resource, span[5], span_wire._names(span[5]))
+            built = span_wire.meterline_spanwire.build(plan.layout, span_wire.CONSTANTS, span, resource_row, base)
+            out.append((built, span_wire._planned(span, plan, resource_row, base)))
+    return out
+
+
+words = st.sampled_from(
+    [
+        "openai",
+        "OpenAI",
+        "gcp.gemini",
+        "gpt-4o",
+        "stop",
+        "END_TURN",
+        "length",
+        "flex",
+        "Batch",
+        "scale",
+        "x",
+        "unknown_service:python",
+        "checkout",
+        "ünï",
+        "chat",
+        "invoke_agent",
+        "workflow",
+    ]
+)
+text = words | st.text(max_size=4) | st.text(min_size=199, max_size=202)
+typed = {
+    "gen_ai.provider.name": words, "gen_ai.system": words, "gen_ai.request.model": words,
+    "gen_ai.response.model": words, "gen_ai.operation.name": words, "traceloop.span.kind": words,
+    "gen_ai.usage.input_tokens": st.integers(0, 10**6), "gen_ai.usage.output_tokens": st.integers(0, 10**6),
+    "gen_ai.usage.cache_read.input_tokens": st.integers(0, 10**3), "llm.usage.prompt_tokens": st.integers(0, 9),
+    "gen_ai.usage.reasoning.output_tokens": st.integers(0, 10**3), "gen_ai.request.max_tokens": st.integers(0, 9),
+    "gen_ai.response.time_to_first_chunk": st.floats(0, 5) | st.just(1e300),
+    "gen_ai.server.time_to_first_token": st.floats(0, 5), "gen_ai.request.stream": st.booleans(),
+    "gen_ai.response.finish_reasons": st.lists(words, max_size=2), "llm.response.finish_reason": words,
+    "openai.response.service_tier": words, "user.id": text, "session.id": text, "gen_ai.conversation.id": text,
+    "deployment.environment.name": text, "meterline.feature": text,
+    "service.name": st.sampled_from(["unknown_service:python", "unknown_service", "app"]) | text,
+    "meterline.customer_id": text, "meterline.attempt": st.integers(1, 3), "meterline.cache_hit": st.booleans(),
+    "meterline.route": text, "error.type": words, "gen_ai.usage.cost": st.floats(0, 1),
+    "meterline.tags.team": text, "meterline.tags.region": text | st.integers(0, 3),
+}  # fmt: skip
+# Mostly model calls (a provider, a model, usage), with some of the other names, rarely what fails or skips one.
+RARE = {"error.type", "gen_ai.usage.cost", "traceloop.span.kind"}
+typed_attributes = st.builds(
+    lambda call, present, rare, drawn: {
+        **(CALL if call else {}),
+        **{k: v for k, v in drawn.items() if k in present or k in rare},
+    },
+    st.sampled_from([True, True, True, False]),
+    st.sets(st.sampled_from(sorted(typed.keys() - RARE))),
+    st.sets(st.sampled_from(sorted(RARE)), max_size=1).filter(lambda rare: not rare or len(rare) < 2),
+    st.fixed_dictionaries(typed),
+)
+typed_requests = st.lists(
+    st.tuples(typed_attributes, st.lists(
+        st.fixed_dictionaries({"attributes": typed_attributes, "status": st.sampled_from([0, 0, 0, 0, 2]),
+                               "trace_id": st.sampled_from([b"\x01" * 16, b"\xab" * 16, b"\x01" * 16, bytes(16)]),
+                               "start": st.sampled_from([1_764_000_000_123_456_789] * 5 + [0]),
+                               "ms": st.sampled_from([1500, 0, -5, 250])}), min_size=1, max_size=5)),
+    min_size=1, max_size=2,
+)  # fmt: skip
+
+
+@EXAMPLES
+@given(typed_requests)
+def test_the_builder_makes_the_records_the_python_assembly_makes(
+    drawn: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+) -> None:
+    decoded = decode_request(build(drawn).SerializeToString(), PROTOBUF)
+    for built, planned in built_and_planned(decoded):
+        if built is not None:  # the same fields in the same order, the same values of the same types
+            assert isinstance(planned, dict)
+            assert list(built.items()) == list(planned.items())
+            assert [type(v) for v in built.values()] == [type(v) for v in planned.values()]
+    same(compiled(decoded), list(planned_spans(decoded)))
+
+
+def test_the_builder_makes_the_records_of_an_instrumentation_s_spans() -> None:
+    # What opentelemetry-instrumentation-openai-v2 and the app's meterline.* attribution put on a span.
+    attributes = {
+        **CALL,
+        "gen_ai.operation.name": "chat",
+        "gen_ai.response.model": "gpt-4o-2024-08-06",
+        "gen_ai.usage.output_tokens": 20,
+        "gen_ai.usage.cache_read.input_tokens": 4,
+        "gen_ai.response.finish_reasons": ["stop"],
+        "gen_ai.request.max_tokens": 256,
+        "gen_ai.response.time_to_first_chunk": 0.25,
+        "openai.response.service_tier": "default",
+        "server.address": "api.openai.com",
+        "meterline.customer_id": "acme",
+        "meterline.tags.team": "a",
+    }
+    drawn_spans = [{"attributes": attributes, "status": Status.STATUS_CODE_UNSET, "trace_id": b"\x01" * 16,
+                    "start": 1_764_000_000_123_456_789, "ms": 1500}] * 3  # fmt: skip
+    decoded = decode_request(build([({"service.name": "app"}, drawn_spans)]).SerializeToString(), PROTOBUF)
+    pairs = built_and_planned(decoded)
+    assert all(built is not None for built, _ in pairs)
+    assert [built for built, _ in pairs] == [planned for _, planned in pairs]
+    assert pairs[0][0] == {
+        "event_id": "01" * 16 + "0000000000000001", "timestamp": 1_764_000_000_123, "provider": "openai",
+        "model": "gpt-4o", "trace_id": "01" * 16, "latency_ms": 1500.0, "input_tokens": 10, "output_tokens": 20,
+        "cache_read_tokens": 4, "response_model": "gpt-4o-2024-08-06", "max_tokens": 256, "ttft_ms": 250.0,
+        "streamed": True, "finish_reason": "stop", "service_tier": "default", "feature": "app",
+        "customer_id": "acme", "tags": {"team": "a"},
+    }  # fmt: skip
