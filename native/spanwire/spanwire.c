@@ -46,11 +46,23 @@ typedef struct {
     int32_t *table;     /* name index, or -1 */
 } Reader;
 
+/* The short ASCII strings of one request, each made once: the spans of a request repeat most of them
+ * (provider, model, feature, tier, tag names). Keys point into the request's bytes. */
+#define STRINGS 2048 /* slots, a power of two; at most half of them are filled */
+#define MAX_SHARED 64 /* longest string shared */
+typedef struct {
+    const uint8_t *text[STRINGS];
+    Py_ssize_t size[STRINGS];
+    PyObject *string[STRINGS];
+    Py_ssize_t count;
+} Strings;
+
 typedef struct {
     PyObject *values[MAX_NAMES];
     uint8_t mask[MASK_BYTES];
     Py_ssize_t count;
     PyObject *tags; /* list of (name, value), or NULL */
+    Strings strings;
 } Attributes;
 
 /* --- wire format ------------------------------------------------------------------------------ */
@@ -111,6 +123,42 @@ static int next_field(const uint8_t **p, const uint8_t *end, uint64_t *field, in
 
 /* --- values ----------------------------------------------------------------------------------- */
 
+static uint64_t fnv1a(const uint8_t *p, Py_ssize_t size) {
+    uint64_t hash = 14695981039346656037ULL;
+    for (Py_ssize_t i = 0; i < size; i++) hash = (hash ^ p[i]) * 1099511628211ULL;
+    return hash;
+}
+
+/* The str of UTF-8 ``p[:size]`` (a new reference); the same object for the same short ASCII bytes. */
+static PyObject *text(Strings *strings, const uint8_t *p, Py_ssize_t size, const char *errors) {
+    if (size > MAX_SHARED) return PyUnicode_DecodeUTF8((const char *)p, size, errors);
+    uint64_t hash = 14695981039346656037ULL;
+    uint8_t high = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        high |= p[i];
+        hash = (hash ^ p[i]) * 1099511628211ULL;
+    }
+    if (high & 0x80) return PyUnicode_DecodeUTF8((const char *)p, size, errors);
+    size_t slot = (size_t)hash & (STRINGS - 1);
+    for (; strings->string[slot] != NULL; slot = (slot + 1) & (STRINGS - 1)) {
+        if (strings->size[slot] == size && memcmp(strings->text[slot], p, (size_t)size) == 0)
+            return Py_NewRef(strings->string[slot]);
+    }
+    PyObject *string = PyUnicode_DecodeUTF8((const char *)p, size, errors);
+    if (string != NULL && strings->count < STRINGS / 2) {
+        strings->text[slot] = p;
+        strings->size[slot] = size;
+        strings->string[slot] = Py_NewRef(string);
+        strings->count++;
+    }
+    return string;
+}
+
+static void forget_strings(Strings *strings) {
+    for (size_t i = 0; i < STRINGS; i++) Py_CLEAR(strings->string[i]);
+    strings->count = 0;
+}
+
 static PyObject *untracked(PyObject *container) {
     if (container != NULL) PyObject_GC_UnTrack(container);
     return container;
@@ -124,10 +172,10 @@ static PyObject *fallback(Reader *r, const uint8_t *p, Py_ssize_t size) {
     return value;
 }
 
-static PyObject *decode_value(Reader *r, const uint8_t *p, Py_ssize_t size, int depth);
+static PyObject *decode_value(Reader *r, Strings *strings, const uint8_t *p, Py_ssize_t size, int depth);
 
 /* An ArrayValue's values; NULL with no exception set when it is not one of AnyValues only. */
-static PyObject *decode_array(Reader *r, const uint8_t *p, Py_ssize_t size, int depth) {
+static PyObject *decode_array(Reader *r, Strings *strings, const uint8_t *p, Py_ssize_t size, int depth) {
     const uint8_t *q = p, *end = p + size, *item_start;
     Py_ssize_t item_size;
     PyObject *list = untracked(PyList_New(0));
@@ -137,7 +185,7 @@ static PyObject *decode_array(Reader *r, const uint8_t *p, Py_ssize_t size, int 
             Py_DECREF(list);
             return NULL;
         }
-        PyObject *item = decode_value(r, item_start, item_size, depth);
+        PyObject *item = decode_value(r, strings, item_start, item_size, depth);
         if (item == NULL || PyList_Append(list, item)) {
             Py_XDECREF(item);
             Py_DECREF(list);
@@ -150,7 +198,7 @@ static PyObject *decode_array(Reader *r, const uint8_t *p, Py_ssize_t size, int 
 
 /* A serialized AnyValue's value, as span_attributes.any_value gives it: one field of the common kinds
  * decoded here, anything else by any_value itself. */
-static PyObject *decode_value(Reader *r, const uint8_t *p, Py_ssize_t size, int depth) {
+static PyObject *decode_value(Reader *r, Strings *strings, const uint8_t *p, Py_ssize_t size, int depth) {
     const uint8_t *q = p + 1, *end = p + size, *start;
     Py_ssize_t length;
     uint64_t number;
@@ -158,7 +206,7 @@ static PyObject *decode_value(Reader *r, const uint8_t *p, Py_ssize_t size, int 
     switch (p[0]) {
     case 0x0A: /* string_value */
         if (delimited(&q, end, &start, &length) == 0 && q == end)
-            return PyUnicode_DecodeUTF8((const char *)start, length, "replace");
+            return text(strings, start, length, "replace");
         break;
     case 0x10: /* bool_value */
         if (varint(&q, end, &number) == 0 && q == end) return PyBool_FromLong(number != 0);
@@ -176,7 +224,7 @@ static PyObject *decode_value(Reader *r, const uint8_t *p, Py_ssize_t size, int 
         break;
     case 0x2A: /* array_value */
         if (depth < MAX_DEPTH && delimited(&q, end, &start, &length) == 0 && q == end) {
-            PyObject *list = decode_array(r, start, length, depth + 1);
+            PyObject *list = decode_array(r, strings, start, length, depth + 1);
             if (list != NULL || PyErr_Occurred()) return list;
         }
         break;
@@ -185,12 +233,6 @@ static PyObject *decode_value(Reader *r, const uint8_t *p, Py_ssize_t size, int 
 }
 
 /* --- attributes ------------------------------------------------------------------------------- */
-
-static uint64_t fnv1a(const uint8_t *p, Py_ssize_t size) {
-    uint64_t hash = 14695981039346656037ULL;
-    for (Py_ssize_t i = 0; i < size; i++) hash = (hash ^ p[i]) * 1099511628211ULL;
-    return hash;
-}
 
 static Py_ssize_t lookup(Reader *r, const uint8_t *key, Py_ssize_t size) {
     size_t slot = (size_t)fnv1a(key, size) & (r->cap - 1);
@@ -232,7 +274,7 @@ static int read_key_value(Reader *r, const uint8_t *p, const uint8_t *end, Attri
     Py_ssize_t at = lookup(r, key, key_size);
     int tagged = at < 0 && key_size >= prefix_size && memcmp(key, PyBytes_AS_STRING(r->prefix), (size_t)prefix_size) == 0;
     if (at < 0 && !tagged) return DONE;
-    PyObject *decoded = value == NULL ? Py_NewRef(Py_None) : decode_value(r, value, value_size, 0);
+    PyObject *decoded = value == NULL ? Py_NewRef(Py_None) : decode_value(r, &a->strings, value, value_size, 0);
     if (decoded == NULL) return FAILED;
     if (at >= 0) {
         if (a->values[at] == NULL) {
@@ -242,7 +284,7 @@ static int read_key_value(Reader *r, const uint8_t *p, const uint8_t *end, Attri
         Py_XSETREF(a->values[at], decoded);
         return DONE;
     }
-    PyObject *name = PyUnicode_DecodeUTF8((const char *)key + prefix_size, key_size - prefix_size, "strict");
+    PyObject *name = text(&a->strings, key + prefix_size, key_size - prefix_size, "strict");
     if (name == NULL) {
         Py_DECREF(decoded);
         if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return FAILED;
@@ -471,7 +513,7 @@ enum {
 static PyObject *S_EVENT_ID, *S_TIMESTAMP, *S_PROVIDER, *S_MODEL, *S_TRACE_ID, *S_LATENCY_MS, *S_INPUT_TOKENS,
     *S_OUTPUT_TOKENS, *S_CACHE_READ_TOKENS, *S_CACHE_WRITE_TOKENS, *S_REASONING_TOKENS, *S_RESPONSE_MODEL,
     *S_MAX_TOKENS, *S_TTFT_MS, *S_STREAMED, *S_FINISH_REASON, *S_SERVICE_TIER, *S_USER_ID, *S_SESSION_ID,
-    *S_ENVIRONMENT, *S_FEATURE, *S_TAGS, *S_DEFAULT, *S_UNKNOWN_SERVICE;
+    *S_ENVIRONMENT, *S_FEATURE, *S_TAGS, *S_DEFAULT, *S_UNKNOWN_SERVICE, *S_LOWER;
 
 typedef struct {
     PyObject *row, *resource_row, *chains;
@@ -516,8 +558,18 @@ static PyObject *hex(const char *p, Py_ssize_t size, const char *q, Py_ssize_t q
     return text;
 }
 
+/* text.lower(): an ASCII string in C (itself when it has no capital), any other through str.lower. */
 static PyObject *lowered(PyObject *text) {
-    return PyObject_CallMethod(text, "lower", NULL);
+    if (!PyUnicode_IS_ASCII(text)) return PyObject_CallMethodNoArgs(text, S_LOWER);
+    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text), i = 0;
+    while (i < size && !(p[i] >= 'A' && p[i] <= 'Z')) i++;
+    if (i == size) return Py_NewRef(text);
+    PyObject *lower = PyUnicode_New(size, 127);
+    if (lower == NULL) return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(lower);
+    for (i = 0; i < size; i++) out[i] = p[i] >= 'A' && p[i] <= 'Z' ? (Py_UCS1)(p[i] + 32) : p[i];
+    return lower;
 }
 
 /* aliases[key] (a new reference), else ``otherwise`` (borrowed; NULL: none) as a new reference. */
@@ -600,7 +652,7 @@ static PyObject *build(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     }
 
     /* Untracked, as the reader's tuples are: it holds strings, numbers, the tags dict and decoded lists. */
-    PyObject *record = untracked(PyDict_New()), *value;
+    PyObject *record = untracked(_PyDict_NewPresized(32)), *value; /* (a record has up to ~30 fields) */
     int missing;
     if (record == NULL) return NULL;
     CHECK(set(record, S_EVENT_ID, hex(trace_bytes, 16, span_bytes, 8)));
@@ -689,6 +741,7 @@ static int intern_names(void) {
         {&S_STREAMED, "streamed"}, {&S_FINISH_REASON, "finish_reason"}, {&S_SERVICE_TIER, "service_tier"},
         {&S_USER_ID, "user_id"}, {&S_SESSION_ID, "session_id"}, {&S_ENVIRONMENT, "environment"},
         {&S_FEATURE, "feature"}, {&S_TAGS, "tags"}, {&S_DEFAULT, "default"}, {&S_UNKNOWN_SERVICE, "unknown_service"},
+        {&S_LOWER, "lower"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL) return -1;
@@ -712,6 +765,7 @@ static PyObject *Reader_read(Reader *self, PyObject *body) {
     const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(body);
     int rc = read_request(self, p, p + PyBytes_GET_SIZE(body), a, out);
     clear(a, self->n);
+    forget_strings(&a->strings);
     PyMem_Free(a);
     if (rc == DONE) return out;
     Py_DECREF(out);
