@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 # The compiled OTLP span reader (ingest/span_wire.py), built from its C source on every install.
-SPANWIRE := native/spanwire/spanwire.c native/spanwire/setup.py native/spanwire/pyproject.toml
+SPANWIRE := $(sort $(wildcard native/spanwire/*.c native/spanwire/*.h)) native/spanwire/setup.py native/spanwire/pyproject.toml
 STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml $(SPANWIRE) | sha1sum | cut -c1-12)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
