@@ -6,10 +6,12 @@ reader walks the request's protobuf bytes once and hands over, per span, its ids
 code, which of the names the mapping reads it carries (a bit mask over ``NAMES``), their values
 decoded (``span_attributes.any_value``'s rules; any other shape by ``any_value`` itself) and its
 ``meterline.tags.*`` pairs; keys the mapping does not read cost it nothing. The mask picks the
-span's ``span_plans.Plan`` (made once per resource and span mask), which assembles the record as in
-the pure-Python path. Only the order differs: ``meterline.<field>`` members come in ``NAMES`` order
-and tags in wire order, where the pure-Python path gives both in its protobuf map's hash order
-(seeded per process). ``ingest/tests/test_span_wire.py`` holds the two paths equal.
+span's ``span_plans.Plan`` (made once per resource and span mask), from which
+``meterline_spanwire.build`` makes the record of a span whose values are of the common kinds, in C,
+and ``span_plans._record`` that of any other span, both as the pure-Python path makes it. Only the
+order differs: ``meterline.<field>`` members come in ``NAMES`` order and tags in wire order, where
+the pure-Python path gives both in its protobuf map's hash order (seeded per process).
+``ingest/tests/test_span_wire.py`` holds the two paths equal.
 
 When the module is not built, or a request is encoded in a way the reader leaves to protobuf (a
 singular field repeated, a field of an unexpected wire type, groups), ``wire_records`` is None and
