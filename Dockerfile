@@ -1,5 +1,15 @@
 # Meterline: one image for every role (web, worker, beat, the one-shot migrate job).
 # Runtime dependencies only: requirements.in, pinned by requirements.lock (dev tools are left out).
+
+# Build stage: the compiled OTLP span reader (native/spanwire, a C extension) as a wheel, so the
+# compiler stays out of the image that runs.
+FROM python:3.11.15-slim-trixie AS spanwire
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY native/spanwire /src/spanwire
+RUN pip wheel --no-cache-dir --disable-pip-version-check --no-deps --wheel-dir /wheels /src/spanwire
+
 FROM python:3.11.15-slim-trixie
 
 # METERLINE_VAR_DIR: STATIC_ROOT lives under it, so collectstatic (build) and whitenoise (run) must
@@ -21,6 +31,10 @@ WORKDIR /app
 # Dependencies first: this layer is rebuilt only when the requirements change.
 COPY requirements.in requirements.lock ./
 RUN pip install -r requirements.in -c requirements.lock
+COPY --from=spanwire /wheels /tmp/wheels
+RUN pip install --no-deps /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels \
+    && python -c "import meterline_spanwire"
 
 # The code stays owned by root (the app cannot rewrite itself); only var/ is the app's to write.
 COPY . .

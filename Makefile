@@ -2,7 +2,9 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml | sha1sum | cut -c1-12)
+# The compiled OTLP span reader (ingest/span_wire.py), built from its C source on every install.
+SPANWIRE := $(sort $(wildcard native/spanwire/*.c native/spanwire/*.h)) native/spanwire/setup.py native/spanwire/pyproject.toml
+STAMP  := $(VENV)/.installed-$(shell cat requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml $(SPANWIRE) | sha1sum | cut -c1-12)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # The address links in alerts point at: the one `make run` serves on, unless set explicitly
@@ -11,11 +13,14 @@ METERLINE_BASE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: install focus-validator browser run test lint typecheck bench-ingest bench-query bench-sdk bench-dashboards bench-alerts bench-faults bench-advisor bench-capacity migrate cluster-snapshot clean
 
-$(STAMP): requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml
+$(STAMP): requirements.in requirements-dev.in requirements.lock sdk/python/pyproject.toml $(SPANWIRE)
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (Meterline needs CPython 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.in -r requirements-dev.in -c requirements.lock
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e ./sdk/python
+	@command -v $${CC:-cc} >/dev/null || { echo "a C compiler ($${CC:-cc}) is needed to build native/spanwire"; exit 1; }
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps --force-reinstall ./native/spanwire
+	$(BIN)/python -c "import meterline_spanwire"
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The FinOps Foundation's FOCUS validator, for the FOCUS export tests, in a virtualenv of its own:

@@ -22,12 +22,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ingest.accept import IngestError, accept_records
 from ingest.genai_spans import Skipped, Values
 from ingest.span_attributes import attribute_maps
-from ingest.span_plans import span_records
+from ingest.span_plans import Mapped, span_records
+from ingest.span_wire import wire_records
 from tenancy.models import Project
 
 PROTOBUF = "application/x-protobuf"
@@ -122,8 +122,15 @@ def _id_to_base64(item: dict[str, Any], where: str) -> None:
         item[key] = base64.b64encode(raw).decode()
 
 
-def mapped_spans(decoded: Decoded) -> Iterator[tuple[Span, dict[str, Any] | Skipped]]:
-    """Every span of a request with what it maps to: a CallRecord's fields, or why it is skipped."""
+def mapped_spans(decoded: Decoded) -> Iterator[Mapped]:
+    """Every span of a request (its trace and span ids) with what it maps to: a CallRecord's fields, or
+    why it is skipped. The compiled reader's path when it takes the request, else the pure-Python one."""
+    compiled = wire_records(decoded.wire)
+    return compiled if compiled is not None else planned_spans(decoded)
+
+
+def planned_spans(decoded: Decoded) -> Iterator[Mapped]:
+    """``mapped_spans`` in pure Python: the attributes read through ``ingest.span_attributes``."""
     values = Values()  # each distinct attribute value of the request decoded once
     for resource_spans, (resource_attributes, span_attributes) in zip(
         decoded.request.resource_spans, attribute_maps(decoded.wire), strict=True
@@ -138,12 +145,12 @@ def export(project: Project, decoded: Decoded) -> Outcome:
     labels: list[str] = []
     ignored = 0
     problems: list[str] = []
-    for span, mapped in mapped_spans(decoded):
+    for (trace_id, span_id), mapped in mapped_spans(decoded):
         if isinstance(mapped, Skipped):
             if mapped.ignored:
                 ignored += 1
             else:
-                problems.append(f"span {span.trace_id.hex()}/{span.span_id.hex()}: {mapped.reason}")
+                problems.append(f"span {trace_id.hex()}/{span_id.hex()}: {mapped.reason}")
             continue
         records.append(mapped)
         labels.append(mapped["event_id"])

@@ -13,7 +13,7 @@ rules and in the order of ``to_record``: ``ingest/tests/test_span_plans.py`` hol
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -53,8 +53,10 @@ from ingest.genai_spans import (
 _MAX_PLANS = 256  # plans remembered by a process (a producer whose every span differs: bounded memory)
 _TTFT_CHUNK = TTFT_SECONDS[0]
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+_ERROR = Status.STATUS_CODE_ERROR
 _span_fields = attrgetter("trace_id", "span_id", "start_time_unix_nano", "end_time_unix_nano")
 Getter = Callable[[Any], tuple[Any, ...]]
+Mapped = tuple[tuple[bytes, bytes], dict[str, Any] | Skipped]  # a span's (trace id, span id) and its record
 
 
 def _getter(items: Sequence[Any]) -> Getter:
@@ -81,21 +83,23 @@ class Resource:
     def __init__(self, keys: tuple[str, ...]) -> None:
         self.read = _read(keys)
         self.get = _getter(self.read)
-        self.spans: dict[tuple[str, ...], Plan] = {}
+        self.spans: dict[Hashable, Plan] = {}
 
 
 class Plan:
-    """The mapping for spans with one list of attribute keys under a resource with one list.
+    """The mapping for spans with one list of attribute keys read under a resource with one list.
 
     A span's values are laid out as: the span's read values (``get``), the resource's, one None (for
     a name neither carries), then the first value that is not None of each ``chains`` entry (a
     field several present names can fill). ``fetch`` takes from that row every value ``to_record``
-    looks up; ``members`` and ``tags`` name the merged ``meterline.*`` entries."""
+    looks up; ``members`` and ``tags`` name the merged ``meterline.*`` entries. ``layout`` says the same
+    in plain values, for the compiled record builder (``meterline_spanwire.build``)."""
 
-    __slots__ = ("chains", "fetch", "get", "member_values", "members", "tag_values", "tags", "ttft_named", "usage")
+    __slots__ = (
+        "chains", "fetch", "get", "layout", "member_values", "members", "tag_values", "tags", "ttft_named", "usage",
+    )  # fmt: skip
 
-    def __init__(self, resource: tuple[str, ...], keys: tuple[str, ...]) -> None:
-        read = _read(keys)
+    def __init__(self, resource: tuple[str, ...], read: tuple[str, ...]) -> None:
         self.get = _getter(read)
         where = {key: i for i, key in enumerate(resource, start=len(read))}
         where.update((key, i) for i, key in enumerate(read))  # the span's own value wins
@@ -112,14 +116,15 @@ class Plan:
                 return none + len(chains)
             return present[0] if present else none
 
-        self.fetch = _getter([
+        fetched = [
             raw("error.type"), first(INPUT_TOKENS), first(OUTPUT_TOKENS), raw("gen_ai.operation.name"),
             raw("traceloop.span.kind"), first(PROVIDER), first(MODEL), first(CACHE_READ_TOKENS),
             first(CACHE_WRITE_TOKENS), first(REASONING_TOKENS), raw("gen_ai.response.model"),
             raw("gen_ai.request.max_tokens"), first(TTFT_SECONDS), first(STREAMED), first(FINISH_REASONS),
             first(SERVICE_TIER), first(USER_ID), first(SESSION_ID), first(ENVIRONMENT), raw("meterline.feature"),
             raw("service.name"), raw(OPENLIT_COST),
-        ])  # fmt: skip
+        ]  # fmt: skip
+        self.fetch = _getter(fetched)
         self.chains = tuple(chains)
         # to_record folds the older names in only when one is present, which names time_to_first_chunk.
         self.ttft_named = _TTFT_CHUNK in where or not _FALLBACKS.isdisjoint(where)
@@ -128,53 +133,62 @@ class Plan:
         ordered = [*resource, *(key for key in read if key not in shared)]
         members = [key for key in ordered if key in _MEMBER_KEYS]
         self.members = tuple(_MEMBER_KEYS[key] for key in members)
-        self.member_values = _getter([where[key] for key in members])
+        member_at = tuple(where[key] for key in members)
+        self.member_values = _getter(member_at)
         self.usage = "input_tokens" in self.members or "output_tokens" in self.members
+        self.layout = (tuple(fetched), self.chains, self.members, member_at, self.ttft_named, self.usage)
         tags = [key for key in ordered if key.startswith(TAG_PREFIX)]
         self.tags = tuple(key[len(TAG_PREFIX) :] for key in tags)
         self.tag_values = _getter([where[key] for key in tags])
 
 
-_resources: dict[tuple[str, ...], Resource] = {}
+# Resources and their plans, by their key lists (this module) or by the bit masks of the names they
+# carry (``ingest.span_wire``): the two kinds of key never equal each other.
+_resources: dict[Hashable, Resource] = {}
 _plans = 0
 
 
-def _plan(resource: Resource, keys: tuple[str, ...]) -> Plan:
+def _plan(resource: Resource, key: Hashable, keys: tuple[str, ...]) -> Plan:
+    """The plan of spans with attribute ``keys`` under ``resource``, remembered under ``key``."""
     global _plans  # one count bounds every resource's plans
     if _plans >= _MAX_PLANS:
         for known in _resources.values():
             known.spans.clear()
         _plans = 0
-    plan = resource.spans[keys] = Plan(resource.read, keys)
+    plan = resource.spans[key] = Plan(resource.read, _read(keys))
     _plans += 1
     return plan
 
 
-def _resource(keys: tuple[str, ...]) -> Resource:
-    resource = _resources.get(keys)
+def _resource(key: Hashable, keys: tuple[str, ...]) -> Resource:
+    """The ``Resource`` of a resource with attribute ``keys``, remembered under ``key``."""
+    resource = _resources.get(key)
     if resource is None:
         if len(_resources) >= _MAX_PLANS:
             _resources.clear()
-        resource = _resources[keys] = Resource(keys)
+        resource = _resources[key] = Resource(keys)
     return resource
 
 
 def span_records(
     spans: Iterable[Span], resource_attributes: Mapping[str, bytes], span_attributes: Iterable[Any], values: Values
-) -> Iterator[tuple[Span, dict[str, Any] | Skipped]]:
-    """Each span of one ``ResourceSpans`` with what it maps to (as ``to_record`` maps it), given the
-    resource's and the spans' attribute maps (``ingest.span_attributes``) and the request's caches."""
-    resource = _resource(tuple(resource_attributes))
+) -> Iterator[Mapped]:
+    """Each span of one ``ResourceSpans`` (its ids) with what it maps to (as ``to_record`` maps it), given
+    the resource's and the spans' attribute maps (``ingest.span_attributes``) and the request's caches."""
+    keys = tuple(resource_attributes)
+    resource = _resource(keys, keys)
     decode = values.__getitem__
     shared = (*map(decode, resource.get(resource_attributes)), None)
     plans = resource.spans
     for span, attributes in zip(spans, span_attributes, strict=True):
         keys = tuple(attributes)
-        plan = plans.get(keys) or _plan(resource, keys)
+        plan = plans.get(keys) or _plan(resource, keys, keys)
         row = (*map(decode, plan.get(attributes)), *shared)
         if plan.chains:
             row = _chained(row, plan.chains)
-        yield span, _record(span, plan, row)
+        tags = dict(zip(plan.tags, map(str, plan.tag_values(row)), strict=True)) if plan.tags else {}
+        trace, span_id, start, end = _span_fields(span)
+        yield (trace, span_id), _record(trace, span_id, start, end, span.status.code, plan, row, tags)
 
 
 def _chained(row: tuple[Any, ...], chains: tuple[tuple[int, ...], ...]) -> tuple[Any, ...]:
@@ -194,12 +208,16 @@ def _count(value: Any) -> Any:
     return int(value) if type(value) is float and value.is_integer() else value
 
 
-def _record(span: Span, plan: Plan, row: tuple[Any, ...]) -> dict[str, Any] | Skipped:
-    """``genai_spans.to_record`` over a plan's row: the same checks, fields and order."""
+def _record(
+    trace: bytes, span_id: bytes, start: int, end: int, status: int, plan: Plan, row: tuple[Any, ...],
+    tags: dict[str, str],
+) -> dict[str, Any] | Skipped:  # fmt: skip
+    """``genai_spans.to_record`` over a plan's row (and the span's fields, status code and merged tags):
+    the same checks, fields and order."""
     (error_type, inputs, outputs, operation, kind, provider, model, cache_read, cache_write, reasoning,
      response_model, max_tokens, ttft, streamed, finish, tier, user_id, session_id, environment, feature,
      service, cost) = plan.fetch(row)  # fmt: skip
-    failed = error_type is not None or span.status.code == Status.STATUS_CODE_ERROR
+    failed = error_type is not None or status == _ERROR
     if (type(operation) is str and operation in AGGREGATE_OPERATIONS) or (
         type(kind) is str and kind in AGGREGATE_KINDS
     ):
@@ -207,7 +225,6 @@ def _record(span: Span, plan: Plan, row: tuple[Any, ...]) -> dict[str, Any] | Sk
     has_usage = inputs is not None or outputs is not None or plan.usage
     if not has_usage and not (failed and provider is not None and model is not None):
         return Skipped("no GenAI usage", ignored=True)
-    trace, span_id, start, end = _span_fields(span)
     if len(trace) != 16 or len(span_id) != 8 or trace == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return Skipped("trace_id must be 16 bytes and span_id 8 bytes, not all zero")
     if provider is None:
@@ -277,7 +294,6 @@ def _record(span: Span, plan: Plan, row: tuple[Any, ...]) -> dict[str, Any] | Sk
         record["feature"] = _text(service)
     if plan.members:
         record.update(zip(plan.members, plan.member_values(row), strict=True))
-    tags = dict(zip(plan.tags, map(str, plan.tag_values(row)), strict=True)) if plan.tags else {}
     if cost is not None:
         record["tags"] = {OPENLIT_COST: str(cost), **tags}
     elif tags:

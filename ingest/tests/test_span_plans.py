@@ -1,5 +1,6 @@
-"""The planned span mapping (``ingest.span_plans``) equals the reference one (``genai_spans.to_record``),
-and ``validate_fields`` (records as Python values) equals ``validate`` (the same records as JSON).
+"""The planned span mapping (``ingest.span_plans``, the pure-Python path) equals the reference one
+(``genai_spans.to_record``), and ``validate_fields`` (records as Python values) equals ``validate`` (the
+same records as JSON). ``test_span_wire`` holds the compiled path equal to the planned one.
 
 Hypothesis draws requests as ``test_mapping_equality`` does (span and resource attributes that mix the
 names the mapping reads with others, values of every ``AnyValue`` kind); each span must map to the same
@@ -19,7 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from ingest import span_plans
 from ingest.genai_spans import MEMBER_FIELDS, Skipped, merged, picked, to_record
-from ingest.otlp import PROTOBUF, Decoded, decode_request, mapped_spans
+from ingest.otlp import PROTOBUF, Decoded, decode_request, planned_spans
 from ingest.records import FIELDS, Window, encode_records, validate, validate_fields
 from ingest.span_attributes import attribute_maps
 from ingest.tests.test_mapping_equality import CALL, EXAMPLES, MEMBERS, OTHERS, READ, build, requests, values
@@ -58,7 +59,7 @@ def same_in_order(new: list[dict[str, Any] | Skipped], old: list[dict[str, Any] 
 @given(requests)
 def test_planned_spans_map_as_the_reference_does(drawn: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
     decoded = decode_request(build(drawn).SerializeToString(), PROTOBUF)
-    same_in_order([mapped for _, mapped in mapped_spans(decoded)], reference(decoded))
+    same_in_order([mapped for _, mapped in planned_spans(decoded)], reference(decoded))
 
 
 overlapping = st.lists(st.sampled_from(READ + MEMBERS + OTHERS + ["meterline.tags.a", "meterline.tags.b"]), unique=True)
@@ -78,7 +79,7 @@ def test_one_plan_serves_spans_with_other_values(
         for row, status in zip(rows, itertools.cycle([Status.STATUS_CODE_UNSET, Status.STATUS_CODE_ERROR]))
     ]  # fmt: skip
     decoded = decode_request(build([(resource, drawn_spans)]).SerializeToString(), PROTOBUF)
-    same_in_order([mapped for _, mapped in mapped_spans(decoded)], reference(decoded))
+    same_in_order([mapped for _, mapped in planned_spans(decoded)], reference(decoded))
 
 
 def test_plans_stay_bounded_and_right_when_every_span_differs() -> None:
@@ -88,7 +89,7 @@ def test_plans_stay_bounded_and_right_when_every_span_differs() -> None:
         for n in range(span_plans._MAX_PLANS + 50)
     ]  # fmt: skip
     decoded = decode_request(build([({"service.name": "app"}, drawn_spans)]).SerializeToString(), PROTOBUF)
-    same_in_order([mapped for _, mapped in mapped_spans(decoded)], reference(decoded))
+    same_in_order([mapped for _, mapped in planned_spans(decoded)], reference(decoded))
     assert sum(len(resource.spans) for resource in span_plans._resources.values()) <= span_plans._MAX_PLANS
 
 
