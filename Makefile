@@ -67,9 +67,12 @@ $(NGINX):
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null'
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'command -v systemctl >/dev/null && systemctl disable --now nginx >/dev/null 2>&1 || true'
 
+# The suite in PYTEST_WORKERS processes (pytest-xdist); each worker has its own test database
+# (test_<name>_gw0, …), chDB directory and Redis db (see config/settings_test.py). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 test: install $(FOCUS_VALIDATOR) $(CHROMIUM) $(NGINX)
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check .

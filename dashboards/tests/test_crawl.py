@@ -189,8 +189,9 @@ class Crawl:
         for table in self.page.evaluate(NARROW_TABLES_CUT):
             self.problems.append(f"{self.current}: table {table!r} cut off at 390 px")
         self.page.screenshot(path=str(folder / f"{name}-390.png"), full_page=True)
+        # Back to 1280 px for the next page, which is loaded (and its charts drawn) at that width:
+        # nothing more is read from this one, so its charts' redraw is not waited for.
         self.page.set_viewport_size({"width": 1280, "height": 900})
-        self.page.evaluate(SETTLE)
         return [link for link in links if not malformed(link[0])]
 
     def check(self, url: str, what: str) -> None:

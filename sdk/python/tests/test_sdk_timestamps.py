@@ -26,6 +26,9 @@ class NoOffset(tzinfo):
     def tzname(self, dt: datetime | None) -> str | None:
         return None
 
+    def __repr__(self) -> str:  # the test id: the same in every pytest-xdist worker (no memory address)
+        return "NoOffset()"
+
 
 ACCEPTED: list[tuple[Any, int]] = [
     (datetime(2026, 11, 20, 10, 0, tzinfo=UTC), T0),
