@@ -27,9 +27,6 @@ from ingest.span_attributes import AttributesRequest, any_value
 from ingest.tests.test_mapping_equality import (
     CALL,
     EXAMPLES,
-    MEMBERS,
-    OTHERS,
-    READ,
     any_of,
     as_json,
     build,
@@ -37,6 +34,7 @@ from ingest.tests.test_mapping_equality import (
     requests,
     values,
 )
+from ingest.tests.test_span_plans import keys_and_rows
 
 pytestmark = pytest.mark.skipif(span_wire.READER is None, reason="meterline_spanwire is not built: run make install")
 
@@ -70,14 +68,10 @@ def test_compiled_spans_map_as_the_planned_ones(drawn: list[tuple[dict[str, Any]
     same(compiled(from_json), list(planned_spans(decoded)))
 
 
-overlapping = st.lists(st.sampled_from(READ + MEMBERS + OTHERS + ["meterline.tags.a", "meterline.tags.b"]), unique=True)
-
-
 @EXAMPLES
-@given(overlapping, overlapping, st.lists(st.lists(values, min_size=80, max_size=80), min_size=2, max_size=5))
-def test_one_compiled_plan_serves_spans_with_other_values(
-    resource_keys: list[str], keys: list[str], rows: list[list[Any]]
-) -> None:
+@given(keys_and_rows())
+def test_one_compiled_plan_serves_spans_with_other_values(drawn: tuple[list[str], list[str], list[list[Any]]]) -> None:
+    resource_keys, keys, rows = drawn
     # One instrumentation's spans under one resource, the two sharing keys: the span's value wins
     # (tags too), fields several names can fill take the first present that is not None.
     resource = dict(zip(resource_keys, rows[0][40:], strict=False))
