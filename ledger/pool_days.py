@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ledger.clickhouse.client import get_clickhouse
-from ledger.measures import CAPACITY_DAY_MEASURES, latest_limits
+from ledger.measures import CAPACITY_DAY_MEASURES, ROLLUP_INSERT_SETTINGS, latest_limits
 from ledger.models import RateLimit
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,9 @@ def recompute(project_id: int, days: Sequence[datetime], version: int | None = N
             ch.command(
                 insert,
                 parameters={**params, "provider": limit.provider, "pool": limit.model, "members": limit.members},
+                settings=ROLLUP_INSERT_SETTINGS,
             )
-    ch.command(_TOMBSTONE, parameters=params)
+    ch.command(_TOMBSTONE, parameters=params, settings=ROLLUP_INSERT_SETTINGS)
 
 
 def refresh(project_id: int) -> None:

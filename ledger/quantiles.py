@@ -23,7 +23,7 @@ from datetime import datetime
 from django.conf import settings
 
 from ledger.clickhouse.client import get_clickhouse
-from ledger.measures import ROUTE_DIMENSIONS, SUM_COLUMNS
+from ledger.measures import ROLLUP_INSERT_SETTINGS, ROUTE_DIMENSIONS, SUM_COLUMNS
 
 HOUR_TABLE = "rollup_quantile_hour"
 DAY_TABLE = "rollup_quantile_day"
@@ -187,5 +187,6 @@ def recompute(project_id: int, hours: Sequence[datetime], days: Sequence[datetim
                 statement,
                 parameters=params,
                 caller=f"ledger.quantiles.recompute.{grain}",
-                settings={"force_grouping_standard_compatibility": 1},  # grouping(): 1 for a column NOT in the set
+                # grouping(): 1 for a column NOT in the set
+                settings={**ROLLUP_INSERT_SETTINGS, "force_grouping_standard_compatibility": 1},
             )

@@ -33,7 +33,7 @@ from ledger.measures import (
 from ledger.read_threads import read_settings
 from ledger.timeparse import UnknownTimeZone, time_zone
 from ledger.usage_metrics import DEFAULT_METRICS, METRICS
-from ledger.usage_shape import GRANULARITIES, _ceil_minute, _shape, align
+from ledger.usage_shape import GRANULARITIES, _ceil_minute, _shape, align, buckets
 
 DIMENSIONS = (*MAIN_DIMENSIONS, "customer_id", "user_id")
 MAX_MINUTE_RANGE = timedelta(days=7)
@@ -264,7 +264,7 @@ class _Built:
     tables: tuple[str, ...] = ()  # what the statement reads (ledger.read_threads)
 
 
-def _build(q: UsageQuery, prequery: bool = True) -> _Built:
+def _build(q: UsageQuery, prequery: bool = True, one_read: bool = True) -> _Built:
     """The statement answering ``q``. A breakdown over time ranked by a metric that does not add up
     (a percentile) needs its groups first: that query runs here, or, with ``prequery=False``,
     :class:`QueryError` says it cannot be one statement."""
@@ -314,6 +314,8 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
             f"if({key_sql} IN ({ranked}), toString({d}), {{other:String}}) AS g_{d}, " for d in group_cols
         )
         group_by = [f"g_{d}" for d in group_cols]
+    elif group_cols and prequery and one_read and _one_read(q, source_name):
+        return _one_read_build(q, p, group_cols, metrics, select_metrics, group_select)
     elif group_cols:
         if not prequery:
             raise QueryError("a breakdown over time ranked by a percentile or ratio takes two statements")
@@ -371,6 +373,54 @@ def _build(q: UsageQuery, prequery: bool = True) -> _Built:
     return _Built(sql, params, finish, tables)
 
 
+def _one_read(q: UsageQuery, source_name: str) -> bool:
+    """Whether a breakdown over precomputed percentiles is read in one statement, its groups ranked
+    here: a stored grouping has few groups, so reading every group's cells costs less than a ranking
+    statement first (the floor of a statement is most of what such a read costs). Ranked by a sum
+    (added up from the cells), and with no "(other)" to fold, which would need the digests."""
+    return source_name in quantiles.TABLES and METRICS[q.order_by].sql.startswith("sum(") and q.other is None
+
+
+def _one_read_build(
+    q: UsageQuery,
+    p: _Prepared,
+    group_cols: Sequence[str],
+    metrics: Sequence[str],
+    select_metrics: str,
+    group_select: str,
+) -> _Built:
+    """Every cell of the grouping in the range, then the top ``limit`` groups by ``order_by`` (ties by
+    the labels, as the ranking statement orders them). More cells than ``limit + 1`` groups can hold
+    (a grouping with many groups): the two-statement answer instead."""
+    if q.granularity is None:
+        raise QueryError("one read answers a breakdown over time only")
+    expected = sum(1 for _ in buckets(p.start, p.end, q.granularity, p.tz)) + 1
+    guard = expected * (q.limit + 1)
+    sql = (
+        f"SELECT {bucket_sql(q.granularity, 'bucket')} AS b, {group_select}{select_metrics}"
+        f" FROM {p.source} {p.where_kw} {p.where_sql} GROUP BY b, {', '.join(group_cols)} LIMIT {guard + 1}"
+    )
+
+    def finish(rows: list[dict[str, Any]]) -> UsageResult:
+        if len(rows) > guard:
+            return _run(_build(q, one_read=False))
+        totals: dict[tuple[str, ...], Any] = {}
+        for r in rows:
+            key = tuple(r[d] for d in group_cols)
+            totals[key] = totals.get(key, 0) + (r[q.order_by] or 0)
+        ranked = sorted(totals, key=lambda k: (-totals[k], k))
+        groups = ranked[: q.limit]
+        if not groups:
+            return UsageResult([], False, p.source_name)  # the range holds no groups
+        if len(ranked) > q.limit:
+            keep = set(groups)
+            rows = [r for r in rows if tuple(r[d] for d in group_cols) in keep]
+        shaped = _shape(rows, p.q, p.tz, p.start, p.end, group_cols, metrics, groups)
+        return UsageResult(shaped, len(ranked) > q.limit, p.source_name)
+
+    return _Built(sql, p.params, finish, (p.source_name,))
+
+
 def _with_merged_rest(
     q: UsageQuery, p: _Prepared, kept_sql: str, group_cols: Sequence[str], metrics: Sequence[str]
 ) -> str:
@@ -395,7 +445,10 @@ def _rows(result: Any) -> list[dict[str, Any]]:
 
 def usage(q: UsageQuery) -> UsageResult:
     """Run a usage query: long-format rows, one per (bucket, group), empty buckets as zeros."""
-    built = _build(q)
+    return _run(_build(q))
+
+
+def _run(built: _Built) -> UsageResult:
     result = get_clickhouse().query(
         built.sql, parameters=built.params, caller="ledger.queries.usage", settings=read_settings(built.tables)
     )

@@ -39,6 +39,7 @@ from ledger.measures import (
     PRICE_DIMENSIONS,
     PRICE_MEASURES,
     RAW_MEASURES,
+    ROLLUP_INSERT_SETTINGS,
     ROUTE_DIMENSIONS,
     USER_DIMENSIONS,
     raw_source,
@@ -203,8 +204,8 @@ def recompute(project_id: int, hours: Iterable[datetime]) -> None:
         params = {
             "project": project_id, "start": start, "end": end, "hours": wanted, "days": day_list, "version": version,
         }  # fmt: skip
-        ch.command(insert, parameters=params)
-        ch.command(tombstone, parameters=params)
+        ch.command(insert, parameters=params, settings=ROLLUP_INSERT_SETTINGS)
+        ch.command(tombstone, parameters=params, settings=ROLLUP_INSERT_SETTINGS)
     # after the tiers whose digests they merge
     hour_kept = _kept("rollup_hour")
     kept_hours = [h for h in hour_list if hour_kept is None or h + timedelta(hours=1) >= now - hour_kept]

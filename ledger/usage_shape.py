@@ -47,15 +47,25 @@ def buckets(start: datetime, end: datetime, granularity: str, tz: ZoneInfo) -> I
             local = (local.astimezone(UTC) + GRANULARITIES[granularity]).astimezone(tz)
 
 
-def _value(metric: str, raw: Any) -> Any:
-    kind = METRICS[metric].kind
-    if kind == "money":
-        return pusd_to_usd(int(raw or 0))
-    if kind == "int":
-        return int(raw or 0)
+def _money(raw: Any) -> Any:
+    return pusd_to_usd(int(raw or 0))
+
+
+def _int(raw: Any) -> int:
+    return int(raw or 0)
+
+
+def _float(raw: Any) -> float | None:
     if raw is None or (isinstance(raw, float) and math.isnan(raw)):
         return None
     return float(raw)
+
+
+_CONVERT = {"money": _money, "int": _int}
+
+
+def _value(metric: str, raw: Any) -> Any:
+    return _CONVERT.get(METRICS[metric].kind, _float)(raw)
 
 
 def _zero(metric: str) -> Any:
@@ -89,11 +99,12 @@ def _shape(
         expected.setdefault(r["b"], datetime.fromtimestamp(r["b"], tz))
     timeline = sorted(((bucket, epoch) for epoch, bucket in expected.items()), key=lambda item: item[1])
     zeros = {m: _zero(m) for m in metrics}
+    convert = [(m, _CONVERT.get(METRICS[m].kind, _float)) for m in metrics]
     for group in groups:
         labels = dict(zip(group_cols, group, strict=True))
         for bucket, epoch in timeline:
             found = by_key.get((epoch, *group))
-            values = {m: _value(m, found[m]) for m in metrics} if found else zeros
+            values = {m: fn(found[m]) for m, fn in convert} if found else zeros
             out.append({"bucket": bucket, **labels, **values})
     return out
 

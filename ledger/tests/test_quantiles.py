@@ -17,7 +17,7 @@ from django.test import override_settings
 from ingest.accept import accept
 from ingest.drain import drain_until_empty
 from ledger import quantiles
-from ledger.clickhouse.client import get_clickhouse
+from ledger.clickhouse.client import ClickHouse, get_clickhouse
 from ledger.clickhouse.migrate import discover
 from ledger.dirty import mark_dirty
 from ledger.models import PriceOverride
@@ -127,6 +127,66 @@ def test_precomputed_equal_merged_and_within_rank_error_of_raw(project: Project)
         assert lo * (1 - 1e-5) <= row["latency_p95"] <= hi * (1 + 1e-5), key
         checked += 1
     assert checked >= len(HOURS) * len(MODELS) - 2
+
+
+class _Statements:
+    """Counts the statements sent to ClickHouse while active."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = ClickHouse._timed
+
+        def counted(client: ClickHouse, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return original(client, *args, **kwargs)
+
+        monkeypatch.setattr(ClickHouse, "_timed", counted)
+
+
+@pytest.mark.django_db
+def test_a_breakdown_over_precomputed_percentiles_is_one_read(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ranked by a sum with no "(other)", the groups are ranked from the cells of one statement: the
+    same answer as a ranking statement first (top groups, ties by label, the cut), in one read; a
+    grouping with more cells than ``limit + 1`` groups hold takes the two statements."""
+    send(project, make_calls(1500, seed=5))
+    statements = _Statements(monkeypatch)
+    cases = [  # (the query, whether groups are cut)
+        ({"group_by": ("model",), "limit": 100}, False),  # every group kept
+        ({"group_by": ("model",), "limit": 2}, True),  # the two biggest by cost
+        ({"group_by": ("provider", "model"), "limit": 3, "order_by": "calls"}, True),
+        ({"group_by": ("feature",), "limit": 1, "order_by": "errors"}, True),
+        ({"group_by": ("route_version", "model"), "limit": 5, "granularity": "day"}, True),
+    ]
+    for case, cut in cases:
+        spec: dict[str, Any] = {"granularity": "hour", "metrics": ("latency_p95", "calls", "cost"), **case}
+        q = UsageQuery(project.pk, START, END, **spec)
+        statements.count = 0
+        fast = usage(q)
+        assert statements.count == 1, case
+        assert fast.source in quantiles.TABLES
+        slow = merged(q)
+        assert fast.truncated == slow.truncated == cut, case
+        assert fast.rows == slow.rows, case
+        kept = len({tuple(r[d] for d in case["group_by"]) for r in fast.rows})
+        assert kept == case["limit"] if cut else 0 < kept <= case["limit"], case
+    # Equal totals (no errors among ok calls): the groups in label order, as the ranking statement has them.
+    q = UsageQuery(
+        project.pk, START, END, "hour", ("model",), metrics=("calls",), order_by="errors", limit=2,
+        filters={"status": ("ok",)},
+    )  # fmt: skip
+    fast = usage(q)
+    assert list(dict.fromkeys(r["model"] for r in fast.rows)) == sorted(m for _, m in MODELS)[:2]
+    assert fast.rows == merged(q).rows
+    # More cells than limit + 1 groups can hold: answered by the ranking statement and the cells'.
+    monkeypatch.setattr("ledger.queries.buckets", lambda *args: iter(()))  # a guard of limit + 1 cells
+    q = UsageQuery(project.pk, START, END, "hour", ("model",), metrics=("latency_p95", "calls"), limit=2)
+    statements.count = 0
+    fast = usage(q)
+    assert statements.count == 3  # the one read, then the ranking and the cells
+    assert fast.rows == merged(q).rows
+    assert fast.truncated
 
 
 @pytest.mark.django_db
