@@ -152,7 +152,7 @@ def test_a_breakdown_over_precomputed_percentiles_is_one_read(
     grouping with more cells than ``limit + 1`` groups hold takes the two statements."""
     send(project, make_calls(1500, seed=5))
     statements = _Statements(monkeypatch)
-    cases = [  # (the query, whether groups are cut)
+    cases: list[tuple[dict[str, Any], bool]] = [  # (the query, whether groups are cut)
         ({"group_by": ("model",), "limit": 100}, False),  # every group kept
         ({"group_by": ("model",), "limit": 2}, True),  # the two biggest by cost
         ({"group_by": ("provider", "model"), "limit": 3, "order_by": "calls"}, True),
