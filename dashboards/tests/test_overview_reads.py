@@ -16,24 +16,10 @@ from alerts.models import Budget
 from dashboards.filters import parse_filters
 from dashboards.overview import month_to_date, overview
 from dashboards.tests.conftest import DAY1, TODAY
-from ledger.clickhouse.client import ClickHouse
+from ledger.tests.statements import Statements
 from tenancy.models import Project
 
 TABLES = ("features", "customers", "waste", "savings", "models")
-
-
-class Statements:
-    """Counts the statements sent to ClickHouse while active."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        original = ClickHouse._timed
-
-        def counted(client: ClickHouse, *args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return original(client, *args, **kwargs)
-
-        monkeypatch.setattr(ClickHouse, "_timed", counted)
 
 
 def _filters(**params: str) -> Any:

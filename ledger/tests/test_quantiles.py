@@ -17,13 +17,14 @@ from django.test import override_settings
 from ingest.accept import accept
 from ingest.drain import drain_until_empty
 from ledger import quantiles
-from ledger.clickhouse.client import ClickHouse, get_clickhouse
+from ledger.clickhouse.client import get_clickhouse
 from ledger.clickhouse.migrate import discover
 from ledger.dirty import mark_dirty
 from ledger.models import PriceOverride
 from ledger.queries import UsageQuery, usage
 from ledger.reprice import reprice
 from ledger.rollups import rollup_dirty
+from ledger.tests.statements import Statements
 from ledger.usage_batches import usage_many
 from tenancy.models import Project
 
@@ -129,20 +130,6 @@ def test_precomputed_equal_merged_and_within_rank_error_of_raw(project: Project)
     assert checked >= len(HOURS) * len(MODELS) - 2
 
 
-class _Statements:
-    """Counts the statements sent to ClickHouse while active."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        original = ClickHouse._timed
-
-        def counted(client: ClickHouse, *args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return original(client, *args, **kwargs)
-
-        monkeypatch.setattr(ClickHouse, "_timed", counted)
-
-
 @pytest.mark.django_db
 def test_a_breakdown_over_precomputed_percentiles_is_one_read(
     project: Project, monkeypatch: pytest.MonkeyPatch
@@ -151,7 +138,7 @@ def test_a_breakdown_over_precomputed_percentiles_is_one_read(
     same answer as a ranking statement first (top groups, ties by label, the cut), in one read; a
     grouping with more cells than ``limit + 1`` groups hold takes the two statements."""
     send(project, make_calls(1500, seed=5))
-    statements = _Statements(monkeypatch)
+    statements = Statements(monkeypatch)
     cases: list[tuple[dict[str, Any], bool]] = [  # (the query, whether groups are cut)
         ({"group_by": ("model",), "limit": 100}, False),  # every group kept
         ({"group_by": ("model",), "limit": 2}, True),  # the two biggest by cost
