@@ -404,11 +404,7 @@ def _one_read_build(
     def finish(rows: list[dict[str, Any]]) -> UsageResult:
         if len(rows) > guard:
             return _run(_build(q, one_read=False))
-        totals: dict[tuple[str, ...], Any] = {}
-        for r in rows:
-            key = tuple(r[d] for d in group_cols)
-            totals[key] = totals.get(key, 0) + (r[q.order_by] or 0)
-        ranked = sorted(totals, key=lambda k: (-totals[k], k))
+        ranked, _ = _ranked_groups(rows, group_cols, q.order_by, _REST)  # no rest: nothing is folded
         groups = ranked[: q.limit]
         if not groups:
             return UsageResult([], False, p.source_name)  # the range holds no groups

@@ -4,7 +4,7 @@ buckets as zeros (each metric's value typed by its kind: money as exact ``Decima
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -64,8 +64,13 @@ def _float(raw: Any) -> float | None:
 _CONVERT = {"money": _money, "int": _int}
 
 
+def _converter(metric: str) -> Callable[[Any], Any]:
+    """What turns a stored value of ``metric`` into the answer's (by the metric's kind)."""
+    return _CONVERT.get(METRICS[metric].kind, _float)
+
+
 def _value(metric: str, raw: Any) -> Any:
-    return _CONVERT.get(METRICS[metric].kind, _float)(raw)
+    return _converter(metric)(raw)
 
 
 def _zero(metric: str) -> Any:
@@ -99,7 +104,7 @@ def _shape(
         expected.setdefault(r["b"], datetime.fromtimestamp(r["b"], tz))
     timeline = sorted(((bucket, epoch) for epoch, bucket in expected.items()), key=lambda item: item[1])
     zeros = {m: _zero(m) for m in metrics}
-    convert = [(m, _CONVERT.get(METRICS[m].kind, _float)) for m in metrics]
+    convert = [(m, _converter(m)) for m in metrics]
     for group in groups:
         labels = dict(zip(group_cols, group, strict=True))
         for bucket, epoch in timeline:
