@@ -146,10 +146,7 @@ def _commit(
     answer = {"batch_id": str(batch.id), "accepted": len(result.accepted), "rejected": result.rejected}
     batch.response = answer if idempotency_key else None
     try:
-        with transaction.atomic():
-            batch.save(force_insert=True)
-            if result.accepted:
-                transaction.on_commit(dispatch.batch_accepted)
+        batch.save(force_insert=True)  # one statement: durable when it returns (or with the caller's transaction)
     except IntegrityError:
         if idempotency_key:  # a concurrent request with the same key won the race
             previous = _previous(project, idempotency_key)
@@ -162,6 +159,8 @@ def _commit(
         raise IngestError(
             503, "the outbox cannot be written right now; retry", {"Retry-After": str(RETRY_AFTER_SECONDS)}
         ) from None
+    if result.accepted:
+        transaction.on_commit(dispatch.batch_accepted)  # at once unless a caller's transaction holds it
     telemetry.count_accepted(len(result.accepted), len(result.rejected))
     return Answer(202, answer)
 
