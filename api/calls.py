@@ -13,7 +13,7 @@ from api.answers import Problem
 from api.bodies import ingest_body
 from api.throttling import IngestRateThrottle
 from ingest.accept import IngestError, accept
-from tenancy.authentication import ApiKeyAuthentication, CanIngest
+from tenancy.authentication import ApiKeyAuthentication, CachedKeys, CanIngest
 
 _ACCEPTED = inline_serializer(
     "CallsAccepted",
@@ -32,7 +32,7 @@ _ACCEPTED = inline_serializer(
 )
 
 
-class CallsView(APIView):
+class CallsView(CachedKeys, APIView):
     authentication_classes = (ApiKeyAuthentication,)
     permission_classes = (CanIngest,)
     throttle_classes = (IngestRateThrottle,)

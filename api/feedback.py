@@ -15,7 +15,7 @@ from api.answers import FeedbackAccepted
 from api.bodies import DjangoRefusalsAsJson
 from ingest import dispatch
 from ledger.models import Feedback
-from tenancy.authentication import ApiKeyAuthentication, CanIngest, KeyPrincipal
+from tenancy.authentication import ApiKeyAuthentication, CachedKeys, CanIngest, KeyPrincipal
 
 
 class FeedbackSerializer(serializers.Serializer[Feedback]):
@@ -29,7 +29,7 @@ class FeedbackSerializer(serializers.Serializer[Feedback]):
         return value
 
 
-class FeedbackView(DjangoRefusalsAsJson, APIView):
+class FeedbackView(CachedKeys, DjangoRefusalsAsJson, APIView):
     authentication_classes = (ApiKeyAuthentication,)
     permission_classes = (CanIngest,)
 

@@ -18,7 +18,7 @@ from api.bodies import ingest_body
 from api.throttling import IngestRateThrottle
 from ingest.accept import IngestError
 from ingest.otlp import JSON, MEDIA_TYPES, PROTOBUF, decode_request, encode_response, encode_status, export
-from tenancy.authentication import ApiKeyAuthentication, CanIngest
+from tenancy.authentication import ApiKeyAuthentication, CachedKeys, CanIngest
 
 _PASSED_ON = ("retry-after", "www-authenticate")
 
@@ -32,7 +32,7 @@ def _answer_type(request: Any) -> str:
     return media_type if media_type in MEDIA_TYPES else JSON
 
 
-class OtlpTracesView(APIView):
+class OtlpTracesView(CachedKeys, APIView):
     authentication_classes = (ApiKeyAuthentication,)
     permission_classes = (CanIngest,)
     throttle_classes = (IngestRateThrottle,)

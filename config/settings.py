@@ -185,6 +185,10 @@ INGEST_MAX_RECORDS = env_int("INGEST_MAX_RECORDS", 1000, minimum=1)
 INGEST_MAX_BYTES = env_int("INGEST_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 86400, minimum=0)
 INGEST_RATE_LIMIT = env_optional("INGEST_RATE_LIMIT")  # e.g. "600/min" per API key; unset = unlimited
+# The ingest doors remember a valid API key this many seconds per web process (0: look it up every
+# request). A revoked or deleted key is refused at once by the process that revoked it, within this
+# time by every other.
+INGEST_KEY_CACHE_SECONDS = env_int("INGEST_KEY_CACHE_SECONDS", 5, minimum=0)
 # A gzip body may not exceed the decoded limit either; Django refuses larger bodies before reading.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BYTES
 
