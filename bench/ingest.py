@@ -8,6 +8,10 @@ One run, three figures, against the real stores on this machine, in ``--rounds``
    requests; p50/p99 request latency. The web workers only write the PostgreSQL outbox (no
    ``CELERY_BROKER_URL``), which is checked after each round: no worker mapped chDB, ``llm_calls``
    did not grow, and every accepted record is a pending outbox row.
+   Its reference: the same bodies through ``ingest.accept.accept`` in as many forked processes as
+   there are CPUs, without HTTP (``bench/_accept_profile.py``): the ceiling of this design. The CPU a
+   request costs is split between the web worker, PostgreSQL's backends and this load generator,
+   and each step of ``accept`` is timed on its own.
 2. drain   — gunicorn stopped, this process drains that backlog into chDB with the production
    ``ingest.drain.drain_until_empty`` (the production entry point: claims, prices and inserts in a pipeline).
 3. ceiling — a bare clickhouse-connect column-oriented ``insert`` of the very same columns (built
@@ -55,10 +59,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # would shadow the ``ingest`` package: put the repository root there instead.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-TARGET_ACCEPT = 50_000.0  # records/s
-TARGET_P99_MS = 100.0  # per 500-record request
-TARGET_DRAIN = 100_000.0  # records/s
+from bench._accept_profile import CpuMeter, in_process, step_medians  # noqa: E402 - after the path fix
+
+TARGET_ACCEPT = 100_000.0  # records/s
+TARGET_P99_MS = 50.0  # per 500-record request
+TARGET_DRAIN_SHARE = 0.90  # drain / bare insert of the same columns
 TARGET_SHARE = 0.25  # end-to-end / ceiling
+INPROC_PROJECT = "bench-inproc"  # the in-process reference's own outbox rows, deleted after each round
+PROFILED_REQUESTS = 100  # bodies of the last round timed step by step
 TARGET_OTLP_SHARE = 0.50  # OTLP spans/s / /v1/calls records/s, the same calls in the same run
 OTLP_PROJECT = "bench-otlp"  # its own project, so its outbox rows are told apart from /v1/calls'
 
@@ -587,6 +595,10 @@ class Round:
     otlp_p99: float = 0.0
     busy_otlp: float = 0.0
     cpu_calls_ms: float = 0.0  # web worker CPU per /v1/calls request
+    pg_calls_ms: float = 0.0  # the bench database's PostgreSQL backends, per /v1/calls request
+    client_calls_ms: float = 0.0  # this process (the load generator), per /v1/calls request
+    inproc_rate: float = 0.0  # the same bodies through accept() in forked processes, no HTTP
+    inproc_cpu_ms: float = 0.0  # their own CPU per request
     cpu_otlp_ms: float = 0.0  # web worker CPU per OTLP request (the same calls)
     drain_rate: float = 0.0
     busy_drain: float = 0.0
@@ -712,6 +724,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         recreate_database(args.db)
         key = setup_stores()
         otlp_key = setup_stores(OTLP_PROJECT, migrate=False)
+        setup_stores(INPROC_PROJECT, migrate=False)
+        from tenancy.models import Project
+
+        inproc_id = Project.objects.get(name=INPROC_PROJECT).pk
+        meter = CpuMeter(args.db)
+        steps: dict[str, float] = {}
+        step_cpu = step_wall = 0.0
         from django.conf import settings
 
         assert not settings.CELERY_BROKER_URL, "the accept path must not enqueue: CELERY_BROKER_URL is set"
@@ -744,8 +763,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # alternates by round so a busier stretch of the shared machine does not favour one.
             measured: dict[str, tuple[LoadResult, float]] = {}
             worker_cpu: dict[str, float] = {}
+            pg_cpu = client_cpu = 0.0
             for name in ("calls", "otlp") if r % 2 == 0 else ("otlp", "calls"):
                 foreign0, cpu0 = watch.foreign_seconds(), server.cpu_seconds()
+                pg0, me0 = meter.postgres(), meter.me()
                 if name == "calls":
                     run = post_all(server.port, key, bodies[warmup:], args.concurrency, args.time_budget)
                 else:
@@ -753,10 +774,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    OTLP, args.batch_size)  # fmt: skip
                 measured[name] = (run, watch.share(foreign0, run.wall))
                 worker_cpu[name] = (server.cpu_seconds() - cpu0) * 1000 / max(1, len(run.latencies_ms))
+                if name == "calls":
+                    pg_cpu = (meter.postgres() - pg0) * 1000 / max(1, len(run.latencies_ms))
+                    client_cpu = (meter.me() - me0) * 1000 / max(1, len(run.latencies_ms))
                 if run.errors:
                     raise RuntimeError(f"{len(run.errors)} failed {name} requests, e.g. {run.errors[:3]}")
             (load, busy_accept), (otlp_load, busy_otlp) = measured["calls"], measured["otlp"]
-            del bodies, span_bodies
+            del span_bodies
             # The accept path must not have touched ClickHouse: no worker loaded chDB, no new rows,
             # and every accepted record waits in the outbox.
             touched = chdb_mapped([*server.worker_pids(), server.proc.pid])
@@ -775,6 +799,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ingest.models import Batch
 
             Batch.objects.filter(project__name=OTLP_PROJECT).delete()
+
+            # The reference: the same bodies through accept() in forked processes, no HTTP.
+            watch.wait_idle(args.wait_idle, say)
+            foreign0 = watch.foreign_seconds()
+            inproc = in_process(inproc_id, bodies[warmup:], os.cpu_count() or 1)
+            busy_inproc = watch.share(foreign0, inproc.wall)
+            if inproc.records != load.accepted:
+                raise RuntimeError(f"in process: {inproc.records:,} records accepted, over HTTP {load.accepted:,}")
+            if r == args.rounds - 1:
+                steps, step_cpu, step_wall = step_medians(inproc_id, bodies[warmup : warmup + PROFILED_REQUESTS])
+            Batch.objects.filter(project__name=INPROC_PROJECT).delete()
+            del bodies
             rnd = Round(
                 accept_rate=load.accepted / load.wall,
                 p50=percentile(load.latencies_ms, 0.5),
@@ -786,6 +822,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 otlp_p99=percentile(otlp_load.latencies_ms, 0.99),
                 busy_otlp=busy_otlp,
                 cpu_calls_ms=worker_cpu["calls"],
+                pg_calls_ms=pg_cpu,
+                client_calls_ms=client_cpu,
+                inproc_rate=inproc.rate,
+                inproc_cpu_ms=inproc.cpu_ms,
                 cpu_otlp_ms=worker_cpu["otlp"],
             )
             say(f"  accept: {load.accepted:,} records in {len(load.latencies_ms)} requests over {args.concurrency} "
@@ -798,7 +838,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{busy_otlp:.0%} CPU; checked: {otlp_counts['pending']} pending batches / {otlp_expected:,} "
                 f"records in the outbox")  # fmt: skip
             say(f"  web worker CPU per request: OTLP {rnd.cpu_otlp_ms:.1f} ms, /v1/calls {rnd.cpu_calls_ms:.1f} ms "
-                f"({rnd.cpu_calls_ms / rnd.cpu_otlp_ms:.0%})")  # fmt: skip
+                f"({rnd.cpu_calls_ms / rnd.cpu_otlp_ms:.0%}); per /v1/calls request PostgreSQL "
+                f"{rnd.pg_calls_ms:.1f} ms, "
+                f"the load generator {rnd.client_calls_ms:.1f} ms")  # fmt: skip
+            say(f"  in process (no HTTP, {os.cpu_count()} processes): {inproc.records:,} records in {inproc.wall:.2f}s "
+                f"= {inproc.rate:,.0f} rec/s, {inproc.cpu_ms:.1f} ms CPU a request, other processes "
+                f"{busy_inproc:.0%} CPU")  # fmt: skip
 
             # 2. drain this backlog (gunicorn is down; this process owns chDB)
             watch.wait_idle(args.wait_idle, say)
@@ -841,9 +886,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu_otlp, cpu_calls = med(r.cpu_otlp_ms for r in rounds), med(r.cpu_calls_ms for r in rounds)
         cpu_share = med(r.cpu_calls_ms / r.cpu_otlp_ms for r in rounds)  # the rate share were the workers CPU-bound
         bare = fmt_rate(ceiling) + " (bare insert)"
+        inproc_rate = med(r.inproc_rate for r in rounds)
+        inproc_share = med(r.accept_rate / r.inproc_rate for r in rounds)  # paired within each round
+        worker, pg, client = (med(r.cpu_calls_ms for r in rounds), med(r.pg_calls_ms for r in rounds),
+                              med(r.client_calls_ms for r in rounds))  # fmt: skip
+        inproc_cpu = med(r.inproc_cpu_ms for r in rounds)
         rows = [
-            ("accept (HTTP, " + label + ")", fmt_rate(accept_rate), "-", "-", f">= {TARGET_ACCEPT:,.0f} rec/s",
-             "yes" if accept_rate >= TARGET_ACCEPT else "NO"),
+            ("accept (HTTP, " + label + ")", fmt_rate(accept_rate), fmt_rate(inproc_rate) + " (in process, no HTTP)",
+             f"{inproc_share:.1%}", f">= {TARGET_ACCEPT:,.0f} rec/s", "yes" if accept_rate >= TARGET_ACCEPT else "NO"),
             (f"accept p50 per {args.batch_size}-record request", f"{p50:.1f} ms", "-", "-", "-", "-"),
             (f"accept p99 per {args.batch_size}-record request", f"{p99:.1f} ms", "-", "-",
              f"< {TARGET_P99_MS:.0f} ms", "yes" if p99 < TARGET_P99_MS else "NO"),
@@ -856,8 +906,16 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"{otlp_p99 / p99:.2f}x", "-", "-"),
             (f"web worker CPU per {args.batch_size}-span OTLP request", f"{cpu_otlp:.1f} ms",
              f"{cpu_calls:.1f} ms (/v1/calls)", f"{cpu_share:.1%}", "-", "-"),
+            (f"web worker CPU per {args.batch_size}-record request", f"{worker:.1f} ms",
+             f"{inproc_cpu:.1f} ms (accept() in process)", f"{worker / inproc_cpu:.2f}x", "-", "-"),
+            (f"PostgreSQL backends' CPU per {args.batch_size}-record request", f"{pg:.1f} ms", "-", "-", "-", "-"),
+            (f"load generator's CPU per {args.batch_size}-record request", f"{client:.1f} ms", "-", "-", "-", "-"),
+            *((f"  accept step: {step} (1 process, median)", f"{ms:.2f} ms", "-", "-", "-", "-")
+              for step, ms in steps.items()),
+            ("  accept() whole, 1 process: CPU / wall", f"{step_cpu:.2f} / {step_wall:.2f} ms", "-", "-", "-", "-"),
             ("drain into ClickHouse (drain_until_empty)", fmt_rate(drain_rate), bare, f"{drain_rate / ceiling:.1%}",
-             f">= {TARGET_DRAIN:,.0f} rec/s", "yes" if drain_rate >= TARGET_DRAIN else "NO"),
+             f">= {TARGET_DRAIN_SHARE:.0%} of bare insert",
+             "yes" if drain_rate / ceiling >= TARGET_DRAIN_SHARE else "NO"),
             ("end-to-end 1/(1/accept+1/drain)", fmt_rate(e2e), bare, f"{e2e / ceiling:.1%}",
              f">= {TARGET_SHARE:.0%} of ceiling", "yes" if e2e / ceiling >= TARGET_SHARE else "NO"),
         ]  # fmt: skip
