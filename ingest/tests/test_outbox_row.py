@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from ingest import outbox
 from ingest.models import Batch, BatchStatus
 from tenancy.models import Project
 
@@ -85,3 +86,31 @@ def test_a_refused_row_leaves_the_caller_s_transaction_usable(project: Project) 
         with pytest.raises(IntegrityError):
             Batch(project=project, payload=b"y", record_count=1, idempotency_key="same").save(force_insert=True)
         assert Batch.objects.filter(project=project, idempotency_key="same").count() == 1
+
+
+def test_a_claimed_batch_reads_as_the_orm_reads_it_in_binary(project: Project) -> None:
+    payload = os.urandom(5000) * 20
+    keyed = Batch(
+        project=project, payload=payload, record_count=3, idempotency_key="k", response={"accepted": 3, "rejected": []}
+    )
+    keyed.save(force_insert=True)
+    formats: list[psycopg.pq.Format] = []
+
+    def spy(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        if "payload" in sql and sql.lstrip().upper().startswith("SELECT"):
+            formats.append(context["cursor"].cursor.format)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        (claimed,) = outbox.claim(10)
+    assert formats == [psycopg.pq.Format.BINARY], "the payloads must be read in binary, not as hex text"
+    orm = Batch.objects.get(id=keyed.id)
+    for field in Batch._meta.concrete_fields:
+        ours, theirs = getattr(claimed, field.attname), getattr(orm, field.attname)
+        assert ours == (bytes(theirs) if isinstance(theirs, memoryview) else theirs), field.attname
+    assert claimed.payload == payload
+    assert claimed.response == {"accepted": 3, "rejected": []}
+    assert claimed.status == BatchStatus.PROCESSING
+    assert claimed.lease_until is not None
+    assert claimed.lease_until.utcoffset() is not None
+    assert not claimed._state.adding
