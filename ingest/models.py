@@ -60,7 +60,7 @@ class Batch(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """``save(force_insert=True)`` of a new batch (what accepting does) is one INSERT whose
-        parameters are bound server-side; any other save is the ORM's.
+        parameters are bound server-side (PostgreSQL; SQLite takes the ORM's); any other save is the ORM's.
 
         Django's psycopg cursors bind on the client: a 500-record payload (~150 kB) would travel as a
         ~300 kB hex literal inside the SQL text for PostgreSQL to parse. Bound, it goes as a
@@ -68,11 +68,11 @@ class Batch(models.Model):
         Outside a transaction the statement commits on its own; inside one it takes a savepoint, so
         a refused row (a duplicate Idempotency-Key) leaves the caller's transaction usable. Errors
         come back as Django's (``IntegrityError``, ``OperationalError``…), as from the ORM."""
-        if args or kwargs != {"force_insert": True} or not self._state.adding:
-            super().save(*args, **kwargs)
-            return
         alias = router.db_for_write(Batch, instance=self)
         db = connections[alias]
+        if args or kwargs != {"force_insert": True} or not self._state.adding or db.vendor != "postgresql":
+            super().save(*args, **kwargs)
+            return
         fields = Batch._meta.concrete_fields
         values = [f.get_db_prep_save(f.pre_save(self, add=True), db) for f in fields]
         with transaction.atomic(using=alias) if db.in_atomic_block else nullcontext():
