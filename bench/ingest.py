@@ -454,8 +454,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 class CpuWatch:
-    """CPU used by processes that are not this benchmark's: this machine is shared (test runs of
-    other sessions), and two busy cores make every figure here noisy. Ours = this process, its
+    """CPU used by processes that are not this benchmark's, and stolen by the hypervisor: this
+    machine is shared (test runs of other sessions, other guests), and two busy cores make every
+    figure here noisy. Ours = this process, its
     descendants (gunicorn) and PostgreSQL backends of the bench database; PostgreSQL's own
     background processes count as neither."""
 
@@ -466,6 +467,7 @@ class CpuWatch:
         self.hz = os.sysconf("SC_CLK_TCK")
         self._last: dict[int, int] = {}
         self._foreign = 0.0
+        self._steal: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -498,6 +500,11 @@ class CpuWatch:
                 ancestor, hops = parents.get(ancestor, 0), hops + 1
             if ancestor != me:
                 foreign += ticks - previous
+        # The hypervisor's steal time: CPU this VM was owed but another guest ran.
+        steal = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8])
+        if self._steal is not None:
+            foreign += steal - self._steal
+        self._steal = steal
         with self._lock:
             self._foreign += foreign / self.hz
 
@@ -933,7 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         busy = max(med(r.busy_accept for r in rounds), med(r.busy_otlp for r in rounds),
                    med(r.busy_drain for r in rounds), busy_ceiling)  # fmt: skip
         print(
-            f"other processes used {med(r.busy_accept for r in rounds):.0%} (accept), "
+            f"other processes and hypervisor steal took {med(r.busy_accept for r in rounds):.0%} (accept), "
             f"{med(r.busy_otlp for r in rounds):.0%} (OTLP accept), "
             f"{med(r.busy_drain for r in rounds):.0%} (drain), {busy_ceiling:.0%} (ceiling) of the CPUs"
             + ("  <- the machine was shared: figures are pessimistic, rerun when idle" if busy > 0.10 else "")
