@@ -66,7 +66,7 @@ TARGET_P99_MS = 50.0  # per 500-record request
 TARGET_DRAIN_SHARE = 0.90  # drain / bare insert of the same columns
 TARGET_SHARE = 0.25  # end-to-end / ceiling
 INPROC_PROJECT = "bench-inproc"  # the in-process reference's own outbox rows, deleted after each round
-PROFILED_REQUESTS = 100  # bodies of the last round timed step by step
+PROFILED_REQUESTS = 100  # bodies of the first round timed step by step
 TARGET_OTLP_SHARE = 0.50  # OTLP spans/s / /v1/calls records/s, the same calls in the same run
 OTLP_PROJECT = "bench-otlp"  # its own project, so its outbox rows are told apart from /v1/calls'
 
@@ -814,7 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             busy_inproc = watch.share(foreign0, inproc.wall)
             if inproc.records != load.accepted:
                 raise RuntimeError(f"in process: {inproc.records:,} records accepted, over HTTP {load.accepted:,}")
-            if r == args.rounds - 1:
+            if r == 0:  # before any drain: no background merges in this process yet
                 steps, step_cpu, step_wall = step_medians(inproc_id, bodies[warmup : warmup + PROFILED_REQUESTS])
             Batch.objects.filter(project__name=INPROC_PROJECT).delete()
             del bodies
