@@ -83,9 +83,13 @@ class Batch(models.Model):
         self._state.db = alias
 
 
+def column_list(quote: Any) -> str:
+    """Every column of the outbox table, quoted, in ``concrete_fields`` order (for raw statements)."""
+    return ", ".join(quote(str(f.column)) for f in Batch._meta.concrete_fields)
+
+
 @cache
 def _insert_sql(quote: Any) -> str:
-    columns = [f.column for f in Batch._meta.concrete_fields]
     # Names from this model's own metadata, quoted; every value is a bound parameter.
-    table, names, slots = quote(Batch._meta.db_table), ", ".join(map(quote, columns)), ", ".join(["%s"] * len(columns))
-    return f"INSERT INTO {table} ({names}) VALUES ({slots})"  # noqa: S608
+    slots = ", ".join(["%s"] * len(Batch._meta.concrete_fields))
+    return f"INSERT INTO {quote(Batch._meta.db_table)} ({column_list(quote)}) VALUES ({slots})"  # noqa: S608

@@ -21,7 +21,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from ingest.models import Batch, BatchStatus
+from ingest.models import Batch, BatchStatus, column_list
 from ledger.dirty import mark_dirty
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,9 @@ def _held(ids: list[uuid.UUID], lease: datetime) -> list[Batch]:
     of CPU here (measured)."""
     if connection.vendor != "postgresql":  # SQLite (embedded): no hex to avoid
         return list(Batch.objects.filter(id__in=ids, status=BatchStatus.PROCESSING, lease_until=lease).order_by("id"))
-    fields = Batch._meta.concrete_fields
     quote = connection.ops.quote_name
     sql = (
-        f"SELECT {', '.join(quote(str(f.column)) for f in fields)} FROM {quote(Batch._meta.db_table)} "  # noqa: S608 - model names
+        f"SELECT {column_list(quote)} FROM {quote(Batch._meta.db_table)} "  # noqa: S608 - model names
         f"WHERE {quote('id')} = ANY(%s) AND {quote('status')} = %s AND {quote('lease_until')} = %s "
         f"ORDER BY {quote('id')}"
     )
@@ -75,7 +74,7 @@ def _held(ids: list[uuid.UUID], lease: datetime) -> list[Batch]:
         cursor.execute(sql, [ids, BatchStatus.PROCESSING.value, lease])
         rows = cursor.fetchall()
     # psycopg's binary loaders give what the ORM's converters would (the JSON answer decoded, bytes).
-    names = [f.attname for f in fields]
+    names = [f.attname for f in Batch._meta.concrete_fields]
     return [Batch.from_db(connection.alias, names, row) for row in rows]
 
 

@@ -60,11 +60,12 @@ class ApiKeyAuthentication(BaseAuthentication):
     def find(self, key_hash: str) -> ApiKey | None:
         """The active key with this hash, its project loaded (None if unknown or revoked)."""
         seconds = settings.INGEST_KEY_CACHE_SECONDS
-        key = self.cache.get(key_hash) if self.cache is not None and seconds > 0 else None
+        cache = self.cache if seconds > 0 else None
+        key = cache.get(key_hash) if cache is not None else None
         if key is None:
             key = ApiKey.objects.active().select_related("project").filter(key_hash=key_hash).first()
-            if key is not None and self.cache is not None and seconds > 0:
-                self.cache.put(key_hash, key, seconds)
+            if key is not None and cache is not None:
+                cache.put(key_hash, key, seconds)
         return key
 
     def authenticate_header(self, request: Request) -> str:
